@@ -1,0 +1,37 @@
+package io.llava4j.engine;
+
+import org.bytedeco.javacpp.Loader;
+
+/**
+ * The one entry point to libtorch. {@link #init()} must run before any {@code org.bytedeco.pytorch} class is touched.
+ *
+ * <p>Why: on an empty JavaCPP cache, loading the presets' {@code libjnitorch} makes JavaCPP extract and dlopen
+ * {@code libtorch.so} before {@code libtorch_cpu.so} is in the cache, and the process dies with SIGSEGV. Extracting the
+ * whole platform folder first ({@link Loader#cacheResources}) puts every library in place before the first dlopen.
+ */
+public final class Engine {
+    private static volatile boolean ready;
+
+    private Engine() {}
+
+    public static synchronized void init() {
+        if (ready) return;
+        try {
+            String platform = Loader.getPlatform();
+            Loader.cacheResources("/org/bytedeco/openblas/" + platform + "/");
+            Loader.cacheResources("/org/bytedeco/pytorch/" + platform + "/");
+        } catch (java.io.IOException e) {
+            throw new IllegalStateException("could not extract libtorch's native libraries into the JavaCPP cache ("
+                    + System.getProperty("org.bytedeco.javacpp.cachedir", System.getProperty("user.home") + "/.javacpp/cache")
+                    + "): " + e.getMessage(), e);
+        }
+        Loader.load(org.bytedeco.pytorch.global.torch.class);
+        ready = true;
+    }
+
+    /** Threads used by libtorch's intra-op pool. */
+    public static int threads() {
+        init();
+        return org.bytedeco.pytorch.global.torch.get_num_threads();
+    }
+}

@@ -1,0 +1,16 @@
+package io.llava4j.model;
+
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+
+/** libtorch's fused scaled-dot-product attention (default scale head_dim^-0.5). */
+final class Attn {
+    private Attn() {}
+
+    /** q [B, nh, T, hd], k/v [B, nkv, T, hd] → [B, nh, T, hd]. */
+    static Tensor sdpa(Tensor q, Tensor k, Tensor v, boolean causal, boolean gqa) {
+        return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, causal, new DoubleOptional(), gqa);
+    }
+}

@@ -1,0 +1,131 @@
+package io.llava4j.model;
+
+import io.llava4j.config.LlavaConfig;
+import io.llava4j.engine.Tensors;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * LLaVA: CLIP vision tower → projector → LLaMA, with each image token of the input replaced by that image's projected
+ * feature rows. Parameter names are transformers' {@code LlavaForConditionalGeneration} names (llava-hf layout):
+ * {@code vision_tower.vision_model...}, {@code multi_modal_projector.linear_k...}, {@code language_model.model...},
+ * {@code language_model.lm_head.weight}.
+ */
+public class Llava extends Module {
+    public static final long IGNORE_INDEX = -100;
+
+    public final LlavaConfig config;
+    public final ClipVisionTower visionTower;
+    public final Projector projector;
+    public final Llama languageModel;
+
+    public Llava(LlavaConfig c) {
+        config = c;
+        visionTower = register_module("vision_tower", new ClipVisionTower(c.vision()));
+        projector = register_module("multi_modal_projector",
+                new Projector(c.projectorDepth(), c.vision().hiddenSize(), c.text().hiddenSize(), c.projectorAct()));
+        languageModel = register_module("language_model", new Llama(c.text()));
+    }
+
+    /** Logits over the merged sequence and the labels expanded to it (-100 at image rows and padding). */
+    public record Output(Tensor logits /* [B, L, V] */, Tensor labels /* [B, L] int64 */, int[] lengths) {}
+
+    /** [N, C, H, W] → [N, F, text_h]: the selected vision hidden state (CLS dropped for "default"), projected. */
+    public Tensor imageFeatures(Tensor pixels) {
+        Tensor f = visionTower.features(pixels, config.featureLayerIndex()); // [N, 1 + P, vision_h]
+        if ("default".equals(config.visionFeatureSelectStrategy())) f = f.narrow(1, 1, f.size(1) - 1); // [N, P, vision_h]
+        return projector.forward(f);
+    }
+
+    /**
+     * Runs the model on a right-padded batch.
+     *
+     * @param pixels   [N, C, H, W] for the N images of the batch in order (null when no sample has an image)
+     * @param inputIds per sample, token ids with one {@code image_token_index} per image (unpadded or right-padded)
+     * @param labels   per sample, same length as its ids (-100 = not supervised); null for inference
+     */
+    public Output forward(Tensor pixels, long[][] inputIds, long[][] labels) {
+        Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
+        Merged m = merge(inputIds, labels, feats);
+        return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
+    }
+
+    private record Merged(Tensor embeds, Tensor labels, int[] lengths) {}
+
+    /** Replaces each image token by that image's F feature rows; pads to the longest sample with zeros / -100. */
+    private Merged merge(long[][] inputIds, long[][] labels, Tensor feats) {
+        long imageToken = config.imageTokenIndex();
+        int nImages = feats == null ? 0 : (int) feats.size(0);
+        int f = feats == null ? 0 : (int) feats.size(1);
+        int tokens = 0;
+        for (long[] ids : inputIds) for (long id : ids) if (id == imageToken) tokens++;
+        if (tokens != nImages)
+            throw new IllegalArgumentException("the batch has " + tokens + " image tokens (id " + imageToken + ") but "
+                    + nImages + " images: every image needs exactly one image token");
+        Tensor table = languageModel.model.embedTokens.weight; // [V, h]
+        List<Tensor> rows = new ArrayList<>();
+        List<long[]> labs = new ArrayList<>();
+        int[] lengths = new int[inputIds.length];
+        int img = 0;
+        for (int b = 0; b < inputIds.length; b++) {
+            long[] ids = inputIds[b];
+            long[] safe = ids.clone();
+            for (int i = 0; i < safe.length; i++) if (safe[i] == imageToken) safe[i] = 0;
+            Tensor text = torch.embedding(table, Tensors.longs(safe, safe.length)); // [T, h]
+            TensorVector pieces = new TensorVector();
+            List<Long> lab = new ArrayList<>();
+            int start = 0;
+            for (int i = 0; i <= ids.length; i++) {
+                if (i == ids.length || ids[i] == imageToken) {
+                    if (i > start) pieces.push_back(text.narrow(0, start, i - start));
+                    for (int j = start; j < i; j++) lab.add(labels == null ? IGNORE_INDEX : labels[b][j]);
+                    if (i < ids.length) {
+                        pieces.push_back(feats.get(img++)); // [F, h]
+                        for (int j = 0; j < f; j++) lab.add(IGNORE_INDEX);
+                    }
+                    start = i + 1;
+                }
+            }
+            rows.add(torch.cat(pieces, 0)); // [L_b, h]
+            labs.add(lab.stream().mapToLong(Long::longValue).toArray());
+            lengths[b] = lab.size();
+        }
+        int maxLen = 0;
+        for (int l : lengths) maxLen = Math.max(maxLen, l);
+        long h = table.size(1);
+        TensorVector padded = new TensorVector();
+        long[] labelData = new long[inputIds.length * maxLen];
+        java.util.Arrays.fill(labelData, IGNORE_INDEX);
+        for (int b = 0; b < rows.size(); b++) {
+            Tensor r = rows.get(b);
+            if (lengths[b] < maxLen) r = torch.cat(new TensorVector(r, torch.zeros(maxLen - lengths[b], h)), 0);
+            padded.push_back(r.unsqueeze(0));
+            System.arraycopy(labs.get(b), 0, labelData, b * maxLen, lengths[b]);
+        }
+        return new Merged(torch.cat(padded, 0), Tensors.longs(labelData, inputIds.length, maxLen), lengths);
+    }
+
+    /** Cross entropy of logits[:, :-1] against labels[:, 1:], -100 ignored: per position, shape [B, L-1]. */
+    public static Tensor tokenLosses(Tensor logits, Tensor labels) {
+        long b = logits.size(0), l = logits.size(1), v = logits.size(2);
+        Tensor lg = logits.narrow(1, 0, l - 1).reshape(-1, v);
+        Tensor lb = labels.narrow(1, 1, l - 1).reshape(-1);
+        return torch.cross_entropy_loss(lg, lb, new TensorOptional(), 0, IGNORE_INDEX, 0.0).view(b, l - 1);
+    }
+
+    /** Number of supervised (not -100) next-token targets, labels[:, 1:]. */
+    public static long supervisedTokens(Tensor labels) {
+        return labels.narrow(1, 1, labels.size(1) - 1).ne(new org.bytedeco.pytorch.Scalar(IGNORE_INDEX)).sum().item_long();
+    }
+
+    /** The LLaVA loss: mean cross entropy over every supervised token of the batch. */
+    public static Tensor loss(Output out) {
+        return tokenLosses(out.logits(), out.labels()).sum().div(new org.bytedeco.pytorch.Scalar((double) Math.max(1, supervisedTokens(out.labels()))));
+    }
+}

@@ -1,0 +1,51 @@
+package io.llava4j;
+
+import io.llava4j.io.HostTensor;
+import io.llava4j.io.Safetensors;
+
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.net.URISyntaxException;
+import java.nio.file.Path;
+import java.util.Map;
+
+/** Paths of the reference fixtures copied into the test resources (from ../shared/reference). */
+public final class TestData {
+    private TestData() {}
+
+    public static Path reference() {
+        try {
+            return Path.of(TestData.class.getResource("/reference").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    public static Path tinyLlava() {
+        return reference().resolve("tiny-llava");
+    }
+
+    public static Path tinyData() {
+        return reference().resolve("tiny-data");
+    }
+
+    public static Path expected() {
+        return reference().resolve("expected");
+    }
+
+    public static Map<String, String> metadata(Path file) {
+        try {
+            return Safetensors.read(file).metadata();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+
+    public static Map<String, HostTensor> tensors(Path file) {
+        try {
+            return Safetensors.read(file).tensors();
+        } catch (IOException e) {
+            throw new UncheckedIOException(e);
+        }
+    }
+}
