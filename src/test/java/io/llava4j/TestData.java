@@ -21,6 +21,15 @@ public final class TestData {
         }
     }
 
+    /** The second fixture (GQA, feature layer 1 with CLS, rope_theta 5e5, other mean/std), made by reference-gqa/make_gqa.py. */
+    public static Path gqa() {
+        try {
+            return Path.of(TestData.class.getResource("/reference-gqa").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     public static Path tinyLlava() {
         return reference().resolve("tiny-llava");
     }

@@ -79,4 +79,9 @@ class ForwardParityTest {
     void tinyModelMatchesReference() {
         checkCase(TestData.tinyLlava(), TestData.expected().resolve("forward-and-grads.safetensors"));
     }
+
+    @Test
+    void otherShapesMatchReference() {
+        checkCase(TestData.gqa().resolve("model"), TestData.gqa().resolve("expected/forward-and-grads.safetensors"));
+    }
 }
