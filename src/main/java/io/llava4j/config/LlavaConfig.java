@@ -73,7 +73,7 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         String modelType = text(root, "model_type");
         String where = file.toString();
         LlavaConfig cfg;
-        if ("llava".equals(modelType) && root.has("text_config")) {
+        if ("llava".equals(modelType) && (root.has("text_config") || !root.has("mm_vision_tower"))) {
             cfg = hf(root, where);
         } else if (root.has("mm_vision_tower") || (modelType != null && modelType.startsWith("llava"))) {
             cfg = original(root, folder, where, visionTowerOverride);
@@ -183,6 +183,10 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
     private void validate(String where) {
         vision.validate(where + " (vision)");
         text.validate(where + " (text)");
+        JsonNode textNode = family == Family.HF_LLAVA ? raw.path("text_config") : raw;
+        Check.that(textNode.hasNonNull("head_dim") || text.hiddenSize() % text.numAttentionHeads() == 0, where + " (text)",
+                "hidden_size", "hidden_size " + text.hiddenSize() + " is not divisible by num_attention_heads "
+                        + text.numAttentionHeads() + " (and no head_dim is given)");
         int n = vision.numHiddenLayers() + 1;
         Check.that(visionFeatureLayer >= -n && visionFeatureLayer < n, where, "vision_feature_layer",
                 visionFeatureLayer + " is outside the " + n + " hidden states of the vision tower");

@@ -192,6 +192,16 @@ public final class Checkpoints {
         }
     }
 
+    /** Writes only {@code config.json} for the model in {@code layout} (stage 1 writes it beside the projector). */
+    public static void writeConfig(Llava model, Layout layout, Path out) throws IOException {
+        Files.createDirectories(out);
+        LlavaConfig cfg = model.config;
+        ObjectNode config = layout == Layout.ORIGINAL_LLAVA
+                ? originalConfig(cfg, cfg.visionTowerFolder() == null ? "vision_tower" : cfg.visionTowerFolder().toAbsolutePath().normalize().toString())
+                : hfConfig(cfg);
+        writeJson(out.resolve("config.json"), config);
+    }
+
     /** A CLIPVisionModel folder (config.json + model.safetensors with {@code vision_model.…}). */
     public static void saveVisionTower(Llava model, Path dir) throws IOException {
         Files.createDirectories(dir);

@@ -1,0 +1,45 @@
+package io.llava4j.cli;
+
+import io.llava4j.model.Checkpoints;
+import io.llava4j.model.Llava;
+import io.llava4j.train.ModuleGroups;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code llava4j inspect}: the layout found and the parameter count of each module. */
+@Command(name = "inspect", mixinStandardHelpOptions = true,
+        description = "Print a model folder's layout, config and parameter counts (vision, projector, LLM).")
+public class InspectCommand implements Callable<Integer> {
+    @Option(names = "--model_name_or_path", required = true, description = "HF model folder") Path model;
+    @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA / plain LLaMA folders)") Path visionTower;
+
+    @Override
+    public Integer call() {
+        Checkpoints.Loaded l = Checkpoints.load(model, visionTower, null);
+        Llava m = l.model();
+        var c = m.config;
+        System.out.printf("folder:    %s%n", l.folder());
+        System.out.printf("layout:    %s (%s config)%n", l.layout(), c.family());
+        System.out.printf("vision:    CLIP %d layers, width %d, %dx%d px, patch %d%s%n", c.vision().numHiddenLayers(),
+                c.vision().hiddenSize(), c.vision().imageSize(), c.vision().imageSize(), c.vision().patchSize(),
+                c.visionTowerFolder() == null ? "" : " (" + c.visionTowerFolder() + ")");
+        System.out.printf("features:  layer %d, strategy %s, %d rows per image%n", c.visionFeatureLayer(),
+                c.visionFeatureSelectStrategy(), c.imageFeatureTokens());
+        System.out.printf("projector: %s%n", c.projectorType());
+        System.out.printf("llm:       LLaMA %d layers, width %d, heads %d/%d kv, vocab %d, rope_theta %s%s%n",
+                c.text().numHiddenLayers(), c.text().hiddenSize(), c.text().numAttentionHeads(), c.text().numKeyValueHeads(),
+                c.text().vocabSize(), c.text().ropeTheta(), c.text().tieWordEmbeddings() ? ", tied embeddings" : "");
+        System.out.printf("image token index: %d%n%n", c.imageTokenIndex());
+        long total = 0;
+        System.out.printf("%-10s %15s%n", "module", "parameters");
+        for (var e : ModuleGroups.moduleCounts(m).entrySet()) {
+            System.out.printf("%-10s %,15d%n", e.getKey(), e.getValue());
+            total += e.getValue();
+        }
+        System.out.printf("%-10s %,15d%n", "total", total);
+        return 0;
+    }
+}

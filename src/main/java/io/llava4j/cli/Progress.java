@@ -1,0 +1,41 @@
+package io.llava4j.cli;
+
+/** A one-line progress bar on stderr: step/total, a bar, caller's fields and the ETA. */
+public final class Progress {
+    private final String label;
+    private final long total;
+    private final long started = System.nanoTime();
+    private final long startStep;
+    private final boolean tty = System.console() != null;
+
+    public Progress(String label, long total) {
+        this(label, total, 0);
+    }
+
+    /** {@code startStep}: steps already done before this run (resume), not counted in the ETA's rate. */
+    public Progress(String label, long total, long startStep) {
+        this.label = label;
+        this.total = total;
+        this.startStep = startStep;
+    }
+
+    public void update(long step, String fields) {
+        double elapsed = (System.nanoTime() - started) / 1e9;
+        long done = step - startStep;
+        double eta = done > 0 ? elapsed / done * (total - step) : 0;
+        int width = 24, filled = (int) (width * step / Math.max(1, total));
+        String bar = "=".repeat(filled) + " ".repeat(width - filled);
+        String line = String.format("%s %d/%d [%s] %s elapsed %s ETA %s", label, step, total, bar, fields, clock(elapsed), clock(eta));
+        System.err.print(tty ? "\r" + line : line + "\n");
+        System.err.flush();
+    }
+
+    public void done() {
+        if (tty) System.err.println();
+    }
+
+    static String clock(double s) {
+        long t = Math.round(s);
+        return t >= 3600 ? String.format("%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60) : String.format("%02d:%02d", t / 60, t % 60);
+    }
+}

@@ -1,0 +1,84 @@
+package io.llava4j.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.data.LlavaDataset;
+import io.llava4j.data.LlavaDataset.Sample;
+import io.llava4j.model.Checkpoints;
+import io.llava4j.model.Llava;
+import io.llava4j.train.Batches;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+/** {@code llava4j score}: LLaVA's training loss of each sample of a data file, without training. */
+@Command(name = "score", mixinStandardHelpOptions = true,
+        description = "Mean cross entropy (LLaVA's loss) of a LLaVA JSON file under a model, per sample and token-weighted overall.")
+public class ScoreCommand implements Callable<Integer> {
+    @Option(names = "--model_name_or_path", required = true, description = "HF model folder") Path model;
+    @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
+    @Option(names = "--data_path", required = true, description = "LLaVA JSON (or JSONL) file") Path data;
+    @Option(names = "--image_folder", description = "folder the records' image paths are relative to") Path imageFolder;
+    @Option(names = "--version", defaultValue = "v1", description = "conversation template: plain or v1 (default: ${DEFAULT-VALUE})") String version;
+    @Option(names = "--image_aspect_ratio", defaultValue = "square", description = "square or pad (default: ${DEFAULT-VALUE})") String aspect;
+    @Option(names = "--model_max_length", defaultValue = "2048", description = "truncate samples to this many tokens (default: ${DEFAULT-VALUE})") int maxLength;
+    @Option(names = "--per_device_eval_batch_size", defaultValue = "1", description = "samples per forward pass (default: ${DEFAULT-VALUE})") int batch;
+    @Option(names = "--output_json", required = true, description = "where to write the scores") Path output;
+
+    @Override
+    public Integer call() throws Exception {
+        if (batch < 1) throw new IllegalArgumentException("--per_device_eval_batch_size must be >= 1, got " + batch);
+        Llava m = Checkpoints.load(model, visionTower, null).model();
+        LlavaDataset ds = Batches.open(model, m.config, data, imageFolder, version, aspect, maxLength);
+        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectNode root = json.createObjectNode();
+        ArrayNode samples = json.createArrayNode();
+        double totalLoss = 0;
+        long totalTokens = 0;
+        Progress bar = new Progress("score", ds.size());
+        for (int start = 0; start < ds.size(); start += batch) {
+            List<Sample> chunk = new ArrayList<>();
+            for (int i = start; i < Math.min(ds.size(), start + batch); i++) chunk.add(ds.get(i));
+            for (Sample s : chunk) if (s.warning() != null) System.err.println("warning: " + s.id() + ": " + s.warning());
+            try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+                Batches.Input in = Batches.input(chunk, m.config.vision().imageSize());
+                Llava.Output out = m.forward(in.pixels(), in.inputIds(), in.labels());
+                Tensor perToken = Llava.tokenLosses(out.logits(), out.labels()); // [B, L-1]
+                for (int b = 0; b < chunk.size(); b++) {
+                    double sum = perToken.get(b).sum().item_double();
+                    long n = Llava.supervisedTokens(out.labels().narrow(0, b, 1));
+                    ObjectNode o = samples.addObject();
+                    o.put("id", chunk.get(b).id());
+                    if (n > 0) o.put("loss", sum / n); else o.putNull("loss");
+                    o.put("supervised_tokens", n);
+                    totalLoss += sum;
+                    totalTokens += n;
+                }
+            }
+            bar.update(Math.min(ds.size(), start + batch), String.format("loss %.4f", totalTokens == 0 ? 0 : totalLoss / totalTokens));
+        }
+        bar.done();
+        if (totalTokens > 0) root.put("mean_loss", totalLoss / totalTokens); else root.putNull("mean_loss");
+        root.put("supervised_tokens", totalTokens);
+        root.set("samples", samples);
+        Path parent = output.toAbsolutePath().getParent();
+        if (parent != null) Files.createDirectories(parent);
+        Path tmp = output.resolveSibling(output.getFileName() + ".tmp");
+        json.writeValue(tmp.toFile(), root);
+        Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        System.out.printf("mean_loss %s over %d supervised tokens, %d samples -> %s%n",
+                root.get("mean_loss"), totalTokens, ds.size(), output);
+        return 0;
+    }
+}

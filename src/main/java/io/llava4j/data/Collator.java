@@ -1,0 +1,71 @@
+package io.llava4j.data;
+
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * LLaVA's DataCollatorForSupervisedDataset without tensors: right-pads a list of samples to the longest one, input ids
+ * with the pad id (unk for LLaVA's v1 models), labels with -100.
+ *
+ * <p>The attention mask marks each sample's real tokens. (LLaVA computes it as {@code input_ids != pad_id}, which also
+ * hides a real unk token in the text; a byte-fallback tokenizer never produces one, so the two agree in practice.)
+ */
+public final class Collator {
+
+    /**
+     * A padded batch, rows in the order of the samples.
+     *
+     * @param pixels one CHW array per sample, null for a text-only sample
+     */
+    public record Batch(String[] ids, long[][] inputIds, long[][] labels, boolean[][] attentionMask, float[][] pixels,
+                        String[] warnings) {
+        public int size() {
+            return inputIds.length;
+        }
+
+        /** Padded length (the longest sample). */
+        public int length() {
+            return inputIds.length == 0 ? 0 : inputIds[0].length;
+        }
+    }
+
+    private final int padId;
+
+    public Collator(int padId) {
+        this.padId = padId;
+    }
+
+    /** A collator padding with the tokenizer's pad id. */
+    public static Collator of(LlavaTokenizer tok) {
+        return new Collator(tok.pad());
+    }
+
+    public Batch collate(List<LlavaDataset.Sample> samples) {
+        int n = samples.size();
+        int len = 0;
+        for (LlavaDataset.Sample s : samples) len = Math.max(len, s.inputIds().length);
+        String[] ids = new String[n];
+        long[][] input = new long[n][len];
+        long[][] labels = new long[n][len];
+        boolean[][] mask = new boolean[n][len];
+        float[][] pixels = new float[n][];
+        String[] warnings = new String[n];
+        for (int b = 0; b < n; b++) {
+            LlavaDataset.Sample s = samples.get(b);
+            int l = s.inputIds().length;
+            if (s.labels().length != l)
+                throw new IllegalArgumentException("sample " + s.id() + ": " + l + " input ids but " + s.labels().length + " labels");
+            Arrays.fill(input[b], padId);
+            Arrays.fill(labels[b], Conversation.IGNORE_INDEX);
+            for (int i = 0; i < l; i++) {
+                input[b][i] = s.inputIds()[i];
+                labels[b][i] = s.labels()[i];
+                mask[b][i] = true;
+            }
+            ids[b] = s.id();
+            pixels[b] = s.pixels();
+            warnings[b] = s.warning();
+        }
+        return new Batch(ids, input, labels, mask, pixels, warnings);
+    }
+}

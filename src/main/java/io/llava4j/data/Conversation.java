@@ -1,0 +1,252 @@
+package io.llava4j.data;
+
+import io.llava4j.data.LlavaRecord.Role;
+import io.llava4j.data.LlavaRecord.Turn;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * LLaVA's conversation templates and its {@code preprocess}: a record becomes input ids and labels exactly as
+ * LLaVA-1.5's train.py makes them.
+ *
+ * <ul>
+ *   <li>For a record with an image, every turn that mentions {@code <image>} has it moved to the front as
+ *       {@code "<image>\n"} (LLaVA's preprocess_multimodal).</li>
+ *   <li>{@link Template#PLAIN} (stage 1): exactly two turns, the first mentioning {@code <image>}; the human turn is
+ *       dropped; text = {@code "<image>" + answer + "\n"}; the tokens of {@code "<image>"} (BOS and the image token)
+ *       are masked, everything after is supervised.</li>
+ *   <li>{@link Template#VICUNA_V1} (stage 2): a leading non-human turn is skipped, then roles must alternate
+ *       human/gpt; prompt = system + " " + {@code "USER: q "} / {@code "ASSISTANT: a</s>"} per turn. Labels come from
+ *       LLaVA's round-splitting: the prompt is split on {@code </s>}, each round on {@code " ASSISTANT: "}, and the
+ *       instruction part of each round (its token count minus 2) is masked. When the rounds do not add up to the
+ *       sample's length, LLaVA masks the whole sample; so does this class, and it says so in
+ *       {@link Tokenized#warning()}.</li>
+ * </ul>
+ * A record with an image is tokenized with {@link LlavaTokenizer#tokenizerImageToken}; a text-only record with
+ * {@code tokenizer(text)} (LLaVA's has_image=False), so no image token is inserted. The result must hold exactly one
+ * image token for a record with an image and none for a text-only record; anything else is a {@link DataException}.
+ *
+ * <p>Not reproduced: LLaVA's "-1 per round" correction for {@code legacy=False} slow tokenizers. A tokenizer.json
+ * encodes the text after {@code </s>} as a fresh piece (the legacy behaviour), for which no correction is needed; a
+ * tokenizer where that is not so shows up as mismatch warnings.
+ */
+public final class Conversation {
+
+    /** The image placeholder in LLaVA data. */
+    public static final String IMAGE = "<image>";
+    /** Label of a position that is not supervised. */
+    public static final int IGNORE_INDEX = -100;
+    /** The vicuna_v1 system prompt. */
+    public static final String SYSTEM_V1 = "A chat between a curious user and an artificial intelligence assistant. "
+            + "The assistant gives helpful, detailed, and polite answers to the user's questions.";
+
+    private static final String V1_SEP2 = "</s>";
+    private static final String V1_ASSISTANT_SEP = " ASSISTANT: ";
+
+    /** A conversation template, by LLaVA's {@code --version} value. */
+    public enum Template {
+        PLAIN, VICUNA_V1;
+
+        /** {@code plain} → PLAIN; {@code v1} or {@code vicuna_v1} → VICUNA_V1; anything else is an error. */
+        public static Template of(String version) {
+            if (version == null) throw new DataException("conversation template: none given (expected plain or v1)");
+            switch (version) {
+                case "plain": return PLAIN;
+                case "v1": case "vicuna_v1": return VICUNA_V1;
+                default: throw new DataException("conversation template \"" + version
+                        + "\" is not supported (expected plain or v1 / vicuna_v1)");
+            }
+        }
+    }
+
+    /**
+     * A tokenized sample.
+     *
+     * @param inputIds the ids, with one image token where the image goes
+     * @param labels   same length; {@link #IGNORE_INDEX} where not supervised
+     * @param warning  null, or why the sample was fully masked
+     */
+    public record Tokenized(int[] inputIds, int[] labels, String warning) {
+        /** The first {@code maxLength} ids and labels (HF truncation, as LLaVA applies model_max_length). */
+        public Tokenized truncate(int maxLength) {
+            if (inputIds.length <= maxLength) return this;
+            return new Tokenized(Arrays.copyOf(inputIds, maxLength), Arrays.copyOf(labels, maxLength), warning);
+        }
+    }
+
+    private final Template template;
+    private final LlavaTokenizer tok;
+    private final int imageTokenIndex;
+
+    public Conversation(Template template, LlavaTokenizer tok, int imageTokenIndex) {
+        this.template = template;
+        this.tok = tok;
+        this.imageTokenIndex = imageTokenIndex;
+    }
+
+    public Template template() {
+        return template;
+    }
+
+    /** Tokenizes without a length limit. */
+    public Tokenized tokenize(LlavaRecord r) {
+        return tokenize(r, Integer.MAX_VALUE);
+    }
+
+    /**
+     * LLaVA's preprocess for one record, then truncation to {@code modelMaxLength}. As in LLaVA, the mismatch check
+     * of v1 only applies when the rounds end before {@code modelMaxLength}.
+     */
+    public Tokenized tokenize(LlavaRecord r, int modelMaxLength) {
+        String prompt = prompt(r);
+        int[] ids = tokenizeText(prompt, r.hasImage());
+        int images = 0;
+        for (int id : ids) if (id == imageTokenIndex) images++;
+        int expected = r.hasImage() ? 1 : 0;
+        if (images != expected)
+            throw new DataException(r.describe() + ": field conversations: the prompt holds " + images + " image token(s) but the record has "
+                    + expected + " image(s)" + (r.hasImage() ? "" : " (a text-only record must not contain " + IMAGE + ")"));
+        Tokenized t = template == Template.PLAIN ? labelsPlain(ids) : labelsV1(r, prompt, ids, modelMaxLength);
+        return t.truncate(modelMaxLength);
+    }
+
+    /**
+     * Checks what can be checked without tokenizing (turn count, role order, the image placeholder); throws a
+     * {@link DataException} naming the record. {@link #tokenize} runs the same checks.
+     */
+    public void check(LlavaRecord r) {
+        prompt(r);
+    }
+
+    /** The text LLaVA tokenizes for this record. */
+    public String prompt(LlavaRecord r) {
+        List<Turn> turns = r.hasImage() ? moveImageFirst(r.conversations()) : r.conversations();
+        if (template == Template.PLAIN) {
+            if (!r.hasImage())
+                throw new DataException(r.describe() + ": field image: the plain template needs a record with an image");
+            if (turns.size() != 2)
+                throw new DataException(r.describe() + ": field conversations: the plain template needs exactly 2 turns, got " + turns.size());
+            if (!turns.get(0).value().contains(IMAGE))
+                throw new DataException(r.describe() + ": field conversations[0].value: the plain template needs " + IMAGE + " in the first turn");
+            return IMAGE + turns.get(1).value() + "\n";
+        }
+        int skip = turns.get(0).role() != Role.HUMAN ? 1 : 0;
+        if (turns.size() - skip < 1)
+            throw new DataException(r.describe() + ": field conversations: no turn left after skipping the leading "
+                    + turns.get(0).from() + " turn");
+        StringBuilder p = new StringBuilder(SYSTEM_V1).append(' ');
+        int imageTurns = 0;
+        for (int j = skip; j < turns.size(); j++) {
+            Turn t = turns.get(j);
+            int k = j - skip;
+            Role want = k % 2 == 0 ? Role.HUMAN : Role.GPT;
+            if (t.role() != want)
+                throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
+                        + (want == Role.HUMAN ? "human" : "gpt") + " turn is expected (roles must alternate, starting with human)");
+            if (t.value().contains(IMAGE)) imageTurns++;
+            p.append(k % 2 == 0 ? "USER" : "ASSISTANT").append(": ").append(t.value()).append(k % 2 == 0 ? " " : V1_SEP2);
+        }
+        if (r.hasImage() && imageTurns != 1)
+            throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
+                    + " (after skipping a leading non-human turn), expected exactly 1 for one image");
+        return p.toString();
+    }
+
+    /**
+     * LLaVA's preprocess_multimodal: in every turn that contains {@code <image>}, all occurrences are removed, the
+     * value stripped, and {@code "<image>\n"} put in front (then stripped again).
+     */
+    public static List<Turn> moveImageFirst(List<Turn> turns) {
+        List<Turn> out = new ArrayList<>(turns.size());
+        for (Turn t : turns) {
+            String v = t.value();
+            if (v.contains(IMAGE)) v = pyStrip(IMAGE + "\n" + pyStrip(v.replace(IMAGE, "")));
+            out.add(new Turn(t.from(), v));
+        }
+        return out;
+    }
+
+    private int[] tokenizeText(String text, boolean hasImage) {
+        return hasImage ? LlavaTokenizer.tokenizerImageToken(tok, text, imageTokenIndex) : tok.encode(text, true);
+    }
+
+    /** plain: mask the tokens of "<image>" alone (BOS + image token). */
+    private Tokenized labelsPlain(int[] ids) {
+        int masked = Math.min(tokenizeText(IMAGE, true).length, ids.length);
+        int[] labels = ids.clone();
+        Arrays.fill(labels, 0, masked, IGNORE_INDEX);
+        return new Tokenized(ids, labels, null);
+    }
+
+    /** vicuna_v1: LLaVA's preprocess_v1 masking. */
+    private Tokenized labelsV1(LlavaRecord r, String prompt, int[] ids, int modelMaxLength) {
+        boolean hasImage = r.hasImage();
+        int[] labels = ids.clone();
+        int total = 0;
+        for (int id : ids) if (id != tok.pad()) total++;  // LLaVA: target.ne(pad_token_id).sum()
+        int cur = 1;
+        mask(labels, 0, cur);
+        for (String rou : pySplit(prompt, V1_SEP2)) {
+            if (rou.isEmpty()) break;
+            List<String> parts = pySplit(rou, V1_ASSISTANT_SEP);
+            if (parts.size() != 2) break;
+            int roundLen = tokenizeText(rou, hasImage).length;
+            int instructionLen = tokenizeText(parts.get(0) + V1_ASSISTANT_SEP, hasImage).length - 2;
+            mask(labels, cur, cur + instructionLen);
+            cur += roundLen;
+        }
+        mask(labels, cur, labels.length);
+        String warning = null;
+        if (cur < modelMaxLength && cur != total) {
+            Arrays.fill(labels, IGNORE_INDEX);
+            warning = r.describe() + ": tokenization mismatch: the rounds of the v1 template cover " + cur
+                    + " tokens but the sample has " + total + "; the sample is fully masked (as LLaVA does)";
+        }
+        return new Tokenized(ids, labels, warning);
+    }
+
+    /** Python's {@code labels[from:to] = IGNORE_INDEX}: the range is clipped to the array, empty when to <= from. */
+    private static void mask(int[] labels, int from, int to) {
+        int a = Math.max(0, Math.min(from, labels.length));
+        int b = Math.max(a, Math.min(to, labels.length));
+        Arrays.fill(labels, a, b, IGNORE_INDEX);
+    }
+
+    /** Python's {@code s.split(sep)}. */
+    static List<String> pySplit(String s, String sep) {
+        List<String> out = new ArrayList<>();
+        int from = 0;
+        for (int at; (at = s.indexOf(sep, from)) >= 0; from = at + sep.length()) out.add(s.substring(from, at));
+        out.add(s.substring(from));
+        return out;
+    }
+
+    /** Python's {@code str.strip()}: removes leading and trailing Unicode whitespace as Python defines it. */
+    static String pyStrip(String s) {
+        int a = 0, b = s.length();
+        while (a < b && isPyWhitespace(s.charAt(a))) a++;
+        while (b > a && isPyWhitespace(s.charAt(b - 1))) b--;
+        return s.substring(a, b);
+    }
+
+    /** Python's {@code str.isspace()} for one character (what {@code strip()} and {@code split()} use). */
+    static boolean isPyWhitespace(char c) {
+        if (c <= ' ') return c == ' ' || (c >= '\t' && c <= '\r') || (c >= 0x1c && c <= 0x1f);
+        return c == 0x85 || c == 0xa0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029
+                || c == 0x202f || c == 0x205f || c == 0x3000;
+    }
+
+    /** Python's {@code len(s.split())}: the number of whitespace-separated words. */
+    static int pyWordCount(String s) {
+        int n = 0;
+        boolean inWord = false;
+        for (int i = 0; i < s.length(); i++) {
+            boolean ws = isPyWhitespace(s.charAt(i));
+            if (!ws && !inWord) n++;
+            inWord = !ws;
+        }
+        return n;
+    }
+}

@@ -1,0 +1,142 @@
+package io.llava4j.data;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+/**
+ * LLaVA's LazySupervisedDataset: records, a tokenizer, a conversation template and an image processor give one
+ * {@link Sample} per record, built when asked for ({@link #get(int)}).
+ *
+ * <p>The constructor checks every record's structure (turns, roles, the {@code <image>} placeholder; see
+ * {@link Conversation#check}) so that a bad record fails before training, not hours into it. Images are resolved as
+ * {@code imageFolder/record.image}; a missing file is an error naming the record and the path.
+ *
+ * <p>Samples are cut to {@code modelMaxLength} tokens (as LLaVA's tokenizer/collator truncation does). If the cut
+ * removes the image token, the sample goes on as text only (pixels null) with a warning: this is what LLaVA ends up
+ * doing (a sample without image tokens uses no image features), said out loud.
+ */
+public final class LlavaDataset {
+
+    /**
+     * One training sample.
+     *
+     * @param inputIds ids with one image token (imageTokenIndex) where the image goes
+     * @param labels   same length; -100 where not supervised
+     * @param pixels   CHW floats (3 x H x W of the processor), or null for a text-only sample
+     * @param warning  null, or what went wrong (e.g. tokenization mismatch, sample fully masked)
+     */
+    public record Sample(String id, int[] inputIds, int[] labels, float[] pixels, String warning) {
+        public boolean hasImage() {
+            return pixels != null;
+        }
+    }
+
+    private final List<LlavaRecord> records;
+    private final Conversation conversation;
+    private final Path imageFolder;
+    private final ImageProcessor processor;
+    private final String aspectRatio;
+    private final int modelMaxLength;
+    private final int imageTokenIndex;
+
+    /**
+     * @param version         LLaVA's {@code --version}: {@code plain} or {@code v1}
+     * @param imageFolder     LLaVA's {@code --image_folder} (may be null when no record has an image)
+     * @param processor       the image processor (may be null when no record has an image)
+     * @param aspectRatio     {@code square} or {@code pad}
+     * @param modelMaxLength  LLaVA's {@code --model_max_length}
+     * @param imageTokenIndex the id that stands for the image in input ids
+     */
+    public LlavaDataset(List<LlavaRecord> records, LlavaTokenizer tokenizer, String version, Path imageFolder,
+                        ImageProcessor processor, String aspectRatio, int modelMaxLength, int imageTokenIndex) {
+        if (modelMaxLength <= 0) throw new IllegalArgumentException("model_max_length must be positive, got " + modelMaxLength);
+        this.records = List.copyOf(records);
+        this.conversation = new Conversation(Conversation.Template.of(version), tokenizer, imageTokenIndex);
+        this.imageFolder = imageFolder;
+        this.processor = processor;
+        this.aspectRatio = aspectRatio;
+        this.modelMaxLength = modelMaxLength;
+        this.imageTokenIndex = imageTokenIndex;
+        boolean anyImage = false;
+        for (LlavaRecord r : this.records) {
+            conversation.check(r);
+            anyImage |= r.hasImage();
+        }
+        if (anyImage) {
+            if (imageFolder == null) throw new DataException("records have images but no image folder is given");
+            if (processor == null) throw new DataException("records have images but no image processor is given");
+            ImageProcessor.padding(aspectRatio);
+        }
+    }
+
+    public int size() {
+        return records.size();
+    }
+
+    public LlavaRecord record(int i) {
+        return records.get(i);
+    }
+
+    /** The image file of record {@code i}: image folder / record.image (null for a text-only record). */
+    public Path imagePath(int i) {
+        LlavaRecord r = records.get(i);
+        return r.hasImage() ? imageFolder.resolve(r.image()) : null;
+    }
+
+    /** Tokenizes record {@code i} and, if it has one, loads and preprocesses its image. */
+    public Sample get(int i) {
+        LlavaRecord r = records.get(i);
+        Conversation.Tokenized t = conversation.tokenize(r, modelMaxLength);
+        String warning = t.warning();
+        float[] pixels = null;
+        if (r.hasImage()) {
+            boolean kept = false;
+            for (int id : t.inputIds()) kept |= id == imageTokenIndex;
+            if (kept) {
+                Path p = imagePath(i);
+                if (!Files.isRegularFile(p))
+                    throw new DataException(r.describe() + ": field image: file not found: " + p);
+                try {
+                    pixels = processor.process(p, aspectRatio);
+                } catch (DataException e) {
+                    throw new DataException(r.describe() + ": field image: " + e.getMessage(), e);
+                }
+            } else {
+                String w = r.describe() + ": model_max_length " + modelMaxLength
+                        + " cuts off the image token; the sample is used as text only";
+                warning = warning == null ? w : warning + "; " + w;
+            }
+        }
+        return new Sample(r.id(), t.inputIds(), t.labels(), pixels, warning);
+    }
+
+    /** LLaVA's {@code lengths}: words in all turns (Python's {@code len(value.split())}), plus 128 for an image. */
+    public int[] lengths() {
+        int[] out = new int[records.size()];
+        for (int i = 0; i < out.length; i++) {
+            LlavaRecord r = records.get(i);
+            out[i] = words(r) + (r.hasImage() ? 128 : 0);
+        }
+        return out;
+    }
+
+    /**
+     * LLaVA's {@code modality_lengths} (for group_by_modality_length): the word count of all turns, positive for a
+     * record with an image, negative for a text-only record.
+     */
+    public int[] modalityLengths() {
+        int[] out = new int[records.size()];
+        for (int i = 0; i < out.length; i++) {
+            LlavaRecord r = records.get(i);
+            out[i] = r.hasImage() ? words(r) : -words(r);
+        }
+        return out;
+    }
+
+    private static int words(LlavaRecord r) {
+        int n = 0;
+        for (LlavaRecord.Turn t : r.conversations()) n += Conversation.pyWordCount(t.value());
+        return n;
+    }
+}

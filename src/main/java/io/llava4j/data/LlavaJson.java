@@ -1,0 +1,134 @@
+package io.llava4j.data;
+
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Reads LLaVA training data: a JSON array of {@code {id, image?, conversations: [{from, value}, ...]}} (LCS-558K,
+ * llava_v1_5_mix665k), or JSON Lines (one such object a line) when the file name ends in {@code .jsonl}.
+ * The array is streamed record by record, so a large file is never held as one JSON tree.
+ *
+ * <p>Every problem is a {@link DataException} naming the file, the record (index from 0, and id) and the field:
+ * missing or mistyped {@code conversations}, {@code from} or {@code value}; an empty value; an unknown role;
+ * an {@code image} that is a list ("multiple images not supported") or not a string. Other fields are ignored.
+ */
+public final class LlavaJson {
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private LlavaJson() {
+    }
+
+    /** All records of {@code file}. */
+    public static List<LlavaRecord> read(Path file) throws IOException {
+        if (!Files.isRegularFile(file)) throw new DataException(file + ": data file not found");
+        return file.getFileName().toString().endsWith(".jsonl") ? readLines(file) : readArray(file);
+    }
+
+    private static List<LlavaRecord> readArray(Path file) throws IOException {
+        List<LlavaRecord> out = new ArrayList<>();
+        try (JsonParser p = JSON.getFactory().createParser(file.toFile())) {
+            if (p.nextToken() != JsonToken.START_ARRAY)
+                throw new DataException(file + ": expected a JSON array of records (use a .jsonl name for JSON Lines)");
+            JsonToken t;
+            while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
+                if (t == null) throw new DataException(file + ": the JSON array is not closed");
+                JsonNode node = JSON.readTree(p);
+                out.add(parse(file.toString(), out.size(), node));
+            }
+        } catch (JsonProcessingException e) {
+            throw new DataException(file + ": invalid JSON in record #" + out.size() + ": " + e.getOriginalMessage()
+                    + " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr(), e);
+        }
+        return out;
+    }
+
+    private static List<LlavaRecord> readLines(Path file) throws IOException {
+        List<LlavaRecord> out = new ArrayList<>();
+        try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
+            String line;
+            int lineNr = 0;
+            while ((line = r.readLine()) != null) {
+                lineNr++;
+                if (line.isBlank()) continue;
+                JsonNode node;
+                try {
+                    node = JSON.readTree(line);
+                } catch (JsonProcessingException e) {
+                    throw new DataException(file + ": record #" + out.size() + " (line " + lineNr + "): invalid JSON: "
+                            + e.getOriginalMessage(), e);
+                }
+                out.add(parse(file.toString(), out.size(), node));
+            }
+        }
+        return out;
+    }
+
+    /** Validates one record's JSON object; {@code source} and {@code index} only serve the error messages. */
+    public static LlavaRecord parse(String source, int index, JsonNode node) {
+        String where = source + ": record #" + index;
+        if (node == null || !node.isObject()) throw new DataException(where + ": expected a JSON object, got " + kind(node));
+        String id = null;
+        JsonNode idNode = node.get("id");
+        if (idNode != null && !idNode.isNull()) {
+            if (!idNode.isTextual() && !idNode.isNumber())
+                throw new DataException(where + ": field id: expected a string or a number, got " + kind(idNode));
+            id = idNode.asText();
+            where += " (id \"" + id + "\")";
+        }
+
+        String image = null;
+        JsonNode img = node.get("image");
+        if (img != null && !img.isNull()) {
+            if (img.isArray())
+                throw new DataException(where + ": field image: multiple images not supported (got a list of " + img.size() + ")");
+            if (!img.isTextual()) throw new DataException(where + ": field image: expected a file name, got " + kind(img));
+            image = img.asText();
+            if (image.isBlank()) throw new DataException(where + ": field image: empty file name");
+        }
+
+        JsonNode conv = node.get("conversations");
+        if (conv == null || conv.isNull()) throw new DataException(where + ": field conversations: missing");
+        if (!conv.isArray()) throw new DataException(where + ": field conversations: expected a list, got " + kind(conv));
+        if (conv.isEmpty()) throw new DataException(where + ": field conversations: empty list");
+        List<LlavaRecord.Turn> turns = new ArrayList<>();
+        for (int i = 0; i < conv.size(); i++) {
+            JsonNode t = conv.get(i);
+            String field = "conversations[" + i + "]";
+            if (!t.isObject()) throw new DataException(where + ": field " + field + ": expected an object {from, value}, got " + kind(t));
+            JsonNode from = t.get("from");
+            if (from == null || from.isNull()) throw new DataException(where + ": field " + field + ".from: missing");
+            if (!from.isTextual()) throw new DataException(where + ": field " + field + ".from: expected a string, got " + kind(from));
+            if (LlavaRecord.roleOf(from.asText()) == null)
+                throw new DataException(where + ": field " + field + ".from: unknown role \"" + from.asText()
+                        + "\" (expected human/user or gpt/assistant)");
+            JsonNode value = t.get("value");
+            if (value == null || value.isNull()) throw new DataException(where + ": field " + field + ".value: missing");
+            if (!value.isTextual()) throw new DataException(where + ": field " + field + ".value: expected a string, got " + kind(value));
+            if (value.asText().isBlank()) throw new DataException(where + ": field " + field + ".value: empty value");
+            turns.add(new LlavaRecord.Turn(from.asText(), value.asText()));
+        }
+        return new LlavaRecord(source, index, id, image, turns);
+    }
+
+    private static String kind(JsonNode n) {
+        if (n == null || n.isNull()) return "null";
+        if (n.isObject()) return "an object";
+        if (n.isArray()) return "a list";
+        if (n.isTextual()) return "a string";
+        if (n.isNumber()) return "a number";
+        if (n.isBoolean()) return "a boolean";
+        return n.getNodeType().toString().toLowerCase();
+    }
+}

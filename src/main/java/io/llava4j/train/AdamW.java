@@ -1,0 +1,131 @@
+package io.llava4j.train;
+
+import io.llava4j.engine.Tensors;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * AdamW on libtorch tensors, step for step torch.optim.AdamW (decoupled weight decay, bias correction; the same
+ * in-place ops as its single-tensor path). Its state is keyed by parameter name and readable: the presets do not
+ * expose the state map of libtorch's {@code torch::optim::AdamW}, so neither a test nor a checkpoint could see it.
+ * State is created lazily, at a parameter's first step with a gradient, for the parameters of its groups only.
+ */
+public final class AdamW {
+
+    /** A parameter group: its own learning rate (the schedule scales {@link #baseLr}) and weight decay. */
+    public static final class Group {
+        public final String name;
+        public final Map<String, Tensor> params;
+        public final double baseLr, weightDecay;
+        double lr;
+
+        public Group(String name, Map<String, Tensor> params, double lr, double weightDecay) {
+            this.name = name;
+            this.params = params;
+            this.baseLr = lr;
+            this.lr = lr;
+            this.weightDecay = weightDecay;
+        }
+
+        public double lr() {
+            return lr;
+        }
+    }
+
+    /** Per-parameter state, as torch's: step, exp_avg, exp_avg_sq. */
+    public static final class State {
+        public long step;
+        public final Tensor expAvg;   // same shape as the parameter
+        public final Tensor expAvgSq; // same shape as the parameter
+
+        State(long step, Tensor expAvg, Tensor expAvgSq) {
+            this.step = step;
+            this.expAvg = expAvg;
+            this.expAvgSq = expAvgSq;
+        }
+    }
+
+    private final List<Group> groups = new ArrayList<>();
+    private final Map<String, State> state = new LinkedHashMap<>();
+    private final double beta1, beta2, eps;
+
+    public AdamW(List<Group> groups, double beta1, double beta2, double eps) {
+        this.groups.addAll(groups);
+        this.beta1 = beta1;
+        this.beta2 = beta2;
+        this.eps = eps;
+    }
+
+    public List<Group> groups() {
+        return groups;
+    }
+
+    /** The optimizer's state by parameter name (only parameters that have taken a step). */
+    public Map<String, State> state() {
+        return state;
+    }
+
+    /** Bytes held by the optimizer state. */
+    public long stateBytes() {
+        long b = 0;
+        for (State s : state.values()) b += (s.expAvg.numel() + s.expAvgSq.numel()) * s.expAvg.element_size();
+        return b;
+    }
+
+    /** Sets every group's lr to {@code factor × baseLr}. */
+    public void scaleLr(double factor) {
+        for (Group g : groups) g.lr = g.baseLr * factor;
+    }
+
+    public void zeroGrad() {
+        for (Group g : groups)
+            for (Tensor p : g.params.values()) {
+                Tensor grad = p.grad();
+                if (grad.defined()) grad.zero_();
+            }
+    }
+
+    public void step() {
+        try (NoGradGuard ng = new NoGradGuard()) {
+            for (Group g : groups) {
+                for (Map.Entry<String, Tensor> e : g.params.entrySet()) {
+                    Tensor p = e.getValue();
+                    Tensor grad = p.grad();
+                    if (!grad.defined()) continue;
+                    State s = state.computeIfAbsent(e.getKey(), k -> new State(0, kept(torch.zeros_like(p)), kept(torch.zeros_like(p))));
+                    s.step++;
+                    p.mul_(new Scalar(1 - g.lr * g.weightDecay));
+                    s.expAvg.lerp_(grad, new Scalar(1 - beta1));
+                    s.expAvgSq.mul_(new Scalar(beta2)).addcmul_(grad, grad, new Scalar(1 - beta2));
+                    double bc1 = 1 - Math.pow(beta1, s.step);
+                    double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, s.step));
+                    Tensor denom = s.expAvgSq.sqrt().div_(new Scalar(bc2Sqrt)).add_(new Scalar(eps));
+                    p.addcdiv_(s.expAvg, denom, new Scalar(-g.lr / bc1));
+                }
+            }
+        }
+    }
+
+    /** Restores the state of one parameter (resume). */
+    public void putState(String name, long step, Tensor expAvg, Tensor expAvgSq) {
+        Tensor p = null;
+        for (Group g : groups) if (g.params.containsKey(name)) p = g.params.get(name);
+        if (p == null) throw new IllegalArgumentException("optimizer state for '" + name + "', which this optimizer does not train");
+        if (!java.util.Arrays.equals(Tensors.shape(p), Tensors.shape(expAvg)))
+            throw new IllegalArgumentException("optimizer state for '" + name + "' has shape " + java.util.Arrays.toString(Tensors.shape(expAvg)));
+        state.put(name, new State(step, kept(expAvg.clone()), kept(expAvgSq.clone())));
+    }
+
+    /** State outlives the step's PointerScope: one extra reference keeps the scope from freeing it. */
+    private static Tensor kept(Tensor t) {
+        t.retainReference();
+        return t;
+    }
+}

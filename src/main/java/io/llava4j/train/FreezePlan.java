@@ -1,0 +1,88 @@
+package io.llava4j.train;
+
+import io.llava4j.engine.Tensors;
+import io.llava4j.model.Llava;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The one source of truth for what trains. Derived once from LLaVA's flags, in LLaVA's order:
+ * <ol>
+ *   <li>start: the LLM (embed, layers, norm, lm_head) and the projector train, the vision tower is frozen;</li>
+ *   <li>{@code --freeze_backbone}: embed_tokens, layers and norm freeze (lm_head does not);</li>
+ *   <li>{@code --tune_mm_mlp_adapter}: everything freezes, then the projector unfreezes;</li>
+ *   <li>{@code --freeze_mm_mlp_adapter}: the projector freezes (wins over tune_mm_mlp_adapter);</li>
+ *   <li>{@code --unfreeze_mm_vision_tower}: the vision tower trains.</li>
+ * </ol>
+ * {@link #apply} is the only place that sets {@code requires_grad}; the optimizer is built from {@link #trainable()}.
+ */
+public final class FreezePlan {
+
+    /** LLaVA's freezing flags. */
+    public record Flags(boolean tuneMmMlpAdapter, boolean freezeBackbone, boolean freezeMmMlpAdapter, boolean unfreezeMmVisionTower) {
+        public static final Flags STAGE1 = new Flags(true, false, false, false);
+        public static final Flags STAGE2 = new Flags(false, false, false, false);
+    }
+
+    private final Map<String, Boolean> trains; // llava-hf name → trains
+
+    private FreezePlan(Map<String, Boolean> trains) {
+        this.trains = Collections.unmodifiableMap(trains);
+    }
+
+    public static FreezePlan of(Llava model, Flags f) {
+        Map<String, Boolean> t = new LinkedHashMap<>();
+        for (String name : Tensors.namedParameters(model).keySet()) {
+            String part = ModuleGroups.partOf(name);
+            boolean on = !part.equals("vision");
+            if (f.freezeBackbone() && (part.equals("llm.embed") || part.equals("llm.layers") || part.equals("llm.norm"))) on = false;
+            if (f.tuneMmMlpAdapter()) on = part.equals("projector");
+            if (f.freezeMmMlpAdapter() && part.equals("projector")) on = false;
+            if (f.unfreezeMmVisionTower() && part.equals("vision")) on = true;
+            t.put(name, on);
+        }
+        if (!t.containsValue(true))
+            throw new IllegalArgumentException("nothing to train: the flags " + describe(f) + " freeze every parameter"
+                    + (f.tuneMmMlpAdapter() && f.freezeMmMlpAdapter() ? " (--tune_mm_mlp_adapter trains only the projector and --freeze_mm_mlp_adapter freezes it)" : ""));
+        return new FreezePlan(t);
+    }
+
+    private static String describe(Flags f) {
+        return "--tune_mm_mlp_adapter " + cap(f.tuneMmMlpAdapter()) + " --freeze_backbone " + cap(f.freezeBackbone())
+                + " --freeze_mm_mlp_adapter " + cap(f.freezeMmMlpAdapter()) + " --unfreeze_mm_vision_tower " + cap(f.unfreezeMmVisionTower());
+    }
+
+    private static String cap(boolean b) {
+        return b ? "True" : "False";
+    }
+
+    /** Sets requires_grad on every parameter of {@code model} as planned. */
+    public void apply(Llava model) {
+        for (Map.Entry<String, Tensor> e : Tensors.namedParameters(model).entrySet()) {
+            Boolean on = trains.get(e.getKey());
+            if (on == null) throw new IllegalStateException("parameter " + e.getKey() + " is not in the freeze plan");
+            e.getValue().requires_grad_(on);
+        }
+    }
+
+    public boolean trains(String name) {
+        return Boolean.TRUE.equals(trains.get(name));
+    }
+
+    /** Names of the trainable parameters, in model order. */
+    public java.util.List<String> trainable() {
+        return trains.entrySet().stream().filter(Map.Entry::getValue).map(Map.Entry::getKey).toList();
+    }
+
+    /** Whether any parameter of a part ({@link ModuleGroups#PARTS}) trains. */
+    public boolean partTrains(String part) {
+        return trains.entrySet().stream().anyMatch(e -> e.getValue() && ModuleGroups.partOf(e.getKey()).equals(part));
+    }
+
+    public Map<String, Boolean> asMap() {
+        return trains;
+    }
+}

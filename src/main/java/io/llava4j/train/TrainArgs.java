@@ -1,0 +1,44 @@
+package io.llava4j.train;
+
+import java.nio.file.Path;
+
+/**
+ * LLaVA's / HF TrainingArguments' flags that {@code llava4j train} takes, with their meanings and defaults
+ * (LLaVA's ModelArguments / DataArguments / TrainingArguments).
+ */
+public record TrainArgs(
+        Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
+        String mmProjectorType, int mmVisionSelectLayer, String mmVisionSelectFeature,
+        boolean tuneMmMlpAdapter, boolean freezeBackbone, boolean freezeMmMlpAdapter, boolean unfreezeMmVisionTower,
+        Double mmProjectorLr, Double mmVisionTowerLr, Path pretrainMmMlpAdapter, String imageAspectRatio,
+        int modelMaxLength, Path outputDir, double numTrainEpochs, int maxSteps, int perDeviceTrainBatchSize,
+        int gradientAccumulationSteps, double learningRate, double weightDecay, double warmupRatio, int warmupSteps,
+        String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
+        int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
+        boolean groupByModalityLength, boolean dryRun) {
+
+    public TrainArgs {
+        require(perDeviceTrainBatchSize >= 1, "--per_device_train_batch_size must be >= 1, got " + perDeviceTrainBatchSize);
+        require(gradientAccumulationSteps >= 1, "--gradient_accumulation_steps must be >= 1, got " + gradientAccumulationSteps);
+        require(learningRate >= 0, "--learning_rate must be >= 0, got " + learningRate);
+        require(maxSteps > 0 || numTrainEpochs > 0, "set --max_steps > 0 or --num_train_epochs > 0");
+        require(warmupRatio >= 0 && warmupRatio <= 1, "--warmup_ratio must be in [0, 1], got " + warmupRatio);
+        require(modelMaxLength > 0, "--model_max_length must be > 0, got " + modelMaxLength);
+        require(saveTotalLimit == null || saveTotalLimit >= 1, "--save_total_limit must be >= 1, got " + saveTotalLimit);
+        require(loggingSteps >= 1, "--logging_steps must be >= 1, got " + loggingSteps);
+        require(maxGradNorm >= 0, "--max_grad_norm must be >= 0 (0 = off), got " + maxGradNorm);
+        new LrSchedule(lrSchedulerType, 0, 1); // validates the name
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) throw new IllegalArgumentException(message);
+    }
+
+    public FreezePlan.Flags freezeFlags() {
+        return new FreezePlan.Flags(tuneMmMlpAdapter, freezeBackbone, freezeMmMlpAdapter, unfreezeMmVisionTower);
+    }
+
+    public Optimizers.Hyper hyper() {
+        return new Optimizers.Hyper(learningRate, weightDecay, mmProjectorLr, mmVisionTowerLr, adamBeta1, adamBeta2, adamEpsilon);
+    }
+}

@@ -1,0 +1,123 @@
+package io.llava4j.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.engine.Tensors;
+import io.llava4j.io.HostTensor;
+import io.llava4j.io.Safetensors;
+import io.llava4j.model.CheckpointException;
+import io.llava4j.model.Llava;
+import org.bytedeco.pytorch.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+/**
+ * {@code output_dir/checkpoint-N}: everything a resume needs — the trainable tensors ({@code trainable.safetensors}),
+ * AdamW's state ({@code optimizer.safetensors}: {@code name.exp_avg}, {@code name.exp_avg_sq}, {@code name.step}) and
+ * {@code trainer_state.json} (global step, seed, data position, log history). Written into a temporary folder that is
+ * renamed into place, so a crash never leaves a half checkpoint; older ones beyond {@code --save_total_limit} are removed.
+ */
+public final class TrainCheckpoint {
+    static final String PREFIX = "checkpoint-";
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    private TrainCheckpoint() {}
+
+    public static Path save(Path outputDir, int step, Llava model, FreezePlan plan, AdamW opt, ObjectNode state, Integer keep)
+            throws IOException {
+        Files.createDirectories(outputDir);
+        Path dir = outputDir.resolve(PREFIX + step);
+        Path tmp = outputDir.resolve(".tmp-" + PREFIX + step);
+        deleteTree(tmp);
+        Files.createDirectories(tmp);
+        Map<String, Tensor> params = Tensors.namedParameters(model);
+        Map<String, HostTensor> trainable = new LinkedHashMap<>();
+        for (String n : plan.trainable()) trainable.put(n, Tensors.toHost(params.get(n)));
+        Safetensors.write(tmp.resolve("trainable.safetensors"), trainable, Map.of("format", "pt"));
+        Map<String, HostTensor> os = new LinkedHashMap<>();
+        opt.state().forEach((n, s) -> {
+            os.put(n + ".exp_avg", Tensors.toHost(s.expAvg));
+            os.put(n + ".exp_avg_sq", Tensors.toHost(s.expAvgSq));
+            os.put(n + ".step", HostTensor.ofLongs(new long[]{}, new long[]{s.step}));
+        });
+        Safetensors.write(tmp.resolve("optimizer.safetensors"), os, Map.of("format", "pt"));
+        state.put("global_step", step);
+        JSON.writeValue(tmp.resolve("trainer_state.json").toFile(), state);
+        deleteTree(dir);
+        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+        if (keep != null) {
+            List<Path> all = list(outputDir);
+            for (int i = 0; i < all.size() - keep; i++) deleteTree(all.get(i));
+        }
+        return dir;
+    }
+
+    /** Checkpoints in {@code outputDir}, oldest (lowest step) first. */
+    public static List<Path> list(Path outputDir) throws IOException {
+        if (!Files.isDirectory(outputDir)) return List.of();
+        try (Stream<Path> s = Files.list(outputDir)) {
+            return s.filter(p -> Files.isDirectory(p) && p.getFileName().toString().matches(PREFIX + "\\d+"))
+                    .sorted(Comparator.comparingInt(TrainCheckpoint::stepOf)).toList();
+        }
+    }
+
+    static int stepOf(Path p) {
+        return Integer.parseInt(p.getFileName().toString().substring(PREFIX.length()));
+    }
+
+    /** {@code --resume_from_checkpoint}: a folder, or True for the newest checkpoint of {@code outputDir}. */
+    public static Path resolve(String flag, Path outputDir) throws IOException {
+        if (flag == null || flag.equals("False") || flag.equals("false")) return null;
+        if (flag.equals("True") || flag.equals("true")) {
+            List<Path> all = list(outputDir);
+            if (all.isEmpty()) throw new IllegalArgumentException("--resume_from_checkpoint True: no checkpoint-N folder in " + outputDir);
+            return all.get(all.size() - 1);
+        }
+        Path p = Path.of(flag);
+        if (!Files.isRegularFile(p.resolve("trainer_state.json")))
+            throw new IllegalArgumentException("--resume_from_checkpoint " + flag + ": not a checkpoint folder (no trainer_state.json)");
+        return p;
+    }
+
+    /** Restores trainable tensors and optimizer state; returns trainer_state.json. Strict: names must match the plan. */
+    public static JsonNode restore(Path dir, Llava model, FreezePlan plan, AdamW opt) throws IOException {
+        Map<String, HostTensor> t = Safetensors.read(dir.resolve("trainable.safetensors")).tensors();
+        Map<String, Tensor> params = Tensors.namedParameters(model);
+        List<String> want = plan.trainable();
+        List<String> problems = new ArrayList<>();
+        for (String n : want) if (!t.containsKey(n)) problems.add("missing " + n);
+        for (String n : t.keySet()) if (!want.contains(n)) problems.add("unexpected " + n + " (not trainable in this run)");
+        if (!problems.isEmpty())
+            throw new CheckpointException(dir + ": does not match this run's freeze plan: " + problems);
+        for (String n : want) {
+            Tensor p = params.get(n);
+            if (!java.util.Arrays.equals(Tensors.shape(p), t.get(n).shape()))
+                throw new CheckpointException(dir + ": tensor " + n + " has shape " + java.util.Arrays.toString(t.get(n).shape()));
+            Tensors.assign(p, Tensors.fromHost(t.get(n)));
+        }
+        Map<String, HostTensor> os = Safetensors.read(dir.resolve("optimizer.safetensors")).tensors();
+        for (String n : want) {
+            if (!os.containsKey(n + ".step")) continue;
+            opt.putState(n, os.get(n + ".step").toLongs()[0], Tensors.fromHost(os.get(n + ".exp_avg")), Tensors.fromHost(os.get(n + ".exp_avg_sq")));
+        }
+        return JSON.readTree(dir.resolve("trainer_state.json").toFile());
+    }
+
+    static void deleteTree(Path p) throws IOException {
+        if (!Files.exists(p)) return;
+        try (Stream<Path> s = Files.walk(p)) {
+            for (Path q : s.sorted(Comparator.reverseOrder()).toList()) Files.delete(q);
+        }
+    }
+}

@@ -1,0 +1,65 @@
+package io.llava4j.train;
+
+import io.llava4j.engine.Tensors;
+import io.llava4j.model.Llava;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * What trains, per part of LLaVA: trainable and frozen parameter counts and the optimizer state AdamW will hold
+ * (two fp32 moments per trainable value). Counted from the model's tensors and the plan.
+ */
+public final class TrainReport {
+    public record Row(long trainable, long frozen, long optimizerBytes) {}
+
+    private final Map<String, Row> rows = new LinkedHashMap<>();
+
+    public TrainReport(Llava model, FreezePlan plan) {
+        for (String part : ModuleGroups.PARTS) rows.put(part, new Row(0, 0, 0));
+        for (Map.Entry<String, Tensor> e : Tensors.namedParameters(model).entrySet()) {
+            String part = ModuleGroups.partOf(e.getKey());
+            long n = e.getValue().numel();
+            boolean on = plan.trains(e.getKey());
+            Row r = rows.get(part);
+            rows.put(part, new Row(r.trainable + (on ? n : 0), r.frozen + (on ? 0 : n),
+                    r.optimizerBytes + (on ? 2 * n * e.getValue().element_size() : 0)));
+        }
+    }
+
+    public Map<String, Row> rows() {
+        return rows;
+    }
+
+    public Row total() {
+        long t = 0, f = 0, b = 0;
+        for (Row r : rows.values()) {
+            t += r.trainable;
+            f += r.frozen;
+            b += r.optimizerBytes;
+        }
+        return new Row(t, f, b);
+    }
+
+    public String render() {
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format("%-12s %15s %15s %15s%n", "module", "trainable", "frozen", "optimizer state"));
+        rows.forEach((part, r) -> sb.append(line(part, r)));
+        sb.append(line("total", total()));
+        Row t = total();
+        sb.append(String.format("trainable: %.4f%% of %,d parameters%n", 100.0 * t.trainable / Math.max(1, t.trainable + t.frozen), t.trainable + t.frozen));
+        return sb.toString();
+    }
+
+    private static String line(String name, Row r) {
+        return String.format("%-12s %,15d %,15d %15s%n", name, r.trainable, r.frozen, bytes(r.optimizerBytes));
+    }
+
+    static String bytes(long b) {
+        if (b < 1024) return b + " B";
+        if (b < 1 << 20) return String.format("%.1f KiB", b / 1024.0);
+        if (b < 1 << 30) return String.format("%.1f MiB", b / 1048576.0);
+        return String.format("%.2f GiB", b / 1073741824.0);
+    }
+}

@@ -1,0 +1,221 @@
+package io.llava4j.train;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.cli.Progress;
+import io.llava4j.config.LlavaConfig.ProjectorSpec;
+import io.llava4j.data.LlavaDataset;
+import io.llava4j.data.LlavaDataset.Sample;
+import io.llava4j.engine.Tensors;
+import io.llava4j.io.Layout;
+import io.llava4j.model.Checkpoints;
+import io.llava4j.model.Llava;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import java.io.BufferedWriter;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardOpenOption;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * LLaVA's training loop: load, apply the {@link FreezePlan}, report what trains, then optimizer steps of
+ * {@code gradient_accumulation_steps} micro-batches each (loss = mean over each micro-batch's supervised tokens,
+ * divided by the accumulation steps, as HF's Trainer), optional clipping, AdamW, the LR schedule, logs, checkpoints,
+ * and the stage's output.
+ */
+public final class Trainer {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private final TrainArgs a;
+    private Llava model;
+    private FreezePlan plan;
+    private AdamW optimizer;
+    private final List<Double> losses = new ArrayList<>();
+
+    public Trainer(TrainArgs args) {
+        this.a = args;
+    }
+
+    public Llava model() {
+        return model;
+    }
+
+    public FreezePlan plan() {
+        return plan;
+    }
+
+    public AdamW optimizer() {
+        return optimizer;
+    }
+
+    /** Per optimizer step of this run, the mean micro-batch loss. */
+    public List<Double> losses() {
+        return losses;
+    }
+
+    public void run() throws IOException {
+        io.llava4j.engine.Engine.init();
+        torch.manual_seed(a.seed()); // a fresh projector's init
+        Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(),
+                new ProjectorSpec(a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature()));
+        model = loaded.model();
+        if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
+        plan = FreezePlan.of(model, a.freezeFlags());
+        plan.apply(model);
+        TrainReport report = new TrainReport(model, plan);
+        System.out.print(report.render());
+        if (a.dryRun()) return;
+
+        LlavaDataset ds = Batches.open(a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
+                a.imageAspectRatio(), a.modelMaxLength());
+        int micro = (ds.size() + a.perDeviceTrainBatchSize() - 1) / a.perDeviceTrainBatchSize();
+        int stepsPerEpoch = Math.max(1, (micro + a.gradientAccumulationSteps() - 1) / a.gradientAccumulationSteps());
+        int total = a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
+        LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
+        optimizer = Optimizers.build(model, plan, a.hyper());
+
+        int step = 0;
+        ArrayNode history = JSON.createArrayNode();
+        Path resume = TrainCheckpoint.resolve(a.resumeFromCheckpoint(), a.outputDir());
+        if (resume != null) {
+            JsonNode st = TrainCheckpoint.restore(resume, model, plan, optimizer);
+            step = st.get("global_step").asInt();
+            if (st.has("log_history")) history = (ArrayNode) st.get("log_history");
+            checkSame(st, "total_steps", total, resume);
+            checkSame(st, "steps_per_epoch", stepsPerEpoch, resume);
+            System.err.printf("resuming from %s at step %d%n", resume, step);
+        }
+        Files.createDirectories(a.outputDir());
+        Path log = a.outputDir().resolve("log.jsonl");
+        truncateLog(log, step);
+        int[] modality = a.groupByModalityLength() ? ds.modalityLengths() : null;
+        Progress bar = new Progress("train", total, step);
+        try (BufferedWriter logw = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+            while (step < total) {
+                int epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch;
+                int[] order = Sampler.order(ds.size(), a.seed(), epoch, a.perDeviceTrainBatchSize(), modality, a.groupByModalityLength());
+                long t0 = System.nanoTime();
+                optimizer.scaleLr(schedule.factor(step));
+                double loss = 0;
+                long tokens = 0;
+                int micros = 0;
+                for (int k = 0; k < a.gradientAccumulationSteps(); k++) {
+                    int mb = inEpoch * a.gradientAccumulationSteps() + k;
+                    if (mb >= micro) break;
+                    List<Sample> samples = new ArrayList<>();
+                    for (int i = mb * a.perDeviceTrainBatchSize(); i < Math.min(ds.size(), (mb + 1) * a.perDeviceTrainBatchSize()); i++)
+                        samples.add(ds.get(order[i]));
+                    try (PointerScope scope = new PointerScope()) {
+                        Batches.Input in = Batches.input(samples, model.config.vision().imageSize());
+                        Llava.Output out = model.forward(in.pixels(), in.inputIds(), in.labels());
+                        Tensor l = Llava.loss(out);
+                        l.div(new Scalar((double) a.gradientAccumulationSteps())).backward();
+                        loss += l.item_double();
+                        for (int len : out.lengths()) tokens += len;
+                    }
+                    micros++;
+                }
+                double gradNorm;
+                try (PointerScope scope = new PointerScope()) {
+                    gradNorm = clipGradients(a.maxGradNorm());
+                    optimizer.step();
+                    optimizer.zeroGrad();
+                }
+                step++;
+                double meanLoss = loss / micros;
+                losses.add(meanLoss);
+                double secs = (System.nanoTime() - t0) / 1e9;
+                double lr = optimizer.groups().get(0).lr();
+                bar.update(step, String.format("loss %.4f lr %.2e %.0f tok/s", meanLoss, lr, tokens / secs));
+                if (step % a.loggingSteps() == 0 || step == total) {
+                    ObjectNode rec = JSON.createObjectNode();
+                    rec.put("step", step);
+                    rec.put("epoch", (double) step / stepsPerEpoch);
+                    rec.put("loss", meanLoss);
+                    rec.put("lr", lr);
+                    rec.put("grad_norm", gradNorm);
+                    rec.put("tokens_per_s", tokens / secs);
+                    logw.write(JSON.writeValueAsString(rec));
+                    logw.newLine();
+                    logw.flush();
+                    history.add(rec);
+                }
+                if (a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total) {
+                    ObjectNode st = JSON.createObjectNode();
+                    st.put("total_steps", total);
+                    st.put("steps_per_epoch", stepsPerEpoch);
+                    st.put("epoch", epoch);
+                    st.put("seed", a.seed());
+                    st.put("data_order", "Sampler.order(seed, epoch)");
+                    st.set("log_history", history);
+                    TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
+                }
+            }
+        }
+        bar.done();
+        writeOutput(loaded);
+    }
+
+    private static void checkSame(JsonNode st, String field, int now, Path dir) {
+        if (st.has(field) && st.get(field).asInt() != now)
+            throw new IllegalArgumentException(dir + ": was written by a run with " + field + " " + st.get(field).asInt()
+                    + ", this run has " + now + ": resume with the same data and flags");
+    }
+
+    /** Drops log lines of steps after {@code step} (a run that crashed after its last checkpoint). */
+    private static void truncateLog(Path log, int step) throws IOException {
+        if (!Files.exists(log)) return;
+        List<String> keep = new ArrayList<>();
+        for (String line : Files.readAllLines(log, StandardCharsets.UTF_8))
+            if (!line.isBlank() && JSON.readTree(line).path("step").asInt() <= step) keep.add(line);
+        Files.write(log, keep, StandardCharsets.UTF_8);
+    }
+
+    /** Total L2 norm of the trainable gradients; scaled to {@code max} when above it (0 = no clipping). */
+    private double clipGradients(double max) {
+        List<Tensor> grads = new ArrayList<>();
+        for (AdamW.Group g : optimizer.groups())
+            for (Tensor p : g.params.values()) {
+                Tensor gr = p.grad();
+                if (gr.defined()) grads.add(gr);
+            }
+        double sq = 0;
+        for (Tensor g : grads) {
+            double n = g.norm().item_double();
+            sq += n * n;
+        }
+        double norm = Math.sqrt(sq);
+        if (max > 0) {
+            double coef = max / (norm + 1e-6);
+            if (coef < 1) for (Tensor g : grads) g.mul_(new Scalar(coef));
+        }
+        return norm;
+    }
+
+    private void writeOutput(Checkpoints.Loaded loaded) throws IOException {
+        Path out = a.outputDir();
+        if (a.tuneMmMlpAdapter()) {
+            ProjectorFiles.write(model, out.resolve(ProjectorFiles.FILE));
+            Checkpoints.writeConfig(model, loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout(), out);
+        } else {
+            Layout layout = loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout();
+            Checkpoints.save(model, layout, out, a.modelNameOrPath(), plan.partTrains("vision"));
+        }
+        System.err.println("wrote " + out);
+    }
+
+    /** Used by tests: the tensors of the model by llava-hf name. */
+    public Map<String, Tensor> parameters() {
+        return Tensors.namedParameters(model);
+    }
+}
