@@ -68,13 +68,23 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--group_by_modality_length", defaultValue = "False", arity = "1", converter = Bool.class) boolean groupByModality;
     @Option(names = "--dry_run", defaultValue = "False", arity = "1", converter = Bool.class, description = "print the trainable report and stop") boolean dryRun;
 
+    /** Parses LLaVA-style flags into {@link TrainArgs} (for embedding and tests); unknown flags throw. */
+    public static TrainArgs parse(String... argv) {
+        TrainCommand c = new TrainCommand();
+        new picocli.CommandLine(c).parseArgs(argv);
+        return c.toArgs();
+    }
+
     @Override
     public Integer call() throws Exception {
-        TrainArgs a = new TrainArgs(model, version, data, imageFolder, visionTower, projectorType, selectLayer, selectFeature,
+        new Trainer(toArgs()).run();
+        return 0;
+    }
+
+    private TrainArgs toArgs() {
+        return new TrainArgs(model, version, data, imageFolder, visionTower, projectorType, selectLayer, selectFeature,
                 tune, freezeBackbone, freezeProjector, unfreezeVision, projectorLr, visionLr, adapter, aspect, maxLength, outputDir,
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
                 saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun);
-        new Trainer(a).run();
-        return 0;
     }
 }

@@ -188,7 +188,8 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
                 "hidden_size", "hidden_size " + text.hiddenSize() + " is not divisible by num_attention_heads "
                         + text.numAttentionHeads() + " (and no head_dim is given)");
         int n = vision.numHiddenLayers() + 1;
-        Check.that(visionFeatureLayer >= -n && visionFeatureLayer < n, where, "vision_feature_layer",
+        Check.that(visionFeatureLayer >= -n && visionFeatureLayer < n, where,
+                family == Family.HF_LLAVA ? "vision_feature_layer" : "mm_vision_select_layer",
                 visionFeatureLayer + " is outside the " + n + " hidden states of the vision tower");
         Check.oneOf(where, "vision_feature_select_strategy", visionFeatureSelectStrategy, List.of("default", "full"));
         Check.oneOf(where, "projector_hidden_act", projectorAct, Activations.NAMES);

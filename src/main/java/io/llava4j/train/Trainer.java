@@ -41,6 +41,7 @@ public final class Trainer {
     private FreezePlan plan;
     private AdamW optimizer;
     private final List<Double> losses = new ArrayList<>();
+    private int stopAfter = Integer.MAX_VALUE;
 
     public Trainer(TrainArgs args) {
         this.a = args;
@@ -61,6 +62,15 @@ public final class Trainer {
     /** Per optimizer step of this run, the mean micro-batch loss. */
     public List<Double> losses() {
         return losses;
+    }
+
+    /**
+     * Stops the run right after global step {@code step}, as a crash or preemption would: no final output is written
+     * and the newest checkpoint is what a resume starts from.
+     */
+    public Trainer stopAfterStep(int step) {
+        this.stopAfter = step;
+        return this;
     }
 
     public void run() throws IOException {
@@ -159,6 +169,11 @@ public final class Trainer {
                     st.put("data_order", "Sampler.order(seed, epoch)");
                     st.set("log_history", history);
                     TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
+                }
+                if (step >= stopAfter) {
+                    bar.done();
+                    System.err.printf("stopped after step %d%n", step);
+                    return;
                 }
             }
         }
