@@ -151,7 +151,7 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
     }
 
     private static Path resolveLocal(Path folder, String name) {
-        for (Path p : List.of(Path.of(name), folder.resolve(name)))
+        for (Path p : List.of(folder.resolve(name), Path.of(name)))
             if (Files.isRegularFile(p.resolve("config.json"))) return p;
         return null;
     }

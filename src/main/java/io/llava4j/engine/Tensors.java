@@ -15,6 +15,10 @@ import java.util.Map;
 
 /** Moves data between JVM arrays / {@link HostTensor}s and libtorch tensors; small helpers used everywhere. */
 public final class Tensors {
+    static {
+        Engine.init(); // before any libtorch class is touched from here (see Engine)
+    }
+
     private Tensors() {}
 
     /** A new fp32 tensor (integer and half types are converted) holding the host tensor's values. */
