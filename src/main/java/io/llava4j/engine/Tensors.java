@@ -67,11 +67,14 @@ public final class Tensors {
         return HostTensor.ofFloats(shape(t), toFloats(t));
     }
 
-    /** Every parameter of a module tree by its dotted name (HF's names), in registration order. */
+    /**
+     * Every parameter of a module tree by its dotted name (HF's names), in registration order. Each value is an owning
+     * handle: {@code value()} refers into the temporary dictionary and would dangle once that is freed.
+     */
     public static Map<String, Tensor> namedParameters(Module m) {
         StringTensorDict d = m.named_parameters(true);
         Map<String, Tensor> out = new LinkedHashMap<>();
-        for (long i = 0; i < d.size(); i++) out.put(d.get(i).key().getString(), d.get(i).value());
+        for (long i = 0; i < d.size(); i++) out.put(d.get(i).key().getString(), new Tensor(d.get(i).value()));
         return out;
     }
 

@@ -1,0 +1,62 @@
+package io.llava4j.model;
+
+import io.llava4j.TestData;
+import io.llava4j.engine.Tensors;
+import io.llava4j.io.HostTensor;
+import org.bytedeco.pytorch.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** A frozen tower builds no autograd graph; a partly unfrozen one builds it from its first trainable layer on. */
+class FrozenTowerTest {
+    static final Map<String, HostTensor> CASE = TestData.tensors(TestData.expected().resolve("forward-and-grads.safetensors"));
+
+    static Llava modelWithTrainable(String... prefixes) {
+        Llava m = Checkpoints.load(TestData.tinyLlava()).model();
+        Tensors.namedParameters(m).forEach((n, p) -> {
+            boolean on = false;
+            for (String pre : prefixes) on |= n.startsWith(pre);
+            p.requires_grad_(on);
+        });
+        return m;
+    }
+
+    @Test
+    void frozenTowerOutputHasNoGraph() {
+        Llava m = modelWithTrainable("multi_modal_projector.", "language_model.");
+        assertTrue(m.visionTower.fullyFrozen());
+        Tensor f = m.visionTower.features(Tensors.fromHost(CASE.get("case.pixel_values")), m.config.featureLayerIndex());
+        assertFalse(f.requires_grad(), "a frozen tower's features must not carry an autograd graph");
+        assertTrue(m.imageFeatures(Tensors.fromHost(CASE.get("case.pixel_values"))).requires_grad(), "the projector trains");
+    }
+
+    @Test
+    void partlyUnfrozenTowerTrainsOnlyItsLaterLayers() {
+        Llava m = modelWithTrainable("vision_tower.vision_model.encoder.layers.1.");
+        assertFalse(m.visionTower.fullyFrozen());
+        Tensor f = m.visionTower.features(Tensors.fromHost(CASE.get("case.pixel_values")), m.config.featureLayerIndex());
+        assertTrue(f.requires_grad());
+        f.sum().backward();
+        Map<String, Tensor> p = Tensors.namedParameters(m);
+        assertTrue(p.get("vision_tower.vision_model.encoder.layers.1.mlp.fc1.weight").grad().defined());
+        assertFalse(p.get("vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight").grad().defined());
+        assertFalse(p.get("vision_tower.vision_model.embeddings.patch_embedding.weight").grad().defined());
+    }
+
+    @Test
+    void imageTokenAndImageCountsMustAgree() {
+        Llava m = modelWithTrainable();
+        Tensor px = Tensors.fromHost(CASE.get("case.pixel_values"));
+        long[] ids = CASE.get("case.input_ids").toLongs();
+        long[] twoImageTokens = java.util.Arrays.copyOf(ids, ids.length + 1);
+        twoImageTokens[ids.length] = m.config.imageTokenIndex();
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> m.forward(px, new long[][]{twoImageTokens}, null));
+        assertTrue(e.getMessage().contains("2 image tokens") && e.getMessage().contains("1 images"), e.getMessage());
+        long[] none = java.util.Arrays.stream(ids).filter(x -> x != m.config.imageTokenIndex()).toArray();
+        assertThrows(IllegalArgumentException.class, () -> m.forward(px, new long[][]{none}, null));
+    }
+}
