@@ -53,7 +53,7 @@ public class ScoreCommand implements Callable<Integer> {
             for (Sample s : chunk) if (s.warning() != null) System.err.println("warning: " + s.id() + ": " + s.warning());
             try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
                 Batches.Input in = Batches.input(chunk, m.config.vision().imageSize());
-                Llava.Output out = m.forward(in.pixels(), in.inputIds(), in.labels());
+                Llava.Output out = m.forward(in.pixels(), in.inputIds(), in.labels(), maxLength);
                 Tensor perToken = Llava.tokenLosses(out.logits(), out.labels()); // [B, L-1]
                 for (int b = 0; b < chunk.size(); b++) {
                     double sum = perToken.get(b).sum().item_double();

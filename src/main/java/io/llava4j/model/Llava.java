@@ -51,15 +51,23 @@ public class Llava extends Module {
      * @param labels   per sample, same length as its ids (-100 = not supervised); null for inference
      */
     public Output forward(Tensor pixels, long[][] inputIds, long[][] labels) {
+        return forward(pixels, inputIds, labels, 0);
+    }
+
+    /**
+     * As {@link #forward(Tensor, long[][], long[][])}, with each merged sequence cut to {@code maxLength} positions
+     * (LLaVA's {@code tokenizer_model_max_length}: image rows count too); 0 = no limit.
+     */
+    public Output forward(Tensor pixels, long[][] inputIds, long[][] labels, int maxLength) {
         Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
-        Merged m = merge(inputIds, labels, feats);
+        Merged m = merge(inputIds, labels, feats, maxLength);
         return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
     }
 
     private record Merged(Tensor embeds, Tensor labels, int[] lengths) {}
 
     /** Replaces each image token by that image's F feature rows; pads to the longest sample with zeros / -100. */
-    private Merged merge(long[][] inputIds, long[][] labels, Tensor feats) {
+    private Merged merge(long[][] inputIds, long[][] labels, Tensor feats, int maxLength) {
         long imageToken = config.imageTokenIndex();
         int nImages = feats == null ? 0 : (int) feats.size(0);
         int f = feats == null ? 0 : (int) feats.size(1);
@@ -92,7 +100,12 @@ public class Llava extends Module {
                     start = i + 1;
                 }
             }
-            rows.add(torch.cat(pieces, 0)); // [L_b, h]
+            Tensor row = torch.cat(pieces, 0); // [L_b, h]
+            if (maxLength > 0 && lab.size() > maxLength) {
+                row = row.narrow(0, 0, maxLength);
+                lab = lab.subList(0, maxLength);
+            }
+            rows.add(row);
             labs.add(lab.stream().mapToLong(Long::longValue).toArray());
             lengths[b] = lab.size();
         }

@@ -127,7 +127,7 @@ public final class Trainer {
                         samples.add(ds.get(order[i]));
                     try (PointerScope scope = new PointerScope()) {
                         Batches.Input in = Batches.input(samples, model.config.vision().imageSize());
-                        Llava.Output out = model.forward(in.pixels(), in.inputIds(), in.labels());
+                        Llava.Output out = model.forward(in.pixels(), in.inputIds(), in.labels(), a.modelMaxLength());
                         Tensor l = Llava.loss(out);
                         l.div(new Scalar((double) a.gradientAccumulationSteps())).backward();
                         loss += l.item_double();

@@ -59,4 +59,22 @@ class FrozenTowerTest {
         long[] none = java.util.Arrays.stream(ids).filter(x -> x != m.config.imageTokenIndex()).toArray();
         assertThrows(IllegalArgumentException.class, () -> m.forward(px, new long[][]{none}, null));
     }
+
+    @Test
+    void mergedSequenceIsCutToModelMaxLengthLikeLlava() {
+        Llava m = modelWithTrainable();
+        Tensor px = Tensors.fromHost(CASE.get("case.pixel_values"));
+        long[] ids = CASE.get("case.input_ids").toLongs();
+        long[] labels = CASE.get("case.labels").toLongs();
+        Llava.Output full = m.forward(px, new long[][]{ids}, new long[][]{labels});
+        int merged = full.lengths()[0];
+        assertEquals(ids.length - 1 + m.config.imageFeatureTokens(), merged);
+        Llava.Output cut = m.forward(px, new long[][]{ids}, new long[][]{labels}, merged - 3);
+        assertEquals(merged - 3, cut.lengths()[0]);
+        assertArrayEquals(Tensors.shape(cut.logits()), new long[]{1, merged - 3, m.config.text().vocabSize()});
+        // causal: the kept positions compute exactly what they computed before
+        assertTrue(cut.logits().equal(full.logits().narrow(1, 0, merged - 3)) ||
+                Tensors.relativeError(cut.logits(), full.logits().narrow(1, 0, merged - 3)) < 1e-6);
+        assertTrue(cut.labels().equal(full.labels().narrow(1, 0, merged - 3)));
+    }
 }
