@@ -8,6 +8,8 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.TypeConversionException;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /**
@@ -68,6 +70,22 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--group_by_modality_length", defaultValue = "False", arity = "1", converter = Bool.class) boolean groupByModality;
     @Option(names = "--dry_run", defaultValue = "False", arity = "1", converter = Bool.class, description = "print the trainable report and stop") boolean dryRun;
 
+    // Flags of LLaVA's scripts that have no effect here: accepted where their value asks for nothing llava4j lacks,
+    // and named in the run's notes; a value that would change results is an error.
+    @Option(names = "--mm_use_im_start_end", arity = "1", converter = Bool.class, description = "only False (LLaVA-1.5)") Boolean imStartEnd;
+    @Option(names = "--mm_use_im_patch_token", arity = "1", converter = Bool.class, description = "only False (LLaVA-1.5)") Boolean imPatchToken;
+    @Option(names = "--bf16", arity = "1", converter = Bool.class, description = "noted; this CPU build computes in fp32") Boolean bf16;
+    @Option(names = "--fp16", arity = "1", converter = Bool.class, description = "noted; this CPU build computes in fp32") Boolean fp16;
+    @Option(names = "--tf32", arity = "1", converter = Bool.class, description = "noted; no effect on CPU") Boolean tf32;
+    @Option(names = "--gradient_checkpointing", arity = "1", converter = Bool.class, description = "noted; activations are kept") Boolean gradCkpt;
+    @Option(names = "--lazy_preprocess", arity = "1", converter = Bool.class, description = "samples are always prepared lazily") Boolean lazy;
+    @Option(names = "--dataloader_num_workers", description = "noted; samples are prepared on the training thread") Integer workers;
+    @Option(names = "--per_device_eval_batch_size", description = "noted; train runs no evaluation") Integer evalBatch;
+    @Option(names = {"--evaluation_strategy", "--eval_strategy"}, description = "only no") String evalStrategy;
+    @Option(names = "--save_strategy", description = "steps (default) or no") String saveStrategy;
+    @Option(names = "--report_to", description = "noted; metrics go to output_dir/log.jsonl") String reportTo;
+    @Option(names = "--deepspeed", description = "noted; one process, no ZeRO sharding") String deepspeed;
+
     /** Parses LLaVA-style flags into {@link TrainArgs} (for embedding and tests); unknown flags throw. */
     public static TrainArgs parse(String... argv) {
         TrainCommand c = new TrainCommand();
@@ -81,10 +99,28 @@ public class TrainCommand implements Callable<Integer> {
         return 0;
     }
 
+    private List<String> notes() {
+        List<String> notes = new ArrayList<>();
+        if (Boolean.TRUE.equals(imStartEnd) || Boolean.TRUE.equals(imPatchToken))
+            throw new IllegalArgumentException("--mm_use_im_start_end / --mm_use_im_patch_token True are not supported (LLaVA-1.5 uses False)");
+        if (evalStrategy != null && !evalStrategy.equals("no"))
+            throw new IllegalArgumentException("--evaluation_strategy " + evalStrategy + ": llava4j train runs no evaluation; use no (score evaluates)");
+        if (saveStrategy != null && !saveStrategy.equals("steps") && !saveStrategy.equals("no"))
+            throw new IllegalArgumentException("--save_strategy " + saveStrategy + " is not supported; use steps or no");
+        if (Boolean.TRUE.equals(bf16) || Boolean.TRUE.equals(fp16))
+            notes.add("--" + (Boolean.TRUE.equals(bf16) ? "bf16" : "fp16") + " True: weights are read in any precision, computation is fp32 on this CPU build");
+        if (Boolean.TRUE.equals(tf32)) notes.add("--tf32 True: no effect on CPU");
+        if (Boolean.TRUE.equals(gradCkpt)) notes.add("--gradient_checkpointing True: not implemented, activations are kept (results are the same)");
+        if (workers != null && workers > 0) notes.add("--dataloader_num_workers " + workers + ": samples are prepared on the training thread");
+        if (reportTo != null && !reportTo.equals("none")) notes.add("--report_to " + reportTo + ": metrics go to " + outputDir.resolve("log.jsonl"));
+        if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": one process, no ZeRO sharding");
+        return notes;
+    }
+
     private TrainArgs toArgs() {
         return new TrainArgs(model, version, data, imageFolder, visionTower, projectorType, selectLayer, selectFeature,
                 tune, freezeBackbone, freezeProjector, unfreezeVision, projectorLr, visionLr, adapter, aspect, maxLength, outputDir,
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
-                saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun);
+                "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes());
     }
 }

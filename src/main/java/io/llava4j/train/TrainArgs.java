@@ -4,7 +4,8 @@ import java.nio.file.Path;
 
 /**
  * LLaVA's / HF TrainingArguments' flags that {@code llava4j train} takes, with their meanings and defaults
- * (LLaVA's ModelArguments / DataArguments / TrainingArguments).
+ * (LLaVA's ModelArguments / DataArguments / TrainingArguments). {@code notes}: flags of LLaVA's scripts that have no
+ * effect here, said before training.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -15,9 +16,10 @@ public record TrainArgs(
         int gradientAccumulationSteps, double learningRate, double weightDecay, double warmupRatio, int warmupSteps,
         String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
         int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
-        boolean groupByModalityLength, boolean dryRun) {
+        boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes) {
 
     public TrainArgs {
+        notes = notes == null ? java.util.List.of() : java.util.List.copyOf(notes);
         require(perDeviceTrainBatchSize >= 1, "--per_device_train_batch_size must be >= 1, got " + perDeviceTrainBatchSize);
         require(gradientAccumulationSteps >= 1, "--gradient_accumulation_steps must be >= 1, got " + gradientAccumulationSteps);
         require(learningRate >= 0, "--learning_rate must be >= 0, got " + learningRate);

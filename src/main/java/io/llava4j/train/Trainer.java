@@ -84,6 +84,7 @@ public final class Trainer {
         plan.apply(model);
         TrainReport report = new TrainReport(model, plan);
         System.out.print(report.render());
+        for (String note : a.notes()) System.out.println("note: " + note);
         if (a.dryRun()) return;
 
         LlavaDataset ds = Batches.open(a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),

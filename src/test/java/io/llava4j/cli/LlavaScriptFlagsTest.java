@@ -1,0 +1,50 @@
+package io.llava4j.cli;
+
+import io.llava4j.train.TrainArgs;
+import org.junit.jupiter.api.Test;
+
+import java.util.ArrayList;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The flags of LLaVA's scripts/v1_5/pretrain.sh parse with their meanings; the inapplicable ones are named, not dropped. */
+class LlavaScriptFlagsTest {
+    static final String PRETRAIN_SH = "--deepspeed ./scripts/zero2.json --model_name_or_path lmsys/vicuna-13b-v1.5 --version plain"
+            + " --data_path blip_laion_cc_sbu_558k.json --image_folder images --vision_tower openai/clip-vit-large-patch14-336"
+            + " --mm_projector_type mlp2x_gelu --tune_mm_mlp_adapter True --mm_vision_select_layer -2 --mm_use_im_start_end False"
+            + " --mm_use_im_patch_token False --bf16 True --output_dir ./checkpoints/llava-v1.5-13b-pretrain --num_train_epochs 1"
+            + " --per_device_train_batch_size 32 --per_device_eval_batch_size 4 --gradient_accumulation_steps 1"
+            + " --evaluation_strategy no --save_strategy steps --save_steps 24000 --save_total_limit 1 --learning_rate 1e-3"
+            + " --weight_decay 0. --warmup_ratio 0.03 --lr_scheduler_type cosine --logging_steps 1 --tf32 True"
+            + " --model_max_length 2048 --gradient_checkpointing True --dataloader_num_workers 4 --lazy_preprocess True --report_to wandb";
+
+    @Test
+    void pretrainScriptParses() {
+        TrainArgs a = TrainCommand.parse(PRETRAIN_SH.split(" "));
+        assertTrue(a.tuneMmMlpAdapter());
+        assertEquals("mlp2x_gelu", a.mmProjectorType());
+        assertEquals(-2, a.mmVisionSelectLayer());
+        assertEquals(1e-3, a.learningRate());
+        assertEquals("cosine", a.lrSchedulerType());
+        assertEquals(0.03, a.warmupRatio());
+        assertEquals(24000, a.saveSteps());
+        assertEquals(1, a.saveTotalLimit());
+        assertEquals(32, a.perDeviceTrainBatchSize());
+        assertEquals(6, a.notes().size(), a.notes().toString()); // deepspeed, bf16, tf32, gradient_checkpointing, workers, report_to
+    }
+
+    @Test
+    void valuesThatWouldChangeResultsAreErrors() {
+        List<String> base = new ArrayList<>(List.of("--model_name_or_path", "m", "--data_path", "d", "--output_dir", "o"));
+        for (String[] bad : new String[][]{{"--mm_use_im_start_end", "True"}, {"--evaluation_strategy", "steps"}, {"--save_strategy", "epoch"}}) {
+            List<String> f = new ArrayList<>(base);
+            f.addAll(List.of(bad));
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> TrainCommand.parse(f.toArray(new String[0])));
+            assertTrue(e.getMessage().contains(bad[0]), e.getMessage());
+        }
+        List<String> f = new ArrayList<>(base);
+        f.addAll(List.of("--save_strategy", "no", "--save_steps", "10"));
+        assertEquals(0, TrainCommand.parse(f.toArray(new String[0])).saveSteps());
+    }
+}
