@@ -95,7 +95,9 @@ class TwoStageTrainingTest {
     @Test
     void stage2FromStage1ProjectorMatchesReference(@TempDir Path tmp) throws Exception {
         Path s1 = tmp.resolve("s1"), s2 = tmp.resolve("s2");
-        train(stage1Flags(s1));
+        List<String> cli = new ArrayList<>(List.of("train"));
+        cli.addAll(stage1Flags(s1));
+        assertEquals(0, io.llava4j.cli.Main.run(cli.toArray(new String[0])), "stage 1 through the command line");
         List<String> f = common(s2);
         f.addAll(List.of("--version", "v1", "--data_path", TestData.tinyData().resolve("finetune.json").toString(),
                 "--pretrain_mm_mlp_adapter", s1.resolve("mm_projector.safetensors").toString(), "--max_steps", "2"));
