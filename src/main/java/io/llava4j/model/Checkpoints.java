@@ -72,7 +72,11 @@ public final class Checkpoints {
         try {
             return Safetensors.readModel(folder);
         } catch (IOException e) {
-            throw new CheckpointException(e.getMessage(), e);
+            String hint = Files.isRegularFile(folder.resolve("mm_projector.safetensors")) || Files.isRegularFile(folder.resolve("mm_projector.bin"))
+                    ? " (this is a stage-1 output holding only the projector: use the base model with --pretrain_mm_mlp_adapter "
+                      + folder.resolve(Files.isRegularFile(folder.resolve("mm_projector.safetensors")) ? "mm_projector.safetensors" : "mm_projector.bin") + ")"
+                    : "";
+            throw new CheckpointException(e.getMessage() + hint, e);
         }
     }
 
