@@ -21,9 +21,22 @@ public final class Tensors {
 
     private Tensors() {}
 
-    /** A new fp32 tensor (integer and half types are converted) holding the host tensor's values. */
+    /**
+     * A new fp32 tensor (integer and half types are converted) holding the host tensor's values. F32, F16 and BF16 data
+     * in direct (memory-mapped) buffers are copied straight into native memory, without a JVM array.
+     */
     public static Tensor fromHost(HostTensor h) {
-        return floats(h.toFloats(), h.shape());
+        ScalarType st = switch (h.dtype()) {
+            case F32 -> ScalarType.Float;
+            case F16 -> ScalarType.Half;
+            case BF16 -> ScalarType.BFloat16;
+            default -> null;
+        };
+        if (st == null || !h.data().isDirect()) return floats(h.toFloats(), h.shape());
+        Tensor t = torch.empty(h.shape(), new TensorOptions(st), null);
+        long bytes = h.numel() * h.dtype().bytes;
+        if (bytes > 0) org.bytedeco.javacpp.Pointer.memcpy(t.data_ptr(), new org.bytedeco.javacpp.BytePointer(h.data()), bytes);
+        return st == ScalarType.Float ? t : t.to(ScalarType.Float);
     }
 
     public static Tensor floats(float[] values, long... shape) {
