@@ -52,7 +52,7 @@ class FreezeFlagsTest {
             System.setErr(old);
         }
         assertThrows(picocli.CommandLine.UnmatchedArgumentException.class, () -> TrainCommand.parse(
-                "--model_name_or_path", "m", "--data_path", "d", "--output_dir", "o", "--bf16", "True"));
+                "--model_name_or_path", "m", "--data_path", "d", "--output_dir", "o", "--freeze_vision", "True"));
         assertThrows(picocli.CommandLine.ParameterException.class, () -> TrainCommand.parse(
                 "--model_name_or_path", "m", "--data_path", "d", "--output_dir", "o", "--tune_mm_mlp_adapter", "yes"));
     }
