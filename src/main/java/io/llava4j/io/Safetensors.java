@@ -231,17 +231,28 @@ public final class Safetensors {
      */
     public static Map<String, HostTensor> readModel(Path folder) throws IOException {
         Path index = folder.resolve(INDEX_FILE);
-        if (Files.isRegularFile(index)) return readSharded(index);
+        if (Files.isRegularFile(index)) return readSharded(index, f -> read(f).tensors());
         Path single = folder.resolve(SINGLE_FILE);
         if (Files.isRegularFile(single)) return read(single).tensors();
+        // torch.save checkpoints (original LLaVA and CLIP repos ship these), read without executing pickle code
+        Path binIndex = folder.resolve(BIN_INDEX_FILE);
+        if (Files.isRegularFile(binIndex)) return readSharded(binIndex, TorchPickleReader::read);
+        Path bin = folder.resolve(BIN_FILE);
+        if (Files.isRegularFile(bin)) return TorchPickleReader.read(bin);
+        String looked = INDEX_FILE + ", " + SINGLE_FILE + ", " + BIN_INDEX_FILE + " or " + BIN_FILE;
         if (!Files.isDirectory(folder))
-            throw new TensorFileException(folder, "no such folder (looked for " + INDEX_FILE + " and " + SINGLE_FILE
-                    + " in it)");
-        throw new TensorFileException(folder, "found neither " + INDEX_FILE + " nor " + SINGLE_FILE
-                + " in this folder");
+            throw new TensorFileException(folder, "no such folder (looked for " + looked + " in it)");
+        throw new TensorFileException(folder, "found none of " + looked + " in this folder");
     }
 
-    private static LinkedHashMap<String, HostTensor> readSharded(Path index) throws IOException {
+    public static final String BIN_FILE = "pytorch_model.bin";
+    public static final String BIN_INDEX_FILE = "pytorch_model.bin.index.json";
+
+    private interface ShardReader {
+        LinkedHashMap<String, HostTensor> read(Path shard) throws IOException;
+    }
+
+    private static LinkedHashMap<String, HostTensor> readSharded(Path index, ShardReader reader) throws IOException {
         Path folder = index.toAbsolutePath().getParent().normalize();
         JsonNode root;
         try {
@@ -276,7 +287,7 @@ public final class Safetensors {
             if (!Files.isRegularFile(shardPath))
                 throw new TensorFileException(index, "weight_map: tensor '" + firstName + "' maps to shard '" + shard
                         + "', which does not exist");
-            LinkedHashMap<String, HostTensor> tensors = read(shardPath).tensors();
+            LinkedHashMap<String, HostTensor> tensors = reader.read(shardPath);
             for (String name : e.getValue())
                 if (!tensors.containsKey(name))
                     throw new TensorFileException(index, "weight_map: tensor '" + name + "' maps to shard '" + shard
@@ -284,10 +295,10 @@ public final class Safetensors {
             for (String name : tensors.keySet()) {
                 String listed = shardOf.get(name);
                 if (listed == null)
-                    throw new TensorFileException(shardPath, "holds tensor '" + name + "', which " + INDEX_FILE
+                    throw new TensorFileException(shardPath, "holds tensor '" + name + "', which " + index.getFileName()
                             + " does not list");
                 if (!listed.equals(shard))
-                    throw new TensorFileException(shardPath, "holds tensor '" + name + "', which " + INDEX_FILE
+                    throw new TensorFileException(shardPath, "holds tensor '" + name + "', which " + index.getFileName()
                             + " maps to shard '" + listed + "'");
             }
             loaded.put(shard, tensors);
