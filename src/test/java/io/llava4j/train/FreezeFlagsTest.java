@@ -115,4 +115,19 @@ class FreezeFlagsTest {
         assertEquals(0, r.rows().get("llm.layers").trainable());
         assertTrue(r.render().contains("llm.lm_head"));
     }
+
+    @Test
+    void unfrozenVisionTowerGetsItsOwnLearningRate() {
+        FreezePlan p = plan(false, false, false, true);
+        AdamW opt = Optimizers.build(model, p, new Optimizers.Hyper(2e-5, 0.0, null, 3e-6, 0.9, 0.999, 1e-8));
+        long vision = 0;
+        for (AdamW.Group g : opt.groups())
+            for (String n : g.params.keySet()) {
+                assertEquals(n.startsWith("vision_tower.") ? 3e-6 : 2e-5, g.baseLr, n);
+                if (n.startsWith("vision_tower.")) vision++;
+            }
+        assertEquals(Tensors.namedParameters(model.visionTower).size(), vision);
+        opt.scaleLr(0.5);
+        for (AdamW.Group g : opt.groups()) assertEquals(g.baseLr * 0.5, g.lr(), 1e-18, g.name);
+    }
 }
