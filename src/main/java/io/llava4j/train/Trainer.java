@@ -42,6 +42,7 @@ public final class Trainer {
     private AdamW optimizer;
     private final List<Double> losses = new ArrayList<>();
     private int stopAfter = Integer.MAX_VALUE;
+    private final java.util.Set<String> warned = new java.util.HashSet<>(); // samples whose warning was printed
 
     public Trainer(TrainArgs args) {
         this.a = args;
@@ -126,6 +127,8 @@ public final class Trainer {
                     List<Sample> samples = new ArrayList<>();
                     for (int i = mb * a.perDeviceTrainBatchSize(); i < Math.min(ds.size(), (mb + 1) * a.perDeviceTrainBatchSize()); i++)
                         samples.add(ds.get(order[i]));
+                    for (Sample smp : samples)
+                        if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
                     try (PointerScope scope = new PointerScope()) {
                         Batches.Input in = Batches.input(samples, model.config.vision().imageSize());
                         Llava.Output out = model.forward(in.pixels(), in.inputIds(), in.labels(), a.modelMaxLength());
