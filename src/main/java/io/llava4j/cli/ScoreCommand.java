@@ -40,7 +40,9 @@ public class ScoreCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         if (batch < 1) throw new IllegalArgumentException("--per_device_eval_batch_size must be >= 1, got " + batch);
         Llava m = Checkpoints.load(model, visionTower, null).model();
-        LlavaDataset ds = Batches.open(model, m.config, data, imageFolder, version, aspect, maxLength);
+        Batches.Data opened = Batches.open(model, m.config, data, imageFolder, version, aspect, maxLength);
+        LlavaDataset ds = opened.dataset();
+        io.llava4j.data.Collator collator = opened.collator();
         ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
         ObjectNode root = json.createObjectNode();
         ArrayNode samples = json.createArrayNode();
@@ -52,8 +54,8 @@ public class ScoreCommand implements Callable<Integer> {
             for (int i = start; i < Math.min(ds.size(), start + batch); i++) chunk.add(ds.get(i));
             for (Sample s : chunk) if (s.warning() != null) System.err.println("warning: " + s.id() + ": " + s.warning());
             try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
-                Batches.Input in = Batches.input(chunk, m.config.vision().imageSize());
-                Llava.Output out = m.forward(in.pixels(), in.inputIds(), in.labels(), maxLength);
+                Batches.Input in = Batches.input(chunk, collator, m.config.vision().imageSize());
+                Llava.Output out = m.forward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(), maxLength);
                 Tensor perToken = Llava.tokenLosses(out.logits(), out.labels()); // [B, L-1]
                 for (int b = 0; b < chunk.size(); b++) {
                     double sum = perToken.get(b).sum().item_double();

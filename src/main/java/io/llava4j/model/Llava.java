@@ -51,17 +51,31 @@ public class Llava extends Module {
      * @param labels   per sample, same length as its ids (-100 = not supervised); null for inference
      */
     public Output forward(Tensor pixels, long[][] inputIds, long[][] labels) {
-        return forward(pixels, inputIds, labels, 0);
+        return forward(pixels, inputIds, labels, null, 0);
     }
 
     /**
-     * As {@link #forward(Tensor, long[][], long[][])}, with each merged sequence cut to {@code maxLength} positions
-     * (LLaVA's {@code tokenizer_model_max_length}: image rows count too); 0 = no limit.
+     * As {@link #forward(Tensor, long[][], long[][])} for a padded batch, as LLaVA's model takes it: positions whose
+     * {@code attentionMask} is false (padding; null = none) are dropped before merging, and each merged sequence is cut
+     * to {@code maxLength} positions (LLaVA's {@code tokenizer_model_max_length}: image rows count too; 0 = no limit).
      */
-    public Output forward(Tensor pixels, long[][] inputIds, long[][] labels, int maxLength) {
+    public Output forward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+        if (attentionMask != null) {
+            long[][] ids = new long[inputIds.length][], labs = labels == null ? null : new long[inputIds.length][];
+            for (int b = 0; b < inputIds.length; b++) {
+                ids[b] = kept(inputIds[b], attentionMask[b]);
+                if (labs != null) labs[b] = kept(labels[b], attentionMask[b]);
+            }
+            inputIds = ids;
+            labels = labs;
+        }
         Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
         Merged m = merge(inputIds, labels, feats, maxLength);
         return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
+    }
+
+    private static long[] kept(long[] values, boolean[] mask) {
+        return java.util.stream.IntStream.range(0, values.length).filter(i -> mask[i]).mapToLong(i -> values[i]).toArray();
     }
 
     private record Merged(Tensor embeds, Tensor labels, int[] lengths) {}

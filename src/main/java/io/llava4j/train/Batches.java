@@ -1,6 +1,7 @@
 package io.llava4j.train;
 
 import io.llava4j.config.LlavaConfig;
+import io.llava4j.data.Collator;
 import io.llava4j.data.DataException;
 import io.llava4j.data.ImageProcessor;
 import io.llava4j.data.LlavaDataset;
@@ -21,14 +22,17 @@ import java.util.List;
 public final class Batches {
     private Batches() {}
 
-    /** Model inputs of a micro-batch: the images in order ([N, 3, H, W] or null) and per-sample ids and labels. */
-    public record Input(Tensor pixels, long[][] inputIds, long[][] labels, long tokens) {}
+    /** Model inputs of a micro-batch: the images in order ([N, 3, H, W] or null), padded ids, labels and mask. */
+    public record Input(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, long tokens) {}
 
     /**
      * The dataset of {@code dataPath} for a model: tokenizer from the model folder, image processor from the model
      * folder's {@code preprocessor_config.json} or else the CLIP folder's (original LLaVA keeps it there).
      */
-    public static LlavaDataset open(Path modelFolder, LlavaConfig cfg, Path dataPath, Path imageFolder, String version,
+    /** A dataset and the collator that pads its samples with its tokenizer's pad id. */
+    public record Data(LlavaDataset dataset, Collator collator) {}
+
+    public static Data open(Path modelFolder, LlavaConfig cfg, Path dataPath, Path imageFolder, String version,
                                     String aspectRatio, int modelMaxLength) {
         try {
             LlavaTokenizer tok = LlavaTokenizer.load(modelFolder);
@@ -46,39 +50,29 @@ public final class Batches {
                     throw new DataException(pp + ": crops images to " + proc.height() + "x" + proc.width()
                             + " but the vision tower takes " + cfg.vision().imageSize() + "x" + cfg.vision().imageSize());
             }
-            return new LlavaDataset(records, tok, version, imageFolder, proc, aspectRatio, modelMaxLength, cfg.imageTokenIndex());
+            return new Data(new LlavaDataset(records, tok, version, imageFolder, proc, aspectRatio, modelMaxLength, cfg.imageTokenIndex()),
+                    Collator.of(tok));
         } catch (IOException e) {
             throw new UncheckedIOException(e.getMessage(), e);
         }
     }
 
-    public static Input input(List<Sample> samples, int imageSize) {
-        long[][] ids = new long[samples.size()][];
-        long[][] labels = new long[samples.size()][];
-        int images = 0;
+    /** Collates samples as LLaVA's collator does (right padding, pad id, labels -100) and stacks their images. */
+    public static Input input(List<Sample> samples, Collator collator, int imageSize) {
+        Collator.Batch b = collator.collate(samples);
+        int per = 3 * imageSize * imageSize, images = 0;
         long tokens = 0;
-        for (int i = 0; i < samples.size(); i++) {
-            Sample s = samples.get(i);
-            ids[i] = toLongs(s.inputIds());
-            labels[i] = toLongs(s.labels());
-            tokens += s.inputIds().length;
-            if (s.hasImage()) images++;
+        for (int i = 0; i < b.size(); i++) {
+            if (b.pixels()[i] != null) images++;
+            tokens += samples.get(i).inputIds().length;
         }
         Tensor pixels = null;
         if (images > 0) {
-            int per = 3 * imageSize * imageSize;
             float[] all = new float[images * per];
             int k = 0;
-            for (Sample s : samples)
-                if (s.hasImage()) System.arraycopy(s.pixels(), 0, all, per * k++, per);
+            for (float[] px : b.pixels()) if (px != null) System.arraycopy(px, 0, all, per * k++, per);
             pixels = Tensors.floats(all, images, 3, imageSize, imageSize);
         }
-        return new Input(pixels, ids, labels, tokens);
-    }
-
-    private static long[] toLongs(int[] a) {
-        long[] out = new long[a.length];
-        for (int i = 0; i < a.length; i++) out[i] = a[i];
-        return out;
+        return new Input(pixels, b.inputIds(), b.labels(), b.attentionMask(), tokens);
     }
 }

@@ -88,8 +88,10 @@ public final class Trainer {
         for (String note : a.notes()) System.out.println("note: " + note);
         if (a.dryRun()) return;
 
-        LlavaDataset ds = Batches.open(a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
+        Batches.Data data = Batches.open(a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
                 a.imageAspectRatio(), a.modelMaxLength());
+        LlavaDataset ds = data.dataset();
+        io.llava4j.data.Collator collator = data.collator();
         int micro = (ds.size() + a.perDeviceTrainBatchSize() - 1) / a.perDeviceTrainBatchSize();
         int stepsPerEpoch = Math.max(1, (micro + a.gradientAccumulationSteps() - 1) / a.gradientAccumulationSteps());
         int total = a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
@@ -130,8 +132,8 @@ public final class Trainer {
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
                     try (PointerScope scope = new PointerScope()) {
-                        Batches.Input in = Batches.input(samples, model.config.vision().imageSize());
-                        Llava.Output out = model.forward(in.pixels(), in.inputIds(), in.labels(), a.modelMaxLength());
+                        Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
+                        Llava.Output out = model.forward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(), a.modelMaxLength());
                         Tensor l = Llava.loss(out);
                         l.div(new Scalar((double) a.gradientAccumulationSteps())).backward();
                         loss += l.item_double();

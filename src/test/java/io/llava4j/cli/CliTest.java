@@ -44,6 +44,25 @@ class CliTest {
     }
 
     @Test
+    void paddingDoesNotChangePerSampleLosses(@TempDir Path tmp) throws Exception {
+        JsonNode[] runs = new JsonNode[2];
+        for (int batch = 1; batch <= 2; batch++) {
+            Path out = tmp.resolve("f" + batch + ".json");
+            assertEquals(0, Main.run("score", "--model_name_or_path", TestData.tinyLlava().toString(),
+                    "--data_path", TestData.tinyData().resolve("finetune.json").toString(),
+                    "--image_folder", TestData.tinyData().resolve("images").toString(), "--version", "v1",
+                    "--per_device_eval_batch_size", String.valueOf(batch), "--output_json", out.toString()));
+            runs[batch - 1] = JSON.readTree(out.toFile());
+        }
+        // the two records have different lengths: batch 2 right-pads the shorter one
+        assertNotEquals(runs[0].get("samples").get(0).get("supervised_tokens"), runs[0].get("samples").get(1).get("supervised_tokens"));
+        for (int i = 0; i < 2; i++) {
+            double a = runs[0].get("samples").get(i).get("loss").asDouble(), b = runs[1].get("samples").get(i).get("loss").asDouble();
+            assertEquals(a, b, 1e-5 * Math.abs(a), "sample " + i);
+        }
+    }
+
+    @Test
     void scoreOnTheSecondModelUsesItsOwnProcessorAndShapes(@TempDir Path tmp) throws Exception {
         Path gqa = TestData.gqa();
         double want = JSON.readTree(gqa.resolve("expected/stage1/reference.json").toFile()).get("losses").get(0).asDouble();

@@ -69,7 +69,7 @@ class FrozenTowerTest {
         Llava.Output full = m.forward(px, new long[][]{ids}, new long[][]{labels});
         int merged = full.lengths()[0];
         assertEquals(ids.length - 1 + m.config.imageFeatureTokens(), merged);
-        Llava.Output cut = m.forward(px, new long[][]{ids}, new long[][]{labels}, merged - 3);
+        Llava.Output cut = m.forward(px, new long[][]{ids}, new long[][]{labels}, null, merged - 3);
         assertEquals(merged - 3, cut.lengths()[0]);
         assertArrayEquals(Tensors.shape(cut.logits()), new long[]{1, merged - 3, m.config.text().vocabSize()});
         // causal: the kept positions compute exactly what they computed before
