@@ -53,10 +53,6 @@ public final class Tensors {
         return t;
     }
 
-    public static Tensor scalar(double v) {
-        return torch.full(new long[]{}, new Scalar(v));
-    }
-
     /** The values of a tensor as fp32, in row-major order. */
     public static float[] toFloats(Tensor t) {
         Tensor c = t.detach().to(ScalarType.Float).contiguous();

@@ -81,8 +81,4 @@ public final class FreezePlan {
     public boolean partTrains(String part) {
         return trains.entrySet().stream().anyMatch(e -> e.getValue() && ModuleGroups.partOf(e.getKey()).equals(part));
     }
-
-    public Map<String, Boolean> asMap() {
-        return trains;
-    }
 }
