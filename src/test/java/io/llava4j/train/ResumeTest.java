@@ -22,7 +22,7 @@ class ResumeTest {
                 "--image_folder", TestData.tinyData().resolve("images").toString(),
                 "--per_device_train_batch_size", "1", "--num_train_epochs", "3", "--max_steps", String.valueOf(maxSteps),
                 "--learning_rate", "1e-3", "--lr_scheduler_type", "cosine", "--warmup_steps", "2", "--weight_decay", "0.01",
-                "--max_grad_norm", "1.0", "--save_steps", "2", "--save_total_limit", "2", "--logging_steps", "1",
+                "--max_grad_norm", "1.0", "--save_steps", "2", "--save_total_limit", "1", "--logging_steps", "1",
                 "--seed", "7", "--output_dir", out.toString()));
     }
 
@@ -37,8 +37,8 @@ class ResumeTest {
         Path full = tmp.resolve("full"), cut = tmp.resolve("cut");
         Trainer whole = run(flags(full, 6));
         assertEquals(6, whole.losses().size());
-        // checkpoints 2 and 4 were written, limit 2 keeps both; none at the final step
-        assertEquals(List.of("checkpoint-2", "checkpoint-4"),
+        // checkpoints 2 and 4 were written, --save_total_limit 1 kept the newest; none at the final step
+        assertEquals(List.of("checkpoint-4"),
                 TrainCheckpoint.list(full).stream().map(p -> p.getFileName().toString()).toList());
 
         // the same run, stopped after step 3 (its newest checkpoint is step 2), then resumed
@@ -47,6 +47,7 @@ class ResumeTest {
         first.run();
         assertEquals(whole.losses().subList(0, 3), first.losses());
         assertFalse(Files.exists(cut.resolve("model.safetensors")), "a stopped run writes no final output");
+        assertEquals(List.of("checkpoint-2"), TrainCheckpoint.list(cut).stream().map(p -> p.getFileName().toString()).toList());
 
         Trainer resumed = run(withResumeList(stopped, "True"));
         assertEquals(4, resumed.losses().size(), "steps 3..6");
