@@ -53,7 +53,11 @@ public final class TrainCheckpoint {
         });
         Safetensors.write(tmp.resolve("optimizer.safetensors"), os, Map.of("format", "pt"));
         state.put("global_step", step);
-        JSON.writeValue(tmp.resolve("trainer_state.json").toFile(), state);
+        Path stateFile = tmp.resolve("trainer_state.json");
+        JSON.writeValue(stateFile.toFile(), state);
+        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(stateFile, java.nio.file.StandardOpenOption.WRITE)) {
+            ch.force(true); // on disk before the folder is renamed into place
+        }
         deleteTree(dir);
         Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
         if (keep != null) {
