@@ -114,10 +114,15 @@ public final class Trainer {
         truncateLog(log, step);
         int[] modality = a.groupByModalityLength() ? ds.modalityLengths() : null;
         Progress bar = new Progress("train", total, step);
+        int[] order = null; // this epoch's sample order, computed once per epoch
+        int orderEpoch = -1;
         try (BufferedWriter logw = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             while (step < total) {
                 int epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch;
-                int[] order = Sampler.order(ds.size(), a.seed(), epoch, a.perDeviceTrainBatchSize(), modality, a.groupByModalityLength());
+                if (epoch != orderEpoch) {
+                    order = Sampler.order(ds.size(), a.seed(), epoch, a.perDeviceTrainBatchSize(), modality, a.groupByModalityLength());
+                    orderEpoch = epoch;
+                }
                 long t0 = System.nanoTime();
                 optimizer.scaleLr(schedule.factor(step));
                 double loss = 0;
