@@ -1,10 +1,10 @@
 package io.llava4j.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.llava4j.data.LlavaDataset;
+import io.llava4j.io.JsonFiles;
 import io.llava4j.data.LlavaDataset.Sample;
 import io.llava4j.model.Checkpoints;
 import io.llava4j.model.Llava;
@@ -15,9 +15,7 @@ import org.bytedeco.pytorch.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -43,7 +41,7 @@ public class ScoreCommand implements Callable<Integer> {
         Batches.Data opened = Batches.open(model, m.config, data, imageFolder, version, aspect, maxLength);
         LlavaDataset ds = opened.dataset();
         io.llava4j.data.Collator collator = opened.collator();
-        ObjectMapper json = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+        ObjectMapper json = new ObjectMapper();
         ObjectNode root = json.createObjectNode();
         ArrayNode samples = json.createArrayNode();
         double totalLoss = 0;
@@ -74,11 +72,7 @@ public class ScoreCommand implements Callable<Integer> {
         if (totalTokens > 0) root.put("mean_loss", totalLoss / totalTokens); else root.putNull("mean_loss");
         root.put("supervised_tokens", totalTokens);
         root.set("samples", samples);
-        Path parent = output.toAbsolutePath().getParent();
-        if (parent != null) Files.createDirectories(parent);
-        Path tmp = output.resolveSibling(output.getFileName() + ".tmp");
-        json.writeValue(tmp.toFile(), root);
-        Files.move(tmp, output, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
+        JsonFiles.write(output, root);
         System.out.printf("mean_loss %s over %d supervised tokens, %d samples -> %s%n",
                 root.get("mean_loss"), totalTokens, ds.size(), output);
         return 0;

@@ -1,7 +1,6 @@
 package io.llava4j.model;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.llava4j.config.LlavaConfig;
 import io.llava4j.config.LlavaConfig.Family;
@@ -9,6 +8,7 @@ import io.llava4j.config.LlavaConfig.ProjectorSpec;
 import io.llava4j.engine.Engine;
 import io.llava4j.engine.Tensors;
 import io.llava4j.io.HostTensor;
+import io.llava4j.io.JsonFiles;
 import io.llava4j.io.Layout;
 import io.llava4j.io.Safetensors;
 import org.bytedeco.pytorch.Tensor;
@@ -31,7 +31,7 @@ import java.util.Set;
  * unexpected or wrongly shaped tensor is listed in one {@link CheckpointException}.
  */
 public final class Checkpoints {
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final ObjectMapper JSON = new ObjectMapper();
     /** Files copied next to a written model so that the folder is complete. */
     public static final List<String> SIDE_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
             "tokenizer.model", "preprocessor_config.json", "generation_config.json", "added_tokens.json", "chat_template.json");
@@ -186,7 +186,7 @@ public final class Checkpoints {
             } else {
                 throw new IllegalArgumentException("cannot write a LLaVA in the " + layout + " layout");
             }
-            writeJson(out.resolve("config.json"), config);
+            JsonFiles.write(out.resolve("config.json"), config);
             if (sideFilesFrom != null && !sideFilesFrom.toAbsolutePath().normalize().equals(out.toAbsolutePath().normalize()))
                 for (String f : SIDE_FILES)
                     if (Files.isRegularFile(sideFilesFrom.resolve(f)))
@@ -203,7 +203,7 @@ public final class Checkpoints {
         ObjectNode config = layout == Layout.ORIGINAL_LLAVA
                 ? originalConfig(cfg, cfg.visionTowerFolder() == null ? "vision_tower" : cfg.visionTowerFolder().toAbsolutePath().normalize().toString())
                 : hfConfig(cfg);
-        writeJson(out.resolve("config.json"), config);
+        JsonFiles.write(out.resolve("config.json"), config);
     }
 
     /** A CLIPVisionModel folder (config.json + model.safetensors with {@code vision_model.…}). */
@@ -216,7 +216,7 @@ public final class Checkpoints {
         ObjectNode c = JSON.valueToTree(model.config.vision());
         c.put("model_type", "clip_vision_model");
         c.putArray("architectures").add("CLIPVisionModel");
-        writeJson(dir.resolve("config.json"), c);
+        JsonFiles.write(dir.resolve("config.json"), c);
     }
 
     static ObjectNode hfConfig(LlavaConfig cfg) {
@@ -244,11 +244,5 @@ public final class Checkpoints {
         c.put("mm_hidden_size", cfg.vision().hiddenSize());
         c.put("use_mm_proj", true);
         return c;
-    }
-
-    static void writeJson(Path file, Object value) throws IOException {
-        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        JSON.writeValue(tmp.toFile(), value);
-        Files.move(tmp, file, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
     }
 }

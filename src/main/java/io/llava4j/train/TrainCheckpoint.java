@@ -2,10 +2,10 @@ package io.llava4j.train;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.llava4j.engine.Tensors;
 import io.llava4j.io.HostTensor;
+import io.llava4j.io.JsonFiles;
 import io.llava4j.io.Safetensors;
 import io.llava4j.model.CheckpointException;
 import io.llava4j.model.Llava;
@@ -30,7 +30,7 @@ import java.util.stream.Stream;
  */
 public final class TrainCheckpoint {
     static final String PREFIX = "checkpoint-";
-    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+    private static final ObjectMapper JSON = new ObjectMapper();
 
     private TrainCheckpoint() {}
 
@@ -53,11 +53,7 @@ public final class TrainCheckpoint {
         });
         Safetensors.write(tmp.resolve("optimizer.safetensors"), os, Map.of("format", "pt"));
         state.put("global_step", step);
-        Path stateFile = tmp.resolve("trainer_state.json");
-        JSON.writeValue(stateFile.toFile(), state);
-        try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(stateFile, java.nio.file.StandardOpenOption.WRITE)) {
-            ch.force(true); // on disk before the folder is renamed into place
-        }
+        JsonFiles.write(tmp.resolve("trainer_state.json"), state); // fsynced before the folder is renamed into place
         deleteTree(dir);
         Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
         if (keep != null) {
