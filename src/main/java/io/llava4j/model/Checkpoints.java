@@ -36,6 +36,9 @@ public final class Checkpoints {
     public static final List<String> SIDE_FILES = List.of("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
             "tokenizer.model", "preprocessor_config.json", "generation_config.json", "added_tokens.json", "chat_template.json");
 
+    /** Where the original layout puts a tower that has no CLIP folder of its own (named relative to the model folder). */
+    static final String VISION_TOWER_DIR = "vision_tower";
+
     private Checkpoints() {}
 
     /** A model and the layout its folder was in. */
@@ -167,26 +170,12 @@ public final class Checkpoints {
     public static void save(Llava model, Layout layout, Path out, Path sideFilesFrom, boolean includeVision) {
         try {
             Files.createDirectories(out);
-            LlavaConfig cfg = model.config;
-            ObjectNode config;
-            if (layout == Layout.LLAVA_HF || layout == Layout.TRANSFORMERS) {
-                config = hfConfig(cfg);
-                Safetensors.write(out.resolve("model.safetensors"), checkpointTensors(model, layout, false), Map.of("format", "pt"));
-            } else if (layout == Layout.ORIGINAL_LLAVA) {
-                String tower;
-                if (cfg.visionTowerFolder() != null) {
-                    tower = cfg.visionTowerFolder().toAbsolutePath().normalize().toString();
-                } else {
-                    Path towerDir = out.resolve("vision_tower");
-                    saveVisionTower(model, towerDir);
-                    tower = "vision_tower";
-                }
-                config = originalConfig(cfg, tower);
-                Safetensors.write(out.resolve("model.safetensors"), checkpointTensors(model, layout, includeVision), Map.of("format", "pt"));
-            } else {
+            if (layout != Layout.LLAVA_HF && layout != Layout.TRANSFORMERS && layout != Layout.ORIGINAL_LLAVA)
                 throw new IllegalArgumentException("cannot write a LLaVA in the " + layout + " layout");
-            }
-            JsonFiles.write(out.resolve("config.json"), config);
+            writeConfig(model, layout, out); // first: it refuses configs the layout cannot express
+            if (layout == Layout.ORIGINAL_LLAVA && model.config.visionTowerFolder() == null)
+                saveVisionTower(model, out.resolve(VISION_TOWER_DIR));
+            Safetensors.write(out.resolve("model.safetensors"), checkpointTensors(model, layout, includeVision), Map.of("format", "pt"));
             if (sideFilesFrom != null && !sideFilesFrom.toAbsolutePath().normalize().equals(out.toAbsolutePath().normalize()))
                 for (String f : SIDE_FILES)
                     if (Files.isRegularFile(sideFilesFrom.resolve(f)))
@@ -201,7 +190,7 @@ public final class Checkpoints {
         Files.createDirectories(out);
         LlavaConfig cfg = model.config;
         ObjectNode config = layout == Layout.ORIGINAL_LLAVA
-                ? originalConfig(cfg, cfg.visionTowerFolder() == null ? "vision_tower" : cfg.visionTowerFolder().toAbsolutePath().normalize().toString())
+                ? originalConfig(cfg, cfg.visionTowerFolder() == null ? VISION_TOWER_DIR : cfg.visionTowerFolder().toAbsolutePath().normalize().toString())
                 : hfConfig(cfg);
         JsonFiles.write(out.resolve("config.json"), config);
     }
