@@ -128,13 +128,8 @@ public final class Checkpoints {
         List<String> unexpected = new ArrayList<>();
         unusedMain.forEach(k -> unexpected.add(k + " (" + folder + ")"));
         unusedVision.forEach(k -> unexpected.add(k + " (" + visionFolder + ")"));
-        if (!missing.isEmpty() || !unexpected.isEmpty() || !wrongShape.isEmpty()) {
-            StringBuilder sb = new StringBuilder(folder + ": the checkpoint (" + layout + " layout) does not match the model config");
-            if (!missing.isEmpty()) sb.append("\n  missing tensors: ").append(missing);
-            if (!unexpected.isEmpty()) sb.append("\n  unexpected tensors: ").append(unexpected);
-            if (!wrongShape.isEmpty()) sb.append("\n  shape mismatches: ").append(wrongShape);
-            throw new CheckpointException(sb.toString());
-        }
+        CheckpointException.throwIfMismatched(folder + ": the checkpoint (" + layout + " layout) does not match the model config",
+                missing, unexpected, wrongShape);
         plan.forEach((param, h) -> Tensors.assign(param, Tensors.fromHost(h)));
     }
 

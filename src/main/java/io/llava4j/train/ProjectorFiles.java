@@ -71,13 +71,8 @@ public final class ProjectorFiles {
         want.forEach((n, p) -> {
             if (!seen.contains(p)) missing.add(Layout.originalProjectorName(n, depth));
         });
-        if (!missing.isEmpty() || !unexpected.isEmpty() || !wrongShape.isEmpty()) {
-            StringBuilder sb = new StringBuilder(file + ": does not fit the model's " + model.config.projectorType() + " projector");
-            if (!missing.isEmpty()) sb.append("\n  missing tensors: ").append(missing);
-            if (!unexpected.isEmpty()) sb.append("\n  unexpected tensors: ").append(unexpected);
-            if (!wrongShape.isEmpty()) sb.append("\n  shape mismatches: ").append(wrongShape);
-            throw new CheckpointException(sb.toString());
-        }
+        CheckpointException.throwIfMismatched(file + ": does not fit the model's " + model.config.projectorType() + " projector",
+                missing, unexpected, wrongShape);
         plan.forEach((p, h) -> Tensors.assign(p, Tensors.fromHost(h)));
     }
 }
