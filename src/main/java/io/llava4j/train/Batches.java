@@ -23,7 +23,7 @@ public final class Batches {
     private Batches() {}
 
     /** Model inputs of a micro-batch: the images in order ([N, 3, H, W] or null), padded ids, labels and mask. */
-    public record Input(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, long tokens) {}
+    public record Input(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask) {}
 
     /**
      * The dataset of {@code dataPath} for a model: tokenizer from the model folder, image processor from the model
@@ -61,11 +61,7 @@ public final class Batches {
     public static Input input(List<Sample> samples, Collator collator, int imageSize) {
         Collator.Batch b = collator.collate(samples);
         int per = 3 * imageSize * imageSize, images = 0;
-        long tokens = 0;
-        for (int i = 0; i < b.size(); i++) {
-            if (b.pixels()[i] != null) images++;
-            tokens += samples.get(i).inputIds().length;
-        }
+        for (float[] px : b.pixels()) if (px != null) images++;
         Tensor pixels = null;
         if (images > 0) {
             float[] all = new float[images * per];
@@ -73,6 +69,6 @@ public final class Batches {
             for (float[] px : b.pixels()) if (px != null) System.arraycopy(px, 0, all, per * k++, per);
             pixels = Tensors.floats(all, images, 3, imageSize, imageSize);
         }
-        return new Input(pixels, b.inputIds(), b.labels(), b.attentionMask(), tokens);
+        return new Input(pixels, b.inputIds(), b.labels(), b.attentionMask());
     }
 }
