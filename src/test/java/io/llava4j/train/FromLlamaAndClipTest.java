@@ -53,20 +53,14 @@ class FromLlamaAndClipTest {
         return f;
     }
 
-    static Trainer run(List<String> f) throws Exception {
-        Trainer t = new Trainer(TrainCommand.parse(f.toArray(new String[0])));
-        t.run();
-        return t;
-    }
-
     @Test
     void stage1ThenStage2FromLlamaAndClip(@TempDir Path tmp) throws Exception {
         Path[] lc = split(tmp);
         Path s1 = tmp.resolve("s1"), s1again = tmp.resolve("s1b"), s2 = tmp.resolve("s2");
         String[] stage1 = {"--version", "plain", "--data_path", TestData.tinyData().resolve("pretrain.json").toString(),
                 "--tune_mm_mlp_adapter", "True", "--max_steps", "2"};
-        Trainer a = run(flags(lc[0], lc[1], s1, stage1));
-        Trainer b = run(flags(lc[0], lc[1], s1again, stage1));
+        Trainer a = TrainRuns.run(flags(lc[0], lc[1], s1, stage1));
+        Trainer b = TrainRuns.run(flags(lc[0], lc[1], s1again, stage1));
         assertEquals(a.losses(), b.losses(), "the same seed gives the same fresh projector and run");
         Map<String, HostTensor> proj = TestData.tensors(s1.resolve("mm_projector.safetensors"));
         assertEquals(java.util.Set.of("model.mm_projector.0.weight", "model.mm_projector.0.bias", "model.mm_projector.2.weight",
@@ -81,7 +75,7 @@ class FromLlamaAndClipTest {
             assertTrue(e.getValue().equal(Tensors.fromHost(src)), n);
         }
 
-        Trainer t = run(flags(lc[0], lc[1], s2, "--version", "v1", "--data_path", TestData.tinyData().resolve("finetune.json").toString(),
+        Trainer t = TrainRuns.run(flags(lc[0], lc[1], s2, "--version", "v1", "--data_path", TestData.tinyData().resolve("finetune.json").toString(),
                 "--pretrain_mm_mlp_adapter", s1.resolve("mm_projector.safetensors").toString(), "--max_steps", "3"));
         // warmup_ratio 0.03 of 3 steps = 1 warmup step at lr 0 (HF's schedule), then cosine
         assertEquals(t.losses().get(0), t.losses().get(1), "the warmup step has lr 0");

@@ -26,16 +26,10 @@ class ResumeTest {
                 "--seed", "7", "--output_dir", out.toString()));
     }
 
-    static Trainer run(List<String> f) throws Exception {
-        Trainer t = new Trainer(TrainCommand.parse(f.toArray(new String[0])));
-        t.run();
-        return t;
-    }
-
     @Test
     void resumedRunEqualsUninterruptedRun(@TempDir Path tmp) throws Exception {
         Path full = tmp.resolve("full"), cut = tmp.resolve("cut");
-        Trainer whole = run(flags(full, 6));
+        Trainer whole = TrainRuns.run(flags(full, 6));
         assertEquals(6, whole.losses().size());
         // checkpoints 2 and 4 were written, --save_total_limit 1 kept the newest; none at the final step
         assertEquals(List.of("checkpoint-4"),
@@ -49,7 +43,7 @@ class ResumeTest {
         assertFalse(Files.exists(cut.resolve("model.safetensors")), "a stopped run writes no final output");
         assertEquals(List.of("checkpoint-2"), TrainCheckpoint.list(cut).stream().map(p -> p.getFileName().toString()).toList());
 
-        Trainer resumed = run(withResumeList(stopped, "True"));
+        Trainer resumed = TrainRuns.run(withResumeList(stopped, "True"));
         assertEquals(4, resumed.losses().size(), "steps 3..6");
         for (int i = 0; i < 4; i++)
             assertEquals(whole.losses().get(i + 2), resumed.losses().get(i), 0.0, "loss of step " + (i + 3));

@@ -30,12 +30,6 @@ class TwoStageTrainingTest {
                 "--max_grad_norm", "0", "--logging_steps", "1", "--output_dir", out.toString()));
     }
 
-    static Trainer train(List<String> flags) throws Exception {
-        Trainer t = new Trainer(TrainCommand.parse(flags.toArray(new String[0])));
-        t.run();
-        return t;
-    }
-
     static List<String> stage1Flags(Path out) {
         List<String> f = common(out);
         f.addAll(List.of("--version", "plain", "--data_path", TestData.tinyData().resolve("pretrain.json").toString(),
@@ -58,7 +52,7 @@ class TwoStageTrainingTest {
 
     @Test
     void stage1TrainsOnlyTheProjectorAndMatchesReference(@TempDir Path out) throws Exception {
-        Trainer t = train(stage1Flags(out));
+        Trainer t = TrainRuns.run(stage1Flags(out));
         JsonNode ref = JSON.readTree(REF.resolve("expected/stage1/reference.json").toFile());
         assertLosses(ref, t.losses());
 
@@ -101,7 +95,7 @@ class TwoStageTrainingTest {
         List<String> f = common(s2);
         f.addAll(List.of("--version", "v1", "--data_path", TestData.tinyData().resolve("finetune.json").toString(),
                 "--pretrain_mm_mlp_adapter", s1.resolve("mm_projector.safetensors").toString(), "--max_steps", "2"));
-        Trainer t = train(f);
+        Trainer t = TrainRuns.run(f);
         assertLosses(JSON.readTree(REF.resolve("expected/stage2/reference.json").toFile()), t.losses());
 
         Map<String, HostTensor> input = TestData.tensors(TestData.tinyLlava().resolve("model.safetensors"));
