@@ -1,7 +1,9 @@
 package io.llava4j.model;
 
 import io.llava4j.config.TextConfig;
+import io.llava4j.nn.Autocast;
 import io.llava4j.nn.Embedding;
+import io.llava4j.nn.Scopes;
 import io.llava4j.nn.Linear;
 import io.llava4j.nn.RmsNorm;
 import org.bytedeco.pytorch.Module;
@@ -29,8 +31,12 @@ public class Llama extends Module {
 
     /** [B, T, h] input embeddings → [B, T, vocab] logits. */
     public Tensor forward(Tensor embeds) {
-        Tensor h = model.forward(embeds);
-        return lmHead != null ? lmHead.forward(h) : torch.linear(h, model.embedTokens.weight);
+        return head(model.forward(embeds));
+    }
+
+    /** [.., h] final hidden states → [.., vocab] logits (lm_head, or the tied embedding table). */
+    public Tensor head(Tensor h) {
+        return lmHead != null ? lmHead.forward(h) : Autocast.linear(h, model.embedTokens.weight, null);
     }
 
     public static class Model extends Module {
@@ -54,7 +60,10 @@ public class Llama extends Module {
         /** [B, T, h] → [B, T, h] (after the final norm) */
         Tensor forward(Tensor x) {
             Tensor[] cosSin = rope.cosSin(x.size(1)); // [T, hd] each
-            for (DecoderLayer layer : layers) x = layer.forward(x, cosSin[0], cosSin[1]);
+            for (DecoderLayer layer : layers) {
+                Tensor in = x;
+                x = Scopes.keep(() -> layer.forward(in, cosSin[0], cosSin[1]));
+            }
             return norm.forward(x);
         }
     }

@@ -24,6 +24,12 @@ public class Llava extends Module {
     public final ClipVisionTower visionTower;
     public final Projector projector;
     public final Llama languageModel;
+    /**
+     * The file tensor (memory-mapped) each parameter was loaded from, by llava-hf name; an entry is dropped when its
+     * parameter is overwritten from elsewhere. Frozen parameters are saved from here: bit-identical, in the file's own
+     * dtype, with no copy in memory.
+     */
+    public final java.util.Map<String, io.llava4j.io.HostTensor> loadedFrom = new java.util.HashMap<>();
 
     public Llava(LlavaConfig c) {
         config = c;
@@ -99,7 +105,7 @@ public class Llava extends Module {
             long[] ids = inputIds[b];
             long[] safe = ids.clone();
             for (int i = 0; i < safe.length; i++) if (safe[i] == imageToken) safe[i] = 0;
-            Tensor text = torch.embedding(table, Tensors.longs(safe, safe.length)); // [T, h]
+            Tensor text = io.llava4j.nn.Autocast.embedding(table, Tensors.longs(safe, safe.length)); // [T, h] fp32
             TensorVector pieces = new TensorVector();
             List<Long> lab = new ArrayList<>();
             int start = 0;
