@@ -39,11 +39,70 @@ public class Llama extends Module {
         return lmHead != null ? lmHead.forward(h) : Autocast.linear(h, model.embedTokens.weight, null);
     }
 
+    /**
+     * Gradient checkpointing (HF's {@code gradient_checkpointing_enable}, per decoder layer): the forward runs without a
+     * graph, keeping only each layer's input [B, T, h]; the backward recomputes one layer at a time with its graph and
+     * back-propagates through it, so activation memory is one layer's instead of all of them. Gradients equal those of
+     * the plain backward. Layers below the lowest one that trains are recomputed only when {@code embeds} needs a
+     * gradient (the projector, embed_tokens).
+     *
+     * @param embeds [B, T, h] input embeddings (with their graph to the projector / embedding table)
+     * @param loss   logits [B, T, vocab] → the scalar loss
+     * @param scale  the loss is multiplied by this before the backward (gradient accumulation)
+     * @return the unscaled loss
+     */
+    public double checkpointedBackward(Tensor embeds, java.util.function.UnaryOperator<Tensor> loss, double scale) {
+        List<DecoderLayer> layers = model.layers;
+        Tensor[] cosSin = model.rope.cosSin(embeds.size(1)); // [T, hd] each
+        List<Tensor> inputs = new ArrayList<>();
+        Tensor x = embeds.detach();
+        try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+            for (DecoderLayer layer : layers) {
+                inputs.add(x);
+                Tensor in = x;
+                x = Scopes.keep(() -> layer.forward(in, cosSin[0], cosSin[1]));
+            }
+        }
+        Tensor top = x.detach().requires_grad_(true); // [B, T, h], the leaf the head's backward stops at
+        double value;
+        Tensor grad;
+        {
+            Tensor l = loss.apply(head(model.norm.forward(top)));
+            value = l.item_double();
+            l.mul(new Scalar(scale)).backward();
+            grad = new Tensor(top.grad());
+        }
+        int lowest = 0; // lowest layer the backward must reach
+        if (!embeds.requires_grad()) {
+            lowest = layers.size();
+            for (int i = 0; i < layers.size(); i++) if (trains(layers.get(i))) { lowest = i; break; }
+        }
+        for (int i = layers.size() - 1; i >= lowest; i--) {
+            DecoderLayer layer = layers.get(i);
+            Tensor in0 = inputs.get(i), gOut = grad;
+            grad = Scopes.keep(() -> {
+                Tensor in = in0.detach().requires_grad_(true);
+                layer.forward(in, cosSin[0], cosSin[1]).backward(gOut, new org.bytedeco.pytorch.BoolOptional(), false,
+                        new org.bytedeco.pytorch.TensorArrayRefOptional());
+                return new Tensor(in.grad());
+            });
+        }
+        if (embeds.requires_grad() && lowest == 0)
+            embeds.backward(grad, new org.bytedeco.pytorch.BoolOptional(), false, new org.bytedeco.pytorch.TensorArrayRefOptional());
+        return value;
+    }
+
+    private static boolean trains(Module m) {
+        TensorVector ps = m.parameters(true);
+        for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) return true;
+        return false;
+    }
+
     public static class Model extends Module {
         public final Embedding embedTokens; // [vocab, h]
         public final List<DecoderLayer> layers = new ArrayList<>();
         public final RmsNorm norm;
-        private final Rope rope;
+        final Rope rope;
 
         Model(TextConfig c) {
             embedTokens = register_module("embed_tokens", new Embedding(c.vocabSize(), c.hiddenSize()));

@@ -66,6 +66,33 @@ public class Llava extends Module {
      * to {@code maxLength} positions (LLaVA's {@code tokenizer_model_max_length}: image rows count too; 0 = no limit).
      */
     public Output forward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+        Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+        return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
+    }
+
+    /** The loss and the merged sequences' lengths of one {@link #forwardBackward} call. */
+    public record Step(double loss, int[] lengths) {}
+
+    /**
+     * One micro-batch's forward and backward: {@link #loss} of {@link #forward}, times {@code scale}, back-propagated.
+     * With {@code checkpointing} the LLM's decoder layers are recomputed in the backward
+     * ({@link Llama#checkpointedBackward}); the gradients are the same.
+     */
+    public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
+                                double scale, boolean checkpointing) {
+        if (!checkpointing) {
+            Output out = forward(pixels, inputIds, labels, attentionMask, maxLength);
+            Tensor l = loss(out);
+            l.mul(new org.bytedeco.pytorch.Scalar(scale)).backward();
+            return new Step(l.item_double(), out.lengths());
+        }
+        Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+        double l = languageModel.checkpointedBackward(m.embeds, logits -> loss(new Output(logits, m.labels, m.lengths)), scale);
+        return new Step(l, m.lengths);
+    }
+
+    /** Drops padding, runs the tower and projector, and merges: the LLM's input embeddings [B, L, h] and labels. */
+    private Merged embed(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
         if (attentionMask != null) {
             long[][] ids = new long[inputIds.length][], labs = labels == null ? null : new long[inputIds.length][];
             for (int b = 0; b < inputIds.length; b++) {
@@ -76,8 +103,7 @@ public class Llava extends Module {
             labels = labs;
         }
         Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
-        Merged m = merge(inputIds, labels, feats, maxLength);
-        return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
+        return merge(inputIds, labels, feats, maxLength);
     }
 
     private static long[] kept(long[] values, boolean[] mask) {

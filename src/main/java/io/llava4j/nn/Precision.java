@@ -31,7 +31,7 @@ public enum Precision {
      * otherwise fp32 with the half-precision weights up-cast one layer at a time. fp16 GEMMs always up-cast on CPU.
      */
     public ScalarType gemm() {
-        if (this == BF16 && CpuFeatures.BF16) return ScalarType.BFloat16;
+        if (this == BF16 && CpuFeatures.bf16()) return ScalarType.BFloat16;
         return ScalarType.Float;
     }
 
@@ -45,13 +45,20 @@ public enum Precision {
                 : name + " storage for frozen weights, fp32 master weights; GEMMs in " + name + " (autocast)";
     }
 
-    /** What /proc/cpuinfo says about native bf16 arithmetic; {@code LLAVA4J_BF16_GEMM=0|1} overrides it. */
+    /**
+     * What /proc/cpuinfo says about native bf16 arithmetic; the system property {@code llava4j.bf16_gemm} or the
+     * environment variable {@code LLAVA4J_BF16_GEMM} (0 or 1) overrides it.
+     */
     static final class CpuFeatures {
-        static final boolean BF16 = detect();
+        private static final boolean DETECTED = detect();
+
+        static boolean bf16() {
+            String force = System.getProperty("llava4j.bf16_gemm", System.getenv("LLAVA4J_BF16_GEMM"));
+            if (force != null && !force.isEmpty()) return force.equals("1");
+            return DETECTED;
+        }
 
         private static boolean detect() {
-            String force = System.getenv("LLAVA4J_BF16_GEMM");
-            if (force != null && !force.isEmpty()) return force.equals("1");
             try {
                 String info = Files.readString(Path.of("/proc/cpuinfo"));
                 return info.contains("avx512_bf16") || info.contains("amx_bf16");
