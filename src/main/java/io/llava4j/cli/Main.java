@@ -9,8 +9,25 @@ import picocli.CommandLine.Command;
         subcommands = {ScoreCommand.class, InspectCommand.class, TrainCommand.class})
 public class Main implements Runnable {
 
+    /**
+     * {@code LLAVA4J_MEMORY_REPORT=FILE} writes the run's peak resident memory to FILE as JSON at exit
+     * ({@code peak_rss_anon_mb}: what the process holds, without clean pages of memory-mapped weights;
+     * {@code peak_rss_mb}: with them) — the figure the benchmarks in bench/ report.
+     */
     public static void main(String[] args) {
-        System.exit(run(args));
+        String report = System.getenv("LLAVA4J_MEMORY_REPORT");
+        io.llava4j.engine.MemoryMonitor mon = report == null || report.isEmpty() ? null : new io.llava4j.engine.MemoryMonitor();
+        int rc = run(args);
+        if (mon != null) {
+            try {
+                java.nio.file.Files.writeString(java.nio.file.Path.of(report), String.format(java.util.Locale.ROOT,
+                        "{\"peak_rss_anon_mb\": %.1f, \"peak_rss_mb\": %.1f, \"exit_code\": %d}%n",
+                        mon.peakAnonBytes() / 1048576.0, mon.peakRssBytes() / 1048576.0, rc));
+            } catch (java.io.IOException e) {
+                System.err.println("warning: cannot write " + report + ": " + e.getMessage());
+            }
+        }
+        System.exit(rc);
     }
 
     /** Runs the CLI and returns its exit code (tests call this instead of {@link #main}). */

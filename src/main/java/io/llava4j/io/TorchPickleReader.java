@@ -54,7 +54,8 @@ public final class TorchPickleReader {
 
     /**
      * Reads the tensors of a torch.save archive whose pickled object is a dict (or OrderedDict) of name → tensor,
-     * in the dict's order. Tensor data are copies in JVM memory (little-endian, row-major).
+     * in the dict's order. Tensor data are read-only memory maps of the archive's storage entries (torch.save stores
+     * them uncompressed); a compressed entry is inflated into native memory. Nothing goes through the Java heap.
      *
      * @throws TensorFileException when the archive is malformed, holds anything other than a dict of contiguous
      *                             tensors, or its pickle uses a global or opcode outside the allowed set
@@ -67,7 +68,14 @@ public final class TorchPickleReader {
             throw new TensorFileException(file, "not a zip archive (only the zip format of torch.save, the default "
                     + "since PyTorch 1.6, is supported): " + e.getMessage(), e);
         }
-        try (zip) {
+        org.apache.commons.compress.archivers.zip.ZipFile data;
+        try {
+            data = org.apache.commons.compress.archivers.zip.ZipFile.builder().setPath(file).get();
+        } catch (IOException e) {
+            zip.close();
+            throw new TensorFileException(file, "not a readable zip archive: " + e.getMessage(), e);
+        }
+        try (zip; data) {
             List<String> pkls = dataPklEntries(zip);
             if (pkls.size() != 1)
                 throw new TensorFileException(file, pkls.isEmpty() ? "not a torch.save archive: no <name>/data.pkl entry"
@@ -90,7 +98,7 @@ public final class TorchPickleReader {
                 if (!(e.getValue() instanceof TensorRef tensor))
                     throw new TensorFileException(file, "entry '" + name + "' is a " + describe(e.getValue())
                             + ", expected a tensor");
-                out.put(name, materialize(file, zip, prefix, name, tensor, storages));
+                out.put(name, materialize(file, data, prefix, name, tensor, storages));
             }
             return out;
         }
@@ -132,8 +140,46 @@ public final class TorchPickleReader {
         }
     }
 
+    /**
+     * A storage entry's bytes: a read-only memory map of the archive where the entry is stored (torch.save's way, so
+     * the data cost no heap and only clean, evictable page cache), otherwise inflated into a direct (native) buffer.
+     */
+    private static ByteBuffer entryData(Path file, org.apache.commons.compress.archivers.zip.ZipFile zip,
+                                        org.apache.commons.compress.archivers.zip.ZipArchiveEntry entry) throws IOException {
+        long size = entry.getSize();
+        if (size < 0 || size > Integer.MAX_VALUE - 8)
+            throw new TensorFileException(file, "zip entry '" + entry.getName() + "' of " + size
+                    + " bytes: at most 2 GiB per storage is supported");
+        if (size == 0) return ByteBuffer.allocate(0);
+        if (entry.getMethod() == java.util.zip.ZipEntry.STORED) {
+            long offset = entry.getDataOffset();
+            try (java.nio.channels.FileChannel ch = java.nio.channels.FileChannel.open(file, java.nio.file.StandardOpenOption.READ)) {
+                if (offset < 0 || offset + size > ch.size())
+                    throw new TensorFileException(file, "zip entry '" + entry.getName() + "' is truncated: " + size
+                            + " bytes at offset " + offset + " exceed the file's " + ch.size() + " bytes");
+                return ch.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, offset, size);
+            }
+        }
+        ByteBuffer out = ByteBuffer.allocateDirect((int) size);
+        try (InputStream in = zip.getInputStream(entry)) {
+            byte[] chunk = new byte[1 << 16];
+            int n;
+            while ((n = in.read(chunk)) > 0) {
+                if (n > out.remaining())
+                    throw new TensorFileException(file, "zip entry '" + entry.getName() + "' holds more than its declared " + size + " bytes");
+                out.put(chunk, 0, n);
+            }
+        } catch (ZipException e) {
+            throw new TensorFileException(file, "zip entry '" + entry.getName() + "' is corrupt: " + e.getMessage(), e);
+        }
+        if (out.hasRemaining())
+            throw new TensorFileException(file, "zip entry '" + entry.getName() + "' is truncated: read "
+                    + out.position() + " of " + size + " bytes");
+        return out.flip();
+    }
+
     /** Turns a rebuilt tensor reference into a HostTensor over its (cached) storage bytes. */
-    private static HostTensor materialize(Path file, ZipFile zip, String prefix, String name, TensorRef t,
+    private static HostTensor materialize(Path file, org.apache.commons.compress.archivers.zip.ZipFile zip, String prefix, String name, TensorRef t,
                                           Map<String, ByteBuffer> storages) throws IOException {
         String where = "tensor '" + name + "': ";
         StorageRef s = t.storage;
@@ -165,11 +211,11 @@ public final class TorchPickleReader {
 
         ByteBuffer storage = storages.get(s.key);
         if (storage == null) {
-            ZipEntry entry = zip.getEntry(prefix + "data/" + s.key);
+            var entry = zip.getEntry(prefix + "data/" + s.key);
             if (entry == null)
                 throw new TensorFileException(file, where + "storage '" + s.key + "' is missing (no zip entry '"
                         + prefix + "data/" + s.key + "')");
-            storage = ByteBuffer.wrap(readEntry(file, zip, entry)).order(ByteOrder.LITTLE_ENDIAN);
+            storage = entryData(file, zip, entry).order(ByteOrder.LITTLE_ENDIAN);
             storages.put(s.key, storage);
         }
         long storageBytes = s.numel * s.dtype.bytes;

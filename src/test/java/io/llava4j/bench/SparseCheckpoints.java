@@ -1,0 +1,131 @@
+package io.llava4j.bench;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.config.LlavaConfig;
+import io.llava4j.engine.Tensors;
+import io.llava4j.io.Layout;
+import io.llava4j.model.Llava;
+
+import java.io.IOException;
+import java.io.RandomAccessFile;
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
+
+/**
+ * Real-shaped checkpoints that cost no disk: the model a published config describes, every tensor present with its
+ * real name, shape and dtype, in the published shard files of its {@code model.safetensors.index.json}, with all data
+ * zero (sparse files). Used by the real-size benchmark (bench/real-size.sh) and the loading-memory test.
+ *
+ * <p>{@code java … io.llava4j.bench.SparseCheckpoints REAL_CONFIG_DIR OUT_DIR [F16|BF16|F32]}
+ */
+public final class SparseCheckpoints {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private SparseCheckpoints() {}
+
+    public static void main(String[] args) throws IOException {
+        if (args.length < 2) {
+            System.err.println("usage: SparseCheckpoints REAL_CONFIG_DIR OUT_DIR [F16|BF16|F32]");
+            System.exit(2);
+        }
+        long bytes = llavaHf(Path.of(args[0]), Path.of(args[1]), args.length > 2 ? args[2] : "F16");
+        System.out.printf("wrote %s: %.2f GB of (sparse) weights%n", args[1], bytes / 1e9);
+    }
+
+    /**
+     * Writes an llava-hf folder for {@code configDir}'s config.json: the shards its index names (one
+     * {@code model.safetensors} when it has no index), its side files, and the reference tokenizer.
+     *
+     * @return bytes of weight data
+     */
+    public static long llavaHf(Path configDir, Path out, String dtype) throws IOException {
+        Files.createDirectories(out);
+        for (String f : List.of("config.json", "preprocessor_config.json", "tokenizer_config.json", "special_tokens_map.json",
+                "generation_config.json", "added_tokens.json"))
+            if (Files.isRegularFile(configDir.resolve(f))) Files.copy(configDir.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+        LlavaConfig cfg = LlavaConfig.load(out, null, null);
+        Llava model = new Llava(cfg); // parameters are allocated lazily: nothing is touched
+        int depth = cfg.projectorDepth();
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        Tensors.namedParameters(model).forEach((n, t) -> shapes.put(Layout.LLAVA_HF.fileName(n, depth), Tensors.shape(t)));
+
+        Path index = configDir.resolve("model.safetensors.index.json");
+        Map<String, Map<String, long[]>> shards = new TreeMap<>();
+        if (Files.isRegularFile(index)) {
+            JsonNode wm = JSON.readTree(index.toFile()).get("weight_map");
+            for (String name : shapes.keySet()) {
+                JsonNode shard = wm.get(name);
+                if (shard == null) throw new IllegalStateException(index + " does not list " + name);
+                shards.computeIfAbsent(shard.asText(), s -> new LinkedHashMap<>()).put(name, shapes.get(name));
+            }
+            Files.copy(index, out.resolve(index.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        } else {
+            shards.put("model.safetensors", shapes);
+        }
+        long total = 0;
+        for (Map.Entry<String, Map<String, long[]>> s : shards.entrySet()) total += writeSparse(out.resolve(s.getKey()), s.getValue(), dtype);
+        return total;
+    }
+
+    /** A safetensors file whose header lists the tensors and whose data section is a hole of the right size. */
+    public static long writeSparse(Path file, Map<String, long[]> tensors, String dtype) throws IOException {
+        int size = switch (dtype) {
+            case "F32" -> 4;
+            case "F16", "BF16" -> 2;
+            default -> throw new IllegalArgumentException(dtype);
+        };
+        ObjectNode header = JSON.createObjectNode();
+        header.putObject("__metadata__").put("format", "pt");
+        long offset = 0;
+        for (Map.Entry<String, long[]> e : new TreeMap<>(tensors).entrySet()) {
+            long n = 1;
+            for (long d : e.getValue()) n *= d;
+            ObjectNode t = header.putObject(e.getKey());
+            t.put("dtype", dtype);
+            ArrayNode sh = t.putArray("shape");
+            for (long d : e.getValue()) sh.add(d);
+            t.putArray("data_offsets").add(offset).add(offset + n * size);
+            offset += n * size;
+        }
+        byte[] json = JSON.writeValueAsBytes(header);
+        int padded = (json.length + 7) / 8 * 8;
+        ByteBuffer head = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
+        head.putLong(padded).put(json);
+        while (head.hasRemaining()) head.put((byte) ' ');
+        try (RandomAccessFile f = new RandomAccessFile(file.toFile(), "rw")) {
+            f.setLength(0);
+            f.write(head.array());
+            f.setLength(8 + padded + offset); // the data: a hole that reads as zeros
+        }
+        return offset;
+    }
+
+    /** A one-sample LLaVA JSON file with a grey {@code side}×{@code side} PNG. */
+    public static Path oneSample(Path dir, int side) throws IOException {
+        Files.createDirectories(dir.resolve("images"));
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(side, side, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        java.awt.Graphics2D g = img.createGraphics();
+        g.setColor(new java.awt.Color(120, 140, 160));
+        g.fillRect(0, 0, side, side);
+        g.setColor(java.awt.Color.RED);
+        g.fillOval(side / 4, side / 4, side / 2, side / 2);
+        g.dispose();
+        javax.imageio.ImageIO.write(img, "png", dir.resolve("images/img.png").toFile());
+        Path json = dir.resolve("data.json");
+        Files.writeString(json, "[{\"id\": \"real-size-0\", \"image\": \"img.png\", \"conversations\": ["
+                + "{\"from\": \"human\", \"value\": \"<image>\\nWhat is in the picture?\"},"
+                + "{\"from\": \"gpt\", \"value\": \"A red circle on a grey background.\"}]}]", StandardCharsets.UTF_8);
+        return json;
+    }
+}
