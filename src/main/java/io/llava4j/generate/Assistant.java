@@ -9,6 +9,7 @@ import io.llava4j.data.LlavaTokenizer;
 import io.llava4j.engine.Tensors;
 import io.llava4j.model.Checkpoints;
 import io.llava4j.model.Llava;
+import io.llava4j.nn.Precision;
 import org.bytedeco.pytorch.Tensor;
 
 import java.io.IOException;
@@ -22,9 +23,9 @@ import java.nio.file.Path;
  * {@code image_aspect_ratio} ({@code pad} = expand to square; anything else = none).
  */
 public final class Assistant implements AutoCloseable {
-    /** Load-time choices; {@code bf16} is passed on to the model's compute precision where the build supports it. */
-    public record Options(Path visionTower, boolean bf16) {
-        public static final Options DEFAULT = new Options(null, false);
+    /** Load-time choices: the CLIP folder for original LLaVA folders (null = from the config) and the precision. */
+    public record Options(Path visionTower, Precision precision) {
+        public static final Options DEFAULT = new Options(null, Precision.FP32);
     }
 
     private final Llava model;
@@ -34,17 +35,17 @@ public final class Assistant implements AutoCloseable {
     private final Generator generator;
     private final String name;
 
-    private Assistant(Llava model, LlavaTokenizer tokenizer, ImageProcessor images, String aspectRatio, String name) {
+    private Assistant(Llava model, Precision precision, LlavaTokenizer tokenizer, ImageProcessor images, String aspectRatio, String name) {
         this.model = model;
         this.tokenizer = tokenizer;
         this.images = images;
         this.aspectRatio = aspectRatio;
         this.name = name;
-        this.generator = new Generator(model, tokenizer.eos());
+        this.generator = new Generator(model, precision, tokenizer.eos());
     }
 
     public static Assistant load(Path folder, Options options) {
-        Llava m = Checkpoints.load(folder, options.visionTower(), null).model();
+        Llava m = Checkpoints.load(folder, options.visionTower(), null, options.precision()).model();
         try {
             LlavaTokenizer tok = LlavaTokenizer.load(folder);
             Path pp = folder.resolve("preprocessor_config.json");
@@ -56,7 +57,7 @@ public final class Assistant implements AutoCloseable {
             int size = m.config.vision().imageSize();
             if (proc.height() != size || proc.width() != size)
                 throw new DataException(pp + ": crops images to " + proc.height() + "x" + proc.width() + " but the vision tower takes " + size + "x" + size);
-            return new Assistant(m, tok, proc, aspectRatio(folder), folder.toAbsolutePath().normalize().getFileName().toString());
+            return new Assistant(m, options.precision(), tok, proc, aspectRatio(folder), folder.toAbsolutePath().normalize().getFileName().toString());
         } catch (IOException e) {
             throw new UncheckedIOException(e.getMessage(), e);
         }

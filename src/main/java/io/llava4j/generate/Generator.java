@@ -4,6 +4,8 @@ import io.llava4j.engine.Tensors;
 import io.llava4j.model.KvCache;
 import io.llava4j.model.Llama;
 import io.llava4j.model.Llava;
+import io.llava4j.nn.Autocast;
+import io.llava4j.nn.Precision;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
@@ -45,11 +47,18 @@ public final class Generator {
     }
 
     private final Llava model;
+    private final Precision precision;
     private final int[] stopTokens;
 
-    /** @param stopTokens ids that end generation (LLaVA: the tokenizer's {@code </s>}) */
+    /** fp32 generation; {@code stopTokens}: ids that end generation (LLaVA: the tokenizer's {@code </s>}). */
     public Generator(Llava model, int... stopTokens) {
+        this(model, Precision.FP32, stopTokens);
+    }
+
+    /** @param precision the GEMM precision of {@link Autocast} for the model's half-precision weights (as loaded) */
+    public Generator(Llava model, Precision precision, int... stopTokens) {
         this.model = model;
+        this.precision = precision;
         this.stopTokens = stopTokens.clone();
     }
 
@@ -71,7 +80,7 @@ public final class Generator {
         String reason = "length";
         long t1, promptLength, cacheBytes;
         Llama lm = model.languageModel;
-        try (PointerScope request = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+        try (PointerScope request = new PointerScope(); NoGradGuard ng = new NoGradGuard(); Autocast ac = Autocast.enable(precision)) {
             Tensor embeds = model.embedPrompt(pixels, longs(prompt)); // [1, L, h]
             promptLength = embeds.size(1);
             try (KvCache cache = new KvCache(model.config.text(), 1, promptLength + sampling.maxNewTokens())) {
@@ -97,7 +106,7 @@ public final class Generator {
 
     /** The logits of the prompt's last position as the cached prefill computes them (what the first token is picked from). */
     public float[] firstLogits(Tensor pixels, int[] prompt) {
-        try (PointerScope request = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+        try (PointerScope request = new PointerScope(); NoGradGuard ng = new NoGradGuard(); Autocast ac = Autocast.enable(precision)) {
             Tensor embeds = model.embedPrompt(pixels, longs(prompt));
             try (KvCache cache = new KvCache(model.config.text(), 1, embeds.size(1))) {
                 return lastLogits(model.languageModel.forwardCached(embeds, null, null, cache));
@@ -120,7 +129,7 @@ public final class Generator {
         int b = prompts.size();
         List<List<Integer>> out = new ArrayList<>();
         Llama lm = model.languageModel;
-        try (PointerScope request = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+        try (PointerScope request = new PointerScope(); NoGradGuard ng = new NoGradGuard(); Autocast ac = Autocast.enable(precision)) {
             List<Tensor> rows = new ArrayList<>();
             long maxLen = 0;
             for (int i = 0; i < b; i++) {
@@ -175,12 +184,12 @@ public final class Generator {
     /** The argmax token of each sample's last position: [B, T, h] → B ids. */
     private long[] argmax(Tensor hidden) {
         Tensor last = hidden.narrow(1, hidden.size(1) - 1, 1); // [B, 1, h]
-        return Tensors.toLongs(model.languageModel.logits(last).squeeze(1).argmax(new org.bytedeco.pytorch.LongOptional(-1), false));
+        return Tensors.toLongs(model.languageModel.head(last).squeeze(1).argmax(new org.bytedeco.pytorch.LongOptional(-1), false));
     }
 
     private float[] lastLogits(Tensor hidden) {
         Tensor last = hidden.narrow(1, hidden.size(1) - 1, 1); // [1, 1, h]
-        return Tensors.toFloats(model.languageModel.logits(last));
+        return Tensors.toFloats(model.languageModel.head(last));
     }
 
     private boolean isStop(int token) {

@@ -98,14 +98,9 @@ public class Llama extends Module {
         return false;
     }
 
-    /** [.., h] final hidden states → [.., vocab] logits. */
-    public Tensor logits(Tensor h) {
-        return lmHead != null ? lmHead.forward(h) : torch.linear(h, model.embedTokens.weight);
-    }
-
     /**
      * Incremental decoding: runs {@code embeds} [B, T, h] as the positions after those already in {@code cache}, appends
-     * their keys and values to it and returns the final hidden states [B, T, h] (after the norm; {@link #logits} maps
+     * their keys and values to it and returns the final hidden states [B, T, h] (after the norm; {@link #head} maps
      * them to the vocabulary). A prompt is run once (prefill, T = its length), then one position at a time (T = 1).
      *
      * @param positions [B, T] int64 rotary positions (a left-padded sample counts from its first real token); null =

@@ -89,6 +89,19 @@ class GeneratorTest {
     }
 
     @Test
+    void bf16FirstStepIsCloseToFp32() {
+        int[] ids = tiny.encode(Prompts.runLlava(Template.VICUNA_V1, "What shape is on top?", true), true);
+        Tensor px = tiny.pixels(TestData.tinyData().resolve("images/img0.png"));
+        float[] fp32 = tiny.generator().firstLogits(px, ids);
+        try (Assistant bf16 = Assistant.load(TestData.tinyLlava(), new Assistant.Options(null, io.llava4j.nn.Precision.BF16))) {
+            float[] half = bf16.generator().firstLogits(px, ids);
+            double err = Tensors.relativeError(Tensors.floats(half, half.length), Tensors.floats(fp32, fp32.length));
+            assertTrue(err > 0 && err < 2e-2, "bf16 vs fp32 rel err " + err);
+            assertEquals(3, bf16.generator().generate(px, ids, Sampling.greedy(3), null).tokens().length);
+        }
+    }
+
+    @Test
     void cachedGreedyEqualsFullSequenceLoopOnGqa() {
         assertNotEquals(gqa.model().config.text().numAttentionHeads(), gqa.model().config.text().numKeyValueHeads());
         int[] ids = gqa.encode(Prompts.runLlava(Template.VICUNA_V1, "What is in the picture?", true), true);
