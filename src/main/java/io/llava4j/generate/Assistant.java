@@ -98,7 +98,13 @@ public final class Assistant implements AutoCloseable {
         return tensor(images.process(encoded, aspectRatio, source));
     }
 
-    private Tensor tensor(float[] chw) {
+    /** CHW floats of an encoded image in memory (as the model takes them, before they become a tensor). */
+    public float[] processImage(byte[] encoded, String source) {
+        return images.process(encoded, aspectRatio, source);
+    }
+
+    /** [1, C, H, W] pixels from {@link #processImage}'s floats. */
+    public Tensor tensor(float[] chw) {
         return Tensors.floats(chw, 1, 3, images.height(), images.width());
     }
 

@@ -62,6 +62,11 @@ public final class Generator {
         this.stopTokens = stopTokens.clone();
     }
 
+    /** The same model without stop tokens: always {@code maxNewTokens} tokens (vLLM's {@code ignore_eos}). */
+    public Generator ignoringStopTokens() {
+        return new Generator(model, precision);
+    }
+
     public Llava model() {
         return model;
     }

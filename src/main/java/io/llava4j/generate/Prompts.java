@@ -23,10 +23,17 @@ public final class Prompts {
     public static final String IMAGE_PLACEHOLDER = "<image-placeholder>";
 
     private final Template template;
+    private final String system;
     private final List<String[]> messages = new ArrayList<>(); // {role, message}; message null = open turn
 
     public Prompts(Template template) {
+        this(template, Conversation.SYSTEM_V1);
+    }
+
+    /** With another system prompt than vicuna_v1's (ignored by plain, which has none). */
+    public Prompts(Template template, String system) {
         this.template = template;
+        this.system = system;
     }
 
     public Template template() {
@@ -78,7 +85,7 @@ public final class Prompts {
             }
             return p.toString();
         }
-        p.append(Conversation.SYSTEM_V1).append(' ');
+        p.append(system).append(' ');
         for (int i = 0; i < messages.size(); i++) {
             String[] rm = messages.get(i);
             if (rm[1] != null) p.append(rm[0]).append(": ").append(rm[1]).append(i % 2 == 0 ? " " : "</s>");
