@@ -96,7 +96,7 @@ public class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        new Trainer(toArgs()).run();
+        new Trainer(toArgs()).progress(new Progress("train")).run();
         return 0;
     }
 

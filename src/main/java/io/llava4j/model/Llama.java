@@ -98,6 +98,19 @@ public class Llama extends Module {
         return false;
     }
 
+    /**
+     * Incremental decoding: runs {@code embeds} [B, T, h] as the positions after those already in {@code cache}, appends
+     * their keys and values to it and returns the final hidden states [B, T, h] (after the norm; {@link #head} maps
+     * them to the vocabulary). A prompt is run once (prefill, T = its length), then one position at a time (T = 1).
+     *
+     * @param positions [B, T] int64 rotary positions (a left-padded sample counts from its first real token); null =
+     *                  {@code cache.length() + t} for every sample
+     * @param keyValid  [B, cache.length() + T] bool, false at padding keys; null = no padding
+     */
+    public Tensor forwardCached(Tensor embeds, Tensor positions, Tensor keyValid, KvCache cache) {
+        return model.forwardCached(embeds, positions, keyValid, cache);
+    }
+
     public static class Model extends Module {
         public final Embedding embedTokens; // [vocab, h]
         public final List<DecoderLayer> layers = new ArrayList<>();
@@ -125,6 +138,32 @@ public class Llama extends Module {
             }
             return norm.forward(x);
         }
+
+        Tensor forwardCached(Tensor x, Tensor positions, Tensor keyValid, KvCache cache) {
+            long b = x.size(0), t = x.size(1), past = cache.length();
+            if (past + t > cache.capacity())
+                throw new IllegalStateException("KV cache holds " + cache.capacity() + " positions; " + past + " used, " + t + " more asked");
+            if (positions == null) positions = torch.arange(new Scalar(past), new Scalar(past + t)).unsqueeze(0).expand(b, t);
+            Tensor[] cosSin = rope.cosSin(positions); // [B, 1, T, hd] each
+            Tensor mask = keyValid == null && (t == 1 || past == 0) ? null : attentionMask(keyValid, b, t, past);
+            boolean causal = mask == null && t > 1;
+            for (int i = 0; i < layers.size(); i++)
+                x = layers.get(i).forwardCached(x, cosSin[0], cosSin[1], mask, causal, cache.keys[i], cache.values[i], past);
+            cache.advance(t);
+            return norm.forward(x);
+        }
+
+        /**
+         * [B, 1, T, past + T] bool: query i (position past + i) sees key j when j <= past + i and key j is not padding;
+         * it always sees itself, so a padding query's row is never empty (its output is unused).
+         */
+        private static Tensor attentionMask(Tensor keyValid, long b, long t, long past) {
+            Tensor q = torch.arange(new Scalar(past), new Scalar(past + t)).unsqueeze(1); // [T, 1]
+            Tensor k = torch.arange(new Scalar(past + t)).unsqueeze(0);                  // [1, S]
+            Tensor m = k.le(q).unsqueeze(0).expand(b, t, past + t);                     // [B, T, S]
+            if (keyValid != null) m = m.logical_and(keyValid.unsqueeze(1));
+            return m.logical_or(k.eq(q).unsqueeze(0)).unsqueeze(1);
+        }
     }
 
     /** x = x + attn(input_layernorm(x)); x = x + mlp(post_attention_layernorm(x)) */
@@ -142,6 +181,11 @@ public class Llama extends Module {
 
         Tensor forward(Tensor x, Tensor cos, Tensor sin) {
             x = x.add(selfAttn.forward(inputLayernorm.forward(x), cos, sin));
+            return x.add(mlp.forward(postAttentionLayernorm.forward(x)));
+        }
+
+        Tensor forwardCached(Tensor x, Tensor cos, Tensor sin, Tensor mask, boolean causal, Tensor kCache, Tensor vCache, long past) {
+            x = x.add(selfAttn.forwardCached(inputLayernorm.forward(x), cos, sin, mask, causal, kCache, vCache, past));
             return x.add(mlp.forward(postAttentionLayernorm.forward(x)));
         }
     }
@@ -169,6 +213,20 @@ public class Llama extends Module {
             q = Rope.apply(q, cos, sin);
             k = Rope.apply(k, cos, sin);
             Tensor a = Attn.sdpa(q, k, v, true, kvHeads != heads); // [B, nh, T, hd]
+            return oProj.forward(a.transpose(1, 2).reshape(b, t, heads * headDim));
+        }
+
+        /** As {@link #forward}, with this step's keys/values written to the cache [B, nkv, capacity, hd] at {@code past}. */
+        Tensor forwardCached(Tensor x, Tensor cos, Tensor sin, Tensor mask, boolean causal, Tensor kCache, Tensor vCache, long past) {
+            long b = x.size(0), t = x.size(1);
+            Tensor q = qProj.forward(x).view(b, t, heads, headDim).transpose(1, 2);   // [B, nh, T, hd]
+            Tensor k = kProj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
+            Tensor v = vProj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
+            q = Rope.apply(q, cos, sin);
+            kCache.narrow(2, past, t).copy_(Rope.apply(k, cos, sin));
+            vCache.narrow(2, past, t).copy_(v);
+            Tensor keys = kCache.narrow(2, 0, past + t), vals = vCache.narrow(2, 0, past + t); // [B, nkv, past + T, hd]
+            Tensor a = Attn.sdpa(q, keys, vals, mask, causal, kvHeads != heads); // [B, nh, T, hd]
             return oProj.forward(a.transpose(1, 2).reshape(b, t, heads * headDim));
         }
     }
@@ -201,6 +259,13 @@ public class Llama extends Module {
             Tensor pos = torch.arange(new Scalar(t)).to(torch.ScalarType.Float); // [T]
             Tensor fr = pos.unsqueeze(1).mul(invFreq.unsqueeze(0));                 // [T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1);                  // [T, hd]
+            return new Tensor[]{emb.cos(), emb.sin()};
+        }
+
+        /** cos/sin at given positions: [B, T] → [B, 1, T, hd] each (broadcast over heads). */
+        Tensor[] cosSin(Tensor positions) {
+            Tensor fr = positions.to(torch.ScalarType.Float).unsqueeze(2).mul(invFreq); // [B, T, hd/2]
+            Tensor emb = torch.cat(new TensorVector(fr, fr), -1).unsqueeze(1);          // [B, 1, T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }
 

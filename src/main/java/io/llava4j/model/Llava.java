@@ -106,6 +106,15 @@ public class Llava extends Module {
         return merge(inputIds, labels, feats, maxLength);
     }
 
+    /**
+     * The input embeddings of one sample for generation: its token embeddings with the image token replaced by the
+     * image's projected feature rows, [1, L, h] ({@code pixels} [1, C, H, W], or null for a text-only prompt).
+     */
+    public Tensor embedPrompt(Tensor pixels, long[] inputIds) {
+        Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
+        return merge(new long[][]{inputIds}, null, feats, 0).embeds;
+    }
+
     private static long[] kept(long[] values, boolean[] mask) {
         return java.util.stream.IntStream.range(0, values.length).filter(i -> mask[i]).mapToLong(i -> values[i]).toArray();
     }

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.llava4j.cli.Progress;
 import io.llava4j.config.LlavaConfig.ProjectorSpec;
 import io.llava4j.data.LlavaDataset;
 import io.llava4j.data.LlavaDataset.Sample;
@@ -70,8 +69,16 @@ public final class Trainer {
      * Stops the run right after global step {@code step}, as a crash or preemption would: no final output is written
      * and the newest checkpoint is what a resume starts from.
      */
+    private TrainProgress progress = TrainProgress.NONE;
+
     public Trainer stopAfterStep(int step) {
         this.stopAfter = step;
+        return this;
+    }
+
+    /** Where progress goes (default: nowhere). */
+    public Trainer progress(TrainProgress p) {
+        this.progress = p;
         return this;
     }
 
@@ -115,7 +122,8 @@ public final class Trainer {
         Path log = a.outputDir().resolve("log.jsonl");
         truncateLog(log, step);
         int[] modality = a.groupByModalityLength() ? ds.modalityLengths() : null;
-        Progress bar = new Progress("train", total, step);
+        TrainProgress bar = progress;
+        bar.start(total, step);
         int[] order = null; // this epoch's sample order, computed once per epoch
         int orderEpoch = -1;
         try (BufferedWriter logw = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {

@@ -1,0 +1,82 @@
+package io.llava4j.generate;
+
+import io.llava4j.engine.Engine;
+import io.llava4j.engine.Tensors;
+import io.llava4j.model.Checkpoints;
+import io.llava4j.model.Llava;
+import io.llava4j.nn.Precision;
+import org.bytedeco.pytorch.Tensor;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.List;
+
+/**
+ * Decode benchmark (run by {@code bench/generate.sh}; bench/generate_ref.py is the PyTorch side): time to first token
+ * (image encoding + prefill + first pick) and decode tokens/s of greedy KV-cache decoding that never stops early. The
+ * prompt is BOS + one image + 32 text ids, made exactly as generate_ref.py makes them, so the first tokens agree in fp32.
+ *
+ * <p>Arguments: {@code MODEL_DIR [--bf16] [--new_tokens N] [--runs N] [--warmup N]}. Prints one JSON line.
+ */
+public final class DecodeBench {
+    private DecodeBench() {}
+
+    public static void main(String[] args) {
+        Path model = Path.of(args[0]);
+        boolean bf16 = false;
+        int newTokens = 64, runs = 3, warmup = 1;
+        for (int i = 1; i < args.length; i++) {
+            switch (args[i]) {
+                case "--bf16" -> bf16 = true;
+                case "--new_tokens" -> newTokens = Integer.parseInt(args[++i]);
+                case "--runs" -> runs = Integer.parseInt(args[++i]);
+                case "--warmup" -> warmup = Integer.parseInt(args[++i]);
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+            }
+        }
+        Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
+        Llava m = Checkpoints.load(model, null, null, precision).model();
+        int itok = (int) m.config.imageTokenIndex();
+        int size = m.config.vision().imageSize();
+        int[] ids = new int[34];
+        ids[0] = 1;
+        ids[1] = itok;
+        for (int i = 0; i < 32; i++) ids[2 + i] = (int) ((i * 7919L) % (itok - 3) + 3);
+        float[] px = new float[3 * size * size];
+        for (int i = 0; i < px.length; i++) px[i] = (float) Math.sin(0.001 * i);
+        Tensor pixels = Tensors.floats(px, 1, 3, size, size);
+        Generator g = new Generator(m, precision); // no stop token
+        Sampling s = Sampling.greedy(newTokens);
+        for (int i = 0; i < warmup; i++) g.generate(pixels, ids, s, null);
+        List<Generator.Result> res = new ArrayList<>();
+        for (int i = 0; i < runs; i++) res.add(g.generate(pixels, ids, s, null));
+        List<Long> ttft = new ArrayList<>(), dec = new ArrayList<>();
+        for (Generator.Result r : res) {
+            ttft.add(r.prefillNanos());
+            dec.add(r.decodeNanos());
+        }
+        Collections.sort(ttft);
+        Collections.sort(dec);
+        Generator.Result r0 = res.get(0);
+        long rss = peakRssMb();
+        System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
+                        + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"decode_tokens_per_s\": %.2f, \"first_tokens\": %s, "
+                        + "\"kv_cache_mb\": %.1f, \"peak_rss_mb\": %d}%n",
+                bf16, precision.describe(), Engine.threads(), r0.promptLength(), newTokens, ttft.get(runs / 2) / 1e9,
+                (newTokens - 1) / (dec.get(runs / 2) / 1e9), Arrays.toString(Arrays.copyOf(r0.tokens(), 8)),
+                r0.cacheBytes() / 1048576.0, rss);
+    }
+
+    /** VmHWM of this process (MiB), -1 where /proc is not there. */
+    private static long peakRssMb() {
+        try {
+            for (String l : java.nio.file.Files.readAllLines(Path.of("/proc/self/status")))
+                if (l.startsWith("VmHWM:")) return Long.parseLong(l.replaceAll("\\D", "")) / 1024;
+        } catch (Exception e) {
+            return -1;
+        }
+        return -1;
+    }
+}
