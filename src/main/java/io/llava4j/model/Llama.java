@@ -147,8 +147,11 @@ public class Llama extends Module {
             Tensor[] cosSin = rope.cosSin(positions); // [B, 1, T, hd] each
             Tensor mask = keyValid == null && (t == 1 || past == 0) ? null : attentionMask(keyValid, b, t, past);
             boolean causal = mask == null && t > 1;
-            for (int i = 0; i < layers.size(); i++)
-                x = layers.get(i).forwardCached(x, cosSin[0], cosSin[1], mask, causal, cache.keys[i], cache.values[i], past);
+            for (int i = 0; i < layers.size(); i++) { // each layer in its own scope: its temporaries go as it ends
+                Tensor in = x, m = mask;
+                int li = i;
+                x = Scopes.keep(() -> layers.get(li).forwardCached(in, cosSin[0], cosSin[1], m, causal, cache.keys[li], cache.values[li], past));
+            }
             cache.advance(t);
             return norm.forward(x);
         }

@@ -34,13 +34,49 @@ public final class SparseCheckpoints {
 
     private SparseCheckpoints() {}
 
+    /**
+     * {@code hf REAL_CONFIG_DIR OUT_DIR [dtype]}: the model of a published config; {@code bench OUT_DIR}: the benchmark
+     * shape of llava_ref.py with the reference tokenizer; {@code sample OUT_DIR SIDE [TEXT]}: a one-record data file.
+     */
     public static void main(String[] args) throws IOException {
-        if (args.length < 2) {
-            System.err.println("usage: SparseCheckpoints REAL_CONFIG_DIR OUT_DIR [F16|BF16|F32]");
-            System.exit(2);
+        switch (args.length == 0 ? "" : args[0]) {
+            case "hf" -> {
+                long bytes = llavaHf(Path.of(args[1]), Path.of(args[2]), args.length > 3 ? args[3] : "F16");
+                System.out.printf("wrote %s: %.2f GB of (sparse) weights%n", args[2], bytes / 1e9);
+            }
+            case "bench" -> System.out.println("wrote " + benchShaped(Path.of(args[1]), Path.of(args[2])));
+            case "sample" -> System.out.println("wrote " + oneSample(Path.of(args[1]), Integer.parseInt(args[2])));
+            default -> {
+                System.err.println("usage: SparseCheckpoints hf REAL_CONFIG_DIR OUT_DIR [F16|BF16|F32] | bench TINY_MODEL_DIR OUT_DIR | sample OUT_DIR SIDE");
+                System.exit(2);
+            }
         }
-        long bytes = llavaHf(Path.of(args[0]), Path.of(args[1]), args.length > 2 ? args[2] : "F16");
-        System.out.printf("wrote %s: %.2f GB of (sparse) weights%n", args[1], bytes / 1e9);
+    }
+
+    /**
+     * The benchmark configuration of llava_ref.py (CLIP-S/16 at 224 px + a 12-layer 768-wide LLaMA, vocab 32000, MHA)
+     * as a sparse F16 llava-hf folder, with the tokenizer and processor files of {@code tiny} (the image size set to 224).
+     */
+    public static Path benchShaped(Path tiny, Path dir) throws IOException {
+        ObjectNode c = (ObjectNode) JSON.readTree(tiny.resolve("config.json").toFile());
+        c.put("image_token_index", 31999);
+        ObjectNode v = (ObjectNode) c.get("vision_config");
+        v.put("hidden_size", 384).put("intermediate_size", 1536).put("num_hidden_layers", 12).put("num_attention_heads", 6)
+                .put("image_size", 224).put("patch_size", 16);
+        ObjectNode t = (ObjectNode) c.get("text_config");
+        t.put("hidden_size", 768).put("intermediate_size", 2048).put("num_hidden_layers", 12).put("num_attention_heads", 12)
+                .put("num_key_value_heads", 12).put("vocab_size", 32000).put("max_position_embeddings", 2048);
+        c.put("torch_dtype", "float16");
+        Files.createDirectories(dir);
+        Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(c));
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json"))
+            Files.copy(tiny.resolve(f), dir.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+        ObjectNode pp = (ObjectNode) JSON.readTree(tiny.resolve("preprocessor_config.json").toFile());
+        ((ObjectNode) pp.get("crop_size")).put("height", 224).put("width", 224);
+        ((ObjectNode) pp.get("size")).put("shortest_edge", 224);
+        Files.writeString(dir.resolve("preprocessor_config.json"), JSON.writeValueAsString(pp));
+        llavaHf(dir, dir, "F16");
+        return dir;
     }
 
     /**
@@ -53,7 +89,7 @@ public final class SparseCheckpoints {
         Files.createDirectories(out);
         for (String f : List.of("config.json", "preprocessor_config.json", "tokenizer_config.json", "special_tokens_map.json",
                 "generation_config.json", "added_tokens.json"))
-            if (Files.isRegularFile(configDir.resolve(f))) Files.copy(configDir.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+            if (!configDir.equals(out) && Files.isRegularFile(configDir.resolve(f))) Files.copy(configDir.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
         LlavaConfig cfg = LlavaConfig.load(out, null, null);
         Llava model = new Llava(cfg); // parameters are allocated lazily: nothing is touched
         int depth = cfg.projectorDepth();
@@ -123,9 +159,14 @@ public final class SparseCheckpoints {
         g.dispose();
         javax.imageio.ImageIO.write(img, "png", dir.resolve("images/img.png").toFile());
         Path json = dir.resolve("data.json");
-        Files.writeString(json, "[{\"id\": \"real-size-0\", \"image\": \"img.png\", \"conversations\": ["
-                + "{\"from\": \"human\", \"value\": \"<image>\\nWhat is in the picture?\"},"
-                + "{\"from\": \"gpt\", \"value\": \"A red circle on a grey background.\"}]}]", StandardCharsets.UTF_8);
+        // two records, as a batch of 2 in the benchmarks; the answer is about 32 tokens with the reference tokenizer
+        String answer = "A red circle in the middle of a grey square picture, drawn flat, with no other shapes around it.";
+        StringBuilder sb = new StringBuilder("[");
+        for (int i = 0; i < 2; i++)
+            sb.append(i == 0 ? "" : ",").append("{\"id\": \"sample-").append(i).append("\", \"image\": \"img.png\", \"conversations\": [")
+                    .append("{\"from\": \"human\", \"value\": \"<image>\\nWhat is in the picture?\"},")
+                    .append("{\"from\": \"gpt\", \"value\": \"").append(answer).append("\"}]}");
+        Files.writeString(json, sb.append("]").toString(), StandardCharsets.UTF_8);
         return json;
     }
 }

@@ -2,7 +2,6 @@ package io.llava4j.model;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.llava4j.TestData;
 import io.llava4j.bench.SparseCheckpoints;
 import io.llava4j.cli.Main;
@@ -29,22 +28,6 @@ class LoadingMemoryTest {
     @TempDir
     Path tmp;
 
-    static Path benchShapedModel(Path dir) throws IOException {
-        ObjectNode c = (ObjectNode) JSON.readTree(TestData.tinyLlava().resolve("config.json").toFile());
-        c.put("image_token_index", 31999);
-        ObjectNode v = (ObjectNode) c.get("vision_config");
-        v.put("hidden_size", 384).put("intermediate_size", 1536).put("num_hidden_layers", 12).put("num_attention_heads", 6)
-                .put("image_size", 224).put("patch_size", 16);
-        ObjectNode t = (ObjectNode) c.get("text_config");
-        t.put("hidden_size", 768).put("intermediate_size", 2048).put("num_hidden_layers", 12).put("num_attention_heads", 12)
-                .put("num_key_value_heads", 12).put("vocab_size", 32000).put("max_position_embeddings", 2048);
-        c.put("torch_dtype", "float16");
-        Files.createDirectories(dir);
-        Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(c));
-        SparseCheckpoints.llavaHf(dir, dir, "F16");
-        return dir;
-    }
-
     /** Runs {@code llava4j args} in a new JVM and returns its memory report. */
     private JsonNode run(String name, String... args) throws IOException, InterruptedException {
         Path report = tmp.resolve(name + ".json"), log = tmp.resolve(name + ".log");
@@ -66,7 +49,7 @@ class LoadingMemoryTest {
 
     @Test
     void loadingCostsTheWeightsOnce() throws Exception {
-        Path model = benchShapedModel(tmp.resolve("bench-model"));
+        Path model = SparseCheckpoints.benchShaped(TestData.tinyLlava(), tmp.resolve("bench-model"));
         double base = run("tiny", "inspect", "--model_name_or_path", TestData.tinyLlava().toString()).get("peak_rss_anon_mb").asDouble();
         long params = 0;
         io.llava4j.io.Safetensors.SafetensorsFile f = io.llava4j.io.Safetensors.read(model.resolve("model.safetensors"));
