@@ -27,6 +27,7 @@ import java.util.concurrent.Callable;
 @Command(name = "chat", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Chat about an image in the terminal (vicuna_v1 template, answers streamed). Ctrl-D or an empty line ends.")
 public class ChatCommand implements Callable<Integer> {
+    @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     @Option(names = "--model_name_or_path", required = true, description = "LLaVA model folder") Path model;
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
     @Option(names = "--image", required = true, description = "image file") Path image;
@@ -39,6 +40,7 @@ public class ChatCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        device.apply();
         PrintStream out = System.out;
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, Precision.of(bf16, fp16)))) {

@@ -20,6 +20,7 @@ import java.util.concurrent.Callable;
 @Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Answer one question about an image (LLaVA's run_llava): greedy at temperature 0, stops at </s> or the limit.")
 public class GenerateCommand implements Callable<Integer> {
+    @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     @Option(names = "--model_name_or_path", required = true, description = "LLaVA model folder") Path model;
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
     @Option(names = "--image", description = "image file (without one the prompt has no image)") Path image;
@@ -35,6 +36,7 @@ public class GenerateCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        device.apply();
         Sampling sampling = new Sampling(maxNewTokens, temperature, topP, seed);
         Template template = Template.of(convMode);
         long t0 = System.nanoTime();

@@ -13,6 +13,7 @@ import java.util.concurrent.Callable;
 @Command(name = "inspect", mixinStandardHelpOptions = true,
         description = "Print a model folder's layout, config and parameter counts (vision, projector, LLM).")
 public class InspectCommand implements Callable<Integer> {
+    @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     @Option(names = "--model_name_or_path", required = true, description = "HF model folder") Path model;
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA / plain LLaMA folders)") Path visionTower;
     @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class, description = "load the weights as --bf16 True runs would") boolean bf16;
@@ -20,6 +21,7 @@ public class InspectCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        device.apply();
         io.llava4j.nn.Precision precision = io.llava4j.nn.Precision.of(bf16, fp16);
         Checkpoints.Loaded l = Checkpoints.load(model, visionTower, null, precision);
         Llava m = l.model();

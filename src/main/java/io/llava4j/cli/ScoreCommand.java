@@ -24,6 +24,7 @@ import java.util.concurrent.Callable;
 @Command(name = "score", mixinStandardHelpOptions = true,
         description = "Mean cross entropy (LLaVA's loss) of a LLaVA JSON file under a model, per sample and token-weighted overall.")
 public class ScoreCommand implements Callable<Integer> {
+    @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     @Option(names = "--model_name_or_path", required = true, description = "HF model folder") Path model;
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
     @Option(names = "--data_path", required = true, description = "LLaVA JSON (or JSONL) file") Path data;
@@ -38,6 +39,7 @@ public class ScoreCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        device.apply();
         if (batch < 1) throw new IllegalArgumentException("--per_device_eval_batch_size must be >= 1, got " + batch);
         io.llava4j.nn.Precision precision = io.llava4j.nn.Precision.of(bf16, fp16);
         Llava m = Checkpoints.load(model, visionTower, null, precision).model();

@@ -16,6 +16,7 @@ import java.util.concurrent.CountDownLatch;
         description = "Serve POST /v1/chat/completions (OpenAI format, data: URI images, stream true/false), GET /v1/models, "
                 + "GET /health and a chat page at /.")
 public class ServeCommand implements Callable<Integer> {
+    @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     @Option(names = "--model_name_or_path", required = true, description = "LLaVA model folder") Path model;
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
     @Option(names = "--host", defaultValue = "127.0.0.1", description = "default: ${DEFAULT-VALUE}") String host;
@@ -31,6 +32,7 @@ public class ServeCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        device.apply();
         ServeLimits limits = new ServeLimits(queue, timeout, maxImageBytes * 4 / 3 + (1 << 20), maxImageBytes, maxImagePixels,
                 maxPromptTokens, maxNewTokens);
         try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, Precision.of(bf16, fp16)));

@@ -19,6 +19,7 @@ import java.util.concurrent.Callable;
 @Command(name = "train", mixinStandardHelpOptions = true, sortOptions = false,
         description = "Train LLaVA (stage 1: --tune_mm_mlp_adapter True; stage 2: projector + LLM) with LLaVA's flags.")
 public class TrainCommand implements Callable<Integer> {
+    @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     /** LLaVA's booleans: True/False (also true/false). */
     public static final class Bool implements ITypeConverter<Boolean> {
         @Override
@@ -96,6 +97,7 @@ public class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        device.apply();
         new Trainer(toArgs()).progress(new Progress("train")).run();
         return 0;
     }

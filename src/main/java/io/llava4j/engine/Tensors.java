@@ -38,7 +38,7 @@ public final class Tensors {
         Tensor t = torch.empty(h.shape(), new TensorOptions(st), null);
         long bytes = h.numel() * h.dtype().bytes;
         if (bytes > 0) org.bytedeco.javacpp.Pointer.memcpy(t.data_ptr(), new org.bytedeco.javacpp.BytePointer(h.data()), bytes);
-        return st == ScalarType.Float ? t : t.to(ScalarType.Float);
+        return Device.place(st == ScalarType.Float ? t : t.to(ScalarType.Float));
     }
 
     /** The libtorch type of a file dtype. */
@@ -77,6 +77,7 @@ public final class Tensors {
             Tensor src;
             if (h.data().isDirect()) {
                 src = torch.from_blob(new BytePointer(h.data()), h.shape(), new TensorOptions(scalarType(h.dtype())));
+                if (!param.is_cpu()) src = src.to(param.device(), src.scalar_type().intern());
             } else {
                 src = torch.empty(h.shape(), new TensorOptions(scalarType(h.dtype())), null);
                 byte[] chunk = new byte[(int) Math.min(bytes, 1 << 20)];
@@ -97,6 +98,13 @@ public final class Tensors {
      * non-contiguous tensor is made contiguous first — pass contiguous tensors to stay copy-free.
      */
     public static HostTensor hostView(Tensor t) {
+        if (!t.is_cpu()) { // a GPU tensor: copied into a direct buffer that owns its memory
+            Tensor c = t.contiguous().cpu();
+            io.llava4j.io.DType d = dtype(c.scalar_type().intern());
+            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocateDirect(Math.toIntExact(c.numel() * d.bytes));
+            if (buf.capacity() > 0) org.bytedeco.javacpp.Pointer.memcpy(new BytePointer(buf), c.data_ptr(), buf.capacity());
+            return new HostTensor(d, shape(c), buf);
+        }
         Tensor c = t.is_contiguous() ? t : t.contiguous();
         io.llava4j.io.DType d = dtype(c.scalar_type().intern());
         long bytes = c.numel() * d.bytes;
@@ -110,13 +118,13 @@ public final class Tensors {
         if (values.length != t.numel())
             throw new IllegalArgumentException(values.length + " values for shape " + java.util.Arrays.toString(shape));
         t.data_ptr_float().put(values);
-        return t;
+        return Device.place(t);
     }
 
     public static Tensor longs(long[] values, long... shape) {
         Tensor t = torch.empty(shape, new TensorOptions(ScalarType.Long), null);
         t.data_ptr_long().put(values);
-        return t;
+        return Device.place(t);
     }
 
     /** The values of a tensor as fp32, in row-major order. */

@@ -152,7 +152,7 @@ public final class Generator {
                 Tensor e = rows.get(i);
                 long len = e.size(1), pad = maxLen - len;
                 length[i] = len;
-                padded.push_back(pad == 0 ? e : torch.cat(new TensorVector(torch.zeros(1, pad, h), e), 1));
+                padded.push_back(pad == 0 ? e : torch.cat(new TensorVector(io.llava4j.engine.Device.place(torch.zeros(1, pad, h)), e), 1));
                 Arrays.fill(valid, Math.toIntExact(i * capacity + pad), Math.toIntExact((i + 1) * capacity), 1);
                 for (long j = pad; j < maxLen; j++) positions[Math.toIntExact(i * maxLen + j)] = j - pad;
             }

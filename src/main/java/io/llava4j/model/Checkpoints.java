@@ -78,6 +78,7 @@ public final class Checkpoints {
         Llava model = new Llava(cfg); // parameters are uninitialised (untouched pages) until assigned
         assign(model, layout, weights, vision, folder, cfg.visionTowerFolder(), precision);
         if (layout == Layout.LLAMA) model.projector.resetParameters();
+        io.llava4j.engine.Device.move(model); // --device cuda
         return new Loaded(model, layout, folder);
     }
 

@@ -22,8 +22,8 @@ public final class KvCache implements AutoCloseable {
         keys = new Tensor[n];
         values = new Tensor[n];
         for (int i = 0; i < n; i++) {
-            keys[i] = torch.zeros(batch, c.numKeyValueHeads(), capacity, c.headDim());
-            values[i] = torch.zeros(batch, c.numKeyValueHeads(), capacity, c.headDim());
+            keys[i] = io.llava4j.engine.Device.place(torch.zeros(batch, c.numKeyValueHeads(), capacity, c.headDim()));
+            values[i] = io.llava4j.engine.Device.place(torch.zeros(batch, c.numKeyValueHeads(), capacity, c.headDim()));
         }
     }
 

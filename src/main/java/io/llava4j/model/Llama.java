@@ -143,7 +143,7 @@ public class Llama extends Module {
             long b = x.size(0), t = x.size(1), past = cache.length();
             if (past + t > cache.capacity())
                 throw new IllegalStateException("KV cache holds " + cache.capacity() + " positions; " + past + " used, " + t + " more asked");
-            if (positions == null) positions = torch.arange(new Scalar(past), new Scalar(past + t)).unsqueeze(0).expand(b, t);
+            if (positions == null) positions = io.llava4j.engine.Device.place(torch.arange(new Scalar(past), new Scalar(past + t))).unsqueeze(0).expand(b, t);
             Tensor[] cosSin = rope.cosSin(positions); // [B, 1, T, hd] each
             Tensor mask = keyValid == null && (t == 1 || past == 0) ? null : attentionMask(keyValid, b, t, past);
             boolean causal = mask == null && t > 1;
@@ -161,8 +161,8 @@ public class Llama extends Module {
          * it always sees itself, so a padding query's row is never empty (its output is unused).
          */
         private static Tensor attentionMask(Tensor keyValid, long b, long t, long past) {
-            Tensor q = torch.arange(new Scalar(past), new Scalar(past + t)).unsqueeze(1); // [T, 1]
-            Tensor k = torch.arange(new Scalar(past + t)).unsqueeze(0);                  // [1, S]
+            Tensor q = io.llava4j.engine.Device.place(torch.arange(new Scalar(past), new Scalar(past + t))).unsqueeze(1); // [T, 1]
+            Tensor k = io.llava4j.engine.Device.place(torch.arange(new Scalar(past + t))).unsqueeze(0); // [1, S]
             Tensor m = k.le(q).unsqueeze(0).expand(b, t, past + t);                     // [B, T, S]
             if (keyValid != null) m = m.logical_and(keyValid.unsqueeze(1));
             return m.logical_or(k.eq(q).unsqueeze(0)).unsqueeze(1);
@@ -259,15 +259,15 @@ public class Llama extends Module {
         }
 
         Tensor[] cosSin(long t) {
-            Tensor pos = torch.arange(new Scalar(t)).to(torch.ScalarType.Float); // [T]
-            Tensor fr = pos.unsqueeze(1).mul(invFreq.unsqueeze(0));                 // [T, hd/2]
+            Tensor pos = io.llava4j.engine.Device.place(torch.arange(new Scalar(t)).to(torch.ScalarType.Float)); // [T]
+            Tensor fr = pos.unsqueeze(1).mul(io.llava4j.engine.Device.place(invFreq).unsqueeze(0));                 // [T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1);                  // [T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }
 
         /** cos/sin at given positions: [B, T] → [B, 1, T, hd] each (broadcast over heads). */
         Tensor[] cosSin(Tensor positions) {
-            Tensor fr = positions.to(torch.ScalarType.Float).unsqueeze(2).mul(invFreq); // [B, T, hd/2]
+            Tensor fr = positions.to(torch.ScalarType.Float).unsqueeze(2).mul(io.llava4j.engine.Device.place(invFreq)); // [B, T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1).unsqueeze(1);          // [B, 1, T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }

@@ -172,7 +172,7 @@ public class Llava extends Module {
         java.util.Arrays.fill(labelData, IGNORE_INDEX);
         for (int b = 0; b < rows.size(); b++) {
             Tensor r = rows.get(b);
-            if (lengths[b] < maxLen) r = torch.cat(new TensorVector(r, torch.zeros(maxLen - lengths[b], h)), 0);
+            if (lengths[b] < maxLen) r = torch.cat(new TensorVector(r, io.llava4j.engine.Device.place(torch.zeros(maxLen - lengths[b], h))), 0);
             padded.push_back(r.unsqueeze(0));
             System.arraycopy(labs.get(b), 0, labelData, b * maxLen, lengths[b]);
         }

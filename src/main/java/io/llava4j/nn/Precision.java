@@ -31,7 +31,7 @@ public enum Precision {
      * otherwise fp32 with the half-precision weights up-cast one layer at a time. fp16 GEMMs always up-cast on CPU.
      */
     public ScalarType gemm() {
-        if (this == BF16 && CpuFeatures.bf16()) return ScalarType.BFloat16;
+        if (this == BF16 && (CpuFeatures.bf16() || !io.llava4j.engine.Device.isCpu())) return ScalarType.BFloat16;
         return ScalarType.Float;
     }
 
