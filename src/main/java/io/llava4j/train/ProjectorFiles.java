@@ -35,8 +35,16 @@ public final class ProjectorFiles {
         return out;
     }
 
+    /** LLaVA's own stage-1 file name, read by its finetune.sh (--pretrain_mm_mlp_adapter …/mm_projector.bin). */
+    public static final String BIN_FILE = "mm_projector.bin";
+
+    /**
+     * Writes the projector as safetensors to {@code file} and, beside it, as LLaVA's {@code mm_projector.bin} in
+     * torch.save format (which {@code torch.load(..., weights_only=True)} reads), so LLaVA's own scripts take it.
+     */
     public static void write(Llava model, Path file) throws IOException {
         Safetensors.write(file, tensors(model), Map.of("format", "pt", "mm_projector_type", model.config.projectorType()));
+        io.llava4j.io.TorchZipWriter.write(file.resolveSibling(BIN_FILE), tensors(model));
     }
 
     /** Loads a projector file into {@code model}'s projector; every missing, unexpected or mis-shaped key is an error. */

@@ -46,6 +46,10 @@ public final class SparseCheckpoints {
             }
             case "bench" -> System.out.println("wrote " + benchShaped(Path.of(args[1]), Path.of(args[2])));
             case "sample" -> System.out.println("wrote " + oneSample(Path.of(args[1]), Integer.parseInt(args[2])));
+            case "original" -> {
+                long bytes = original(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]));
+                System.out.printf("wrote %s: %.2f GB of (sparse) weights%n", args[3], bytes / 1e9);
+            }
             default -> {
                 System.err.println("usage: SparseCheckpoints hf REAL_CONFIG_DIR OUT_DIR [F16|BF16|F32] | bench TINY_MODEL_DIR OUT_DIR | sample OUT_DIR SIDE");
                 System.exit(2);
@@ -112,6 +116,73 @@ public final class SparseCheckpoints {
         long total = 0;
         for (Map.Entry<String, Map<String, long[]>> s : shards.entrySet()) total += writeSparse(out.resolve(s.getKey()), s.getValue(), dtype);
         return total;
+    }
+
+    /**
+     * An original-LLaVA folder (liuhaotian/llava-v1.5-7b: {@code pytorch_model-0000k-of-0000N.bin} torch.save shards as
+     * its published {@code pytorch_model.bin.index.json} lays them out, F16) plus the CLIP folder its
+     * {@code mm_vision_tower} names ({@code OUT/clip}: config, preprocessor config and a sparse F16 safetensors file);
+     * run it with {@code --vision_tower OUT/clip}.
+     */
+    public static long original(Path configDir, Path clipConfigDir, Path out) throws IOException {
+        Files.createDirectories(out);
+        Path clip = Files.createDirectories(out.resolve("clip"));
+        Files.copy(configDir.resolve("config.json"), out.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING);
+        for (String f : List.of("config.json", "preprocessor_config.json"))
+            Files.copy(clipConfigDir.resolve(f), clip.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+        LlavaConfig cfg = LlavaConfig.load(out, clip, null);
+        Llava model = new Llava(cfg);
+        int depth = cfg.projectorDepth();
+        Map<String, long[]> main = new LinkedHashMap<>(), vision = new LinkedHashMap<>();
+        Tensors.namedParameters(model).forEach((n, t) -> {
+            Layout.Source src = Layout.ORIGINAL_LLAVA.source(n);
+            if (src == Layout.Source.VISION_FOLDER) vision.put(Layout.ORIGINAL_LLAVA.fileName(n, depth), Tensors.shape(t));
+            else if (src == Layout.Source.CHECKPOINT) main.put(Layout.ORIGINAL_LLAVA.fileName(n, depth), Tensors.shape(t));
+        });
+        long total = writeSparse(clip.resolve("model.safetensors"), vision, "F16");
+        Path index = configDir.resolve("pytorch_model.bin.index.json");
+        JsonNode wm = JSON.readTree(index.toFile()).get("weight_map");
+        Map<String, Map<String, io.llava4j.io.TorchZipWriter.Tensor>> shards = new TreeMap<>();
+        for (Map.Entry<String, JsonNode> e : wm.properties()) {
+            String name = e.getKey();
+            long[] shape = main.get(name);
+            io.llava4j.io.DType dt = io.llava4j.io.DType.F16;
+            if (shape == null && name.endsWith("rotary_emb.inv_freq")) { // a buffer LLaVA's checkpoints carry
+                shape = new long[]{cfg.text().headDim() / 2};
+                dt = io.llava4j.io.DType.F32;
+            }
+            if (shape == null) throw new IllegalStateException(index + " lists " + name + ", which the model does not have");
+            long n = dt.bytes;
+            for (long d : shape) n *= d;
+            total += n;
+            shards.computeIfAbsent(e.getValue().asText(), k -> new LinkedHashMap<>()).put(name, new io.llava4j.io.TorchZipWriter.Tensor(dt, shape, hole(n)));
+        }
+        for (String name : main.keySet())
+            if (!wm.has(name)) throw new IllegalStateException(index + " does not list " + name);
+        for (Map.Entry<String, Map<String, io.llava4j.io.TorchZipWriter.Tensor>> sh : shards.entrySet())
+            io.llava4j.io.TorchZipWriter.writeTensors(out.resolve(sh.getKey()), sh.getValue());
+        Files.copy(index, out.resolve(index.getFileName()), StandardCopyOption.REPLACE_EXISTING);
+        return total;
+    }
+
+    /** {@code size} zero bytes that cost no disk (a hole in the file). */
+    public static io.llava4j.io.TorchZipWriter.Payload hole(long size) {
+        return new io.llava4j.io.TorchZipWriter.Payload() {
+            public long size() {
+                return size;
+            }
+
+            public long crc32() {
+                java.util.zip.CRC32 c = new java.util.zip.CRC32();
+                byte[] zeros = new byte[1 << 20];
+                for (long left = size; left > 0; left -= zeros.length) c.update(zeros, 0, (int) Math.min(left, zeros.length));
+                return c.getValue();
+            }
+
+            public void writeTo(java.nio.channels.FileChannel ch) throws IOException {
+                ch.position(ch.position() + size);
+            }
+        };
     }
 
     /** A safetensors file whose header lists the tensors and whose data section is a hole of the right size. */
