@@ -1,5 +1,6 @@
 package io.llava4j.model;
 
+import io.llava4j.config.RopeScaling;
 import io.llava4j.config.TextConfig;
 import io.llava4j.nn.Embedding;
 import io.llava4j.nn.Linear;
@@ -48,7 +49,7 @@ public class Llama extends Module {
                 layers.add(l);
             }
             norm = register_module("norm", new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
-            rope = new Rope(c.headDim(), c.ropeTheta());
+            rope = new Rope(c.headDim(), c.ropeTheta(), c.ropeScaling(), c.maxPositionEmbeddings());
         }
 
         /** [B, T, h] → [B, T, h] (after the final norm) */
@@ -120,18 +121,45 @@ public class Llama extends Module {
         }
     }
 
-    /** Rotary embeddings: inv_freq = θ^(-2i/d); cos/sin of pos·inv_freq duplicated over both halves. */
+    /**
+     * Rotary embeddings: inv_freq = θ^(-2i/d); cos/sin of pos·inv_freq duplicated over both halves. With
+     * {@code rope_scaling} as HF's LlamaRotaryEmbedding variants: {@code linear} divides the positions by the factor;
+     * {@code dynamic} (NTK) uses the base θ·(factor·T/max − (factor − 1))^(d/(d−2)) for a sequence of T > max positions.
+     */
     static final class Rope {
-        private final Tensor invFreq; // [hd/2]
+        private final long headDim;
+        private final double theta;
+        private final RopeScaling scaling;  // null: none
+        private final long maxPositions;    // max_position_embeddings, for dynamic scaling
+        private final Tensor invFreq;       // [hd/2]
 
         Rope(long headDim, double theta) {
+            this(headDim, theta, null, 0);
+        }
+
+        Rope(long headDim, double theta, RopeScaling scaling, long maxPositions) {
+            this.headDim = headDim;
+            this.theta = theta;
+            this.scaling = scaling;
+            this.maxPositions = maxPositions;
+            invFreq = invFreq(theta);
+        }
+
+        private Tensor invFreq(double base) {
             Tensor i = torch.arange(new Scalar(0), new Scalar(headDim), new Scalar(2)).to(torch.ScalarType.Float); // [hd/2]
-            invFreq = torch.pow(new Scalar(theta), i.div(new Scalar((double) headDim))).reciprocal();
+            return torch.pow(new Scalar(base), i.div(new Scalar((double) headDim))).reciprocal();
         }
 
         Tensor[] cosSin(long t) {
             Tensor pos = torch.arange(new Scalar(t)).to(torch.ScalarType.Float); // [T]
-            Tensor fr = pos.unsqueeze(1).mul(invFreq.unsqueeze(0));                 // [T, hd/2]
+            Tensor inv = invFreq;
+            if (scaling != null && scaling.type().equals(RopeScaling.LINEAR)) {
+                pos = pos.div(new Scalar(scaling.factor()));
+            } else if (scaling != null && scaling.type().equals(RopeScaling.DYNAMIC) && t > maxPositions) {
+                double f = scaling.factor();
+                inv = invFreq(theta * Math.pow(f * t / maxPositions - (f - 1), headDim / (headDim - 2.0)));
+            }
+            Tensor fr = pos.unsqueeze(1).mul(inv.unsqueeze(0));                     // [T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1);                  // [T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }
