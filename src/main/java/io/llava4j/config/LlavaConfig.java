@@ -22,6 +22,9 @@ import java.util.regex.Pattern;
  *   <li>{@link Family#LLAMA}: a plain LLaMA folder, completed by a {@code --vision_tower} CLIP folder and projector flags
  *       (LLaVA's stage-1 start).</li>
  * </ul>
+ * Before anything is parsed, {@link Unsupported} refuses what llava4j does not implement (LLaVA-NeXT anyres, Qwen2,
+ * SigLIP, other LLaVA variants), naming it; fields that change the computation are implemented
+ * ({@code rope_scaling}, Mistral's defaults and {@code sliding_window}, {@code image_aspect_ratio}) or refused.
  *
  * @param projectorDepth number of Linear layers of the projector: 0 identity, 1 linear, N for mlpNx_act
  * @param projectorAct   activation between projector layers (HF {@code projector_hidden_act})
