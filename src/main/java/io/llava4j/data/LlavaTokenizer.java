@@ -107,62 +107,76 @@ public final class LlavaTokenizer implements Closeable {
         }
         if (System.getProperty("ai.djl.offline") == null) System.setProperty("ai.djl.offline", "true");
 
-        Map<String, Integer> vocab;
-        Backend backend;
-        if (sentencePiece) {
-            checkSlowLlama(cfg, where);
-            boolean legacy = cfg == null || !cfg.hasNonNull("legacy") || cfg.get("legacy").asBoolean(true);
-            List<String> pieces = SlowLlamaTokenizer.readPieces(spFile, Files.readAllBytes(spFile));
-            Map<Integer, SlowLlamaTokenizer.AddedToken> added = addedTokens(folder, cfg, where);
-            vocab = new HashMap<>();
-            for (int i = 0; i < pieces.size(); i++) vocab.putIfAbsent(pieces.get(i), i);
-            Set<String> allSpecial = new LinkedHashSet<>(), additional = new LinkedHashSet<>();
-            Map<String, String> defaults = Map.of("unk_token", "<unk>", "bos_token", "<s>", "eos_token", "</s>");
-            for (String field : SPECIAL_FIELDS) {
-                JsonNode n = specials.get(field);
-                if (n == null && defaults.containsKey(field)) n = JSON.getNodeFactory().textNode(defaults.get(field));
-                if (n != null) allSpecial.add(addSpecial(added, vocab, n, field, where));
-            }
-            JsonNode extra = map != null && map.has("additional_special_tokens") ? map.get("additional_special_tokens")
-                    : cfg != null ? cfg.get("additional_special_tokens") : null;
-            if (extra != null)
-                for (JsonNode n : extra) additional.add(addSpecial(added, vocab, n, "additional_special_tokens", where));
-            allSpecial.addAll(additional);
-            added.forEach((id, t) -> vocab.put(t.content(), id));
-            String unkContent = specials.containsKey("unk_token") || vocab.containsKey("<unk>")
-                    ? content(specials.getOrDefault("unk_token", JSON.getNodeFactory().textNode("<unk>")), "unk_token", where) : null;
-            backend = SlowLlamaTokenizer.load(spFile, legacy, added, allSpecial, additional, unkContent);
-        } else {
-            JsonNode tok;
-            try {
-                tok = JSON.readTree(tokFile.toFile());
-            } catch (IOException e) {
-                throw new DataException(tokFile + ": not valid JSON: " + e.getMessage(), e);
-            }
-            vocab = readVocab(tokFile, tok);
-            backend = HfJson.load(tokFile);
+        Opened opened = sentencePiece ? sentencePiece(folder, spFile, cfg, map, specials, where) : tokenizerJson(tokFile);
+        Map<String, Integer> vocab = opened.vocab();
+        try {
+            int vocabSize = 0;
+            for (int id : vocab.values()) vocabSize = Math.max(vocabSize, id + 1);
+            int unk = specialId(vocab, specials.get("unk_token"), "unk_token", "<unk>", where);
+            int bos = specialId(vocab, specials.get("bos_token"), "bos_token", "<s>", where);
+            int eos = specialId(vocab, specials.get("eos_token"), "eos_token", "</s>", where);
+            int pad = specialId(vocab, specials.get("pad_token"), "pad_token", null, where);
+            if (pad < 0) pad = unk;
+            if (pad < 0) throw new DataException(where + ": no pad_token and no unk_token to pad with");
+            boolean addBos = cfg == null || !cfg.has("add_bos_token") || cfg.get("add_bos_token").asBoolean(true);
+            boolean addEos = cfg != null && cfg.has("add_eos_token") && cfg.get("add_eos_token").asBoolean(false);
+            if (addBos && bos < 0) throw new DataException(where + ": add_bos_token is true but there is no bos_token");
+            if (addEos && eos < 0) throw new DataException(where + ": add_eos_token is true but there is no eos_token");
+            return new LlavaTokenizer(folder, opened.backend(), vocab, vocabSize, bos, eos, unk, pad, addBos, addEos);
+        } catch (RuntimeException e) {
+            opened.backend().close();
+            throw e;
         }
-        int vocabSize = 0;
-        for (int id : vocab.values()) vocabSize = Math.max(vocabSize, id + 1);
-
-        int unk = specialId(vocab, specials.get("unk_token"), "unk_token", "<unk>", where);
-        int bos = specialId(vocab, specials.get("bos_token"), "bos_token", "<s>", where);
-        int eos = specialId(vocab, specials.get("eos_token"), "eos_token", "</s>", where);
-        int pad = specialId(vocab, specials.get("pad_token"), "pad_token", null, where);
-        if (pad < 0) pad = unk;
-        if (pad < 0) {
-            backend.close();
-            throw new DataException(where + ": no pad_token and no unk_token to pad with");
-        }
-        boolean addBos = cfg == null || !cfg.has("add_bos_token") || cfg.get("add_bos_token").asBoolean(true);
-        boolean addEos = cfg != null && cfg.has("add_eos_token") && cfg.get("add_eos_token").asBoolean(false);
-        if (addBos && bos < 0 || addEos && eos < 0) {
-            backend.close();
-            throw new DataException(where + ": add_" + (addBos && bos < 0 ? "bos" : "eos") + "_token is true but there is no "
-                    + (addBos && bos < 0 ? "bos" : "eos") + "_token");
-        }
-        return new LlavaTokenizer(folder, backend, vocab, vocabSize, bos, eos, unk, pad, addBos, addEos);
     }
+
+    /** A backend and its vocabulary (token string to id, added tokens included). */
+    private record Opened(Backend backend, Map<String, Integer> vocab) {}
+
+    private static Opened tokenizerJson(Path tokFile) throws IOException {
+        JsonNode tok;
+        try {
+            tok = JSON.readTree(tokFile.toFile());
+        } catch (IOException e) {
+            throw new DataException(tokFile + ": not valid JSON: " + e.getMessage(), e);
+        }
+        Map<String, Integer> vocab = readVocab(tokFile, tok);
+        return new Opened(HfJson.load(tokFile), vocab);
+    }
+
+    /**
+     * tokenizer.model as transformers' LlamaTokenizer sets it up: the model's pieces, the added tokens of the config,
+     * and the special tokens (LlamaTokenizer's defaults {@code <unk> <s> </s>} where the config names none) as added
+     * tokens, all split out of the text before sentencepiece sees it.
+     */
+    private static Opened sentencePiece(Path folder, Path spFile, JsonNode cfg, JsonNode map, Map<String, JsonNode> specials,
+                                        String where) throws IOException {
+        checkSlowLlama(cfg, where);
+        boolean legacy = cfg == null || !cfg.hasNonNull("legacy") || cfg.get("legacy").asBoolean(true);
+        List<String> pieces = SlowLlamaTokenizer.readPieces(spFile, Files.readAllBytes(spFile));
+        Map<Integer, SlowLlamaTokenizer.AddedToken> added = addedTokens(folder, cfg, where);
+        Map<String, Integer> vocab = new HashMap<>();
+        for (int i = 0; i < pieces.size(); i++) vocab.putIfAbsent(pieces.get(i), i);
+        Map<String, String> defaults = Map.of("unk_token", "<unk>", "bos_token", "<s>", "eos_token", "</s>");
+        Set<String> allSpecial = new LinkedHashSet<>(), additional = new LinkedHashSet<>();
+        String unkContent = null;
+        for (String field : SPECIAL_FIELDS) {
+            JsonNode n = specials.get(field);
+            if (n == null && defaults.containsKey(field) && vocab.containsKey(defaults.get(field)))
+                n = JSON.getNodeFactory().textNode(defaults.get(field));
+            if (n == null) continue;
+            String content = addSpecial(added, vocab, n, field, where);
+            allSpecial.add(content);
+            if (field.equals("unk_token")) unkContent = content;
+        }
+        JsonNode extra = map != null && map.has("additional_special_tokens") ? map.get("additional_special_tokens")
+                : cfg != null ? cfg.get("additional_special_tokens") : null;
+        if (extra != null)
+            for (JsonNode n : extra) additional.add(addSpecial(added, vocab, n, "additional_special_tokens", where));
+        allSpecial.addAll(additional);
+        added.forEach((id, t) -> vocab.put(t.content(), id));
+        return new Opened(SlowLlamaTokenizer.load(spFile, legacy, added, allSpecial, additional, unkContent), vocab);
+    }
+
 
     /** tokenizer.model is run with LlamaTokenizer's semantics: refuse a config that asks for another tokenizer. */
     private static void checkSlowLlama(JsonNode cfg, String where) {

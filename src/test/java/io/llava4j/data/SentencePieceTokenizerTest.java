@@ -160,6 +160,46 @@ class SentencePieceTokenizerTest {
     }
 
     @Test
+    void originalLlavaTokenizerConfigIsRead() throws IOException {
+        // llava-v1.5-7b's published tokenizer_config.json (AddedToken dicts, legacy false, pad null) and
+        // special_tokens_map.json (pad <unk>), with the test model
+        Path dir = Files.createDirectories(tmp.resolve("llava-v1.5"));
+        Files.copy(SP.resolve("tokenizer.model"), dir.resolve("tokenizer.model"));
+        Path real = Path.of("src/test/resources/real-configs/liuhaotian__llava-v1.5-7b");
+        for (String f : List.of("tokenizer_config.json", "special_tokens_map.json")) Files.copy(real.resolve(f), dir.resolve(f));
+        try (LlavaTokenizer tok = LlavaTokenizer.load(dir)) {
+            assertFalse(tok.legacy());
+            assertEquals(0, tok.pad());
+            assertEquals(1, tok.bos());
+            assertEquals(2, tok.eos());
+            JsonNode c = expected.get("cases").get(12); // "a</s>USER: b"
+            assertEquals("a</s>USER: b", c.get("text").asText());
+            assertArrayEquals(Fixtures.ints(c.get("non_legacy")), tok.encode("a</s>USER: b", false));
+        }
+    }
+
+    @Test
+    void addedTokenStripFlagsAndAddedTokensJson() throws IOException {
+        Path dir = folder("rstrip", true);
+        ObjectNode cfg = (ObjectNode) Fixtures.json(dir.resolve("tokenizer_config.json"));
+        ((ObjectNode) cfg.get("added_tokens_decoder").get(String.valueOf(IMAGE_ID))).put("rstrip", true).put("lstrip", true);
+        Files.writeString(dir.resolve("tokenizer_config.json"), cfg.toString());
+        Files.writeString(dir.resolve("added_tokens.json"), "{\"<extra>\": 801}");
+        try (LlavaTokenizer tok = LlavaTokenizer.load(dir)) {
+            int[] x = tok.encode("x", false), y = tok.encode("y", false);
+            int[] want = new int[x.length + 1 + y.length];
+            System.arraycopy(x, 0, want, 0, x.length);
+            want[x.length] = IMAGE_ID;
+            System.arraycopy(y, 0, want, x.length + 1, y.length);
+            assertArrayEquals(want, tok.encode("x  <image>  y", false), "the spaces around <image> are eaten");
+            assertEquals(801, tok.tokenIdOf("<extra>"));
+            assertEquals(802, tok.vocabSize());
+            int[] e = tok.encode("x<extra>y", false);
+            assertEquals(801, e[x.length]);
+        }
+    }
+
+    @Test
     void folderWithoutTokenizerIsRefusedByName() throws IOException {
         Path dir = Files.createDirectories(tmp.resolve("empty"));
         Files.writeString(dir.resolve("tokenizer_config.json"), "{}");
