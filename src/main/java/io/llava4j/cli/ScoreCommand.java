@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.llava4j.data.LlavaDataset;
+import io.llava4j.data.LlavaTokenizer;
 import io.llava4j.io.JsonFiles;
 import io.llava4j.data.LlavaDataset.Sample;
 import io.llava4j.model.Checkpoints;
@@ -30,7 +31,7 @@ public class ScoreCommand implements Callable<Integer> {
     @Option(names = "--data_path", required = true, description = "LLaVA JSON (or JSONL) file") Path data;
     @Option(names = "--image_folder", description = "folder the records' image paths are relative to") Path imageFolder;
     @Option(names = "--version", defaultValue = "v1", description = "conversation template: plain or v1 (default: ${DEFAULT-VALUE})") String version;
-    @Option(names = "--image_aspect_ratio", defaultValue = "square", description = "square or pad (default: ${DEFAULT-VALUE})") String aspect;
+    @Option(names = "--image_aspect_ratio", description = "square or pad (default: the config's image_aspect_ratio, else square)") String aspect;
     @Option(names = "--model_max_length", defaultValue = "2048", description = "truncate samples to this many tokens (default: ${DEFAULT-VALUE})") int maxLength;
     @Option(names = "--per_device_eval_batch_size", defaultValue = "1", description = "samples per forward pass (default: ${DEFAULT-VALUE})") int batch;
     @Option(names = "--output_json", required = true, description = "where to write the scores") Path output;
@@ -41,9 +42,10 @@ public class ScoreCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         device.apply();
         if (batch < 1) throw new IllegalArgumentException("--per_device_eval_batch_size must be >= 1, got " + batch);
+        LlavaTokenizer tok = Batches.preflight(model, visionTower, null, maxLength); // before any weight is read
         io.llava4j.nn.Precision precision = io.llava4j.nn.Precision.of(bf16, fp16);
         Llava m = Checkpoints.load(model, visionTower, null, precision).model();
-        Batches.Data opened = Batches.open(model, m.config, data, imageFolder, version, aspect, maxLength);
+        Batches.Data opened = Batches.open(tok, model, m.config, data, imageFolder, version, aspect, maxLength);
         LlavaDataset ds = opened.dataset();
         io.llava4j.data.Collator collator = opened.collator();
         ObjectMapper json = new ObjectMapper();

@@ -47,7 +47,7 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--mm_projector_lr") Double projectorLr;
     @Option(names = "--mm_vision_tower_lr") Double visionLr;
     @Option(names = "--pretrain_mm_mlp_adapter", description = "stage-1 projector (.safetensors or LLaVA's mm_projector.bin)") Path adapter;
-    @Option(names = "--image_aspect_ratio", defaultValue = "square", description = "square or pad") String aspect;
+    @Option(names = "--image_aspect_ratio", description = "square or pad (default: the config's image_aspect_ratio, else square)") String aspect;
     @Option(names = "--model_max_length", defaultValue = "2048") int maxLength;
     @Option(names = "--output_dir", required = true) Path outputDir;
     @Option(names = "--num_train_epochs", defaultValue = "3") double epochs;

@@ -22,6 +22,9 @@ import java.util.regex.Pattern;
  *   <li>{@link Family#LLAMA}: a plain LLaMA folder, completed by a {@code --vision_tower} CLIP folder and projector flags
  *       (LLaVA's stage-1 start).</li>
  * </ul>
+ * Before anything is parsed, {@link Unsupported} refuses what llava4j does not implement (LLaVA-NeXT anyres, Qwen2,
+ * SigLIP, other LLaVA variants), naming it; fields that change the computation are implemented
+ * ({@code rope_scaling}, Mistral's defaults and {@code sliding_window}, {@code image_aspect_ratio}) or refused.
  *
  * @param projectorDepth number of Linear layers of the projector: 0 identity, 1 linear, N for mlpNx_act
  * @param projectorAct   activation between projector layers (HF {@code projector_hidden_act})
@@ -72,16 +75,17 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         ObjectNode root = readObject(file);
         String modelType = text(root, "model_type");
         String where = file.toString();
+        Unsupported.refuse(root, folder, where);
         LlavaConfig cfg;
         if ("llava".equals(modelType) && (root.has("text_config") || !root.has("mm_vision_tower"))) {
             cfg = hf(root, where);
-        } else if (root.has("mm_vision_tower") || (modelType != null && modelType.startsWith("llava"))) {
+        } else if (root.has("mm_vision_tower") || "llava".equals(modelType) || "llava_llama".equals(modelType)) {
             cfg = original(root, folder, where, visionTowerOverride);
         } else if ("llama".equals(modelType) || "mistral".equals(modelType)) {
             if (visionTowerOverride == null)
                 throw new ConfigException(where + ": a plain " + modelType + " model has no vision tower; pass --vision_tower DIR (a CLIP folder)");
             VisionConfig vision = readClip(visionTowerOverride);
-            TextConfig text = parse(root, TextConfig.class, where);
+            TextConfig text = parse(TextConfig.withMistralDefaults(root), TextConfig.class, where);
             ProjectorSpec p = projector == null ? ProjectorSpec.LLAVA_DEFAULT : projector;
             int[] depthAct = parseProjectorType(p.type(), where, "mm_projector_type");
             cfg = new LlavaConfig(Family.LLAMA, vision, text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0],
@@ -89,15 +93,24 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
                     visionTowerOverride, root);
         } else {
             throw new ConfigException(where + ": field 'model_type': '" + modelType
-                    + "' is not a LLaVA (llava, llava_llama) or LLaMA model");
+                    + "' is not a LLaVA (llava, llava_llama), LLaMA or Mistral model");
         }
         cfg.validate(where);
         return cfg;
     }
 
+    /**
+     * Original LLaVA's {@code image_aspect_ratio} ({@code pad} or {@code square}), what LLaVA's evaluation uses when no
+     * flag says otherwise; null when the config does not say (HF llava configs never do).
+     */
+    public String imageAspectRatio() {
+        JsonNode v = raw.get("image_aspect_ratio");
+        return v == null || v.isNull() ? null : v.asText();
+    }
+
     private static LlavaConfig hf(ObjectNode root, String where) {
         VisionConfig vision = parse(child(root, "vision_config", where), VisionConfig.class, where + " vision_config");
-        TextConfig text = parse(child(root, "text_config", where), TextConfig.class, where + " text_config");
+        TextConfig text = parse(TextConfig.withMistralDefaults(child(root, "text_config", where)), TextConfig.class, where + " text_config");
         JsonNode layer = root.get("vision_feature_layer");
         if (layer != null && !layer.isInt())
             throw new ConfigException(where + ": field 'vision_feature_layer': expected one integer, got " + layer);
@@ -142,15 +155,19 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         ObjectNode root = readObject(file);
         String type = text(root, "model_type");
         JsonNode vision = "clip".equals(type) || root.has("vision_config") ? child(root, "vision_config", file.toString()) : root;
-        if (vision.has("model_type") && !"clip_vision_model".equals(vision.get("model_type").asText()))
-            throw new ConfigException(file + ": field 'model_type': '" + vision.get("model_type").asText()
+        String visionType = vision.has("model_type") ? vision.get("model_type").asText() : null;
+        if (visionType != null && visionType.startsWith("siglip") || type != null && type.startsWith("siglip"))
+            throw new ConfigException(file + ": field 'model_type': '" + (visionType != null ? visionType : type)
+                    + "': SigLIP is not supported as the vision tower (llava4j runs CLIP)");
+        if (visionType != null && !"clip_vision_model".equals(visionType))
+            throw new ConfigException(file + ": field 'model_type': '" + visionType
                     + "' is not a CLIP vision model (clip_vision_model or clip)");
         VisionConfig v = parse(vision, VisionConfig.class, file.toString());
         v.validate(file.toString());
         return v;
     }
 
-    private static Path resolveLocal(Path folder, String name) {
+    static Path resolveLocal(Path folder, String name) {
         for (Path p : List.of(folder.resolve(name), Path.of(name)))
             if (Files.isRegularFile(p.resolve("config.json"))) return p;
         return null;
@@ -197,6 +214,9 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
                 "identity needs equal vision and text widths, got " + vision.hiddenSize() + " and " + text.hiddenSize());
         Check.that(imageTokenIndex < 0 || imageTokenIndex < text.vocabSize(), where, "image_token_index",
                 imageTokenIndex + " is outside the vocabulary of " + text.vocabSize());
+        String aspect = imageAspectRatio();
+        Check.that(aspect == null || aspect.equals("square") || aspect.equals("pad"), where, "image_aspect_ratio",
+                "'" + aspect + "' is not supported (square or pad)");
     }
 
     static ObjectNode readObject(Path file) {

@@ -2,8 +2,19 @@ package io.llava4j.config;
 
 import com.fasterxml.jackson.annotation.JsonIgnoreProperties;
 import com.fasterxml.jackson.annotation.JsonProperty;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 
-/** HF {@code LlamaConfig} ({@code model_type: llama}); absent fields take transformers' defaults. */
+import java.util.List;
+import java.util.Map;
+
+/**
+ * HF {@code LlamaConfig} ({@code model_type: llama}) or {@code MistralConfig} ({@code mistral}); absent fields take
+ * transformers' defaults (a Mistral config's own defaults are filled in by {@link #withMistralDefaults} first).
+ *
+ * @param ropeScaling   {@code rope_scaling}: null for none, else linear or dynamic (see {@link RopeScaling})
+ * @param slidingWindow Mistral's {@code sliding_window}: null for none; positions attend to at most this many
+ */
 @JsonIgnoreProperties(ignoreUnknown = true)
 public record TextConfig(
         @JsonProperty("model_type") String modelType,
@@ -20,7 +31,24 @@ public record TextConfig(
         @JsonProperty("hidden_act") String hiddenAct,
         @JsonProperty("tie_word_embeddings") Boolean tieWordEmbeddings,
         @JsonProperty("attention_bias") Boolean attentionBias,
-        @JsonProperty("mlp_bias") Boolean mlpBias) {
+        @JsonProperty("mlp_bias") Boolean mlpBias,
+        @JsonProperty("rope_scaling") RopeScaling ropeScaling,
+        @JsonProperty("sliding_window") Integer slidingWindow,
+        @JsonProperty("attention_dropout") Double attentionDropout) {
+
+    /** transformers 4.37's MistralConfig defaults that differ from LlamaConfig's. */
+    private static final Map<String, Integer> MISTRAL_DEFAULTS = Map.of(
+            "intermediate_size", 14336, "num_key_value_heads", 8, "max_position_embeddings", 4096 * 32, "sliding_window", 4096);
+
+    /** A copy of a {@code model_type: mistral} config node with MistralConfig's defaults for its absent fields. */
+    static JsonNode withMistralDefaults(JsonNode node) {
+        if (!"mistral".equals(node.path("model_type").asText()) || !node.isObject()) return node;
+        ObjectNode c = ((ObjectNode) node).deepCopy();
+        MISTRAL_DEFAULTS.forEach((k, v) -> {
+            if (!c.has(k)) c.put(k, v); // an explicit null stays null (sliding_window: null = no window)
+        });
+        return c;
+    }
 
     public TextConfig {
         modelType = modelType == null ? "llama" : modelType;
@@ -38,10 +66,22 @@ public record TextConfig(
         tieWordEmbeddings = tieWordEmbeddings != null && tieWordEmbeddings;
         attentionBias = attentionBias != null && attentionBias;
         mlpBias = mlpBias != null && mlpBias;
+        attentionDropout = attentionDropout == null ? 0.0 : attentionDropout;
+        if (ropeScaling != null && ropeScaling.isDefault()) ropeScaling = null;
+    }
+
+    /**
+     * Refuses a sequence of {@code positions} that a Mistral sliding window would cut: llava4j attends over the whole
+     * causal prefix, which equals the sliding window only while the sequence fits in it.
+     */
+    public void checkSequenceLength(int positions, String where) {
+        Check.that(slidingWindow == null || slidingWindow >= positions, where, "sliding_window",
+                "sliding-window attention is not implemented: the window of " + slidingWindow + " is shorter than the "
+                        + positions + " positions of a sequence (--model_max_length); use --model_max_length " + slidingWindow + " or less");
     }
 
     void validate(String where) {
-        Check.oneOf(where, "model_type", modelType, java.util.List.of("llama", "mistral", "vicuna"));
+        Check.oneOf(where, "model_type", modelType, List.of("llama", "mistral", "vicuna"));
         Check.positive(where, "hidden_size", hiddenSize);
         Check.positive(where, "intermediate_size", intermediateSize);
         Check.positive(where, "num_hidden_layers", numHiddenLayers);
@@ -54,8 +94,11 @@ public record TextConfig(
         Check.that(headDim % 2 == 0, where, "head_dim", "head_dim must be even for rotary embeddings, got " + headDim);
         Check.that(rmsNormEps > 0, where, "rms_norm_eps", "rms_norm_eps must be > 0, got " + rmsNormEps);
         Check.that(ropeTheta > 0, where, "rope_theta", "rope_theta must be > 0, got " + ropeTheta);
-        Check.oneOf(where, "hidden_act", hiddenAct, java.util.List.of("silu"));
+        Check.oneOf(where, "hidden_act", hiddenAct, List.of("silu"));
         Check.that(!attentionBias, where, "attention_bias", "attention_bias=true is not supported (LLaMA has none)");
         Check.that(!mlpBias, where, "mlp_bias", "mlp_bias=true is not supported (LLaMA has none)");
+        Check.that(attentionDropout == 0, where, "attention_dropout", "attention dropout is not implemented, got " + attentionDropout);
+        Check.that(slidingWindow == null || slidingWindow > 0, where, "sliding_window", "must be a positive integer or null, got " + slidingWindow);
+        if (ropeScaling != null) ropeScaling.validate(where);
     }
 }

@@ -17,7 +17,8 @@ public record VisionConfig(
         @JsonProperty("patch_size") Integer patchSize,
         @JsonProperty("num_channels") Integer numChannels,
         @JsonProperty("hidden_act") String hiddenAct,
-        @JsonProperty("layer_norm_eps") Double layerNormEps) {
+        @JsonProperty("layer_norm_eps") Double layerNormEps,
+        @JsonProperty("attention_dropout") Double attentionDropout) {
 
     public VisionConfig {
         hiddenSize = hiddenSize == null ? 768 : hiddenSize;
@@ -29,6 +30,7 @@ public record VisionConfig(
         numChannels = numChannels == null ? 3 : numChannels;
         hiddenAct = hiddenAct == null ? "quick_gelu" : hiddenAct;
         layerNormEps = layerNormEps == null ? 1e-5 : layerNormEps;
+        attentionDropout = attentionDropout == null ? 0.0 : attentionDropout;
     }
 
     /** Patches per image side squared: the number of patch features (without CLS). */
@@ -55,5 +57,6 @@ public record VisionConfig(
                 "image_size " + imageSize + " is not divisible by patch_size " + patchSize);
         Check.oneOf(where, "hidden_act", hiddenAct, Activations.NAMES);
         Check.that(layerNormEps > 0, where, "layer_norm_eps", "layer_norm_eps must be > 0, got " + layerNormEps);
+        Check.that(attentionDropout == 0, where, "attention_dropout", "attention dropout is not implemented, got " + attentionDropout);
     }
 }

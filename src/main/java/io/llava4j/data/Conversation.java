@@ -28,9 +28,10 @@ import java.util.List;
  * {@code tokenizer(text)} (LLaVA's has_image=False), so no image token is inserted. The result must hold exactly one
  * image token for a record with an image and none for a text-only record; anything else is a {@link DataException}.
  *
- * <p>Not reproduced: LLaVA's "-1 per round" correction for {@code legacy=False} slow tokenizers. A tokenizer.json
- * encodes the text after {@code </s>} as a fresh piece (the legacy behaviour), for which no correction is needed; a
- * tokenizer where that is not so shows up as mismatch warnings.
+ * <p>LLaVA's "-1 per round" for {@code legacy=False} slow tokenizers is reproduced: when {@link LlavaTokenizer#legacy()}
+ * is false (a tokenizer.model whose tokenizer_config says {@code legacy: false}), every round after the first counts
+ * one token less and masks one instruction token less, as LLaVA's preprocess_v1 does with tokenizers ≥ 0.14. A
+ * tokenizer.json is taken as legacy (no correction).
  */
 public final class Conversation {
 
@@ -188,12 +189,18 @@ public final class Conversation {
         for (int id : ids) if (id != tok.pad()) total++;  // LLaVA: target.ne(pad_token_id).sum()
         int cur = 1;
         mask(labels, 0, cur);
-        for (String rou : pySplit(prompt, V1_SEP2)) {
+        List<String> rounds = pySplit(prompt, V1_SEP2);
+        for (int i = 0; i < rounds.size(); i++) {
+            String rou = rounds.get(i);
             if (rou.isEmpty()) break;
             List<String> parts = pySplit(rou, V1_ASSISTANT_SEP);
             if (parts.size() != 2) break;
             int roundLen = tokenizeText(rou, hasImage).length;
             int instructionLen = tokenizeText(parts.get(0) + V1_ASSISTANT_SEP, hasImage).length - 2;
+            if (i != 0 && !tok.legacy()) { // the round's first piece loses its "▁" behind </s>
+                roundLen--;
+                instructionLen--;
+            }
             mask(labels, cur, cur + instructionLen);
             cur += roundLen;
         }

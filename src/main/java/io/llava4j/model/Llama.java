@@ -1,5 +1,6 @@
 package io.llava4j.model;
 
+import io.llava4j.config.RopeScaling;
 import io.llava4j.config.TextConfig;
 import io.llava4j.nn.Autocast;
 import io.llava4j.nn.Embedding;
@@ -126,7 +127,7 @@ public class Llama extends Module {
                 layers.add(l);
             }
             norm = register_module("norm", new RmsNorm(c.hiddenSize(), c.rmsNormEps()));
-            rope = new Rope(c.headDim(), c.ropeTheta());
+            rope = new Rope(c.headDim(), c.ropeTheta(), c.ropeScaling(), c.maxPositionEmbeddings());
         }
 
         /** [B, T, h] → [B, T, h] (after the final norm) */
@@ -144,7 +145,7 @@ public class Llama extends Module {
             if (past + t > cache.capacity())
                 throw new IllegalStateException("KV cache holds " + cache.capacity() + " positions; " + past + " used, " + t + " more asked");
             if (positions == null) positions = io.llava4j.engine.Device.place(torch.arange(new Scalar(past), new Scalar(past + t))).unsqueeze(0).expand(b, t);
-            Tensor[] cosSin = rope.cosSin(positions); // [B, 1, T, hd] each
+            Tensor[] cosSin = rope.cosSin(positions, past + t); // [B, 1, T, hd] each
             Tensor mask = keyValid == null && (t == 1 || past == 0) ? null : attentionMask(keyValid, b, t, past);
             boolean causal = mask == null && t > 1;
             for (int i = 0; i < layers.size(); i++) { // each layer in its own scope: its temporaries go as it ends
@@ -249,25 +250,63 @@ public class Llama extends Module {
         }
     }
 
-    /** Rotary embeddings: inv_freq = θ^(-2i/d); cos/sin of pos·inv_freq duplicated over both halves. */
+    /**
+     * Rotary embeddings: inv_freq = θ^(-2i/d); cos/sin of pos·inv_freq duplicated over both halves. With
+     * {@code rope_scaling} as HF's LlamaRotaryEmbedding variants: {@code linear} divides the positions by the factor;
+     * {@code dynamic} (NTK) uses the base θ·(factor·T/max − (factor − 1))^(d/(d−2)) for a sequence of T > max positions.
+     */
     static final class Rope {
-        private final Tensor invFreq; // [hd/2]
+        private final long headDim;
+        private final double theta;
+        private final RopeScaling scaling;  // null: none
+        private final long maxPositions;    // max_position_embeddings, for dynamic scaling
+        private final Tensor invFreq;       // [hd/2]
 
         Rope(long headDim, double theta) {
+            this(headDim, theta, null, 0);
+        }
+
+        Rope(long headDim, double theta, RopeScaling scaling, long maxPositions) {
+            this.headDim = headDim;
+            this.theta = theta;
+            this.scaling = scaling;
+            this.maxPositions = maxPositions;
+            invFreq = invFreq(theta);
+        }
+
+        private Tensor invFreq(double base) {
             Tensor i = torch.arange(new Scalar(0), new Scalar(headDim), new Scalar(2)).to(torch.ScalarType.Float); // [hd/2]
-            invFreq = torch.pow(new Scalar(theta), i.div(new Scalar((double) headDim))).reciprocal();
+            return torch.pow(new Scalar(base), i.div(new Scalar((double) headDim))).reciprocal();
         }
 
         Tensor[] cosSin(long t) {
             Tensor pos = io.llava4j.engine.Device.place(torch.arange(new Scalar(t)).to(torch.ScalarType.Float)); // [T]
-            Tensor fr = pos.unsqueeze(1).mul(io.llava4j.engine.Device.place(invFreq).unsqueeze(0));                 // [T, hd/2]
+            Tensor inv = invFreq;
+            if (scaling != null && scaling.type().equals(RopeScaling.LINEAR)) {
+                pos = pos.div(new Scalar(scaling.factor()));
+            } else if (scaling != null && scaling.type().equals(RopeScaling.DYNAMIC) && t > maxPositions) {
+                double f = scaling.factor();
+                inv = invFreq(theta * Math.pow(f * t / maxPositions - (f - 1), headDim / (headDim - 2.0)));
+            }
+            Tensor fr = pos.unsqueeze(1).mul(io.llava4j.engine.Device.place(inv).unsqueeze(0)); // [T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1);                  // [T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }
 
-        /** cos/sin at given positions: [B, T] → [B, 1, T, hd] each (broadcast over heads). */
-        Tensor[] cosSin(Tensor positions) {
-            Tensor fr = positions.to(torch.ScalarType.Float).unsqueeze(2).mul(io.llava4j.engine.Device.place(invFreq)); // [B, T, hd/2]
+        /**
+         * cos/sin at given positions: [B, T] → [B, 1, T, hd] each (broadcast over heads); {@code length} = the sequence
+         * length so far, which dynamic scaling depends on (as HF recomputes its table once the length passes the limit).
+         */
+        Tensor[] cosSin(Tensor positions, long length) {
+            Tensor pos = positions.to(torch.ScalarType.Float);
+            Tensor inv = invFreq;
+            if (scaling != null && scaling.type().equals(RopeScaling.LINEAR)) {
+                pos = pos.div(new Scalar(scaling.factor()));
+            } else if (scaling != null && scaling.type().equals(RopeScaling.DYNAMIC) && length > maxPositions) {
+                double f = scaling.factor();
+                inv = invFreq(theta * Math.pow(f * length / maxPositions - (f - 1), headDim / (headDim - 2.0)));
+            }
+            Tensor fr = pos.unsqueeze(2).mul(io.llava4j.engine.Device.place(inv)); // [B, T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1).unsqueeze(1);          // [B, 1, T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }

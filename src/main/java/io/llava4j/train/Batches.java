@@ -25,17 +25,33 @@ public final class Batches {
     /** Model inputs of a micro-batch: the images in order ([N, 3, H, W] or null), padded ids, labels and mask. */
     public record Input(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask) {}
 
-    /**
-     * The dataset of {@code dataPath} for a model: tokenizer from the model folder, image processor from the model
-     * folder's {@code preprocessor_config.json} or else the CLIP folder's (original LLaVA keeps it there).
-     */
     /** A dataset and the collator that pads its samples with its tokenizer's pad id. */
     public record Data(LlavaDataset dataset, Collator collator) {}
 
-    public static Data open(Path modelFolder, LlavaConfig cfg, Path dataPath, Path imageFolder, String version,
-                                    String aspectRatio, int modelMaxLength) {
+    /**
+     * What is checked before any weight is read: the model's config (every field that changes the computation is
+     * implemented or refused; a Mistral sliding window must cover {@code modelMaxLength}) and the tokenizer, which is
+     * loaded and returned.
+     */
+    public static LlavaTokenizer preflight(Path modelFolder, Path visionTower, LlavaConfig.ProjectorSpec projector, int modelMaxLength) {
+        LlavaConfig.load(modelFolder, visionTower, projector).text()
+                .checkSequenceLength(modelMaxLength, modelFolder.resolve("config.json") + " (text)");
         try {
-            LlavaTokenizer tok = LlavaTokenizer.load(modelFolder);
+            return LlavaTokenizer.load(modelFolder);
+        } catch (IOException e) {
+            throw new UncheckedIOException(e.getMessage(), e);
+        }
+    }
+
+    /**
+     * The dataset of {@code dataPath} for a model, tokenized by {@code tok} (see {@link #preflight}); the image
+     * processor from the model folder's {@code preprocessor_config.json} or else the CLIP folder's (original LLaVA keeps
+     * it there). {@code aspectRatio} null: the config's {@code image_aspect_ratio} (original LLaVA), else {@code square}.
+     */
+    public static Data open(LlavaTokenizer tok, Path modelFolder, LlavaConfig cfg, Path dataPath, Path imageFolder, String version,
+                            String aspectRatio, int modelMaxLength) {
+        if (aspectRatio == null) aspectRatio = cfg.imageAspectRatio() != null ? cfg.imageAspectRatio() : "square";
+        try {
             List<LlavaRecord> records = LlavaJson.read(dataPath);
             if (records.isEmpty()) throw new DataException(dataPath + ": no records");
             ImageProcessor proc = null;

@@ -5,7 +5,7 @@ import java.nio.file.Path;
 /**
  * LLaVA's / HF TrainingArguments' flags that {@code llava4j train} takes, with their meanings and defaults
  * (LLaVA's ModelArguments / DataArguments / TrainingArguments). {@code notes}: flags of LLaVA's scripts that have no
- * effect here, said before training.
+ * effect here, said before training. {@code imageAspectRatio} null: the model config's (original LLaVA), else square.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,

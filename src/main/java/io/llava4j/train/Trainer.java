@@ -6,6 +6,7 @@ import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.llava4j.config.LlavaConfig.ProjectorSpec;
 import io.llava4j.data.LlavaDataset;
+import io.llava4j.data.LlavaTokenizer;
 import io.llava4j.data.LlavaDataset.Sample;
 import io.llava4j.engine.Tensors;
 import io.llava4j.io.Layout;
@@ -85,8 +86,9 @@ public final class Trainer {
     public void run() throws IOException {
         io.llava4j.engine.Engine.init();
         torch.manual_seed(a.seed()); // a fresh projector's init
-        Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(),
-                new ProjectorSpec(a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature()), a.precision());
+        ProjectorSpec projector = new ProjectorSpec(a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
+        LlavaTokenizer tok = Batches.preflight(a.modelNameOrPath(), a.visionTower(), projector, a.modelMaxLength()); // before any weight
+        Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
         plan = FreezePlan.of(model, a.freezeFlags());
@@ -97,7 +99,7 @@ public final class Trainer {
         for (String note : a.notes()) System.out.println("note: " + note);
         if (a.dryRun()) return;
 
-        Batches.Data data = Batches.open(a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
+        Batches.Data data = Batches.open(tok, a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
                 a.imageAspectRatio(), a.modelMaxLength());
         LlavaDataset ds = data.dataset();
         io.llava4j.data.Collator collator = data.collator();
