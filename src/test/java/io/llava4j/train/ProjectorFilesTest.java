@@ -50,6 +50,12 @@ class ProjectorFilesTest {
         Llava other = Checkpoints.load(TestData.tinyLlava()).model();
         ProjectorFiles.load(other, f);
         for (String n : projector(m).keySet()) assertTrue(projector(m).get(n).equal(projector(other).get(n)), n);
+        // LLaVA's finetune.sh reads mm_projector.bin: written beside it in torch.save format, with the same tensors
+        Path bin = tmp.resolve(ProjectorFiles.BIN_FILE);
+        assertEquals(Safetensors.read(f).tensors().keySet(), io.llava4j.io.TorchPickleReader.read(bin).keySet());
+        Llava third = Checkpoints.load(TestData.tinyLlava()).model();
+        ProjectorFiles.load(third, bin);
+        for (String n : projector(m).keySet()) assertTrue(projector(m).get(n).equal(projector(third).get(n)), n);
     }
 
     @Test
