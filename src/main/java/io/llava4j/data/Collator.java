@@ -8,7 +8,8 @@ import java.util.List;
  * with the pad id (unk for LLaVA's v1 models), labels with -100.
  *
  * <p>The attention mask marks each sample's real tokens. (LLaVA computes it as {@code input_ids != pad_id}, which also
- * hides a real unk token in the text; a byte-fallback tokenizer never produces one, so the two agree in practice.)
+ * hides a real unk token in the text; {@link LlavaDataset#get} has already dropped those, as LLaVA's
+ * prepare_inputs_labels_for_multimodal does, so the two agree.) Pad with {@link LlavaDataset#collator()}'s id.
  */
 public final class Collator {
 
@@ -33,11 +34,6 @@ public final class Collator {
 
     public Collator(int padId) {
         this.padId = padId;
-    }
-
-    /** A collator padding with the tokenizer's pad id. */
-    public static Collator of(LlavaTokenizer tok) {
-        return new Collator(tok.pad());
     }
 
     public Batch collate(List<LlavaDataset.Sample> samples) {

@@ -60,6 +60,18 @@ public final class Conversation {
                         + "\" is not supported (expected plain or v1 / vicuna_v1)");
             }
         }
+
+        /**
+         * The id LLaVA pads with (and counts, and drops from the attention mask) under this template. LLaVA's
+         * train.py sets {@code tokenizer.pad_token = tokenizer.unk_token} for every {@code --version} but v0,
+         * whatever tokenizer_config.json says, so a {@code pad_token} there (often {@code </s>}) is not used.
+         */
+        public int padId(LlavaTokenizer tok) {
+            if (tok.unk() < 0)
+                throw new DataException(tok.folder() + ": the tokenizer has no unk_token; LLaVA pads with unk under the "
+                        + name().toLowerCase() + " template");
+            return tok.unk();
+        }
     }
 
     /**
@@ -80,15 +92,22 @@ public final class Conversation {
     private final Template template;
     private final LlavaTokenizer tok;
     private final int imageTokenIndex;
+    private final int padId;
 
     public Conversation(Template template, LlavaTokenizer tok, int imageTokenIndex) {
         this.template = template;
         this.tok = tok;
         this.imageTokenIndex = imageTokenIndex;
+        this.padId = template.padId(tok);
     }
 
     public Template template() {
         return template;
+    }
+
+    /** The id LLaVA pads with under this template ({@link Template#padId}). */
+    public int padId() {
+        return padId;
     }
 
     /** Tokenizes without a length limit. */
@@ -186,7 +205,7 @@ public final class Conversation {
         boolean hasImage = r.hasImage();
         int[] labels = ids.clone();
         int total = 0;
-        for (int id : ids) if (id != tok.pad()) total++;  // LLaVA: target.ne(pad_token_id).sum()
+        for (int id : ids) if (id != padId) total++;  // LLaVA: target.ne(pad_token_id).sum(), pad = unk
         int cur = 1;
         mask(labels, 0, cur);
         List<String> rounds = pySplit(prompt, V1_SEP2);

@@ -15,6 +15,10 @@ import java.util.List;
  * <p>Samples are cut to {@code modelMaxLength} tokens (as LLaVA's tokenizer/collator truncation does). If the cut
  * removes the image token, the sample goes on as text only (pixels null) with a warning: this is what LLaVA ends up
  * doing (a sample without image tokens uses no image features), said out loud.
+ *
+ * <p>Unk tokens in a sample (a literal {@code <unk>} in the text) are dropped from its ids and labels, with a warning:
+ * LLaVA pads with unk, its collator's attention mask is {@code input_ids != pad}, and its
+ * {@code prepare_inputs_labels_for_multimodal} keeps only the masked-in positions of ids and labels.
  */
 public final class LlavaDataset {
 
@@ -108,7 +112,28 @@ public final class LlavaDataset {
                 warning = warning == null ? w : warning + "; " + w;
             }
         }
-        return new Sample(r.id(), t.inputIds(), t.labels(), pixels, warning);
+        int[] ids = t.inputIds(), labels = t.labels();
+        int pad = conversation.padId(), dropped = 0;
+        for (int id : ids) if (id == pad) dropped++;
+        if (dropped > 0) { // LLaVA's collator: attention_mask = ids != pad (= unk); prepare_inputs keeps only those
+            int[] keptIds = new int[ids.length - dropped], keptLabels = new int[ids.length - dropped];
+            for (int j = 0, k = 0; j < ids.length; j++) {
+                if (ids[j] == pad) continue;
+                keptIds[k] = ids[j];
+                keptLabels[k++] = labels[j];
+            }
+            ids = keptIds;
+            labels = keptLabels;
+            String w = r.describe() + ": " + dropped + " unk token(s) in the text are dropped from input and labels (LLaVA pads with unk"
+                    + " and its collator masks every unk)";
+            warning = warning == null ? w : warning + "; " + w;
+        }
+        return new Sample(r.id(), ids, labels, pixels, warning);
+    }
+
+    /** A collator that pads with the id LLaVA pads with under this dataset's template (unk). */
+    public Collator collator() {
+        return new Collator(conversation.padId());
     }
 
     /** LLaVA's {@code lengths}: words in all turns (Python's {@code len(value.split())}), plus 128 for an image. */

@@ -396,7 +396,10 @@ public final class LlavaTokenizer implements Closeable {
         return unk;
     }
 
-    /** Padding id: tokenizer_config's pad_token, else unk. */
+    /**
+     * tokenizer_config's pad_token, else unk. Training data does not pad with it: LLaVA overrides the pad token per
+     * template ({@link Conversation.Template#padId}).
+     */
     public int pad() {
         return pad;
     }

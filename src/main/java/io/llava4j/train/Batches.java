@@ -25,7 +25,7 @@ public final class Batches {
     /** Model inputs of a micro-batch: the images in order ([N, 3, H, W] or null), padded ids, labels and mask. */
     public record Input(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask) {}
 
-    /** A dataset and the collator that pads its samples with its tokenizer's pad id. */
+    /** A dataset and the collator that pads its samples with the template's pad id (unk, as LLaVA sets it). */
     public record Data(LlavaDataset dataset, Collator collator) {}
 
     /**
@@ -66,8 +66,8 @@ public final class Batches {
                     throw new DataException(pp + ": crops images to " + proc.height() + "x" + proc.width()
                             + " but the vision tower takes " + cfg.vision().imageSize() + "x" + cfg.vision().imageSize());
             }
-            return new Data(new LlavaDataset(records, tok, version, imageFolder, proc, aspectRatio, modelMaxLength, cfg.imageTokenIndex()),
-                    Collator.of(tok));
+            LlavaDataset ds = new LlavaDataset(records, tok, version, imageFolder, proc, aspectRatio, modelMaxLength, cfg.imageTokenIndex());
+            return new Data(ds, ds.collator());
         } catch (IOException e) {
             throw new UncheckedIOException(e.getMessage(), e);
         }
