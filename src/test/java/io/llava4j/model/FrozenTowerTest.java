@@ -28,9 +28,15 @@ class FrozenTowerTest {
     void frozenTowerOutputHasNoGraph() {
         Llava m = modelWithTrainable("multi_modal_projector.", "language_model.");
         assertTrue(m.visionTower.fullyFrozen());
-        Tensor f = m.visionTower.features(Tensors.fromHost(CASE.get("case.pixel_values")), m.config.featureLayerIndex());
+        // pixels that require grad: without the no-grad guard the frozen layers would record a graph through them
+        Tensor px = Tensors.fromHost(CASE.get("case.pixel_values")).requires_grad_(true);
+        Tensor unguarded = m.visionTower.visionModel.embeddings.forward(px);
+        assertTrue(unguarded.requires_grad() && !unguarded.is_leaf(), "the same layers record a graph outside the guard");
+        Tensor f = m.visionTower.features(px, m.config.featureLayerIndex());
         assertFalse(f.requires_grad(), "a frozen tower's features must not carry an autograd graph");
-        assertTrue(m.imageFeatures(Tensors.fromHost(CASE.get("case.pixel_values"))).requires_grad(), "the projector trains");
+        assertTrue(f.is_leaf(), "no grad_fn: the frozen tower recorded nothing");
+        Tensor projected = m.imageFeatures(px);
+        assertTrue(projected.requires_grad() && !projected.is_leaf(), "the projector trains");
     }
 
     @Test
