@@ -253,16 +253,33 @@ public final class Trainer {
         return norm;
     }
 
+    /**
+     * Writes what trained, decided from the {@link FreezePlan}: a plan that trains only the projector writes LLaVA's
+     * stage-1 files ({@code mm_projector.bin} / {@code .safetensors} and config.json); any other plan writes the whole
+     * model (with the vision tower when it trained), and, under {@code --tune_mm_mlp_adapter}, the projector files
+     * too so that LLaVA's scripts chain. (LLaVA itself writes only the projector under {@code --tune_mm_mlp_adapter},
+     * losing a tower trained with {@code --unfreeze_mm_vision_tower}.)
+     */
     private void writeOutput(Checkpoints.Loaded loaded) throws IOException {
         Path out = a.outputDir();
-        if (a.tuneMmMlpAdapter()) {
+        Layout layout = loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout();
+        boolean onlyProjector = plan.trainable().stream().allMatch(n -> ModuleGroups.partOf(n).equals("projector"));
+        if (onlyProjector) {
             ProjectorFiles.write(model, out.resolve(ProjectorFiles.FILE));
-            Checkpoints.writeConfig(model, loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout(), out);
+            Checkpoints.writeConfig(model, layout, out);
         } else {
-            Layout layout = loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout();
             Checkpoints.save(model, layout, out, a.modelNameOrPath(), plan.partTrains("vision"), a.saveMaxShardBytes());
+            if (a.tuneMmMlpAdapter() && plan.partTrains("projector")) {
+                ProjectorFiles.write(model, out.resolve(ProjectorFiles.FILE));
+                System.err.println("note: --tune_mm_mlp_adapter with " + String.join(", ", trainedParts())
+                        + " training: the whole model is written beside " + ProjectorFiles.FILE + " (LLaVA would keep only the projector)");
+            }
         }
         System.err.println("wrote " + out);
+    }
+
+    private List<String> trainedParts() {
+        return ModuleGroups.PARTS.stream().filter(p -> !p.equals("projector") && plan.partTrains(p)).toList();
     }
 
     /** Used by tests: the tensors of the model by llava-hf name. */
