@@ -121,15 +121,31 @@ public final class Conversation {
      */
     public Tokenized tokenize(LlavaRecord r, int modelMaxLength) {
         String prompt = prompt(r);
-        int[] ids = tokenizeText(prompt, r.hasImage());
+        boolean plain = template == Template.PLAIN;
+        int[] ids = tokenizeText(prompt, plain || r.hasImage()); // preprocess_plain always uses tokenizer_image_token
         int images = 0;
         for (int id : ids) if (id == imageTokenIndex) images++;
-        int expected = r.hasImage() ? 1 : 0;
-        if (images != expected)
+        String warning = null;
+        if (r.hasImage() && images == 0) {
+            warning = r.describe() + ": the record has an image but no " + IMAGE + " in a turn that is kept; it trains as text only"
+                    + " (as LLaVA does: the image is loaded and unused)";
+        } else if (!r.hasImage() && images == 1 && plain) {
+            warning = r.describe() + ": a text-only record with " + IMAGE + " under the plain template trains on a zero image (as LLaVA does)";
+        } else if (images != (r.hasImage() ? 1 : 0)) {
             throw new DataException(r.describe() + ": field conversations: the prompt holds " + images + " image token(s) but the record has "
-                    + expected + " image(s)" + (r.hasImage() ? "" : " (a text-only record must not contain " + IMAGE + ")"));
-        Tokenized t = template == Template.PLAIN ? labelsPlain(ids) : labelsV1(r, prompt, ids, modelMaxLength);
+                    + (r.hasImage() ? 1 : 0) + " image(s)" + (r.hasImage() ? "" : " (a text-only record must not contain " + IMAGE + ")"));
+        }
+        Tokenized t = plain ? labelsPlain(ids) : labelsV1(r, prompt, ids, modelMaxLength, r.hasImage());
+        if (warning != null) t = new Tokenized(t.inputIds(), t.labels(), t.warning() == null ? warning : warning + "; " + t.warning());
         return t.truncate(modelMaxLength);
+    }
+
+    /**
+     * Whether the sample has an image token for an image: the record's own, or (plain template, text-only record
+     * mentioning {@code <image>}) LLaVA's zero image.
+     */
+    public boolean usesImage(LlavaRecord r) {
+        return prompt(r).contains(IMAGE);
     }
 
     /**
@@ -143,19 +159,18 @@ public final class Conversation {
     /** The text LLaVA tokenizes for this record. */
     public String prompt(LlavaRecord r) {
         List<Turn> turns = r.hasImage() ? moveImageFirst(r.conversations()) : r.conversations();
-        if (template == Template.PLAIN) {
-            if (!r.hasImage())
-                throw new DataException(r.describe() + ": field image: the plain template needs a record with an image");
+        if (template == Template.PLAIN) { // preprocess_plain: roles are not looked at
             if (turns.size() != 2)
                 throw new DataException(r.describe() + ": field conversations: the plain template needs exactly 2 turns, got " + turns.size());
             if (!turns.get(0).value().contains(IMAGE))
                 throw new DataException(r.describe() + ": field conversations[0].value: the plain template needs " + IMAGE + " in the first turn");
             return IMAGE + turns.get(1).value() + "\n";
         }
+        for (int j = 0; j < turns.size(); j++)
+            if (LlavaRecord.roleOf(turns.get(j).from()) == null)
+                throw new DataException(r.describe() + ": field conversations[" + j + "].from: unknown role \"" + turns.get(j).from()
+                        + "\" (the v1 template knows human and gpt)");
         int skip = turns.get(0).role() != Role.HUMAN ? 1 : 0;
-        if (turns.size() - skip < 1)
-            throw new DataException(r.describe() + ": field conversations: no turn left after skipping the leading "
-                    + turns.get(0).from() + " turn");
         StringBuilder p = new StringBuilder(SYSTEM_V1).append(' ');
         int imageTurns = 0;
         for (int j = skip; j < turns.size(); j++) {
@@ -166,11 +181,14 @@ public final class Conversation {
                 throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
                         + (want == Role.HUMAN ? "human" : "gpt") + " turn is expected (roles must alternate, starting with human)");
             if (t.value().contains(IMAGE)) imageTurns++;
-            p.append(k % 2 == 0 ? "USER" : "ASSISTANT").append(": ").append(t.value()).append(k % 2 == 0 ? " " : V1_SEP2);
+            String role = k % 2 == 0 ? "USER" : "ASSISTANT";
+            // Conversation.get_prompt (SeparatorStyle.TWO): an empty message is written as "ROLE:" with no separator
+            if (t.value().isEmpty()) p.append(role).append(':');
+            else p.append(role).append(": ").append(t.value()).append(k % 2 == 0 ? " " : V1_SEP2);
         }
-        if (r.hasImage() && imageTurns != 1)
+        if (r.hasImage() && imageTurns > 1)
             throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
-                    + " (after skipping a leading non-human turn), expected exactly 1 for one image");
+                    + " (after skipping a leading non-human turn), expected at most 1 for one image");
         return p.toString();
     }
 
@@ -201,8 +219,7 @@ public final class Conversation {
     }
 
     /** vicuna_v1: LLaVA's preprocess_v1 masking. */
-    private Tokenized labelsV1(LlavaRecord r, String prompt, int[] ids, int modelMaxLength) {
-        boolean hasImage = r.hasImage();
+    private Tokenized labelsV1(LlavaRecord r, String prompt, int[] ids, int modelMaxLength, boolean hasImage) {
         int[] labels = ids.clone();
         int total = 0;
         for (int id : ids) if (id != padId) total++;  // LLaVA: target.ne(pad_token_id).sum(), pad = unk

@@ -62,13 +62,14 @@ public final class LlavaDataset {
         this.aspectRatio = aspectRatio;
         this.modelMaxLength = modelMaxLength;
         this.imageTokenIndex = imageTokenIndex;
-        boolean anyImage = false;
+        boolean anyImage = false, anyPixels = false;
         for (LlavaRecord r : this.records) {
             conversation.check(r);
             anyImage |= r.hasImage();
+            anyPixels |= r.hasImage() || conversation.usesImage(r);
         }
-        if (anyImage) {
-            if (imageFolder == null) throw new DataException("records have images but no image folder is given");
+        if (anyImage && imageFolder == null) throw new DataException("records have images but no image folder is given");
+        if (anyPixels) {
             if (processor == null) throw new DataException("records have images but no image processor is given");
             ImageProcessor.padding(aspectRatio);
         }
@@ -94,23 +95,23 @@ public final class LlavaDataset {
         Conversation.Tokenized t = conversation.tokenize(r, modelMaxLength);
         String warning = t.warning();
         float[] pixels = null;
-        if (r.hasImage()) {
-            boolean kept = false;
-            for (int id : t.inputIds()) kept |= id == imageTokenIndex;
-            if (kept) {
-                Path p = imagePath(i);
-                if (!Files.isRegularFile(p))
-                    throw new DataException(r.describe() + ": field image: file not found: " + p);
-                try {
-                    pixels = processor.process(p, aspectRatio);
-                } catch (DataException e) {
-                    throw new DataException(r.describe() + ": field image: " + e.getMessage(), e);
-                }
-            } else {
-                String w = r.describe() + ": model_max_length " + modelMaxLength
-                        + " cuts off the image token; the sample is used as text only";
-                warning = warning == null ? w : warning + "; " + w;
+        boolean kept = false;
+        for (int id : t.inputIds()) kept |= id == imageTokenIndex;
+        if (r.hasImage() && kept) {
+            Path p = imagePath(i);
+            if (!Files.isRegularFile(p))
+                throw new DataException(r.describe() + ": field image: file not found: " + p);
+            try {
+                pixels = processor.process(p, aspectRatio);
+            } catch (DataException e) {
+                throw new DataException(r.describe() + ": field image: " + e.getMessage(), e);
             }
+        } else if (kept) { // plain template, text-only record with <image>: LLaVA's torch.zeros(3, crop, crop)
+            pixels = new float[3 * processor.height() * processor.width()];
+        } else if (conversation.usesImage(r)) {
+            String w = r.describe() + ": model_max_length " + modelMaxLength
+                    + " cuts off the image token; the sample is used as text only";
+            warning = warning == null ? w : warning + "; " + w;
         }
         int[] ids = t.inputIds(), labels = t.labels();
         int pad = conversation.padId(), dropped = 0;

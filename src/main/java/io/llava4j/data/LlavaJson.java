@@ -20,8 +20,9 @@ import java.util.List;
  * The array is streamed record by record, so a large file is never held as one JSON tree.
  *
  * <p>Every problem is a {@link DataException} naming the file, the record (index from 0, and id) and the field:
- * missing or mistyped {@code conversations}, {@code from} or {@code value}; an empty value; an unknown role;
- * an {@code image} that is a list ("multiple images not supported") or not a string. Other fields are ignored.
+ * missing or mistyped {@code conversations}, {@code from} or {@code value}; an {@code image} that is a list ("multiple
+ * images not supported") or not a string. Other fields are ignored. An empty value and an unknown role are the
+ * template's to judge ({@link Conversation}), as in LLaVA: plain does not look at roles, v1 refuses an unknown one.
  */
 public final class LlavaJson {
 
@@ -110,13 +111,9 @@ public final class LlavaJson {
             JsonNode from = t.get("from");
             if (from == null || from.isNull()) throw new DataException(where + ": field " + field + ".from: missing");
             if (!from.isTextual()) throw new DataException(where + ": field " + field + ".from: expected a string, got " + kind(from));
-            if (LlavaRecord.roleOf(from.asText()) == null)
-                throw new DataException(where + ": field " + field + ".from: unknown role \"" + from.asText()
-                        + "\" (expected human/user or gpt/assistant)");
             JsonNode value = t.get("value");
             if (value == null || value.isNull()) throw new DataException(where + ": field " + field + ".value: missing");
             if (!value.isTextual()) throw new DataException(where + ": field " + field + ".value: expected a string, got " + kind(value));
-            if (value.asText().isBlank()) throw new DataException(where + ": field " + field + ".value: empty value");
             turns.add(new LlavaRecord.Turn(from.asText(), value.asText()));
         }
         return new LlavaRecord(source, index, id, image, turns);

@@ -5,7 +5,7 @@ import java.util.Locale;
 
 /**
  * One record of a LLaVA training file ({@code {id, image?, conversations: [{from, value}, ...]}}), validated by
- * {@link LlavaJson}: roles are known, values non-empty, at most one image.
+ * {@link LlavaJson}: at most one image; roles and values are judged by the template ({@link Conversation}).
  *
  * @param source        the file it was read from (for error messages)
  * @param index         its position in that file, from 0

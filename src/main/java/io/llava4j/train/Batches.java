@@ -55,7 +55,7 @@ public final class Batches {
             List<LlavaRecord> records = LlavaJson.read(dataPath);
             if (records.isEmpty()) throw new DataException(dataPath + ": no records");
             ImageProcessor proc = null;
-            if (records.stream().anyMatch(LlavaRecord::hasImage)) {
+            if (records.stream().anyMatch(r -> r.hasImage() || r.conversations().stream().anyMatch(t -> t.value().contains(io.llava4j.data.Conversation.IMAGE)))) {
                 Path pp = modelFolder.resolve("preprocessor_config.json");
                 if (!Files.isRegularFile(pp) && cfg.visionTowerFolder() != null) pp = cfg.visionTowerFolder().resolve("preprocessor_config.json");
                 if (!Files.isRegularFile(pp))

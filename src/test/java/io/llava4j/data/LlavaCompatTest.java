@@ -80,4 +80,110 @@ class LlavaCompatTest {
             assertTrue(sv.warning().contains("mismatch"), sv.warning());
         }
     }
+
+    private static final String SYS = Conversation.SYSTEM_V1;
+
+    private static LlavaDataset.Sample one(LlavaTokenizer tok, String version, String json) throws IOException {
+        LlavaRecord r = record(json);
+        ImageProcessor proc = ImageProcessor.load(Fixtures.MODEL);
+        return new LlavaDataset(List.of(r), tok, version, Fixtures.IMAGES, proc, "square", 2048, IMAGE_TOKEN).get(0);
+    }
+
+    private static int[] masked(int n) {
+        int[] l = new int[n];
+        Arrays.fill(l, Conversation.IGNORE_INDEX);
+        return l;
+    }
+
+    @Test
+    void emptyValueIsTrainedOrMaskedAsLlavaDoes(@TempDir Path dir) throws IOException {
+        Path file = dir.resolve("data.json");
+        Files.writeString(file, "[{\"id\": \"ok\", \"conversations\": [{\"from\": \"human\", \"value\": \"Hi\"}, {\"from\": \"gpt\", \"value\": \"yes\"}]},"
+                + " {\"id\": \"empty\", \"conversations\": [{\"from\": \"human\", \"value\": \"Hi\"}, {\"from\": \"gpt\", \"value\": \"yes\"},"
+                + " {\"from\": \"human\", \"value\": \"More?\"}, {\"from\": \"gpt\", \"value\": \"\"}]}]");
+        try (LlavaTokenizer tok = LlavaTokenizer.load(Fixtures.MODEL)) {
+            LlavaDataset ds = new LlavaDataset(LlavaJson.read(file), tok, "v1", null, null, "square", 2048, IMAGE_TOKEN);
+            assertEquals(2, ds.size(), "the file loads");
+            assertNull(ds.get(0).warning());
+            // get_prompt (SeparatorStyle.TWO) writes an empty message as "ASSISTANT:" with no separator; the last round
+            // then has no " ASSISTANT: ", the rounds end short of the sample, and preprocess_v1 masks it all
+            LlavaDataset.Sample s = ds.get(1);
+            int[] want = tok.encode(SYS + " USER: Hi ASSISTANT: yes</s>USER: More? ASSISTANT:", true);
+            assertArrayEquals(want, s.inputIds());
+            assertArrayEquals(masked(want.length), s.labels());
+            assertTrue(s.warning().contains("\"empty\"") && s.warning().contains("mismatch"), s.warning());
+
+            // plain: "<image>" + "" + "\n", supervised after BOS and the image token
+            LlavaDataset.Sample p = one(tok, "plain", "{\"id\": \"p\", \"image\": \"img0.png\", \"conversations\": ["
+                    + "{\"from\": \"human\", \"value\": \"<image>\"}, {\"from\": \"gpt\", \"value\": \"\"}]}");
+            int[] ids = LlavaTokenizer.tokenizerImageToken(tok, "<image>\n", IMAGE_TOKEN);
+            int[] labels = ids.clone();
+            Arrays.fill(labels, 0, 2, Conversation.IGNORE_INDEX);
+            assertArrayEquals(ids, p.inputIds());
+            assertArrayEquals(labels, p.labels());
+            assertNotNull(p.pixels());
+        }
+    }
+
+    @Test
+    void imageRecordWithoutImageInAKeptTurnTrainsAsText() throws IOException {
+        try (LlavaTokenizer tok = LlavaTokenizer.load(Fixtures.MODEL)) {
+            String turns = "{\"from\": \"human\", \"value\": \"What is it?\"}, {\"from\": \"gpt\", \"value\": \"a circle\"}";
+            LlavaDataset.Sample text = one(tok, "v1", "{\"id\": \"t\", \"conversations\": [" + turns + "]}");
+            assertNull(text.warning());
+            // an image but no <image>: LLaVA tokenizes the same text (tokenizer_image_token finds no placeholder), the
+            // image is loaded and unused
+            LlavaDataset.Sample noTag = one(tok, "v1", "{\"id\": \"no-tag\", \"image\": \"img0.png\", \"conversations\": [" + turns + "]}");
+            // <image> only in a leading gpt turn, which preprocess_v1 skips
+            LlavaDataset.Sample skipped = one(tok, "v1", "{\"id\": \"skipped\", \"image\": \"img0.png\", \"conversations\": ["
+                    + "{\"from\": \"gpt\", \"value\": \"<image>\\nHello\"}, " + turns + "]}");
+            for (LlavaDataset.Sample s : List.of(noTag, skipped)) {
+                assertArrayEquals(text.inputIds(), s.inputIds(), s.id());
+                assertArrayEquals(text.labels(), s.labels(), s.id());
+                assertNull(s.pixels(), s.id());
+                assertTrue(s.warning().contains("\"" + s.id() + "\"") && s.warning().contains("text only"), s.warning());
+            }
+        }
+    }
+
+    @Test
+    void plainTemplateTakesTextOnlyRecordsWithImageAndAnyRole() throws IOException {
+        try (LlavaTokenizer tok = LlavaTokenizer.load(Fixtures.MODEL)) {
+            int[] ids = LlavaTokenizer.tokenizerImageToken(tok, "<image>a red circle\n", IMAGE_TOKEN);
+            int[] labels = ids.clone();
+            Arrays.fill(labels, 0, 2, Conversation.IGNORE_INDEX);
+            // text-only with <image>: preprocess_plain inserts the image token, the dataset gives torch.zeros(3, crop, crop)
+            LlavaDataset.Sample zero = one(tok, "plain", "{\"id\": \"z\", \"conversations\": [{\"from\": \"human\", \"value\": \"Look <image>\"},"
+                    + " {\"from\": \"gpt\", \"value\": \"a red circle\"}]}");
+            assertArrayEquals(ids, zero.inputIds());
+            assertArrayEquals(labels, zero.labels());
+            assertArrayEquals(new float[3 * 16 * 16], zero.pixels());
+            assertTrue(zero.warning().contains("zero image"), zero.warning());
+            // preprocess_plain does not look at roles
+            LlavaDataset.Sample odd = one(tok, "plain", "{\"id\": \"r\", \"image\": \"img0.png\", \"conversations\": ["
+                    + "{\"from\": \"system\", \"value\": \"<image>\"}, {\"from\": \"bot\", \"value\": \"a red circle\"}]}");
+            assertArrayEquals(ids, odd.inputIds());
+            assertArrayEquals(labels, odd.labels());
+            assertEquals(3 * 16 * 16, odd.pixels().length);
+            // v1 looks roles up (KeyError in LLaVA): refused, naming the record and the turn
+            DataException e = assertThrows(DataException.class, () -> one(tok, "v1", "{\"id\": \"r1\", \"conversations\": ["
+                    + "{\"from\": \"human\", \"value\": \"q\"}, {\"from\": \"bot\", \"value\": \"a\"}]}"));
+            assertTrue(e.getMessage().contains("\"r1\"") && e.getMessage().contains("conversations[1].from: unknown role \"bot\""), e.getMessage());
+            // plain without <image> in the first turn: LLaVA's assert fails, refused
+            assertThrows(DataException.class, () -> one(tok, "plain", "{\"id\": \"n\", \"conversations\": ["
+                    + "{\"from\": \"human\", \"value\": \"q\"}, {\"from\": \"gpt\", \"value\": \"a\"}]}"));
+        }
+    }
+
+    @Test
+    void singleGptTurnIsFullyMaskedWithAWarning() throws IOException {
+        try (LlavaTokenizer tok = LlavaTokenizer.load(Fixtures.MODEL)) {
+            // the gpt turn is skipped, get_prompt gives system + " ", the rounds cover BOS only: fully masked
+            LlavaDataset.Sample s = one(tok, "v1", "{\"id\": \"g\", \"conversations\": [{\"from\": \"gpt\", \"value\": \"hello\"}]}");
+            int[] want = tok.encode(SYS + " ", true);
+            assertArrayEquals(want, s.inputIds());
+            assertArrayEquals(masked(want.length), s.labels());
+            assertTrue(s.warning().contains("\"g\"") && s.warning().contains("mismatch"), s.warning());
+        }
+    }
 }
