@@ -104,7 +104,7 @@ public final class Trainer {
         LlavaDataset ds = data.dataset();
         io.llava4j.data.Collator collator = data.collator();
         int micro = (ds.size() + a.perDeviceTrainBatchSize() - 1) / a.perDeviceTrainBatchSize();
-        int stepsPerEpoch = Math.max(1, (micro + a.gradientAccumulationSteps() - 1) / a.gradientAccumulationSteps());
+        int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps()); // HF floors
         int total = a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
         LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
         optimizer = Optimizers.build(model, plan, a.hyper());
@@ -128,21 +128,23 @@ public final class Trainer {
         bar.start(total, step);
         int[] order = null; // this epoch's sample order, computed once per epoch
         int orderEpoch = -1;
+        AccumulationSteps steps = new AccumulationSteps(micro, a.gradientAccumulationSteps());
+        steps.skip(step);
         try (BufferedWriter logw = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
             while (step < total) {
-                int epoch = step / stepsPerEpoch, inEpoch = step % stepsPerEpoch;
-                if (epoch != orderEpoch) {
-                    order = Sampler.order(ds.size(), a.seed(), epoch, a.perDeviceTrainBatchSize(), modality, a.groupByModalityLength());
-                    orderEpoch = epoch;
-                }
+                List<int[]> micros = steps.next();
+                int epoch = micros.get(micros.size() - 1)[0];
                 long t0 = System.nanoTime();
                 optimizer.scaleLr(schedule.factor(step));
                 double loss = 0;
                 long tokens = 0;
-                int micros = 0;
-                for (int k = 0; k < a.gradientAccumulationSteps(); k++) {
-                    int mb = inEpoch * a.gradientAccumulationSteps() + k;
-                    if (mb >= micro) break;
+                for (int[] em : micros) {
+                    if (em[0] != orderEpoch) {
+                        order = Sampler.order(ds.size(), a.seed(), em[0], a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(),
+                                modality, a.groupByModalityLength());
+                        orderEpoch = em[0];
+                    }
+                    int mb = em[1];
                     List<Sample> samples = new ArrayList<>();
                     for (int i = mb * a.perDeviceTrainBatchSize(); i < Math.min(ds.size(), (mb + 1) * a.perDeviceTrainBatchSize()); i++)
                         samples.add(ds.get(order[i]));
@@ -155,7 +157,6 @@ public final class Trainer {
                         loss += st.loss();
                         for (int len : st.lengths()) tokens += len;
                     }
-                    micros++;
                 }
                 double gradNorm;
                 try (PointerScope scope = new PointerScope()) {
@@ -164,7 +165,7 @@ public final class Trainer {
                     optimizer.zeroGrad();
                 }
                 step++;
-                double meanLoss = loss / micros;
+                double meanLoss = loss / a.gradientAccumulationSteps(); // HF: the sum of loss / accumulation over the step's micro-batches
                 losses.add(meanLoss);
                 double secs = (System.nanoTime() - t0) / 1e9;
                 double lr = optimizer.groups().get(0).lr();

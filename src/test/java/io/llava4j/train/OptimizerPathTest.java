@@ -61,4 +61,21 @@ class OptimizerPathTest {
         }
         assertTrue(decayed > 0);
     }
+
+    @Test
+    void epochsCountFlooredOptimizerStepsAsHfTrainer(@TempDir Path tmp) throws Exception {
+        Path data = tmp.resolve("three.json");
+        StringBuilder j = new StringBuilder("[");
+        for (int i = 0; i < 3; i++)
+            j.append(i == 0 ? "" : ",").append("{\"id\": \"t").append(i).append("\", \"conversations\": [{\"from\": \"human\", \"value\": \"Count ")
+                    .append(i).append("\"}, {\"from\": \"gpt\", \"value\": \"").append(i + 1).append("\"}]}");
+        Files.writeString(data, j.append("]").toString());
+        Path out = tmp.resolve("out");
+        Trainer t = TrainRuns.run(List.of("--model_name_or_path", TestData.tinyLlava().toString(), "--data_path", data.toString(),
+                "--version", "v1", "--per_device_train_batch_size", "1", "--gradient_accumulation_steps", "2",
+                "--num_train_epochs", "2", "--learning_rate", "1e-4", "--logging_steps", "1", "--output_dir", out.toString()));
+        // 3 micro-batches an epoch, accumulation 2: HF counts floor(3 / 2) = 1 step an epoch, so 2 epochs = 2 steps
+        assertEquals(2, t.losses().size());
+        assertEquals(2, Files.readAllLines(out.resolve("log.jsonl")).size());
+    }
 }

@@ -4,6 +4,7 @@ import org.junit.jupiter.api.Test;
 
 import java.util.Arrays;
 import java.util.HashSet;
+import java.util.List;
 import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -56,5 +57,54 @@ class SamplerAndScheduleTest {
         assertEquals(31, LrSchedule.warmupSteps(0, 0.03, 1017)); // ceil(0.03 * 1017) as HF
         assertEquals(7, LrSchedule.warmupSteps(7, 0.03, 1017)); // warmup_steps wins
         assertThrows(IllegalArgumentException.class, () -> new LrSchedule("polynomial", 0, 1));
+    }
+
+    @Test
+    void modalityGroupingUsesBatchTimesAccumulationAndEvenChunks() {
+        int n = 40, batch = 2, accumulation = 3, mega = batch * accumulation;
+        int[] lengths = new int[n];
+        for (int i = 0; i < n; i++) lengths[i] = (i % 4 == 0 ? -1 : 1) * (3 + (i * 7) % 23);
+        int[] order = Sampler.order(n, 5, 0, batch, accumulation, lengths, true);
+        assertEquals(n, Arrays.stream(order).distinct().count());
+        int images = (int) Arrays.stream(lengths).filter(l -> l > 0).count(); // 30: 5 megabatches of 6, the last one full
+        int text = n - images; // 10: one full megabatch of 6, then 4
+        // the mixed tail (last image megabatch + last text megabatch = 6 + 4) is 10 >= 6: its first 6 go in front
+        Set<Boolean> head = new HashSet<>();
+        for (int k = 0; k < mega; k++) head.add(lengths[order[k]] > 0);
+        assertEquals(Set.of(true), head, "the tail's first megabatch (images) leads");
+        int full = images / mega - 1 + (text + mega - 1) / mega - 1;
+        for (int m = 1; m <= full; m++) {
+            Set<Boolean> kinds = new HashSet<>();
+            for (int k = m * mega; k < (m + 1) * mega; k++) kinds.add(lengths[order[k]] > 0);
+            assertEquals(1, kinds.size(), "megabatch " + m + " of batch x accumulation mixes images and text");
+        }
+        // split_to_even_chunks: a sorted megabatch [a>=b>=c>=d>=e>=f] into 3 chunks goes a|b|c, then d to the chunk
+        // with the least total (c's), e to b's, f to a's
+        List<Integer> sorted = List.of(0, 1, 2, 3, 4, 5);
+        int[] len = {60, 50, 40, 30, 20, 10};
+        assertEquals(List.of(List.of(0, 5), List.of(1, 4), List.of(2, 3)), Sampler.evenChunks(sorted, len, 3));
+        assertEquals(List.of(List.of(0, 3), List.of(1, 4), List.of(2)), Sampler.evenChunks(List.of(0, 1, 2, 3, 4), len, 3));
+    }
+
+    @Test
+    void optimizerStepsFollowHfTrainerWhenAccumulationDoesNotDivideAnEpoch() {
+        assertEquals(2, AccumulationSteps.stepsPerEpoch(5, 2), "HF floors: 5 micro-batches, accumulation 2");
+        assertEquals(1, AccumulationSteps.stepsPerEpoch(1, 4));
+        AccumulationSteps s = new AccumulationSteps(5, 2);
+        assertEquals("[[0, 0], [0, 1]]", str(s.next()));
+        assertEquals("[[0, 2], [0, 3]]", str(s.next()));
+        assertEquals("[[0, 4], [1, 0]]", str(s.next()), "the leftover micro-batch joins the next epoch's first step");
+        assertEquals("[[1, 1], [1, 2]]", str(s.next()));
+        // an epoch with no more micro-batches than the accumulation steps ends a step at its end
+        AccumulationSteps short3 = new AccumulationSteps(3, 4);
+        assertEquals("[[0, 0], [0, 1], [0, 2]]", str(short3.next()));
+        assertEquals("[[1, 0]]", str(short3.next()), "4 micro-batches seen in all: HF steps here");
+        AccumulationSteps resumed = new AccumulationSteps(5, 2);
+        resumed.skip(2);
+        assertEquals("[[0, 4], [1, 0]]", str(resumed.next()));
+    }
+
+    private static String str(java.util.List<int[]> l) {
+        return l.stream().map(Arrays::toString).toList().toString();
     }
 }
