@@ -37,9 +37,9 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--data_path", required = true) Path data;
     @Option(names = "--image_folder") Path imageFolder;
     @Option(names = "--vision_tower", description = "CLIP folder") Path visionTower;
-    @Option(names = "--mm_projector_type", defaultValue = "linear", description = "for a fresh projector: linear, mlp2x_gelu, identity") String projectorType;
-    @Option(names = "--mm_vision_select_layer", defaultValue = "-1") int selectLayer;
-    @Option(names = "--mm_vision_select_feature", defaultValue = "patch") String selectFeature;
+    @Option(names = "--mm_projector_type", description = "for a fresh projector: linear (default), mlp2x_gelu, identity; must match a model's own projector") String projectorType;
+    @Option(names = "--mm_vision_select_layer", description = "default -1 for a fresh projector; must match a model's own") Integer selectLayer;
+    @Option(names = "--mm_vision_select_feature", description = "patch (default) or cls_patch; must match a model's own") String selectFeature;
     @Option(names = "--tune_mm_mlp_adapter", defaultValue = "False", arity = "1", converter = Bool.class) boolean tune;
     @Option(names = "--freeze_backbone", defaultValue = "False", arity = "1", converter = Bool.class) boolean freezeBackbone;
     @Option(names = "--freeze_mm_mlp_adapter", defaultValue = "False", arity = "1", converter = Bool.class) boolean freezeProjector;

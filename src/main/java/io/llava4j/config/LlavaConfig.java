@@ -100,6 +100,48 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
     }
 
     /**
+     * What LLaVA's model flags ({@code --vision_tower}, {@code --mm_projector_type}, {@code --mm_vision_select_layer},
+     * {@code --mm_vision_select_feature}; null = not given) mean for this model, as notes; a contradiction is a
+     * {@link ConfigException}. A plain LLaMA folder is built from them (see {@link #load}); an original LLaVA folder
+     * takes {@code --vision_tower} as its CLIP folder. A model that already has a projector and a feature choice keeps
+     * them (LLaVA's initialize_vision_modules keeps a loaded tower and projector but writes the flags into the saved
+     * config, which would then describe a different model), so a flag that differs from the model is refused. On a
+     * llava-hf folder the tower's weights are in the folder: {@code --vision_tower} must name a CLIP folder of the
+     * same architecture, and the folder's weights are used.
+     */
+    public java.util.List<String> checkFlags(Path visionTower, String projectorType, Integer selectLayer, String selectFeature) {
+        java.util.List<String> notes = new java.util.ArrayList<>();
+        if (family == Family.LLAMA) return notes;
+        String where = "the model's config.json";
+        if (visionTower != null) {
+            if (!java.nio.file.Files.isDirectory(visionTower))
+                throw new ConfigException("--vision_tower " + visionTower + ": no such folder (llava4j never downloads)");
+            if (family == Family.HF_LLAVA) {
+                VisionConfig flag = readClip(visionTower);
+                if (!flag.equals(vision))
+                    throw new ConfigException("--vision_tower " + visionTower + ": its config (" + flag + ") contradicts the llava-hf"
+                            + " folder's vision_config (" + vision + "); a llava-hf folder carries its own tower");
+                notes.add("--vision_tower " + visionTower + ": same architecture as the llava-hf folder's vision_config; the folder's"
+                        + " tower weights are used (as LLaVA keeps a loaded model's tower)");
+            }
+        }
+        if (projectorType != null) {
+            int[] depthAct = parseProjectorType(projectorType, "--mm_projector_type", "mm_projector_type");
+            String flag = depthAct[0] == 0 ? "identity" : depthAct[0] == 1 ? "linear" : "mlp" + depthAct[0] + "x_" + actOf(projectorType);
+            if (!flag.equals(projectorType()))
+                throw new ConfigException("--mm_projector_type " + projectorType + " contradicts the model's projector " + projectorType()
+                        + " (" + where + "); the loaded projector is kept, so drop the flag or start from a LLaMA folder");
+        }
+        if (selectLayer != null && selectLayer != visionFeatureLayer)
+            throw new ConfigException("--mm_vision_select_layer " + selectLayer + " contradicts the model's " + visionFeatureLayer
+                    + " (" + where + "): its projector was trained on that layer");
+        if (selectFeature != null && !strategyOf(selectFeature, "--mm_vision_select_feature", "mm_vision_select_feature").equals(visionFeatureSelectStrategy))
+            throw new ConfigException("--mm_vision_select_feature " + selectFeature + " contradicts the model's "
+                    + ("full".equals(visionFeatureSelectStrategy) ? "cls_patch" : "patch") + " (" + where + ")");
+        return notes;
+    }
+
+    /**
      * Original LLaVA's {@code image_aspect_ratio} ({@code pad} or {@code square}), what LLaVA's evaluation uses when no
      * flag says otherwise; null when the config does not say (HF llava configs never do).
      */

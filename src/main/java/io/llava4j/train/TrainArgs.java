@@ -6,10 +6,12 @@ import java.nio.file.Path;
  * LLaVA's / HF TrainingArguments' flags that {@code llava4j train} takes, with their meanings and defaults
  * (LLaVA's ModelArguments / DataArguments / TrainingArguments). {@code notes}: flags of LLaVA's scripts that have no
  * effect here, said before training. {@code imageAspectRatio} null: the model config's (original LLaVA), else square.
+ * {@code mmProjectorType}, {@code mmVisionSelectLayer}, {@code mmVisionSelectFeature} null: not given (LLaVA's defaults
+ * linear, -1, patch for a fresh projector; a model's own otherwise).
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
-        String mmProjectorType, int mmVisionSelectLayer, String mmVisionSelectFeature,
+        String mmProjectorType, Integer mmVisionSelectLayer, String mmVisionSelectFeature,
         boolean tuneMmMlpAdapter, boolean freezeBackbone, boolean freezeMmMlpAdapter, boolean unfreezeMmVisionTower,
         Double mmProjectorLr, Double mmVisionTowerLr, Path pretrainMmMlpAdapter, String imageAspectRatio,
         int modelMaxLength, Path outputDir, double numTrainEpochs, int maxSteps, int perDeviceTrainBatchSize,
@@ -37,6 +39,12 @@ public record TrainArgs(
 
     private static void require(boolean ok, String message) {
         if (!ok) throw new IllegalArgumentException(message);
+    }
+
+    /** The projector flags with LLaVA's defaults filled in (for a fresh projector on a LLaMA folder). */
+    public io.llava4j.config.LlavaConfig.ProjectorSpec projectorSpec() {
+        return new io.llava4j.config.LlavaConfig.ProjectorSpec(mmProjectorType != null ? mmProjectorType : "linear",
+                mmVisionSelectLayer != null ? mmVisionSelectLayer : -1, mmVisionSelectFeature != null ? mmVisionSelectFeature : "patch");
     }
 
     public FreezePlan.Flags freezeFlags() {

@@ -86,8 +86,10 @@ public final class Trainer {
     public void run() throws IOException {
         io.llava4j.engine.Engine.init();
         torch.manual_seed(a.seed()); // a fresh projector's init
-        ProjectorSpec projector = new ProjectorSpec(a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
+        ProjectorSpec projector = a.projectorSpec();
         LlavaTokenizer tok = Batches.preflight(a.modelNameOrPath(), a.visionTower(), projector, a.modelMaxLength()); // before any weight
+        List<String> flagNotes = io.llava4j.config.LlavaConfig.load(a.modelNameOrPath(), a.visionTower(), projector)
+                .checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
@@ -97,6 +99,7 @@ public final class Trainer {
         TrainReport report = new TrainReport(model, plan);
         System.out.print(report.render());
         for (String note : a.notes()) System.out.println("note: " + note);
+        for (String note : flagNotes) System.out.println("note: " + note);
         if (a.dryRun()) return;
 
         Batches.Data data = Batches.open(tok, a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
