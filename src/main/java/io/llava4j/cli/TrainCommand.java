@@ -33,7 +33,7 @@ public class TrainCommand implements Callable<Integer> {
     }
 
     @Option(names = "--model_name_or_path", required = true, description = "LLaVA folder, or a LLaMA folder with --vision_tower") Path model;
-    @Option(names = "--version", defaultValue = "v1", description = "conversation template: plain or v1") String version;
+    @Option(names = "--version", defaultValue = "v1", description = "conversation template: plain / v0_plain or v1 / vicuna_v1") String version;
     @Option(names = "--data_path", required = true) Path data;
     @Option(names = "--image_folder") Path imageFolder;
     @Option(names = "--vision_tower", description = "CLIP folder") Path visionTower;

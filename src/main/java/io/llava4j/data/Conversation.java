@@ -50,14 +50,17 @@ public final class Conversation {
     public enum Template {
         PLAIN, VICUNA_V1;
 
-        /** {@code plain} → PLAIN; {@code v1} or {@code vicuna_v1} → VICUNA_V1; anything else is an error. */
+        /**
+         * {@code plain} or {@code v0_plain} (LLaVA's conv_llava_plain under both names) → PLAIN; {@code v1} or
+         * {@code vicuna_v1} → VICUNA_V1; anything else is an error.
+         */
         public static Template of(String version) {
             if (version == null) throw new DataException("conversation template: none given (expected plain or v1)");
             switch (version) {
-                case "plain": return PLAIN;
+                case "plain": case "v0_plain": return PLAIN;
                 case "v1": case "vicuna_v1": return VICUNA_V1;
                 default: throw new DataException("conversation template \"" + version
-                        + "\" is not supported (expected plain or v1 / vicuna_v1)");
+                        + "\" is not supported (expected plain / v0_plain or v1 / vicuna_v1)");
             }
         }
 
