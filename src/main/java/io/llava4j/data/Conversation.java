@@ -23,6 +23,9 @@ import java.util.List;
  *       instruction part of each round (its token count minus 2) is masked. When the rounds do not add up to the
  *       sample's length, LLaVA masks the whole sample; so does this class, and it says so in
  *       {@link Tokenized#warning()}.</li>
+ *   <li>{@link Template#LLAVA_LLAMA_2} (training only): LLaVA's SeparatorStyle.LLAMA_2 prompt
+ *       ({@code [INST] <<SYS>>…<</SYS>>\n\nq [/INST] a </s><s>[INST] …}) and preprocess_llama_2's masking: rounds split on
+ *       {@code </s>}, each on {@code "[/INST] "}, no legacy correction.</li>
  * </ul>
  * A record with an image is tokenized with {@link LlavaTokenizer#tokenizerImageToken}; a text-only record with
  * {@code tokenizer(text)} (LLaVA's has_image=False), so no image token is inserted. The result must hold exactly one
@@ -43,12 +46,34 @@ public final class Conversation {
     public static final String SYSTEM_V1 = "A chat between a curious user and an artificial intelligence assistant. "
             + "The assistant gives helpful, detailed, and polite answers to the user's questions.";
 
+    /** LLaVA's conv_llava_llama_2 system prompt. */
+    public static final String SYSTEM_LLAMA_2 = "You are a helpful language and vision assistant. "
+            + "You are able to understand the visual content that the user provides, "
+            + "and assist the user with a variety of tasks using natural language.";
+
     private static final String V1_SEP2 = "</s>";
     private static final String V1_ASSISTANT_SEP = " ASSISTANT: ";
+    private static final String LLAMA_2_SEP = "[/INST] ";
 
     /** A conversation template, by LLaVA's {@code --version} value. */
     public enum Template {
-        PLAIN, VICUNA_V1;
+        PLAIN, VICUNA_V1,
+        /** LLaVA's llava_llama_2 (SeparatorStyle.LLAMA_2, preprocess_llama_2); training only, see {@link #forTraining}. */
+        LLAVA_LLAMA_2;
+
+        /**
+         * The templates training takes: those of {@link #of}, and {@code llava_llama_2} (scripts/finetune.sh's LLaMA-2
+         * block). Prompt building for generation ({@code generate/}) knows only {@link #of}'s.
+         */
+        public static Template forTraining(String version) {
+            if ("llava_llama_2".equals(version)) return LLAVA_LLAMA_2;
+            try {
+                return of(version);
+            } catch (DataException e) {
+                throw new DataException("conversation template \"" + version + "\" is not supported for training (expected plain /"
+                        + " v0_plain, v1 / vicuna_v1 or llava_llama_2)");
+            }
+        }
 
         /**
          * {@code plain} or {@code v0_plain} (LLaVA's conv_llava_plain under both names) → PLAIN; {@code v1} or
@@ -138,7 +163,9 @@ public final class Conversation {
             throw new DataException(r.describe() + ": field conversations: the prompt holds " + images + " image token(s) but the record has "
                     + (r.hasImage() ? 1 : 0) + " image(s)" + (r.hasImage() ? "" : " (a text-only record must not contain " + IMAGE + ")"));
         }
-        Tokenized t = plain ? labelsPlain(ids) : labelsV1(r, prompt, ids, modelMaxLength, r.hasImage());
+        Tokenized t = plain ? labelsPlain(ids)
+                : template == Template.LLAVA_LLAMA_2 ? labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), LLAMA_2_SEP, false)
+                : labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), V1_ASSISTANT_SEP, true);
         if (warning != null) t = new Tokenized(t.inputIds(), t.labels(), t.warning() == null ? warning : warning + "; " + t.warning());
         return t.truncate(modelMaxLength);
     }
@@ -174,6 +201,7 @@ public final class Conversation {
                 throw new DataException(r.describe() + ": field conversations[" + j + "].from: unknown role \"" + turns.get(j).from()
                         + "\" (the v1 template knows human and gpt)");
         int skip = turns.get(0).role() != Role.HUMAN ? 1 : 0;
+        if (template == Template.LLAVA_LLAMA_2) return promptLlama2(r, turns, skip);
         StringBuilder p = new StringBuilder(SYSTEM_V1).append(' ');
         int imageTurns = 0;
         for (int j = skip; j < turns.size(); j++) {
@@ -193,6 +221,33 @@ public final class Conversation {
             throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
                     + " (after skipping a leading non-human turn), expected at most 1 for one image");
         return p.toString();
+    }
+
+    /** Conversation.get_prompt for SeparatorStyle.LLAMA_2 (sep "<s>", sep2 "</s>"), after preprocess_llama_2's skip. */
+    private String promptLlama2(LlavaRecord r, List<Turn> turns, int skip) {
+        StringBuilder p = new StringBuilder();
+        int imageTurns = 0;
+        for (int j = skip; j < turns.size(); j++) {
+            Turn t = turns.get(j);
+            int k = j - skip;
+            Role want = k % 2 == 0 ? Role.HUMAN : Role.GPT;
+            if (t.role() != want)
+                throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
+                        + (want == Role.HUMAN ? "human" : "gpt") + " turn is expected (roles must alternate, starting with human)");
+            if (k == 0 && t.value().isEmpty()) // get_prompt: assert message, "first message should not be none"
+                throw new DataException(r.describe() + ": field conversations[" + j + "].value: the llava_llama_2 template needs a non-empty first message");
+            if (t.value().contains(IMAGE)) imageTurns++;
+            if (t.value().isEmpty()) continue;
+            String m = k == 0 ? "<<SYS>>\n" + SYSTEM_LLAMA_2 + "\n<</SYS>>\n\n" + t.value() : t.value();
+            if (k % 2 == 0) p.append("<s>").append("[INST] ").append(m).append(" [/INST]");
+            else p.append(' ').append(m).append(' ').append(V1_SEP2);
+        }
+        if (r.hasImage() && imageTurns > 1)
+            throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
+                    + " (after skipping a leading non-human turn), expected at most 1 for one image");
+        int a = 0; // Python's ret.lstrip("<s>"): strips any leading '<', 's', '>'
+        while (a < p.length() && "<s>".indexOf(p.charAt(a)) >= 0) a++;
+        return p.substring(a);
     }
 
     /**
@@ -221,8 +276,12 @@ public final class Conversation {
         return new Tokenized(ids, labels, null);
     }
 
-    /** vicuna_v1: LLaVA's preprocess_v1 masking. */
-    private Tokenized labelsV1(LlavaRecord r, String prompt, int[] ids, int modelMaxLength, boolean hasImage) {
+    /**
+     * LLaVA's preprocess_v1 masking ({@code sep} " ASSISTANT: ", with the non-legacy -1 per round) and
+     * preprocess_llama_2's ({@code sep} "[/INST] ", no correction).
+     */
+    private Tokenized labelsRounds(LlavaRecord r, String prompt, int[] ids, int modelMaxLength, boolean hasImage, String sep,
+                                   boolean legacyCorrection) {
         int[] labels = ids.clone();
         int total = 0;
         for (int id : ids) if (id != padId) total++;  // LLaVA: target.ne(pad_token_id).sum(), pad = unk
@@ -232,11 +291,11 @@ public final class Conversation {
         for (int i = 0; i < rounds.size(); i++) {
             String rou = rounds.get(i);
             if (rou.isEmpty()) break;
-            List<String> parts = pySplit(rou, V1_ASSISTANT_SEP);
+            List<String> parts = pySplit(rou, sep);
             if (parts.size() != 2) break;
             int roundLen = tokenizeText(rou, hasImage).length;
-            int instructionLen = tokenizeText(parts.get(0) + V1_ASSISTANT_SEP, hasImage).length - 2;
-            if (i != 0 && !tok.legacy()) { // the round's first piece loses its "▁" behind </s>
+            int instructionLen = tokenizeText(parts.get(0) + sep, hasImage).length - 2;
+            if (legacyCorrection && i != 0 && !tok.legacy()) { // the round's first piece loses its "▁" behind </s>
                 roundLen--;
                 instructionLen--;
             }
@@ -247,7 +306,7 @@ public final class Conversation {
         String warning = null;
         if (cur < modelMaxLength && cur != total) {
             Arrays.fill(labels, IGNORE_INDEX);
-            warning = r.describe() + ": tokenization mismatch: the rounds of the v1 template cover " + cur
+            warning = r.describe() + ": tokenization mismatch: the rounds of the " + (template == Template.VICUNA_V1 ? "v1" : "llava_llama_2") + " template cover " + cur
                     + " tokens but the sample has " + total + "; the sample is fully masked (as LLaVA does)";
         }
         return new Tokenized(ids, labels, warning);

@@ -56,7 +56,7 @@ public final class LlavaDataset {
                         ImageProcessor processor, String aspectRatio, int modelMaxLength, int imageTokenIndex) {
         if (modelMaxLength <= 0) throw new IllegalArgumentException("model_max_length must be positive, got " + modelMaxLength);
         this.records = List.copyOf(records);
-        this.conversation = new Conversation(Conversation.Template.of(version), tokenizer, imageTokenIndex);
+        this.conversation = new Conversation(Conversation.Template.forTraining(version), tokenizer, imageTokenIndex);
         this.imageFolder = imageFolder;
         this.processor = processor;
         this.aspectRatio = aspectRatio;

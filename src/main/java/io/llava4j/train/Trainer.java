@@ -87,7 +87,7 @@ public final class Trainer {
         io.llava4j.engine.Engine.init();
         torch.manual_seed(a.seed()); // a fresh projector's init
         ProjectorSpec projector = a.projectorSpec();
-        io.llava4j.data.Conversation.Template.of(a.version()); // an unknown template fails before any weight is read
+        io.llava4j.data.Conversation.Template.forTraining(a.version()); // an unknown template fails before any weight is read
         LlavaTokenizer tok = Batches.preflight(a.modelNameOrPath(), a.visionTower(), projector, a.modelMaxLength()); // before any weight
         List<String> flagNotes = io.llava4j.config.LlavaConfig.load(a.modelNameOrPath(), a.visionTower(), projector)
                 .checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());

@@ -186,4 +186,32 @@ class LlavaCompatTest {
             assertTrue(s.warning().contains("\"g\"") && s.warning().contains("mismatch"), s.warning());
         }
     }
+
+    @Test
+    void llavaLlama2TemplateAsLlava() throws IOException {
+        try (LlavaTokenizer tok = LlavaTokenizer.load(Fixtures.MODEL)) {
+            LlavaRecord r = record("{\"id\": \"l2\", \"image\": \"img0.png\", \"conversations\": ["
+                    + "{\"from\": \"human\", \"value\": \"What shape is on top?\\n<image>\"}, {\"from\": \"gpt\", \"value\": \"a red circle\"},"
+                    + "{\"from\": \"human\", \"value\": \"And below it?\"}, {\"from\": \"gpt\", \"value\": \"a blue square\"}]}");
+            Conversation c = new Conversation(Conversation.Template.forTraining("llava_llama_2"), tok, IMAGE_TOKEN);
+            // Conversation.get_prompt, SeparatorStyle.LLAMA_2, after preprocess_multimodal moved <image> first
+            String want = "[INST] <<SYS>>\n" + Conversation.SYSTEM_LLAMA_2 + "\n<</SYS>>\n\n<image>\nWhat shape is on top? [/INST] a red circle </s>"
+                    + "<s>[INST] And below it? [/INST] a blue square </s>";
+            assertEquals(want, c.prompt(r));
+            Conversation.Tokenized t = c.tokenize(r);
+            assertNull(t.warning());
+            int[] ids = LlavaTokenizer.tokenizerImageToken(tok, want, IMAGE_TOKEN);
+            assertArrayEquals(ids, t.inputIds());
+            // preprocess_llama_2: per round (split on </s>), mask len(tokens(instruction + "[/INST] ")) - 2 after cur_len,
+            // advance by len(tokens(round)); so each answer and the </s> after it are supervised
+            int[] supervised = Arrays.stream(t.labels()).filter(l -> l != Conversation.IGNORE_INDEX).toArray();
+            int[] answers = java.util.stream.IntStream.concat(Arrays.stream(tok.encode("a red circle </s>", false)),
+                    Arrays.stream(tok.encode("a blue square </s>", false))).toArray();
+            assertArrayEquals(answers, supervised);
+            for (int j = 0; j < ids.length; j++)
+                if (t.labels()[j] != Conversation.IGNORE_INDEX) assertEquals(ids[j], t.labels()[j], "labels are the ids where supervised");
+            assertEquals(2, t.labels()[ids.length - 1], "the last </s> is supervised");
+            assertThrows(DataException.class, () -> Conversation.Template.of("llava_llama_2"), "generation does not know it");
+        }
+    }
 }
