@@ -108,6 +108,13 @@ public final class Trainer {
         int total = a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
         LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
         optimizer = Optimizers.build(model, plan, a.hyper());
+        // Half-precision weights up-cast for fp32 GEMMs would be kept by autograd for the backward, all layers at once
+        // (as much as fp32 weights): recomputing each decoder layer in the backward keeps one layer's copy at a time.
+        boolean upcast = a.precision() != io.llava4j.nn.Precision.FP32 && a.precision().gemm() == torch.ScalarType.Float;
+        boolean recompute = a.gradientCheckpointing() || upcast;
+        if (upcast && !a.gradientCheckpointing())
+            System.out.println("note: decoder layers are recomputed in the backward, as --gradient_checkpointing True does: "
+                    + "the " + a.precision().name().toLowerCase(java.util.Locale.ROOT) + " weights are up-cast one layer at a time on this CPU");
 
         int step = 0;
         ArrayNode history = JSON.createArrayNode();
@@ -151,7 +158,7 @@ public final class Trainer {
                     try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
                         Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
                         Llava.Step st = model.forwardBackward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(),
-                                a.modelMaxLength(), 1.0 / a.gradientAccumulationSteps(), a.gradientCheckpointing());
+                                a.modelMaxLength(), 1.0 / a.gradientAccumulationSteps(), recompute);
                         loss += st.loss();
                         for (int len : st.lengths()) tokens += len;
                     }
