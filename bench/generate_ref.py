@@ -24,7 +24,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", required=True, help="folder of llava_ref.py")
     ap.add_argument("--model", required=True, help="model folder made by llava_ref.py make --config bench")
-    ap.add_argument("--new_tokens", type=int, default=64)
+    ap.add_argument("--new_tokens", type=int, default=32)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
@@ -32,7 +32,7 @@ def main():
     a = ap.parse_args()
     sys.path.insert(0, os.path.abspath(a.ref))
     import torch
-        import llava_ref as R
+    import llava_ref as R
 
     torch.set_num_threads(a.threads)
     m = R.load_model(a.model).eval()
