@@ -50,6 +50,11 @@ public final class Autocast implements AutoCloseable {
             if (g == ScalarType.Float && x.numel() == x.size(-1)) return oneRow(x, weight, bias);
             return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
         }
+        if (x.numel() == x.size(-1) && weight.scalar_type().intern() == ScalarType.BFloat16 && g == ScalarType.Float)
+            // one row (a decoding step) against bf16 weights where GEMMs up-cast: bf16 matrix-vector is memory-bound and
+            // fast without AVX-512 BF16, while up-casting the whole matrix for one row is not (bench/README.md)
+            return Scopes.keep(() -> fp32(bias == null ? torch.linear(as(x, ScalarType.BFloat16), weight)
+                    : torch.linear(as(x, ScalarType.BFloat16), weight, new TensorOptional(as(bias, ScalarType.BFloat16)))));
         return Scopes.keep(() -> {
             Tensor w = as(weight, g), xi = as(x, g);
             Tensor y = bias == null ? torch.linear(xi, w) : torch.linear(xi, w, new TensorOptional(as(bias, g)));

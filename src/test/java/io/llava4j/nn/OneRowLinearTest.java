@@ -32,4 +32,20 @@ class OneRowLinearTest {
             w.grad().zero_();
         }
     }
+
+    @Test
+    void oneRowAgainstBf16WeightsIsCloseToFp32() {
+        Engine.init();
+        torch.manual_seed(4);
+        Tensor w = torch.randn(64, 48), b = torch.randn(64), x = torch.randn(1, 1, 48);
+        Tensor wb = w.to(torch.ScalarType.BFloat16);
+        Tensor ref = torch.linear(x, wb.to(torch.ScalarType.Float), new TensorOptional(b));
+        try (Autocast ac = Autocast.enable(Precision.BF16)) {
+            Tensor y = Autocast.linear(x, wb, b);
+            assertEquals(torch.ScalarType.Float, y.scalar_type().intern());
+            assertArrayEquals(Tensors.shape(ref), Tensors.shape(y));
+            double err = Tensors.relativeError(y, ref);
+            assertTrue(err < 1e-2, "rel err " + err);
+        }
+    }
 }
