@@ -10,7 +10,7 @@ THREADS=${THREADS:-2}
 NEW_TOKENS=${NEW_TOKENS:-32}
 export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=$THREADS
 [ -f "$MODEL/model.safetensors" ] || /usr/bin/python3 "$REF/llava_ref.py" make --config bench --out "$MODEL"
-mvn -B -q -DskipTests package  # the jar of this tree
+mvn -B -q -DskipTests package >&2  # the jar of this tree (stdout stays JSON lines)
 # the machine may be shared: the two engines alternate, ROUNDS times, so that both see the same load
 for round in $(seq "${ROUNDS:-1}"); do for bf16 in "" "--bf16"; do
   java -cp "target/llava4j.jar:target/lib/*" io.llava4j.generate.DecodeBench "$MODEL" --threads "$THREADS" --new_tokens "$NEW_TOKENS" $bf16
