@@ -52,7 +52,7 @@ public class Llama extends Module {
         }
 
         /** [B, T, h] → [B, T, h] (after the final norm) */
-        Tensor forward(Tensor x) {
+        public Tensor forward(Tensor x) {
             Tensor[] cosSin = rope.cosSin(x.size(1)); // [T, hd] each
             for (DecoderLayer layer : layers) x = layer.forward(x, cosSin[0], cosSin[1]);
             return norm.forward(x);
