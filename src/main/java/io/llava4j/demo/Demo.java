@@ -43,16 +43,16 @@ public final class Demo {
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
                            int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs) {
-        public static final Settings FULL = new Settings("full", 3000, 150, 32, 8,
-                128, 4, 1000, 32, 3e-3,
-                64, 3, 500, 64, 2e-3,
-                250, 32, 2e-3,
-                400, 16, 1e-3, 200);
-        public static final Settings QUICK = new Settings("quick", 256, 24, 32, 8,
-                96, 2, 120, 16, 3e-3,
-                48, 2, 60, 32, 2e-3,
-                20, 16, 2e-3,
-                30, 8, 1e-3, 40);
+        public static final Settings FULL = new Settings("full", 2000, 120, 32, 8,
+                96, 3, 400, 16, 3e-3,
+                48, 2, 250, 64, 5e-3,
+                150, 16, 3e-3,
+                300, 16, 1e-3, 150);
+        public static final Settings QUICK = new Settings("quick", 200, 24, 32, 8,
+                64, 2, 80, 16, 3e-3,
+                32, 2, 40, 32, 5e-3,
+                15, 16, 3e-3,
+                20, 8, 1e-3, 40);
     }
 
     /** Receives progress bars: a phase's label and total, then its updates. */
@@ -83,7 +83,7 @@ public final class Demo {
     }
 
     /** One stage-1 / stage-2 run: what it measured. */
-    record StageResult(String name, Trainer trainer, double stepS, double peakRssMb, long optimizerBytes, long trainable,
+    record StageResult(String name, List<Double> losses, List<Double> stepSeconds, double stepS, double peakRssMb, long optimizerBytes, long trainable,
                        double pplAfter, double captionAcc, List<String> captions, boolean diverged, double spread) {}
 
     public ObjectNode run() throws IOException {
@@ -139,7 +139,7 @@ public final class Demo {
                 caps.add(withEos);
             }
             Tensor pixels = Tensors.floats(all, s.trainImages(), 3, s.imageSize(), s.imageSize());
-            TextConfig textEnc = new TextConfig("llama", s.clipHidden(), s.clipHidden() * 2, 2, 4, 4, null, vocab,
+            TextConfig textEnc = new TextConfig("llama", s.clipHidden(), s.clipHidden() * 2, 1, 4, 4, null, vocab,
                     1e-5, 10000.0, 128, "silu", true, false, false);
             Pretraining.Clip clip = new Pretraining.Clip(vc, textEnc, s.clipHidden());
             Pretraining.init(clip, seed + 1);
@@ -214,6 +214,7 @@ public final class Demo {
 
     private StageResult stage(String name, List<String> flags, List<int[]> docs, LlavaTokenizer tok, WorldData world,
                               List<Tensor> testPixels) throws IOException {
+        System.gc(); // frees the native memory of unreachable tensors of earlier phases before the peak is reset
         Rss.resetPeak();
         Trainer t = train(name, flags);
         double rss = Rss.peakMb();
@@ -226,7 +227,7 @@ public final class Demo {
         List<Double> l = t.losses();
         List<Double> st = t.stepSeconds();
         double stepS = median(st.subList(Math.min(st.size() - 1, 2), st.size())); // the first steps warm up
-        return new StageResult(name, t, stepS, rss, t.optimizer().stateBytes(), total.trainable(), ppl,
+        return new StageResult(name, l, st, stepS, rss, t.optimizer().stateBytes(), total.trainable(), ppl,
                 Evaluation.captionAccuracy(world.test, caps), caps, diverged(l), spread(l));
     }
 
@@ -281,11 +282,11 @@ public final class Demo {
             o.put("optimizer_state_bytes", r.optimizerBytes());
             o.put("trainable_params", r.trainable());
             o.put("text_ppl_after", r.pplAfter());
-            o.put("final_loss", r.trainer().losses().get(r.trainer().losses().size() - 1));
+            o.put("final_loss", r.losses().get(r.losses().size() - 1));
             o.put("loss_step_spread", r.spread());
             o.put("diverged", r.diverged());
             ArrayNode a = o.putArray("loss");
-            r.trainer().losses().forEach(a::add);
+            r.losses().forEach(a::add);
             ArrayNode c = o.putArray("sample_captions");
             for (int i = 0; i < Math.min(8, r.captions().size()); i++) c.add(r.captions().get(i));
         }

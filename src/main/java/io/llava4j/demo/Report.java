@@ -33,7 +33,7 @@ final class Report {
         Path charts = out.resolve("charts");
         Files.createDirectories(charts);
         XYSeriesCollection s1 = new XYSeriesCollection();
-        stage1.forEach((name, r) -> s1.addSeries(series(name, r.trainer().losses())));
+        stage1.forEach((name, r) -> s1.addSeries(series(name, r.losses())));
         chart("Stage 1: LLM frozen vs unfrozen, 1x and 10x learning rate", s1, charts.resolve("stage1_loss.png"));
         XYSeriesCollection s2 = new XYSeriesCollection();
         s2.addSeries(series("stage2", stage2.losses()));
@@ -87,7 +87,7 @@ final class Report {
         stage1.forEach((name, x) -> md.append("| ").append(name).append(" | ").append(String.format("%,d", x.trainable())).append(" | ")
                 .append(String.format(Locale.ROOT, "%.1f KiB", x.optimizerBytes() / 1024.0)).append(" | ").append(f(x.stepS())).append(" | ")
                 .append(f(x.peakRssMb())).append(" | ").append(f(x.pplAfter())).append(" | ").append(f(x.captionAcc())).append(" | ")
-                .append(f(x.trainer().losses().get(x.trainer().losses().size() - 1))).append(" | ").append(f(x.spread())).append(" | ")
+                .append(f(x.losses().get(x.losses().size() - 1))).append(" | ").append(f(x.spread())).append(" | ")
                 .append(x.diverged() ? "yes" : "no").append(" |\n"));
         md.append("\nText perplexity of the LLM on held-out world text: before stage 1 ").append(f(ppl.get("before").asDouble()))
                 .append("; after frozen stage 1 ").append(f(ppl.get("after_stage1").asDouble()))
@@ -121,7 +121,7 @@ final class Report {
         md.append("Stage 2 VQA exact match by question type: ");
         s2.get("vqa_accuracy_by_type").properties().forEach(e -> md.append(e.getKey()).append(" ").append(f(e.getValue().asDouble())).append("; "));
         md.append("\n\nCaption accuracy: each object of the scene is paired with the caption's object at the same position and scores "
-                + "1/4 per agreeing attribute (kind, colour, size, position); divided by the larger object count.\n\n");
+                + "1/3 per agreeing attribute (kind, colour, size; 0 when the caption names nothing at its position); divided by the larger object count.\n\n");
         md.append("## Samples (held-out images)\n\n");
         for (int i = 0; i < n; i++) {
             md.append("![test ").append(i).append("](samples/").append(String.format("test_%02d.png", i)).append(")\n\n");

@@ -268,41 +268,25 @@ public final class ShapesWorld {
     }
 
     /**
-     * Caption attribute accuracy of one caption: each object of the scene is paired with the parsed object at its
-     * position (else with the next unpaired one in order), scores 1/4 for each of kind, colour, size and position
-     * that agree, and the sum is divided by the larger of the scene's and the caption's object counts (so extra or
-     * missing objects cost).
+     * Caption attribute accuracy of one caption: each object of the scene is paired with the first unpaired object the
+     * caption places at the same position and scores 1/3 for each of kind, colour and size that agree (an object whose
+     * position the caption does not name scores 0); the sum is divided by the larger of the scene's and the caption's
+     * object counts, so extra or missing objects cost.
      */
     public static double captionAccuracy(Scene s, List<Parsed> parsed) {
         List<Obj> truth = s.objects();
         boolean[] used = new boolean[parsed.size()];
         double score = 0;
-        List<Obj> unmatched = new ArrayList<>();
         for (Obj t : truth) {
-            int j = -1;
-            for (int i = 0; i < parsed.size() && j < 0; i++) if (!used[i] && parsed.get(i).position() == t.position()) j = i;
-            if (j < 0) {
-                unmatched.add(t);
-                continue;
-            }
-            used[j] = true;
-            score += agree(t, parsed.get(j));
-        }
-        for (Obj t : unmatched) {
             for (int i = 0; i < parsed.size(); i++)
-                if (!used[i]) {
+                if (!used[i] && parsed.get(i).position() == t.position()) {
                     used[i] = true;
-                    score += agree(t, parsed.get(i));
+                    Parsed p = parsed.get(i);
+                    score += ((t.kind() == p.kind() ? 1 : 0) + (t.colour() == p.colour() ? 1 : 0) + (t.size() == p.size() ? 1 : 0)) / 3.0;
                     break;
                 }
         }
-        return score / Math.max(truth.size(), parsed.size());
-    }
-
-    private static double agree(Obj t, Parsed p) {
-        int ok = (t.kind() == p.kind() ? 1 : 0) + (t.colour() == p.colour() ? 1 : 0) + (t.size() == p.size() ? 1 : 0)
-                + (t.position() == p.position() ? 1 : 0);
-        return ok / 4.0;
+        return truth.isEmpty() && parsed.isEmpty() ? 1 : score / Math.max(truth.size(), parsed.size());
     }
 
     /** All words any caption, question or answer of the world can use (the closed vocabulary's content words). */

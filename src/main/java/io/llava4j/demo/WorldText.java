@@ -73,7 +73,7 @@ public final class WorldText {
         int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
         double u = r.nextDouble();
         if (u < 0.15) return ShapesWorld.caption(s, a) + "\n";
-        if (u < 0.6) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
+        if (u < 0.7) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
         return chat(ShapesWorld.caption(s, a), questions(s, 1 + r.nextInt(3), r));
     }
 
