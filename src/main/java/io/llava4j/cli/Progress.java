@@ -1,24 +1,34 @@
 package io.llava4j.cli;
 
+import io.llava4j.train.TrainProgress;
+
 /** A one-line progress bar on stderr: step/total, a bar, caller's fields and the ETA. */
-public final class Progress {
+public final class Progress implements TrainProgress {
     private final String label;
-    private final long total;
-    private final long started = System.nanoTime();
-    private final long startStep;
+    private long total;
+    private long started = System.nanoTime();
+    private long startStep;
     private final boolean tty = System.console() != null;
 
+    /** A bar whose total comes with {@link #start}. */
+    public Progress(String label) {
+        this.label = label;
+    }
+
     public Progress(String label, long total) {
-        this(label, total, 0);
+        this(label);
+        start(total, 0);
     }
 
     /** {@code startStep}: steps already done before this run (resume), not counted in the ETA's rate. */
-    public Progress(String label, long total, long startStep) {
-        this.label = label;
+    @Override
+    public void start(long total, long startStep) {
         this.total = total;
         this.startStep = startStep;
+        this.started = System.nanoTime();
     }
 
+    @Override
     public void update(long step, String fields) {
         double elapsed = (System.nanoTime() - started) / 1e9;
         long done = step - startStep;
@@ -30,6 +40,7 @@ public final class Progress {
         System.err.flush();
     }
 
+    @Override
     public void done() {
         if (tty) System.err.println();
     }

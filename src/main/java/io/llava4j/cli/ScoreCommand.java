@@ -33,11 +33,14 @@ public class ScoreCommand implements Callable<Integer> {
     @Option(names = "--model_max_length", defaultValue = "2048", description = "truncate samples to this many tokens (default: ${DEFAULT-VALUE})") int maxLength;
     @Option(names = "--per_device_eval_batch_size", defaultValue = "1", description = "samples per forward pass (default: ${DEFAULT-VALUE})") int batch;
     @Option(names = "--output_json", required = true, description = "where to write the scores") Path output;
+    @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class, description = "weights in bf16, GEMMs as autocast runs them") boolean bf16;
+    @Option(names = "--fp16", arity = "1", converter = TrainCommand.Bool.class, description = "weights in fp16, GEMMs in fp32 on CPU") boolean fp16;
 
     @Override
     public Integer call() throws Exception {
         if (batch < 1) throw new IllegalArgumentException("--per_device_eval_batch_size must be >= 1, got " + batch);
-        Llava m = Checkpoints.load(model, visionTower, null).model();
+        io.llava4j.nn.Precision precision = io.llava4j.nn.Precision.of(bf16, fp16);
+        Llava m = Checkpoints.load(model, visionTower, null, precision).model();
         Batches.Data opened = Batches.open(model, m.config, data, imageFolder, version, aspect, maxLength);
         LlavaDataset ds = opened.dataset();
         io.llava4j.data.Collator collator = opened.collator();
@@ -51,7 +54,8 @@ public class ScoreCommand implements Callable<Integer> {
             List<Sample> chunk = new ArrayList<>();
             for (int i = start; i < Math.min(ds.size(), start + batch); i++) chunk.add(ds.get(i));
             for (Sample s : chunk) if (s.warning() != null) System.err.println("warning: " + s.id() + ": " + s.warning());
-            try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard();
+                 io.llava4j.nn.Autocast ac = io.llava4j.nn.Autocast.enable(precision)) {
                 Batches.Input in = Batches.input(chunk, collator, m.config.vision().imageSize());
                 Llava.Output out = m.forward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(), maxLength);
                 Tensor perToken = Llava.tokenLosses(out.logits(), out.labels()); // [B, L-1]

@@ -74,10 +74,11 @@ public class TrainCommand implements Callable<Integer> {
     // and named in the run's notes; a value that would change results is an error.
     @Option(names = "--mm_use_im_start_end", arity = "1", converter = Bool.class, description = "only False (LLaVA-1.5)") Boolean imStartEnd;
     @Option(names = "--mm_use_im_patch_token", arity = "1", converter = Bool.class, description = "only False (LLaVA-1.5)") Boolean imPatchToken;
-    @Option(names = "--bf16", arity = "1", converter = Bool.class, description = "noted; this CPU build computes in fp32") Boolean bf16;
-    @Option(names = "--fp16", arity = "1", converter = Bool.class, description = "noted; this CPU build computes in fp32") Boolean fp16;
+    @Option(names = "--bf16", arity = "1", converter = Bool.class, description = "frozen weights in bf16, fp32 master weights, bf16 GEMMs where the CPU has them") Boolean bf16;
+    @Option(names = "--fp16", arity = "1", converter = Bool.class, description = "frozen weights in fp16, fp32 master weights and GEMMs on CPU") Boolean fp16;
+    @Option(names = "--save_max_shard_size", defaultValue = "5GB", description = "largest weight file of a saved model, as HF (5GB, 500MB, 2GiB)") String maxShard;
     @Option(names = "--tf32", arity = "1", converter = Bool.class, description = "noted; no effect on CPU") Boolean tf32;
-    @Option(names = "--gradient_checkpointing", arity = "1", converter = Bool.class, description = "noted; activations are kept") Boolean gradCkpt;
+    @Option(names = "--gradient_checkpointing", arity = "1", converter = Bool.class, description = "recompute each decoder layer in the backward") Boolean gradCkpt;
     @Option(names = "--lazy_preprocess", arity = "1", converter = Bool.class, description = "samples are always prepared lazily") Boolean lazy;
     @Option(names = "--dataloader_num_workers", description = "noted; samples are prepared on the training thread") Integer workers;
     @Option(names = "--per_device_eval_batch_size", description = "noted; train runs no evaluation") Integer evalBatch;
@@ -95,7 +96,7 @@ public class TrainCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        new Trainer(toArgs()).run();
+        new Trainer(toArgs()).progress(new Progress("train")).run();
         return 0;
     }
 
@@ -108,9 +109,8 @@ public class TrainCommand implements Callable<Integer> {
         if (saveStrategy != null && !saveStrategy.equals("steps") && !saveStrategy.equals("no"))
             throw new IllegalArgumentException("--save_strategy " + saveStrategy + " is not supported; use steps or no");
         if (Boolean.TRUE.equals(bf16) || Boolean.TRUE.equals(fp16))
-            notes.add("--" + (Boolean.TRUE.equals(bf16) ? "bf16" : "fp16") + " True: weights are read in any precision, computation is fp32 on this CPU build");
+            notes.add("--" + (Boolean.TRUE.equals(bf16) ? "bf16" : "fp16") + " True: " + precision().describe());
         if (Boolean.TRUE.equals(tf32)) notes.add("--tf32 True: no effect on CPU");
-        if (Boolean.TRUE.equals(gradCkpt)) notes.add("--gradient_checkpointing True: not implemented, activations are kept (results are the same)");
         if (workers != null && workers > 0) notes.add("--dataloader_num_workers " + workers + ": samples are prepared on the training thread");
         if (reportTo != null && !reportTo.equals("none")) notes.add("--report_to " + reportTo + ": metrics go to " + outputDir.resolve("log.jsonl"));
         if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": one process, no ZeRO sharding");
@@ -121,6 +121,11 @@ public class TrainCommand implements Callable<Integer> {
         return new TrainArgs(model, version, data, imageFolder, visionTower, projectorType, selectLayer, selectFeature,
                 tune, freezeBackbone, freezeProjector, unfreezeVision, projectorLr, visionLr, adapter, aspect, maxLength, outputDir,
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
-                "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes());
+                "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
+                precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard));
+    }
+
+    private io.llava4j.nn.Precision precision() {
+        return io.llava4j.nn.Precision.of(Boolean.TRUE.equals(bf16), Boolean.TRUE.equals(fp16));
     }
 }

@@ -185,6 +185,25 @@ public final class ImageProcessor {
         } catch (IOException | RuntimeException e) {
             throw new DataException(file + ": cannot read image: " + (Files.exists(file) ? e.getMessage() : "file not found"), e);
         }
+        return toRgb(bi, file.toString());
+    }
+
+    /**
+     * As {@link #process(Path, String)} for an encoded image held in memory (PNG, JPEG, BMP, GIF); {@code source} names
+     * it in errors.
+     */
+    public float[] process(byte[] encoded, String aspectRatio, String source) {
+        boolean pad = padding(aspectRatio);
+        BufferedImage bi;
+        try {
+            bi = ImageIO.read(new java.io.ByteArrayInputStream(encoded));
+        } catch (IOException | RuntimeException e) {
+            throw new DataException(source + ": cannot read image: " + e.getMessage(), e);
+        }
+        return process(toRgb(bi, source), pad);
+    }
+
+    private static RgbImage toRgb(BufferedImage bi, String file) {
         if (bi == null) throw new DataException(file + ": cannot read image: not a format ImageIO decodes (PNG, JPEG, BMP, GIF)");
         int w = bi.getWidth(), h = bi.getHeight();
         ColorModel cm = bi.getColorModel();

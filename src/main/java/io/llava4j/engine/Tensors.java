@@ -1,6 +1,8 @@
 package io.llava4j.engine;
 
 import io.llava4j.io.HostTensor;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -37,6 +39,70 @@ public final class Tensors {
         long bytes = h.numel() * h.dtype().bytes;
         if (bytes > 0) org.bytedeco.javacpp.Pointer.memcpy(t.data_ptr(), new org.bytedeco.javacpp.BytePointer(h.data()), bytes);
         return st == ScalarType.Float ? t : t.to(ScalarType.Float);
+    }
+
+    /** The libtorch type of a file dtype. */
+    public static ScalarType scalarType(io.llava4j.io.DType d) {
+        return switch (d) {
+            case F64 -> ScalarType.Double;
+            case F32 -> ScalarType.Float;
+            case F16 -> ScalarType.Half;
+            case BF16 -> ScalarType.BFloat16;
+            case I64 -> ScalarType.Long;
+            case I32 -> ScalarType.Int;
+            case I16 -> ScalarType.Short;
+            case I8 -> ScalarType.Char;
+            case U8 -> ScalarType.Byte;
+            case BOOL -> ScalarType.Bool;
+        };
+    }
+
+    /** The file dtype of a libtorch type. */
+    public static io.llava4j.io.DType dtype(ScalarType s) {
+        for (io.llava4j.io.DType d : io.llava4j.io.DType.values()) if (scalarType(d) == s) return d;
+        throw new IllegalArgumentException("no file dtype for " + s);
+    }
+
+    /**
+     * Loads a file tensor into {@code param} stored as {@code storage} (the parameter's storage is replaced when its type
+     * differs). Memory-mapped data are read in place and converted straight into the parameter: no JVM array and no
+     * temporary beyond what the conversion itself needs, all freed before returning.
+     */
+    public static void load(Tensor param, HostTensor h, ScalarType storage) {
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            if (param.scalar_type().intern() != storage)
+                param.__dispatch_set_data(torch.empty(h.shape(), new TensorOptions(storage), null));
+            long bytes = h.numel() * h.dtype().bytes;
+            if (bytes == 0) return;
+            Tensor src;
+            if (h.data().isDirect()) {
+                src = torch.from_blob(new BytePointer(h.data()), h.shape(), new TensorOptions(scalarType(h.dtype())));
+            } else {
+                src = torch.empty(h.shape(), new TensorOptions(scalarType(h.dtype())), null);
+                byte[] chunk = new byte[(int) Math.min(bytes, 1 << 20)];
+                java.nio.ByteBuffer b = h.data().duplicate();
+                BytePointer dst = new BytePointer(src.data_ptr()).capacity(bytes);
+                for (long off = 0; off < bytes; off += chunk.length) {
+                    int n = (int) Math.min(chunk.length, bytes - off);
+                    b.get(chunk, 0, n);
+                    dst.position(off).put(chunk, 0, n);
+                }
+            }
+            param.copy_(src);
+        }
+    }
+
+    /**
+     * A host view of a CPU tensor's own memory (no copy); the tensor must stay alive while the view is used. A
+     * non-contiguous tensor is made contiguous first — pass contiguous tensors to stay copy-free.
+     */
+    public static HostTensor hostView(Tensor t) {
+        Tensor c = t.is_contiguous() ? t : t.contiguous();
+        io.llava4j.io.DType d = dtype(c.scalar_type().intern());
+        long bytes = c.numel() * d.bytes;
+        java.nio.ByteBuffer buf = bytes == 0 ? java.nio.ByteBuffer.allocateDirect(0)
+                : new BytePointer(c.data_ptr()).capacity(bytes).asByteBuffer();
+        return new HostTensor(d, shape(c), buf);
     }
 
     public static Tensor floats(float[] values, long... shape) {

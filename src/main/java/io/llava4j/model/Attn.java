@@ -13,4 +13,10 @@ final class Attn {
     static Tensor sdpa(Tensor q, Tensor k, Tensor v, boolean causal, boolean gqa) {
         return torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, causal, new DoubleOptional(), gqa);
     }
+
+    /** As above with a bool mask [B, 1, Tq, Tk] (true = attend; null = none); k/v may be longer than q. */
+    static Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask, boolean causal, boolean gqa) {
+        TensorOptional m = mask == null ? new TensorOptional() : new TensorOptional(mask);
+        return torch.scaled_dot_product_attention(q, k, v, m, 0.0, causal, new DoubleOptional(), gqa);
+    }
 }

@@ -11,6 +11,7 @@ import io.llava4j.io.HostTensor;
 import io.llava4j.io.JsonFiles;
 import io.llava4j.io.Layout;
 import io.llava4j.io.Safetensors;
+import io.llava4j.nn.Precision;
 import org.bytedeco.pytorch.Tensor;
 
 import java.io.IOException;
@@ -53,6 +54,15 @@ public final class Checkpoints {
      * @param projector   projector flags for a plain LLaMA folder, whose projector starts fresh (PyTorch's default init)
      */
     public static Loaded load(Path folder, Path visionTower, ProjectorSpec projector) {
+        return load(folder, visionTower, projector, Precision.FP32);
+    }
+
+    /**
+     * As {@link #load(Path, Path, ProjectorSpec)}, storing the weight matrices of the vision tower and the LLM in
+     * {@code precision}'s storage type (the projector, norms and biases stay fp32). Each tensor goes from the
+     * memory-mapped file straight into its parameter: peak memory is the model in that storage plus one tensor.
+     */
+    public static Loaded load(Path folder, Path visionTower, ProjectorSpec projector, Precision precision) {
         Engine.init();
         LlavaConfig cfg = LlavaConfig.load(folder, visionTower, projector);
         Map<String, HostTensor> weights = read(folder);
@@ -65,8 +75,8 @@ public final class Checkpoints {
                     + layout + " layout");
         if (cfg.family() == Family.LLAMA && layout == Layout.ORIGINAL_LLAVA) layout = Layout.LLAMA;
         Map<String, HostTensor> vision = cfg.visionTowerFolder() == null ? Map.of() : read(cfg.visionTowerFolder());
-        Llava model = new Llava(cfg);
-        assign(model, layout, weights, vision, folder, cfg.visionTowerFolder());
+        Llava model = new Llava(cfg); // parameters are uninitialised (untouched pages) until assigned
+        assign(model, layout, weights, vision, folder, cfg.visionTowerFolder(), precision);
         if (layout == Layout.LLAMA) model.projector.resetParameters();
         return new Loaded(model, layout, folder);
     }
@@ -84,13 +94,14 @@ public final class Checkpoints {
     }
 
     private static void assign(Llava model, Layout layout, Map<String, HostTensor> weights, Map<String, HostTensor> vision,
-                               Path folder, Path visionFolder) {
+                               Path folder, Path visionFolder, Precision precision) {
         int depth = model.config.projectorDepth();
         Set<String> unusedMain = unusedKeys(weights.keySet());
         Set<String> unusedVision = unusedKeys(vision.keySet());
         List<String> missing = new ArrayList<>(), wrongShape = new ArrayList<>();
-        Map<Tensor, HostTensor> plan = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> p : Tensors.namedParameters(model).entrySet()) {
+        Map<String, HostTensor> plan = new LinkedHashMap<>();
+        Map<String, Tensor> params = Tensors.namedParameters(model);
+        for (Map.Entry<String, Tensor> p : params.entrySet()) {
             String name = p.getKey();
             Layout.Source src = layout.source(name);
             if (src == Layout.Source.NONE) continue;
@@ -121,7 +132,7 @@ public final class Checkpoints {
                 wrongShape.add(key + ": file has " + Arrays.toString(h.shape()) + ", model expects " + Arrays.toString(want));
                 continue;
             }
-            plan.put(p.getValue(), h);
+            plan.put(name, h);
         }
         // a CLIP folder may hold a whole CLIPModel: its text half and projections are not LLaVA's
         unusedVision.removeIf(k -> !k.startsWith("vision_model.") || k.startsWith("vision_model.head."));
@@ -130,7 +141,17 @@ public final class Checkpoints {
         unusedVision.forEach(k -> unexpected.add(k + " (" + visionFolder + ")"));
         CheckpointException.throwIfMismatched(folder + ": the checkpoint (" + layout + " layout) does not match the model config",
                 missing, unexpected, wrongShape);
-        plan.forEach((param, h) -> Tensors.assign(param, Tensors.fromHost(h)));
+        plan.forEach((name, h) -> {
+            Tensors.load(params.get(name), h, storageType(name, h, precision));
+            model.loadedFrom.put(name, h);
+        });
+    }
+
+    /** Matrices of the tower and the LLM in the run's half type; the projector, norms and biases in fp32. */
+    static org.bytedeco.pytorch.global.torch.ScalarType storageType(String name, HostTensor h, Precision p) {
+        boolean matrix = h.shape().length >= 2;
+        return p != Precision.FP32 && matrix && !name.startsWith("multi_modal_projector.")
+                ? p.storage : org.bytedeco.pytorch.global.torch.ScalarType.Float;
     }
 
     /** Keys that must be used, minus buffers transformers saves but llava4j recomputes. */
@@ -140,7 +161,7 @@ public final class Checkpoints {
         return s;
     }
 
-    /** The model's tensors named as {@code layout} names them in its main checkpoint file. */
+    /** The model's tensors named as {@code layout} names them in its main checkpoint file (see {@link #forSaving}). */
     public static Map<String, HostTensor> checkpointTensors(Llava model, Layout layout, boolean includeVision) {
         Map<String, HostTensor> out = new LinkedHashMap<>();
         int depth = model.config.projectorDepth();
@@ -148,35 +169,111 @@ public final class Checkpoints {
             String name = p.getKey();
             Layout.Source src = layout.source(name);
             if (src == Layout.Source.VISION_FOLDER) {
-                if (includeVision) out.put(Layout.ORIGINAL_VISION_IN_CHECKPOINT + layout.fileName(name, depth), Tensors.toHost(p.getValue()));
+                if (includeVision) out.put(Layout.ORIGINAL_VISION_IN_CHECKPOINT + layout.fileName(name, depth), forSaving(model, name, p.getValue()));
             } else if (src == Layout.Source.CHECKPOINT) {
-                out.put(layout.fileName(name, depth), Tensors.toHost(p.getValue()));
+                out.put(layout.fileName(name, depth), forSaving(model, name, p.getValue()));
             }
         }
         return out;
     }
 
     /**
-     * Writes a complete model folder in {@code layout}: config.json, model.safetensors, and the tokenizer / processor
-     * files of {@code sideFilesFrom}. For the original layout the vision tower stays in its CLIP folder (named by
-     * {@code mm_vision_tower}), unless {@code includeVision} or the model has no CLIP folder (then it is written to
-     * {@code out/vision_tower}).
+     * What is written for a parameter: while it is frozen and unchanged since loading, the file tensor it came from
+     * (bit-identical, in the checkpoint's own dtype, read from the memory map); otherwise a view of its own native
+     * memory in its storage type (fp32 for trained tensors). Nothing is copied to the Java heap; the views are valid
+     * while the model lives.
      */
+    static HostTensor forSaving(Llava model, String name, Tensor p) {
+        HostTensor src = model.loadedFrom.get(name);
+        if (src != null && !p.requires_grad() && Arrays.equals(src.shape(), Tensors.shape(p))) return src;
+        return Tensors.hostView(p);
+    }
+
+    /** HF's default {@code max_shard_size} ("5GB"). */
+    public static final long DEFAULT_MAX_SHARD_BYTES = 5_000_000_000L;
+
     public static void save(Llava model, Layout layout, Path out, Path sideFilesFrom, boolean includeVision) {
+        save(model, layout, out, sideFilesFrom, includeVision, DEFAULT_MAX_SHARD_BYTES);
+    }
+
+    /**
+     * Writes a complete model folder in {@code layout}: config.json, the weights (one {@code model.safetensors}, or
+     * {@code model-0000k-of-0000N.safetensors} shards of at most {@code maxShardBytes} with
+     * {@code model.safetensors.index.json}, as HF shards), and the tokenizer / processor files of {@code sideFilesFrom}.
+     * For the original layout the vision tower stays in its CLIP folder (named by {@code mm_vision_tower}), unless
+     * {@code includeVision} or the model has no CLIP folder (then it is written to {@code out/vision_tower}).
+     *
+     * <p>The folder appears complete or not at all: everything is written and fsynced in a temporary folder beside
+     * {@code out}, which is renamed into place; when {@code out} already exists (a training run's output folder holding
+     * checkpoints and logs) its old config.json goes first and the new one is moved in last, so no reader ever sees a
+     * config.json without its weights.
+     */
+    public static void save(Llava model, Layout layout, Path out, Path sideFilesFrom, boolean includeVision, long maxShardBytes) {
+        Path target = out.toAbsolutePath().normalize();
+        Path tmp = target.resolveSibling("." + target.getFileName() + ".tmp-" + Long.toHexString(System.nanoTime()));
         try {
-            Files.createDirectories(out);
             if (layout != Layout.LLAVA_HF && layout != Layout.TRANSFORMERS && layout != Layout.ORIGINAL_LLAVA)
                 throw new IllegalArgumentException("cannot write a LLaVA in the " + layout + " layout");
-            writeConfig(model, layout, out); // first: it refuses configs the layout cannot express
+            Files.createDirectories(tmp);
+            writeConfig(model, layout, tmp); // first: it refuses configs the layout cannot express
             if (layout == Layout.ORIGINAL_LLAVA && model.config.visionTowerFolder() == null)
-                saveVisionTower(model, out.resolve(VISION_TOWER_DIR));
-            Safetensors.write(out.resolve("model.safetensors"), checkpointTensors(model, layout, includeVision), Map.of("format", "pt"));
-            if (sideFilesFrom != null && !sideFilesFrom.toAbsolutePath().normalize().equals(out.toAbsolutePath().normalize()))
+                saveVisionTower(model, tmp.resolve(VISION_TOWER_DIR));
+            writeWeights(tmp, checkpointTensors(model, layout, includeVision), maxShardBytes);
+            if (sideFilesFrom != null)
                 for (String f : SIDE_FILES)
                     if (Files.isRegularFile(sideFilesFrom.resolve(f)))
-                        Files.copy(sideFilesFrom.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+                        Files.copy(sideFilesFrom.resolve(f), tmp.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+            publish(tmp, target);
         } catch (IOException e) {
             throw new UncheckedIOException(out + ": cannot write the model: " + e.getMessage(), e);
+        } finally {
+            deleteTree(tmp);
+        }
+    }
+
+    /** One {@code model.safetensors} when the weights fit in a shard, otherwise HF's shards and index. */
+    static void writeWeights(Path dir, Map<String, HostTensor> tensors, long maxShardBytes) throws IOException {
+        long total = 0;
+        for (HostTensor t : tensors.values()) total += t.data().remaining();
+        if (total <= maxShardBytes) Safetensors.write(dir.resolve(Safetensors.SINGLE_FILE), tensors, Map.of("format", "pt"));
+        else Safetensors.writeSharded(dir, "model", tensors, maxShardBytes, Map.of("format", "pt"));
+    }
+
+    /** Weight files a model folder may hold; stale ones are removed when a model is written over another. */
+    private static boolean isWeightFile(String name) {
+        return name.startsWith("model") && (name.endsWith(".safetensors") || name.endsWith(".safetensors.index.json"))
+                || name.startsWith("pytorch_model") && (name.endsWith(".bin") || name.endsWith(".bin.index.json"));
+    }
+
+    /** Moves a finished temporary folder to {@code target} (see {@link #save}). */
+    private static void publish(Path tmp, Path target) throws IOException {
+        if (!Files.exists(target)) {
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            return;
+        }
+        Files.deleteIfExists(target.resolve("config.json")); // from here until the end the folder is no model
+        try (var old = Files.list(target)) {
+            for (Path f : old.toList()) if (isWeightFile(f.getFileName().toString())) Files.delete(f);
+        }
+        List<Path> entries;
+        try (var l = Files.list(tmp)) {
+            entries = l.sorted().toList();
+        }
+        for (Path e : entries) {
+            if (e.getFileName().toString().equals("config.json")) continue;
+            Path dest = target.resolve(e.getFileName().toString());
+            if (Files.isDirectory(dest)) deleteTree(dest);
+            Files.move(e, dest, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        }
+        Files.move(tmp.resolve("config.json"), target.resolve("config.json"), StandardCopyOption.ATOMIC_MOVE);
+    }
+
+    static void deleteTree(Path p) {
+        if (!Files.exists(p)) return;
+        try (var walk = Files.walk(p)) {
+            for (Path q : walk.sorted(java.util.Comparator.reverseOrder()).toList()) Files.deleteIfExists(q);
+        } catch (IOException e) {
+            throw new UncheckedIOException(p + ": cannot remove: " + e.getMessage(), e);
         }
     }
 
@@ -195,7 +292,7 @@ public final class Checkpoints {
         Files.createDirectories(dir);
         Map<String, HostTensor> t = new LinkedHashMap<>();
         for (Map.Entry<String, Tensor> p : Tensors.namedParameters(model.visionTower).entrySet())
-            t.put(p.getKey(), Tensors.toHost(p.getValue()));
+            t.put(p.getKey(), forSaving(model, "vision_tower." + p.getKey(), p.getValue()));
         Safetensors.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));
         ObjectNode c = JSON.valueToTree(model.config.vision());
         c.put("model_type", "clip_vision_model");

@@ -2,6 +2,8 @@ package io.llava4j.model;
 
 import io.llava4j.config.VisionConfig;
 import io.llava4j.nn.Activation;
+import io.llava4j.nn.Autocast;
+import io.llava4j.nn.Scopes;
 import io.llava4j.nn.Embedding;
 import io.llava4j.nn.LayerNorm;
 import io.llava4j.nn.Linear;
@@ -42,11 +44,16 @@ public class ClipVisionTower extends Module {
         int firstTrainable = v.firstTrainableStage(layerIndex);
         Tensor x;
         try (NoGradGuard g = firstTrainable > 0 ? new NoGradGuard() : null) {
-            x = v.preLayrnorm.forward(v.embeddings.forward(pixels));
-            for (int i = 0; i < Math.min(layerIndex, firstTrainable - 1); i++) x = v.layers.get(i).forward(x);
+            x = Scopes.keep(() -> v.preLayrnorm.forward(v.embeddings.forward(pixels)));
+            for (int i = 0; i < Math.min(layerIndex, firstTrainable - 1); i++) x = layer(v.layers.get(i), x);
         }
-        for (int i = Math.max(0, firstTrainable - 1); i < layerIndex; i++) x = v.layers.get(i).forward(x);
+        for (int i = Math.max(0, firstTrainable - 1); i < layerIndex; i++) x = layer(v.layers.get(i), x);
         return x;
+    }
+
+    /** One layer in its own scope: its temporaries are freed as it ends (autograd keeps what the backward needs). */
+    private static Tensor layer(EncoderLayer l, Tensor x) {
+        return Scopes.keep(() -> l.forward(x));
     }
 
     /** True when no parameter of the tower requires a gradient. */
@@ -109,10 +116,10 @@ public class ClipVisionTower extends Module {
         /** [B, C, H, W] → [B, 1 + P, h] */
         Tensor forward(Tensor px) {
             long b = px.size(0);
-            Tensor p = torch.conv2d(px, patchEmbedding, null, new long[]{patch, patch}, new long[]{0, 0}, new long[]{1, 1}, 1); // [B, h, H/p, W/p]
+            Tensor p = Autocast.patchConv(px, patchEmbedding, patch); // [B, h, H/p, W/p]
             p = p.flatten(2, -1).transpose(1, 2); // [B, P, h]
-            Tensor cls = classEmbedding.view(1, 1, -1).expand(b, 1, -1); // [B, 1, h]
-            return torch.cat(new TensorVector(cls, p), 1).add(positionEmbedding.weight); // [B, 1 + P, h]
+            Tensor cls = Autocast.values(classEmbedding).view(1, 1, -1).expand(b, 1, -1); // [B, 1, h]
+            return torch.cat(new TensorVector(cls, p), 1).add(Autocast.values(positionEmbedding.weight)); // [B, 1 + P, h]
         }
     }
 

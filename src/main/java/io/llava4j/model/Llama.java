@@ -1,7 +1,9 @@
 package io.llava4j.model;
 
 import io.llava4j.config.TextConfig;
+import io.llava4j.nn.Autocast;
 import io.llava4j.nn.Embedding;
+import io.llava4j.nn.Scopes;
 import io.llava4j.nn.Linear;
 import io.llava4j.nn.RmsNorm;
 import org.bytedeco.pytorch.Module;
@@ -29,15 +31,91 @@ public class Llama extends Module {
 
     /** [B, T, h] input embeddings → [B, T, vocab] logits. */
     public Tensor forward(Tensor embeds) {
-        Tensor h = model.forward(embeds);
-        return lmHead != null ? lmHead.forward(h) : torch.linear(h, model.embedTokens.weight);
+        return head(model.forward(embeds));
+    }
+
+    /** [.., h] final hidden states → [.., vocab] logits (lm_head, or the tied embedding table). */
+    public Tensor head(Tensor h) {
+        return lmHead != null ? lmHead.forward(h) : Autocast.linear(h, model.embedTokens.weight, null);
+    }
+
+    /**
+     * Gradient checkpointing (HF's {@code gradient_checkpointing_enable}, per decoder layer): the forward runs without a
+     * graph, keeping only each layer's input [B, T, h]; the backward recomputes one layer at a time with its graph and
+     * back-propagates through it, so activation memory is one layer's instead of all of them. Gradients equal those of
+     * the plain backward. Layers below the lowest one that trains are recomputed only when {@code embeds} needs a
+     * gradient (the projector, embed_tokens).
+     *
+     * @param embeds [B, T, h] input embeddings (with their graph to the projector / embedding table)
+     * @param loss   logits [B, T, vocab] → the scalar loss
+     * @param scale  the loss is multiplied by this before the backward (gradient accumulation)
+     * @return the unscaled loss
+     */
+    public double checkpointedBackward(Tensor embeds, java.util.function.UnaryOperator<Tensor> loss, double scale) {
+        List<DecoderLayer> layers = model.layers;
+        Tensor[] cosSin = model.rope.cosSin(embeds.size(1)); // [T, hd] each
+        List<Tensor> inputs = new ArrayList<>();
+        Tensor x = embeds.detach();
+        try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+            for (DecoderLayer layer : layers) {
+                inputs.add(x);
+                Tensor in = x;
+                x = Scopes.keep(() -> layer.forward(in, cosSin[0], cosSin[1]));
+            }
+        }
+        Tensor top = x.detach().requires_grad_(true); // [B, T, h], the leaf the head's backward stops at
+        double value;
+        Tensor grad;
+        {
+            Tensor l = loss.apply(head(model.norm.forward(top)));
+            value = l.item_double();
+            l.mul(new Scalar(scale)).backward();
+            grad = new Tensor(top.grad());
+        }
+        int lowest = 0; // lowest layer the backward must reach
+        if (!embeds.requires_grad()) {
+            lowest = layers.size();
+            for (int i = 0; i < layers.size(); i++) if (trains(layers.get(i))) { lowest = i; break; }
+        }
+        for (int i = layers.size() - 1; i >= lowest; i--) {
+            DecoderLayer layer = layers.get(i);
+            Tensor in0 = inputs.get(i), gOut = grad;
+            grad = Scopes.keep(() -> {
+                Tensor in = in0.detach().requires_grad_(true);
+                layer.forward(in, cosSin[0], cosSin[1]).backward(gOut, new org.bytedeco.pytorch.BoolOptional(), false,
+                        new org.bytedeco.pytorch.TensorArrayRefOptional());
+                return new Tensor(in.grad());
+            });
+        }
+        if (embeds.requires_grad() && lowest == 0)
+            embeds.backward(grad, new org.bytedeco.pytorch.BoolOptional(), false, new org.bytedeco.pytorch.TensorArrayRefOptional());
+        return value;
+    }
+
+    private static boolean trains(Module m) {
+        TensorVector ps = m.parameters(true);
+        for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) return true;
+        return false;
+    }
+
+    /**
+     * Incremental decoding: runs {@code embeds} [B, T, h] as the positions after those already in {@code cache}, appends
+     * their keys and values to it and returns the final hidden states [B, T, h] (after the norm; {@link #head} maps
+     * them to the vocabulary). A prompt is run once (prefill, T = its length), then one position at a time (T = 1).
+     *
+     * @param positions [B, T] int64 rotary positions (a left-padded sample counts from its first real token); null =
+     *                  {@code cache.length() + t} for every sample
+     * @param keyValid  [B, cache.length() + T] bool, false at padding keys; null = no padding
+     */
+    public Tensor forwardCached(Tensor embeds, Tensor positions, Tensor keyValid, KvCache cache) {
+        return model.forwardCached(embeds, positions, keyValid, cache);
     }
 
     public static class Model extends Module {
         public final Embedding embedTokens; // [vocab, h]
         public final List<DecoderLayer> layers = new ArrayList<>();
         public final RmsNorm norm;
-        private final Rope rope;
+        final Rope rope;
 
         Model(TextConfig c) {
             embedTokens = register_module("embed_tokens", new Embedding(c.vocabSize(), c.hiddenSize()));
@@ -54,8 +132,37 @@ public class Llama extends Module {
         /** [B, T, h] → [B, T, h] (after the final norm) */
         public Tensor forward(Tensor x) {
             Tensor[] cosSin = rope.cosSin(x.size(1)); // [T, hd] each
-            for (DecoderLayer layer : layers) x = layer.forward(x, cosSin[0], cosSin[1]);
+            for (DecoderLayer layer : layers) {
+                Tensor in = x;
+                x = Scopes.keep(() -> layer.forward(in, cosSin[0], cosSin[1]));
+            }
             return norm.forward(x);
+        }
+
+        Tensor forwardCached(Tensor x, Tensor positions, Tensor keyValid, KvCache cache) {
+            long b = x.size(0), t = x.size(1), past = cache.length();
+            if (past + t > cache.capacity())
+                throw new IllegalStateException("KV cache holds " + cache.capacity() + " positions; " + past + " used, " + t + " more asked");
+            if (positions == null) positions = torch.arange(new Scalar(past), new Scalar(past + t)).unsqueeze(0).expand(b, t);
+            Tensor[] cosSin = rope.cosSin(positions); // [B, 1, T, hd] each
+            Tensor mask = keyValid == null && (t == 1 || past == 0) ? null : attentionMask(keyValid, b, t, past);
+            boolean causal = mask == null && t > 1;
+            for (int i = 0; i < layers.size(); i++)
+                x = layers.get(i).forwardCached(x, cosSin[0], cosSin[1], mask, causal, cache.keys[i], cache.values[i], past);
+            cache.advance(t);
+            return norm.forward(x);
+        }
+
+        /**
+         * [B, 1, T, past + T] bool: query i (position past + i) sees key j when j <= past + i and key j is not padding;
+         * it always sees itself, so a padding query's row is never empty (its output is unused).
+         */
+        private static Tensor attentionMask(Tensor keyValid, long b, long t, long past) {
+            Tensor q = torch.arange(new Scalar(past), new Scalar(past + t)).unsqueeze(1); // [T, 1]
+            Tensor k = torch.arange(new Scalar(past + t)).unsqueeze(0);                  // [1, S]
+            Tensor m = k.le(q).unsqueeze(0).expand(b, t, past + t);                     // [B, T, S]
+            if (keyValid != null) m = m.logical_and(keyValid.unsqueeze(1));
+            return m.logical_or(k.eq(q).unsqueeze(0)).unsqueeze(1);
         }
     }
 
@@ -74,6 +181,11 @@ public class Llama extends Module {
 
         Tensor forward(Tensor x, Tensor cos, Tensor sin) {
             x = x.add(selfAttn.forward(inputLayernorm.forward(x), cos, sin));
+            return x.add(mlp.forward(postAttentionLayernorm.forward(x)));
+        }
+
+        Tensor forwardCached(Tensor x, Tensor cos, Tensor sin, Tensor mask, boolean causal, Tensor kCache, Tensor vCache, long past) {
+            x = x.add(selfAttn.forwardCached(inputLayernorm.forward(x), cos, sin, mask, causal, kCache, vCache, past));
             return x.add(mlp.forward(postAttentionLayernorm.forward(x)));
         }
     }
@@ -101,6 +213,20 @@ public class Llama extends Module {
             q = Rope.apply(q, cos, sin);
             k = Rope.apply(k, cos, sin);
             Tensor a = Attn.sdpa(q, k, v, true, kvHeads != heads); // [B, nh, T, hd]
+            return oProj.forward(a.transpose(1, 2).reshape(b, t, heads * headDim));
+        }
+
+        /** As {@link #forward}, with this step's keys/values written to the cache [B, nkv, capacity, hd] at {@code past}. */
+        Tensor forwardCached(Tensor x, Tensor cos, Tensor sin, Tensor mask, boolean causal, Tensor kCache, Tensor vCache, long past) {
+            long b = x.size(0), t = x.size(1);
+            Tensor q = qProj.forward(x).view(b, t, heads, headDim).transpose(1, 2);   // [B, nh, T, hd]
+            Tensor k = kProj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
+            Tensor v = vProj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
+            q = Rope.apply(q, cos, sin);
+            kCache.narrow(2, past, t).copy_(Rope.apply(k, cos, sin));
+            vCache.narrow(2, past, t).copy_(v);
+            Tensor keys = kCache.narrow(2, 0, past + t), vals = vCache.narrow(2, 0, past + t); // [B, nkv, past + T, hd]
+            Tensor a = Attn.sdpa(q, keys, vals, mask, causal, kvHeads != heads); // [B, nh, T, hd]
             return oProj.forward(a.transpose(1, 2).reshape(b, t, heads * headDim));
         }
     }
@@ -133,6 +259,13 @@ public class Llama extends Module {
             Tensor pos = torch.arange(new Scalar(t)).to(torch.ScalarType.Float); // [T]
             Tensor fr = pos.unsqueeze(1).mul(invFreq.unsqueeze(0));                 // [T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1);                  // [T, hd]
+            return new Tensor[]{emb.cos(), emb.sin()};
+        }
+
+        /** cos/sin at given positions: [B, T] → [B, 1, T, hd] each (broadcast over heads). */
+        Tensor[] cosSin(Tensor positions) {
+            Tensor fr = positions.to(torch.ScalarType.Float).unsqueeze(2).mul(invFreq); // [B, T, hd/2]
+            Tensor emb = torch.cat(new TensorVector(fr, fr), -1).unsqueeze(1);          // [B, 1, T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }
 

@@ -24,6 +24,12 @@ public class Llava extends Module {
     public final ClipVisionTower visionTower;
     public final Projector projector;
     public final Llama languageModel;
+    /**
+     * The file tensor (memory-mapped) each parameter was loaded from, by llava-hf name; an entry is dropped when its
+     * parameter is overwritten from elsewhere. Frozen parameters are saved from here: bit-identical, in the file's own
+     * dtype, with no copy in memory.
+     */
+    public final java.util.Map<String, io.llava4j.io.HostTensor> loadedFrom = new java.util.HashMap<>();
 
     public Llava(LlavaConfig c) {
         config = c;
@@ -60,6 +66,33 @@ public class Llava extends Module {
      * to {@code maxLength} positions (LLaVA's {@code tokenizer_model_max_length}: image rows count too; 0 = no limit).
      */
     public Output forward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+        Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+        return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
+    }
+
+    /** The loss and the merged sequences' lengths of one {@link #forwardBackward} call. */
+    public record Step(double loss, int[] lengths) {}
+
+    /**
+     * One micro-batch's forward and backward: {@link #loss} of {@link #forward}, times {@code scale}, back-propagated.
+     * With {@code checkpointing} the LLM's decoder layers are recomputed in the backward
+     * ({@link Llama#checkpointedBackward}); the gradients are the same.
+     */
+    public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
+                                double scale, boolean checkpointing) {
+        if (!checkpointing) {
+            Output out = forward(pixels, inputIds, labels, attentionMask, maxLength);
+            Tensor l = loss(out);
+            l.mul(new org.bytedeco.pytorch.Scalar(scale)).backward();
+            return new Step(l.item_double(), out.lengths());
+        }
+        Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+        double l = languageModel.checkpointedBackward(m.embeds, logits -> loss(new Output(logits, m.labels, m.lengths)), scale);
+        return new Step(l, m.lengths);
+    }
+
+    /** Drops padding, runs the tower and projector, and merges: the LLM's input embeddings [B, L, h] and labels. */
+    private Merged embed(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
         if (attentionMask != null) {
             long[][] ids = new long[inputIds.length][], labs = labels == null ? null : new long[inputIds.length][];
             for (int b = 0; b < inputIds.length; b++) {
@@ -70,8 +103,16 @@ public class Llava extends Module {
             labels = labs;
         }
         Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
-        Merged m = merge(inputIds, labels, feats, maxLength);
-        return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
+        return merge(inputIds, labels, feats, maxLength);
+    }
+
+    /**
+     * The input embeddings of one sample for generation: its token embeddings with the image token replaced by the
+     * image's projected feature rows, [1, L, h] ({@code pixels} [1, C, H, W], or null for a text-only prompt).
+     */
+    public Tensor embedPrompt(Tensor pixels, long[] inputIds) {
+        Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
+        return merge(new long[][]{inputIds}, null, feats, 0).embeds;
     }
 
     private static long[] kept(long[] values, boolean[] mask) {
@@ -99,7 +140,7 @@ public class Llava extends Module {
             long[] ids = inputIds[b];
             long[] safe = ids.clone();
             for (int i = 0; i < safe.length; i++) if (safe[i] == imageToken) safe[i] = 0;
-            Tensor text = torch.embedding(table, Tensors.longs(safe, safe.length)); // [T, h]
+            Tensor text = io.llava4j.nn.Autocast.embedding(table, Tensors.longs(safe, safe.length)); // [T, h] fp32
             TensorVector pieces = new TensorVector();
             List<Long> lab = new ArrayList<>();
             int start = 0;

@@ -13,6 +13,6 @@ public class Embedding extends Module {
     }
 
     public Tensor forward(Tensor ids) {
-        return torch.embedding(weight, ids);
+        return Autocast.embedding(weight, ids); // fp32 rows whatever the table's storage type
     }
 }

@@ -2,7 +2,6 @@ package io.llava4j.nn;
 
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 
 /** y = x·Wᵀ + b, parameters {@code weight} and (optionally) {@code bias}, as torch.nn.Linear. */
@@ -16,7 +15,7 @@ public class Linear extends Module {
     }
 
     public Tensor forward(Tensor x) {
-        return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
+        return Autocast.linear(x, weight, bias);
     }
 
     /** PyTorch's default init: kaiming_uniform(a=√5) for the weight and U(±1/√fan_in) for the bias, both U(±1/√in). */

@@ -31,7 +31,7 @@ public final class ProjectorFiles {
         Map<String, HostTensor> out = new LinkedHashMap<>();
         int depth = model.config.projectorDepth();
         Tensors.namedParameters(model.projector).forEach((n, t) ->
-                out.put(Layout.originalProjectorName(Layout.PROJECTOR + n, depth), Tensors.toHost(t)));
+                out.put(Layout.originalProjectorName(Layout.PROJECTOR + n, depth), Tensors.hostView(t)));
         return out;
     }
 
@@ -73,6 +73,7 @@ public final class ProjectorFiles {
         });
         CheckpointException.throwIfMismatched(file + ": does not fit the model's " + model.config.projectorType() + " projector",
                 missing, unexpected, wrongShape);
-        plan.forEach((p, h) -> Tensors.assign(p, Tensors.fromHost(h)));
+        plan.forEach((p, h) -> Tensors.load(p, h, p.scalar_type().intern()));
+        want.keySet().forEach(model.loadedFrom::remove); // no longer the base model's values
     }
 }

@@ -16,7 +16,8 @@ public record TrainArgs(
         int gradientAccumulationSteps, double learningRate, double weightDecay, double warmupRatio, int warmupSteps,
         String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
         int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
-        boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes) {
+        boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
+        io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes) {
 
     public TrainArgs {
         notes = notes == null ? java.util.List.of() : java.util.List.copyOf(notes);
@@ -30,6 +31,8 @@ public record TrainArgs(
         require(loggingSteps >= 1, "--logging_steps must be >= 1, got " + loggingSteps);
         require(maxGradNorm >= 0, "--max_grad_norm must be >= 0 (0 = off), got " + maxGradNorm);
         new LrSchedule(lrSchedulerType, 0, 1); // validates the name
+        precision = precision == null ? io.llava4j.nn.Precision.FP32 : precision;
+        require(saveMaxShardBytes > 0, "--save_max_shard_size must be positive, got " + saveMaxShardBytes);
     }
 
     private static void require(boolean ok, String message) {

@@ -43,12 +43,12 @@ public final class TrainCheckpoint {
         Files.createDirectories(tmp);
         Map<String, Tensor> params = Tensors.namedParameters(model);
         Map<String, HostTensor> trainable = new LinkedHashMap<>();
-        for (String n : plan.trainable()) trainable.put(n, Tensors.toHost(params.get(n)));
+        for (String n : plan.trainable()) trainable.put(n, Tensors.hostView(params.get(n)));
         Safetensors.write(tmp.resolve("trainable.safetensors"), trainable, Map.of("format", "pt"));
         Map<String, HostTensor> os = new LinkedHashMap<>();
         opt.state().forEach((n, s) -> {
-            os.put(n + ".exp_avg", Tensors.toHost(s.expAvg));
-            os.put(n + ".exp_avg_sq", Tensors.toHost(s.expAvgSq));
+            os.put(n + ".exp_avg", Tensors.hostView(s.expAvg));
+            os.put(n + ".exp_avg_sq", Tensors.hostView(s.expAvgSq));
             os.put(n + ".step", HostTensor.ofLongs(new long[]{}, new long[]{s.step}));
         });
         Safetensors.write(tmp.resolve("optimizer.safetensors"), os, Map.of("format", "pt"));
@@ -104,7 +104,8 @@ public final class TrainCheckpoint {
             Tensor p = params.get(n);
             if (!java.util.Arrays.equals(Tensors.shape(p), t.get(n).shape()))
                 throw new CheckpointException(dir + ": tensor " + n + " has shape " + java.util.Arrays.toString(t.get(n).shape()));
-            Tensors.assign(p, Tensors.fromHost(t.get(n)));
+            Tensors.load(p, t.get(n), p.scalar_type().intern());
+            model.loadedFrom.remove(n);
         }
         Map<String, HostTensor> os = Safetensors.read(dir.resolve("optimizer.safetensors")).tensors();
         for (String n : want) {

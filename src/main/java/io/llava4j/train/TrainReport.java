@@ -15,12 +15,14 @@ public final class TrainReport {
     public record Row(long trainable, long frozen, long optimizerBytes) {}
 
     private final Map<String, Row> rows = new LinkedHashMap<>();
+    private long weightBytes; // the parameters as stored (half-precision frozen weights count 2 bytes a value)
 
     public TrainReport(Llava model, FreezePlan plan) {
         for (String part : ModuleGroups.PARTS) rows.put(part, new Row(0, 0, 0));
         for (Map.Entry<String, Tensor> e : Tensors.namedParameters(model).entrySet()) {
             String part = ModuleGroups.partOf(e.getKey());
             long n = e.getValue().numel();
+            weightBytes += n * e.getValue().element_size();
             boolean on = plan.trains(e.getKey());
             Row r = rows.get(part);
             rows.put(part, new Row(r.trainable + (on ? n : 0), r.frozen + (on ? 0 : n),
@@ -30,6 +32,11 @@ public final class TrainReport {
 
     public Map<String, Row> rows() {
         return rows;
+    }
+
+    /** Bytes of every parameter in its storage type. */
+    public long weightBytes() {
+        return weightBytes;
     }
 
     public Row total() {
@@ -48,7 +55,8 @@ public final class TrainReport {
         rows.forEach((part, r) -> sb.append(line(part, r)));
         sb.append(line("total", total()));
         Row t = total();
-        sb.append(String.format("trainable: %.4f%% of %,d parameters%n", 100.0 * t.trainable / Math.max(1, t.trainable + t.frozen), t.trainable + t.frozen));
+        sb.append(String.format("trainable: %.4f%% of %,d parameters; weights in memory: %s%n",
+                100.0 * t.trainable / Math.max(1, t.trainable + t.frozen), t.trainable + t.frozen, bytes(weightBytes)));
         return sb.toString();
     }
 

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import io.llava4j.cli.Progress;
 import io.llava4j.config.LlavaConfig.ProjectorSpec;
 import io.llava4j.data.LlavaDataset;
 import io.llava4j.data.LlavaDataset.Sample;
@@ -12,6 +11,7 @@ import io.llava4j.engine.Tensors;
 import io.llava4j.io.Layout;
 import io.llava4j.model.Checkpoints;
 import io.llava4j.model.Llava;
+import io.llava4j.nn.Autocast;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -75,8 +75,16 @@ public final class Trainer {
      * Stops the run right after global step {@code step}, as a crash or preemption would: no final output is written
      * and the newest checkpoint is what a resume starts from.
      */
+    private TrainProgress progress = TrainProgress.NONE;
+
     public Trainer stopAfterStep(int step) {
         this.stopAfter = step;
+        return this;
+    }
+
+    /** Where progress goes (default: nowhere). */
+    public Trainer progress(TrainProgress p) {
+        this.progress = p;
         return this;
     }
 
@@ -84,11 +92,12 @@ public final class Trainer {
         io.llava4j.engine.Engine.init();
         torch.manual_seed(a.seed()); // a fresh projector's init
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(),
-                new ProjectorSpec(a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature()));
+                new ProjectorSpec(a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature()), a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
         plan = FreezePlan.of(model, a.freezeFlags());
         plan.apply(model);
+        masterWeights();
         TrainReport report = new TrainReport(model, plan);
         System.out.print(report.render());
         for (String note : a.notes()) System.out.println("note: " + note);
@@ -119,7 +128,8 @@ public final class Trainer {
         Path log = a.outputDir().resolve("log.jsonl");
         truncateLog(log, step);
         int[] modality = a.groupByModalityLength() ? ds.modalityLengths() : null;
-        Progress bar = new Progress("train", total, step);
+        TrainProgress bar = progress;
+        bar.start(total, step);
         int[] order = null; // this epoch's sample order, computed once per epoch
         int orderEpoch = -1;
         try (BufferedWriter logw = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
@@ -142,13 +152,12 @@ public final class Trainer {
                         samples.add(ds.get(order[i]));
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
-                    try (PointerScope scope = new PointerScope()) {
+                    try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
                         Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
-                        Llava.Output out = model.forward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(), a.modelMaxLength());
-                        Tensor l = Llava.loss(out);
-                        l.div(new Scalar((double) a.gradientAccumulationSteps())).backward();
-                        loss += l.item_double();
-                        for (int len : out.lengths()) tokens += len;
+                        Llava.Step st = model.forwardBackward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(),
+                                a.modelMaxLength(), 1.0 / a.gradientAccumulationSteps(), a.gradientCheckpointing());
+                        loss += st.loss();
+                        for (int len : st.lengths()) tokens += len;
                     }
                     micros++;
                 }
@@ -199,6 +208,20 @@ public final class Trainer {
         writeOutput(loaded);
     }
 
+    /**
+     * Trainable tensors loaded in a half type (--bf16/--fp16) get fp32 master weights, as mixed-precision training
+     * keeps them: their gradients and AdamW state are fp32 too. Frozen tensors stay in their storage type.
+     */
+    private void masterWeights() {
+        Map<String, Tensor> params = Tensors.namedParameters(model);
+        try (PointerScope s = new PointerScope(); org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+            for (String n : plan.trainable()) {
+                Tensor p = params.get(n);
+                if (p.scalar_type().intern() != torch.ScalarType.Float) p.__dispatch_set_data(p.to(torch.ScalarType.Float));
+            }
+        }
+    }
+
     private static void checkSame(JsonNode st, String field, int now, Path dir) {
         if (st.has(field) && st.get(field).asInt() != now)
             throw new IllegalArgumentException(dir + ": was written by a run with " + field + " " + st.get(field).asInt()
@@ -242,7 +265,7 @@ public final class Trainer {
             Checkpoints.writeConfig(model, loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout(), out);
         } else {
             Layout layout = loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout();
-            Checkpoints.save(model, layout, out, a.modelNameOrPath(), plan.partTrains("vision"));
+            Checkpoints.save(model, layout, out, a.modelNameOrPath(), plan.partTrains("vision"), a.saveMaxShardBytes());
         }
         System.err.println("wrote " + out);
     }

@@ -1,0 +1,72 @@
+package io.llava4j.cli;
+
+import io.llava4j.data.Conversation.Template;
+import io.llava4j.generate.Assistant;
+import io.llava4j.generate.Generator;
+import io.llava4j.generate.Prompts;
+import io.llava4j.generate.Sampling;
+import io.llava4j.generate.TextStream;
+import io.llava4j.nn.Precision;
+import org.bytedeco.pytorch.Tensor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/**
+ * {@code llava4j chat}: LLaVA's {@code llava.serve.cli} — a multi-turn vicuna_v1 conversation about one image (given
+ * with the first question), each answer streamed as it is generated. An empty line or end of input (Ctrl-D) ends it.
+ * An answer goes back into the conversation as the text of its tokens without {@code </s>}, followed by the template's
+ * {@code </s>} (cli.py keeps the decoded {@code </s>} too, so its prompt ends that turn with two).
+ */
+@Command(name = "chat", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Chat about an image in the terminal (vicuna_v1 template, answers streamed). Ctrl-D or an empty line ends.")
+public class ChatCommand implements Callable<Integer> {
+    @Option(names = "--model_name_or_path", required = true, description = "LLaVA model folder") Path model;
+    @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
+    @Option(names = "--image", required = true, description = "image file") Path image;
+    @Option(names = "--max_new_tokens", defaultValue = "512", description = "per answer (default: ${DEFAULT-VALUE})") int maxNewTokens;
+    @Option(names = "--temperature", defaultValue = "0.2", description = "0 = greedy (default: ${DEFAULT-VALUE}, as LLaVA's cli)") double temperature;
+    @Option(names = "--top_p", defaultValue = "1.0") double topP;
+    @Option(names = "--seed", defaultValue = "0") long seed;
+    @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class) boolean bf16;
+    @Option(names = "--fp16", arity = "1", converter = TrainCommand.Bool.class) boolean fp16;
+
+    @Override
+    public Integer call() throws Exception {
+        PrintStream out = System.out;
+        BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, Precision.of(bf16, fp16)))) {
+            Tensor pixels = a.pixels(image);
+            Prompts conv = new Prompts(Template.VICUNA_V1);
+            for (int turn = 0; ; turn++) {
+                out.print("USER: ");
+                out.flush();
+                String line = in.readLine();
+                if (line == null || line.isEmpty()) {
+                    out.println("exit...");
+                    return 0;
+                }
+                conv.user(turn == 0 ? Prompts.withImage(line) : line); // the image token sits in the first turn
+                int[] ids = a.encode(conv.prompt(), true);
+                out.print("ASSISTANT: ");
+                out.flush();
+                TextStream stream = new TextStream(a.tokenizer());
+                // each turn samples from its own seed so a conversation replays identically
+                Generator.Result r = a.generator().generate(pixels, ids,
+                        new Sampling(maxNewTokens, temperature, topP, seed + turn), t -> {
+                            out.print(stream.push(t));
+                            out.flush();
+                            return true;
+                        });
+                out.println(stream.flush());
+                conv.answer(a.decode(r.tokens()));
+            }
+        }
+    }
+}

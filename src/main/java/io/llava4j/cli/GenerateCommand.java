@@ -1,0 +1,70 @@
+package io.llava4j.cli;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.data.Conversation.Template;
+import io.llava4j.generate.Assistant;
+import io.llava4j.generate.Generator;
+import io.llava4j.generate.Prompts;
+import io.llava4j.generate.Sampling;
+import io.llava4j.io.JsonFiles;
+import io.llava4j.nn.Precision;
+import org.bytedeco.pytorch.Tensor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code llava4j generate}: one answer, the prompt built as LLaVA's {@code run_llava} builds it. */
+@Command(name = "generate", mixinStandardHelpOptions = true, sortOptions = false,
+        description = "Answer one question about an image (LLaVA's run_llava): greedy at temperature 0, stops at </s> or the limit.")
+public class GenerateCommand implements Callable<Integer> {
+    @Option(names = "--model_name_or_path", required = true, description = "LLaVA model folder") Path model;
+    @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
+    @Option(names = "--image", description = "image file (without one the prompt has no image)") Path image;
+    @Option(names = "--prompt", required = true, description = "the question; <image-placeholder> marks where the image goes (else it goes first)") String prompt;
+    @Option(names = "--conv_mode", defaultValue = "v1", description = "template: v1 (vicuna_v1) or plain (default: ${DEFAULT-VALUE})") String convMode;
+    @Option(names = "--max_new_tokens", defaultValue = "512", description = "default: ${DEFAULT-VALUE}") int maxNewTokens;
+    @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default: ${DEFAULT-VALUE})") double temperature;
+    @Option(names = "--top_p", defaultValue = "1.0", description = "nucleus sampling mass (default: ${DEFAULT-VALUE})") double topP;
+    @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})") long seed;
+    @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class, description = "weights in bf16, GEMMs as autocast runs them") boolean bf16;
+    @Option(names = "--fp16", arity = "1", converter = TrainCommand.Bool.class, description = "weights in fp16, GEMMs in fp32 on CPU") boolean fp16;
+    @Option(names = "--output_json", description = "also write {tokens, text, prompt, prompt_ids, stop_reason, timings} here") Path output;
+
+    @Override
+    public Integer call() throws Exception {
+        Sampling sampling = new Sampling(maxNewTokens, temperature, topP, seed);
+        Template template = Template.of(convMode);
+        long t0 = System.nanoTime();
+        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, Precision.of(bf16, fp16)))) {
+            long loaded = System.nanoTime();
+            String text = Prompts.runLlava(template, prompt, image != null);
+            int[] ids = a.encode(text, image != null);
+            Tensor pixels = image == null ? null : a.pixels(image);
+            Generator.Result r = a.generator().generate(pixels, ids, sampling, null);
+            String answer = a.decode(r.tokens());
+            System.out.println(answer);
+            if (output != null) {
+                ObjectMapper json = new ObjectMapper();
+                ObjectNode o = json.createObjectNode();
+                o.set("tokens", json.valueToTree(r.tokens()));
+                o.put("text", answer);
+                o.put("prompt", text);
+                o.set("prompt_ids", json.valueToTree(ids));
+                o.put("stop_reason", r.stopReason());
+                ObjectNode t = o.putObject("timings");
+                t.put("load_s", (loaded - t0) / 1e9);
+                t.put("time_to_first_token_s", r.prefillNanos() / 1e9);
+                t.put("decode_s", r.decodeNanos() / 1e9);
+                double tps = r.decodeTokensPerSecond();
+                if (Double.isNaN(tps)) t.putNull("decode_tokens_per_s"); else t.put("decode_tokens_per_s", tps);
+                t.put("prompt_positions", r.promptLength());
+                t.put("kv_cache_bytes", r.cacheBytes());
+                JsonFiles.write(output, o);
+            }
+        }
+        return 0;
+    }
+}

@@ -1,0 +1,74 @@
+package io.llava4j.nn;
+
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * Mixed precision as {@code torch.autocast}: inside {@link #enable} GEMMs (linear, conv) run in the precision's GEMM
+ * type and return fp32; everything else (norms, softmax, residual adds, the loss) stays fp32. Weights stored in a half
+ * type are cast for each call — one layer's up-cast copy at a time, freed when the layer is done unless autograd keeps
+ * it for the backward. Outside any scope a fp32 model runs exactly as plain fp32 code. Thread-local, as torch's is.
+ */
+public final class Autocast implements AutoCloseable {
+    private static final ThreadLocal<ScalarType> GEMM = ThreadLocal.withInitial(() -> ScalarType.Float);
+    private final ScalarType previous;
+
+    private Autocast(ScalarType gemm) {
+        previous = GEMM.get();
+        GEMM.set(gemm);
+    }
+
+    /** GEMMs in {@code p.gemm()} until closed. */
+    public static Autocast enable(Precision p) {
+        return new Autocast(p.gemm());
+    }
+
+    @Override
+    public void close() {
+        GEMM.set(previous);
+    }
+
+    /** The current GEMM type (fp32 outside any scope). */
+    public static ScalarType gemm() {
+        return GEMM.get();
+    }
+
+    private static Tensor as(Tensor t, ScalarType s) {
+        return t.scalar_type().intern() == s ? t : t.to(s);
+    }
+
+    private static Tensor fp32(Tensor t) {
+        return t.scalar_type().intern() == ScalarType.Float ? t : t.to(ScalarType.Float);
+    }
+
+    /** x·Wᵀ + b. */
+    public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
+        ScalarType g = gemm();
+        if (g == x.scalar_type().intern() && g == weight.scalar_type().intern() && (bias == null || g == bias.scalar_type().intern()))
+            return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
+        return Scopes.keep(() -> {
+            Tensor w = as(weight, g), xi = as(x, g);
+            Tensor y = bias == null ? torch.linear(xi, w) : torch.linear(xi, w, new TensorOptional(as(bias, g)));
+            return fp32(y);
+        });
+    }
+
+    /** 2-D convolution without bias, stride = kernel (CLIP's patch embedding). */
+    public static Tensor patchConv(Tensor x, Tensor weight, long patch) {
+        ScalarType g = gemm();
+        return Scopes.keep(() -> fp32(torch.conv2d(as(x, g), as(weight, g), null, new long[]{patch, patch},
+                new long[]{0, 0}, new long[]{1, 1}, 1)));
+    }
+
+    /** Rows of a lookup table as fp32 (the table may be stored in a half type). */
+    public static Tensor embedding(Tensor table, Tensor ids) {
+        return fp32(torch.embedding(table, ids));
+    }
+
+    /** A parameter's values as fp32 (for small tensors used directly, such as position embeddings). */
+    public static Tensor values(Tensor param) {
+        return fp32(param);
+    }
+}

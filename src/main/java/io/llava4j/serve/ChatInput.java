@@ -1,0 +1,203 @@
+package io.llava4j.serve;
+
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.llava4j.data.Conversation;
+import io.llava4j.data.Conversation.Template;
+import io.llava4j.generate.Assistant;
+import io.llava4j.generate.Prompts;
+import io.llava4j.generate.Sampling;
+
+import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.util.ArrayList;
+import java.util.Base64;
+import java.util.Iterator;
+import java.util.List;
+
+/**
+ * A {@code /v1/chat/completions} body checked and turned into model input: the vicuna_v1 prompt of its messages
+ * (an optional leading system message replaces the template's system prompt; user and assistant alternate, ending with
+ * user), its one image (an {@code image_url} part holding a {@code data:} URI; it goes first in its message, as LLaVA
+ * puts it), token ids and sampling. Every check throws an {@link ApiError} naming what is wrong. Nothing here reads a
+ * file or the network: images only come inline.
+ */
+record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptIds, long promptPositions, float[] pixels, Sampling sampling) {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    static ChatInput parse(byte[] body, Assistant a, ServeLimits limits) {
+        JsonNode root;
+        try {
+            root = JSON.readTree(body);
+        } catch (JsonProcessingException e) {
+            throw ApiError.invalid("invalid_json", null, "the request body is not valid JSON: " + e.getOriginalMessage());
+        } catch (IOException e) {
+            throw ApiError.invalid("invalid_json", null, "the request body could not be read: " + e.getMessage());
+        }
+        if (root == null || !root.isObject()) throw ApiError.invalid("invalid_json", null, "the request body must be a JSON object");
+        String model = root.path("model").asText(a.name());
+        if (!root.path("model").isMissingNode() && !root.get("model").isTextual())
+            throw ApiError.invalid("invalid_type", "model", "model must be a string");
+        if (!model.equals(a.name()))
+            throw new ApiError(404, "invalid_request_error", "model_not_found", "model",
+                    "The model '" + model + "' does not exist; this server serves '" + a.name() + "'");
+        boolean stream = bool(root, "stream", false);
+        boolean ignoreEos = bool(root, "ignore_eos", false); // vLLM's extension: generate max_tokens whatever comes
+        int n = integer(root, "n", 1);
+        if (n != 1) throw ApiError.invalid("unsupported_value", "n", "only n = 1 is supported");
+        int maxTokens = integer(root, "max_completion_tokens", integer(root, "max_tokens", limits.maxNewTokens()));
+        if (maxTokens < 1 || maxTokens > limits.maxNewTokens())
+            throw ApiError.invalid("max_tokens_limit", "max_tokens", "max_tokens must be between 1 and the server's limit of "
+                    + limits.maxNewTokens() + ", got " + maxTokens);
+        double temperature = number(root, "temperature", 0), topP = number(root, "top_p", 1);
+        if (temperature < 0 || temperature > 2) throw ApiError.invalid("invalid_value", "temperature", "temperature must be in [0, 2]");
+        if (!(topP > 0 && topP <= 1)) throw ApiError.invalid("invalid_value", "top_p", "top_p must be in (0, 1]");
+        long seed = root.has("seed") ? integer(root, "seed", 0) : 0;
+
+        JsonNode messages = root.path("messages");
+        if (!messages.isArray() || messages.isEmpty())
+            throw ApiError.invalid("invalid_messages", "messages", "messages must be a non-empty array");
+        int first = 0;
+        String system = Conversation.SYSTEM_V1;
+        if ("system".equals(messages.get(0).path("role").asText())) {
+            system = text(messages.get(0), 0, null).text;
+            first = 1;
+        }
+        Prompts prompts = new Prompts(Template.VICUNA_V1, system);
+        byte[] image = null;
+        for (int i = first; i < messages.size(); i++) {
+            JsonNode m = messages.get(i);
+            String role = m.path("role").asText();
+            String want = (i - first) % 2 == 0 ? "user" : "assistant";
+            if (!role.equals(want))
+                throw ApiError.invalid("invalid_messages", "messages[" + i + "].role", "messages[" + i + "] has role '" + role
+                        + "' where '" + want + "' is expected (after an optional system message, user and assistant alternate)");
+            Content c = text(m, i, role.equals("user") ? limits : null);
+            if (c.image != null) {
+                if (image != null)
+                    throw ApiError.invalid("too_many_images", "messages[" + i + "].content", "only one image per conversation is supported");
+                image = c.image;
+            }
+            if (role.equals("user")) prompts.user(c.image != null ? Prompts.withImage(c.text) : c.text);
+            else prompts.answer(c.text);
+        }
+        if ((messages.size() - first) % 2 == 0)
+            throw ApiError.invalid("invalid_messages", "messages", "the last message must be the user's");
+        if (image == null)
+            throw ApiError.invalid("image_required", "messages", "no image: one user message needs an image_url part with a data: URI");
+
+        float[] pixels = pixels(a, image, limits);
+        int[] ids = a.encode(prompts.prompt(), true);
+        long positions = ids.length - 1 + a.model().config.imageFeatureTokens();
+        if (positions > limits.maxPromptTokens())
+            throw ApiError.invalid("context_length_exceeded", "messages", "the prompt is " + positions
+                    + " tokens (image rows included); the server's limit (max_prompt_tokens) is " + limits.maxPromptTokens());
+        return new ChatInput(model, stream, ignoreEos, ids, positions, pixels, new Sampling(maxTokens, temperature, topP, seed));
+    }
+
+    private record Content(String text, byte[] image) {}
+
+    /** A message's text (parts joined by newlines) and its image, if any. */
+    private static Content text(JsonNode m, int i, ServeLimits imagesAllowed) {
+        JsonNode c = m.path("content");
+        String where = "messages[" + i + "].content";
+        if (c.isTextual()) return new Content(c.asText(), null);
+        if (!c.isArray()) throw ApiError.invalid("invalid_messages", where, where + " must be a string or an array of parts");
+        List<String> texts = new ArrayList<>();
+        byte[] image = null;
+        for (int k = 0; k < c.size(); k++) {
+            JsonNode part = c.get(k);
+            String type = part.path("type").asText();
+            if (type.equals("text")) {
+                texts.add(part.path("text").asText());
+            } else if (type.equals("image_url")) {
+                if (imagesAllowed == null) throw ApiError.invalid("invalid_messages", where, "images are only accepted in user messages");
+                if (image != null) throw ApiError.invalid("too_many_images", where, "only one image per conversation is supported");
+                JsonNode u = part.path("image_url");
+                image = dataUri(u.isTextual() ? u.asText() : u.path("url").asText(), where + "[" + k + "].image_url.url", imagesAllowed);
+            } else {
+                throw ApiError.invalid("invalid_messages", where + "[" + k + "].type", "unknown content part type '" + type + "' (text or image_url)");
+            }
+        }
+        return new Content(String.join("\n", texts), image);
+    }
+
+    /** The bytes of a base64 {@code data:} URI; other URLs are refused (no network or file access from a request). */
+    private static byte[] dataUri(String url, String param, ServeLimits limits) {
+        if (!url.startsWith("data:"))
+            throw ApiError.invalid("invalid_image_url", param, "image_url must be a data: URI (data:image/png;base64,...); "
+                    + "this server fetches no URLs and reads no files");
+        int comma = url.indexOf(',');
+        if (comma < 0 || !url.substring(0, comma).endsWith(";base64"))
+            throw ApiError.invalid("invalid_image_url", param, "image_url must be a base64 data: URI (data:<type>;base64,<data>)");
+        String b64 = url.substring(comma + 1);
+        long decoded = (long) b64.length() * 3 / 4;
+        if (decoded > limits.maxImageBytes() + 3)
+            throw ApiError.invalid("image_too_large", param, "the image is about " + decoded + " bytes; the server's limit (max_image_bytes) is "
+                    + limits.maxImageBytes());
+        byte[] bytes;
+        try {
+            bytes = Base64.getMimeDecoder().decode(b64);
+        } catch (IllegalArgumentException e) {
+            throw ApiError.invalid("invalid_image", param, "the data: URI is not valid base64: " + e.getMessage());
+        }
+        if (bytes.length > limits.maxImageBytes())
+            throw ApiError.invalid("image_too_large", param, "the image is " + bytes.length + " bytes; the server's limit (max_image_bytes) is "
+                    + limits.maxImageBytes());
+        return bytes;
+    }
+
+    /** Checks the image's size from its header before decoding it, then preprocesses it. */
+    private static float[] pixels(Assistant a, byte[] image, ServeLimits limits) {
+        long w, h;
+        try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(image))) {
+            Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
+            if (readers == null || !readers.hasNext())
+                throw ApiError.invalid("invalid_image", "messages", "the image is not in a format this server decodes (PNG, JPEG, BMP, GIF)");
+            ImageReader r = readers.next();
+            try {
+                r.setInput(in);
+                w = r.getWidth(0);
+                h = r.getHeight(0);
+            } finally {
+                r.dispose();
+            }
+        } catch (IOException | RuntimeException e) {
+            if (e instanceof ApiError ae) throw ae;
+            throw ApiError.invalid("invalid_image", "messages", "the image cannot be decoded: " + e.getMessage());
+        }
+        if (w * h > limits.maxImagePixels())
+            throw ApiError.invalid("image_too_many_pixels", "messages", "the image is " + w + "x" + h + " = " + w * h
+                    + " pixels; the server's limit (max_image_pixels) is " + limits.maxImagePixels());
+        try {
+            return a.processImage(image, "request image");
+        } catch (RuntimeException e) {
+            throw ApiError.invalid("invalid_image", "messages", "the image cannot be decoded: " + e.getMessage());
+        }
+    }
+
+    private static boolean bool(JsonNode root, String field, boolean dflt) {
+        JsonNode v = root.get(field);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isBoolean()) throw ApiError.invalid("invalid_type", field, field + " must be true or false");
+        return v.asBoolean();
+    }
+
+    private static int integer(JsonNode root, String field, int dflt) {
+        JsonNode v = root.get(field);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isIntegralNumber() || !v.canConvertToInt()) throw ApiError.invalid("invalid_type", field, field + " must be an integer");
+        return v.asInt();
+    }
+
+    private static double number(JsonNode root, String field, double dflt) {
+        JsonNode v = root.get(field);
+        if (v == null || v.isNull()) return dflt;
+        if (!v.isNumber()) throw ApiError.invalid("invalid_type", field, field + " must be a number");
+        return v.asDouble();
+    }
+}
