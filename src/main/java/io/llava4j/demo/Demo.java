@@ -15,6 +15,7 @@ import io.llava4j.model.Checkpoints;
 import io.llava4j.model.Llama;
 import io.llava4j.model.Llava;
 import io.llava4j.train.TrainArgs;
+import io.llava4j.train.TrainProgress;
 import io.llava4j.train.TrainReport;
 import io.llava4j.train.Trainer;
 import org.bytedeco.pytorch.Tensor;
@@ -55,15 +56,9 @@ public final class Demo {
                 20, 8, 1e-3, 40);
     }
 
-    /** Receives progress bars: a phase's label and total, then its updates. */
+    /** Makes the progress bar of each phase (the command line shows them on stderr). */
     public interface Listener {
-        Bar bar(String label, long total);
-
-        interface Bar {
-            void update(long step, String fields);
-
-            void done();
-        }
+        TrainProgress bar(String label);
     }
 
     private final Settings s;
@@ -92,11 +87,16 @@ public final class Demo {
         long start = System.nanoTime();
         report.put("settings", s.name());
         report.put("seed", seed);
+        ObjectNode machine = report.putObject("machine");
+        machine.put("cores", Runtime.getRuntime().availableProcessors());
+        machine.put("torch_threads", Engine.threads());
+        machine.put("load_average_at_start", loadAverage());
 
         // 1. the world
         WorldData world = phase("world", () -> {
-            Listener.Bar bar = listener.bar("world", s.trainImages() + s.testImages());
-            WorldData w = WorldData.write(out.resolve("world"), seed, s.trainImages(), s.testImages(), s.imageSize(), i -> bar.update(i, ""));
+            TrainProgress bar = start("world", s.trainImages() + s.testImages());
+            WorldData w = WorldData.write(out.resolve("world"), seed, s.trainImages(), s.testImages(), s.imageSize(),
+                    i -> { if (i % 100 == 0 || i == s.trainImages() + s.testImages()) bar.update(i, ""); });
             bar.done();
             return w;
         });
@@ -113,9 +113,9 @@ public final class Demo {
         Pretraining.Curve llmCurve = phase("pretrain_llm", () -> {
             Llama lm = new Llama(tc);
             Pretraining.init(lm, seed);
-            Listener.Bar bar = listener.bar("pretrain LLM", s.llmSteps());
+            TrainProgress bar = start("pretrain LLM", s.llmSteps());
             Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed,
-                    i -> bar.update(i, ""));
+                    (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
             bar.done();
             Pretraining.saveLlama(lm, tc, llamaDir, tokDir);
             return c;
@@ -143,9 +143,9 @@ public final class Demo {
                     1e-5, 10000.0, 128, "silu", true, false, false);
             Pretraining.Clip clip = new Pretraining.Clip(vc, textEnc, s.clipHidden());
             Pretraining.init(clip, seed + 1);
-            Listener.Bar bar = listener.bar("pretrain CLIP", s.clipSteps());
+            TrainProgress bar = start("pretrain CLIP", s.clipSteps());
             Pretraining.Curve c = Pretraining.trainClip(clip, pixels, caps, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
-                    i -> bar.update(i, ""));
+                    (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
             bar.done();
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
             return c;
@@ -188,7 +188,7 @@ public final class Demo {
                 "--output_dir", out.resolve("models/stage2").toString()));
         Trainer t2 = phase("stage2", () -> train("stage 2", f2));
         List<List<String>> answers = phase("eval_vqa", () -> {
-            Listener.Bar bar = listener.bar("VQA eval", 1);
+            TrainProgress bar = start("VQA eval", 1);
             List<List<String>> a = Evaluation.answers(t2.model(), decoder, tok, testPixels, world.testQa, 48);
             bar.update(1, "");
             bar.done();
@@ -198,6 +198,7 @@ public final class Demo {
 
         // 6. the report
         phases.put("total", (System.nanoTime() - start) / 1e9);
+        machine.put("load_average_at_end", loadAverage());
         fill(stage1, constant, t2, vqa, pplBefore, llmCurve, clipCurve);
         Report.write(out, report, stage1, llmCurve, clipCurve, t2, world, answers);
         return report;
@@ -220,7 +221,7 @@ public final class Demo {
         double rss = Rss.peakMb();
         TrainReport.Row total = new TrainReport(t.model(), t.plan()).total();
         double ppl = Evaluation.perplexity(t.model().languageModel, docs, tok.pad());
-        Listener.Bar bar = listener.bar(name + " captions", 1);
+        TrainProgress bar = start(name + " captions", 1);
         List<String> caps = Evaluation.captions(t.model(), decoder, tok, testPixels, 48);
         bar.update(1, "");
         bar.done();
@@ -234,9 +235,15 @@ public final class Demo {
     private Trainer train(String label, List<String> flags) throws IOException {
         System.err.println("== " + label + ": llava4j train " + String.join(" ", flags));
         TrainArgs args = io.llava4j.cli.TrainCommand.parse(flags.toArray(new String[0]));
-        Trainer t = new Trainer(args);
+        Trainer t = new Trainer(args).progress(listener.bar(label));
         t.run();
         return t;
+    }
+
+    private TrainProgress start(String label, long total) {
+        TrainProgress p = listener.bar(label);
+        p.start(total, 0);
+        return p;
     }
 
     /** Non-finite, or the last tenth of the steps averages above the first tenth. */
@@ -331,6 +338,15 @@ public final class Demo {
         T v = body.get();
         phases.put(name, (System.nanoTime() - t0) / 1e9);
         return v;
+    }
+
+    /** The 1-minute load average (other processes share the cores; timings depend on it), or -1 where unknown. */
+    static double loadAverage() {
+        try {
+            return Double.parseDouble(Files.readString(Path.of("/proc/loadavg")).split(" ")[0]);
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
     }
 
     /** Peak resident memory of this process (VmHWM), resettable between phases through /proc/self/clear_refs. */

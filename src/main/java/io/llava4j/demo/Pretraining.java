@@ -31,7 +31,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.function.IntConsumer;
 
 /**
  * Pre-training from nothing: the tiny LLaMA on the world's text (next-token prediction) and the tiny CLIP vision tower
@@ -57,11 +56,16 @@ public final class Pretraining {
         }
     }
 
+    /** Called after each step with the step number (from 1) and its loss. */
+    public interface StepListener {
+        void step(int step, double loss);
+    }
+
     /** Losses per step, for the report. */
     public record Curve(List<Double> losses, double seconds) {}
 
     /** Trains {@code lm} on random world documents; returns the loss curve. */
-    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, IntConsumer progress) {
+    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, StepListener progress) {
         Random r = new Random(seed);
         AdamW opt = optimizer(lm, lr, 0.01);
         LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
@@ -79,7 +83,7 @@ public final class Pretraining {
                 opt.zeroGrad();
                 losses.add(loss.item_double());
             }
-            progress.accept(step + 1);
+            progress.step(step + 1, losses.get(step));
         }
         return new Curve(losses, (System.nanoTime() - t0) / 1e9);
     }
@@ -182,7 +186,7 @@ public final class Pretraining {
      * Returns the loss curve and the final in-batch image→text retrieval accuracy on the last batch.
      */
     static Curve trainClip(Clip clip, Tensor pixels, List<int[]> captions, int pad, int steps, int batch, double lr, long seed,
-                           IntConsumer progress) {
+                           StepListener progress) {
         Random r = new Random(seed);
         AdamW opt = optimizer(clip, lr, 0.05);
         LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
@@ -206,7 +210,7 @@ public final class Pretraining {
                 opt.zeroGrad();
                 losses.add(loss.item_double());
             }
-            progress.accept(step + 1);
+            progress.step(step + 1, losses.get(step));
         }
         return new Curve(losses, (System.nanoTime() - t0) / 1e9);
     }

@@ -135,7 +135,11 @@ final class Report {
             md.append("\n");
         }
         md.append("## Loss curves\n\n![stage 1](charts/stage1_loss.png)\n\n![stage 2](charts/stage2_loss.png)\n\n![pre-training](charts/pretrain_loss.png)\n\n");
-        md.append("## Phase times (s)\n\n");
+        JsonNode m = r.get("machine");
+        md.append("## Phase times (s)\n\n").append("On ").append(m.get("cores").asInt()).append(" cores (libtorch threads ")
+                .append(m.get("torch_threads").asInt()).append("), 1-minute load average ").append(m.get("load_average_at_start").asDouble())
+                .append(" at the start and ").append(m.get("load_average_at_end").asDouble())
+                .append(" at the end: a load above the core count means other processes shared the cores and the times are pessimistic.\n\n");
         r.get("phases").properties().forEach(e -> md.append("- ").append(e.getKey()).append(": ")
                 .append(String.format(Locale.ROOT, "%.1f", e.getValue().asDouble())).append("\n"));
         md.append("\nThe tokenizer is word-level (a tokenizer.json WordLevel model over the world's closed vocabulary), not a trained BPE.\n");
