@@ -20,7 +20,7 @@ public class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Demo.Settings settings = quick ? Demo.Settings.QUICK : Demo.Settings.FULL;
-        var report = new Demo(settings, output, seed, Decoder.generator(), Progress::new).run();
+        var report = new Demo(settings, output, seed, Decoder.generator(), Progress::new, TrainCommand::parse).run();
         var bars = report.get("bars");
         System.out.printf("demo (%s) done in %.1f min: stage1 caption accuracy %.3f (best constant caption %.3f), stage2 VQA %.3f, "
                         + "text ppl %.4f before / %.4f after frozen stage 1 / %.4f after unfrozen%n",

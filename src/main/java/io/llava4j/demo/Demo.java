@@ -66,10 +66,17 @@ public final class Demo {
     private final long seed;
     private final Decoder decoder;
     private final Listener listener;
+    private final java.util.function.Function<String[], TrainArgs> trainFlags;
     private final Map<String, Double> phases = new LinkedHashMap<>();
     private final ObjectNode report = JSON.createObjectNode();
 
-    public Demo(Settings settings, Path outputDir, long seed, Decoder decoder, Listener listener) {
+    /**
+     * @param trainFlags parses {@code llava4j train}'s flags (the command line's parser, passed in: the stages run
+     *                   with exactly the flags a person would give {@code llava4j train})
+     */
+    public Demo(Settings settings, Path outputDir, long seed, Decoder decoder, Listener listener,
+                java.util.function.Function<String[], TrainArgs> trainFlags) {
+        this.trainFlags = trainFlags;
         this.s = settings;
         this.out = outputDir;
         this.seed = seed;
@@ -234,7 +241,7 @@ public final class Demo {
 
     private Trainer train(String label, List<String> flags) throws IOException {
         System.err.println("== " + label + ": llava4j train " + String.join(" ", flags));
-        TrainArgs args = io.llava4j.cli.TrainCommand.parse(flags.toArray(new String[0]));
+        TrainArgs args = trainFlags.apply(flags.toArray(new String[0]));
         Trainer t = new Trainer(args).progress(listener.bar(label));
         t.run();
         return t;
