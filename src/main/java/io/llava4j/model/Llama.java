@@ -131,7 +131,7 @@ public class Llama extends Module {
         }
 
         /** [B, T, h] → [B, T, h] (after the final norm) */
-        Tensor forward(Tensor x) {
+        public Tensor forward(Tensor x) {
             Tensor[] cosSin = rope.cosSin(x.size(1)); // [T, hd] each
             for (DecoderLayer layer : layers) {
                 Tensor in = x;

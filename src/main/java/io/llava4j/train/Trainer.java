@@ -42,6 +42,7 @@ public final class Trainer {
     private FreezePlan plan;
     private AdamW optimizer;
     private final List<Double> losses = new ArrayList<>();
+    private final List<Double> stepSeconds = new ArrayList<>();
     private int stopAfter = Integer.MAX_VALUE;
     private final java.util.Set<String> warned = new java.util.HashSet<>(); // samples whose warning was printed
 
@@ -64,6 +65,11 @@ public final class Trainer {
     /** Per optimizer step of this run, the mean micro-batch loss. */
     public List<Double> losses() {
         return losses;
+    }
+
+    /** Per optimizer step of this run, its wall time in seconds (data, forward, backward, clipping, AdamW). */
+    public List<Double> stepSeconds() {
+        return stepSeconds;
     }
 
     /**
@@ -174,6 +180,7 @@ public final class Trainer {
                 double meanLoss = loss / micros;
                 losses.add(meanLoss);
                 double secs = (System.nanoTime() - t0) / 1e9;
+                stepSeconds.add(secs);
                 double lr = optimizer.groups().get(0).lr();
                 bar.update(step, String.format("loss %.4f lr %.2e %.0f tok/s", meanLoss, lr, tokens / secs));
                 if (step % a.loggingSteps() == 0 || step == total) {
