@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage-1 peak memory on the benchmark shape of ../shared/reference/llava_ref.py (CLIP-S/16 at 224 px + a 12-layer
-# 768-wide LLaMA, vocab 32000; batch 2, plain template): llava4j fp32, --bf16, --bf16 --gradient_checkpointing,
-# against PyTorch fp32 (llava_ref.py bench). llava4j's figure is its peak anonymous RSS (the weights it holds; the
+# 768-wide LLaMA, vocab 32000; batch 2, plain template): llava4j fp32, fp32 --gradient_checkpointing, --bf16
+# (VARIANTS="fp32 fp32-ckpt bf16 bf16-ckpt" to choose), against PyTorch fp32 (llava_ref.py bench; PYTORCH=0 skips it). llava4j's figure is its peak anonymous RSS (the weights it holds; the
 # clean page cache of the memory-mapped checkpoint is not counted); PyTorch builds its weights in memory.
 # Needs Debian's python3-torch and libopenblas0-pthread for the PyTorch side (skipped when missing).
 set -euo pipefail
@@ -22,10 +22,15 @@ run() { # name, extra flags...
     --output_dir "$W/out-$name" "$@" >"$W/$name.log" 2>&1
   echo "$name: $(cat "$W/$name.json")"
 }
-run fp32
-run bf16 --bf16 True
-run bf16-ckpt --bf16 True --gradient_checkpointing True
-if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+for v in ${VARIANTS:-fp32 fp32-ckpt bf16}; do
+  case "$v" in
+    fp32) run fp32 ;;
+    fp32-ckpt) run fp32-ckpt --gradient_checkpointing True ;;
+    bf16) run bf16 --bf16 True ;;
+    bf16-ckpt) run bf16-ckpt --bf16 True --gradient_checkpointing True ;;
+  esac
+done
+if [ "${PYTORCH:-1}" = 1 ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
   OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 /usr/bin/python3 ../shared/reference/llava_ref.py bench --stage pretrain \
     --batch 2 --steps "$STEPS" > "$W/pytorch.json"
   echo "pytorch fp32: $(cat "$W/pytorch.json")"
@@ -33,7 +38,8 @@ if /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 import json, sys, pathlib
 w = pathlib.Path(sys.argv[1])
 pt = json.loads((w / "pytorch.json").read_text().strip().splitlines()[-1])["peak_rss_mb"]
-for name in ("fp32", "bf16", "bf16-ckpt"):
+for name in ("fp32", "fp32-ckpt", "bf16", "bf16-ckpt"):
+    if not (w / f"{name}.json").exists(): continue
     r = json.loads((w / f"{name}.json").read_text())
     print(f"{name:10s} llava4j peak anon RSS {r['peak_rss_anon_mb']:8.0f} MB = {r['peak_rss_anon_mb'] / pt:.2f} x PyTorch fp32 ({pt} MB)")
 PY

@@ -48,7 +48,7 @@ public class Llama extends Module {
      * gradient (the projector, embed_tokens).
      *
      * @param embeds [B, T, h] input embeddings (with their graph to the projector / embedding table)
-     * @param loss   logits [B, T, vocab] → the scalar loss
+     * @param loss   final hidden states [B, T, h] (after the norm) → the scalar loss (the caller applies the head)
      * @param scale  the loss is multiplied by this before the backward (gradient accumulation)
      * @return the unscaled loss
      */
@@ -68,7 +68,7 @@ public class Llama extends Module {
         double value;
         Tensor grad;
         {
-            Tensor l = loss.apply(head(model.norm.forward(top)));
+            Tensor l = loss.apply(model.norm.forward(top));
             value = l.item_double();
             l.mul(new Scalar(scale)).backward();
             grad = new Tensor(top.grad());
@@ -131,7 +131,7 @@ public class Llama extends Module {
         }
 
         /** [B, T, h] → [B, T, h] (after the final norm) */
-        Tensor forward(Tensor x) {
+        public Tensor forward(Tensor x) {
             Tensor[] cosSin = rope.cosSin(x.size(1)); // [T, hd] each
             for (DecoderLayer layer : layers) {
                 Tensor in = x;

@@ -80,15 +80,31 @@ public class Llava extends Module {
      */
     public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
                                 double scale, boolean checkpointing) {
-        if (!checkpointing) {
-            Output out = forward(pixels, inputIds, labels, attentionMask, maxLength);
-            Tensor l = loss(out);
-            l.mul(new org.bytedeco.pytorch.Scalar(scale)).backward();
-            return new Step(l.item_double(), out.lengths());
-        }
         Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
-        double l = languageModel.checkpointedBackward(m.embeds, logits -> loss(new Output(logits, m.labels, m.lengths)), scale);
+        if (!checkpointing) {
+            Tensor l = supervisedLoss(languageModel.model.forward(m.embeds), m.labels);
+            l.mul(new org.bytedeco.pytorch.Scalar(scale)).backward();
+            return new Step(l.item_double(), m.lengths);
+        }
+        double l = languageModel.checkpointedBackward(m.embeds, hidden -> supervisedLoss(hidden, m.labels), scale);
         return new Step(l, m.lengths);
+    }
+
+    /**
+     * LLaVA's loss from the LLM's final hidden states [B, L, h] and the merged labels [B, L], with the LM head applied
+     * only at the supervised positions: the value and gradients of {@link #loss} over the full logits, without the
+     * [B, L, vocab] logits (in stage 1 most positions are image rows, which are never supervised).
+     */
+    public Tensor supervisedLoss(Tensor hidden, Tensor labels) {
+        long l = hidden.size(1), h = hidden.size(2);
+        Tensor target = labels.narrow(1, 1, l - 1).reshape(-1);                                            // [B·(L-1)]
+        Tensor keep = target.ne(new org.bytedeco.pytorch.Scalar(IGNORE_INDEX)).nonzero().squeeze(1);      // [S]
+        long s = keep.size(0);
+        if (s == 0) return hidden.sum().mul(new org.bytedeco.pytorch.Scalar(0.0)); // nothing supervised: loss 0, as loss() gives
+        Tensor rows = hidden.narrow(1, 0, l - 1).reshape(-1, h).index_select(0, keep);                     // [S, h]
+        Tensor logits = languageModel.head(rows);                                                           // [S, vocab]
+        return torch.cross_entropy_loss(logits, target.index_select(0, keep), new TensorOptional(), 2, IGNORE_INDEX, 0.0)
+                .div(new org.bytedeco.pytorch.Scalar((double) s));
     }
 
     /** Drops padding, runs the tower and projector, and merges: the LLM's input embeddings [B, L, h] and labels. */

@@ -46,13 +46,32 @@ public final class Autocast implements AutoCloseable {
     /** x·Wᵀ + b. */
     public static Tensor linear(Tensor x, Tensor weight, Tensor bias) {
         ScalarType g = gemm();
-        if (g == x.scalar_type().intern() && g == weight.scalar_type().intern() && (bias == null || g == bias.scalar_type().intern()))
+        if (g == x.scalar_type().intern() && g == weight.scalar_type().intern() && (bias == null || g == bias.scalar_type().intern())) {
+            if (g == ScalarType.Float && x.numel() == x.size(-1)) return oneRow(x, weight, bias);
             return bias == null ? torch.linear(x, weight) : torch.linear(x, weight, new TensorOptional(bias));
+        }
+        if (x.numel() == x.size(-1) && weight.scalar_type().intern() == ScalarType.BFloat16 && g == ScalarType.Float)
+            // one row (a decoding step) against bf16 weights where GEMMs up-cast: bf16 matrix-vector is memory-bound and
+            // fast without AVX-512 BF16, while up-casting the whole matrix for one row is not (bench/README.md)
+            return Scopes.keep(() -> fp32(bias == null ? torch.linear(as(x, ScalarType.BFloat16), weight)
+                    : torch.linear(as(x, ScalarType.BFloat16), weight, new TensorOptional(as(bias, ScalarType.BFloat16)))));
         return Scopes.keep(() -> {
             Tensor w = as(weight, g), xi = as(x, g);
             Tensor y = bias == null ? torch.linear(xi, w) : torch.linear(xi, w, new TensorOptional(as(bias, g)));
             return fp32(y);
         });
+    }
+
+    /**
+     * One input row (a decoding step): W·x as a matrix-vector product. libtorch's linear sends a single row to a
+     * general GEMM here, which ran 10–50× slower than {@code mv} on the same data (bench/README.md).
+     */
+    private static Tensor oneRow(Tensor x, Tensor weight, Tensor bias) {
+        long[] shape = x.sizes().vec().get();
+        shape[shape.length - 1] = weight.size(0);
+        Tensor y = weight.mv(x.reshape(-1)); // [out]
+        if (bias != null) y = y.add(bias);
+        return y.view(shape);
     }
 
     /** 2-D convolution without bias, stride = kernel (CLIP's patch embedding). */

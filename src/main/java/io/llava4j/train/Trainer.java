@@ -42,6 +42,7 @@ public final class Trainer {
     private FreezePlan plan;
     private AdamW optimizer;
     private final List<Double> losses = new ArrayList<>();
+    private final List<Double> stepSeconds = new ArrayList<>();
     private int stopAfter = Integer.MAX_VALUE;
     private final java.util.Set<String> warned = new java.util.HashSet<>(); // samples whose warning was printed
 
@@ -64,6 +65,11 @@ public final class Trainer {
     /** Per optimizer step of this run, the mean micro-batch loss. */
     public List<Double> losses() {
         return losses;
+    }
+
+    /** Per optimizer step of this run, its wall time in seconds (data, forward, backward, clipping, AdamW). */
+    public List<Double> stepSeconds() {
+        return stepSeconds;
     }
 
     /**
@@ -112,6 +118,13 @@ public final class Trainer {
         int total = a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
         LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
         optimizer = Optimizers.build(model, plan, a.hyper());
+        // Half-precision weights up-cast for fp32 GEMMs would be kept by autograd for the backward, all layers at once
+        // (as much as fp32 weights): recomputing each decoder layer in the backward keeps one layer's copy at a time.
+        boolean upcast = a.precision() != io.llava4j.nn.Precision.FP32 && a.precision().gemm() == torch.ScalarType.Float;
+        boolean recompute = a.gradientCheckpointing() || upcast;
+        if (upcast && !a.gradientCheckpointing())
+            System.out.println("note: decoder layers are recomputed in the backward, as --gradient_checkpointing True does: "
+                    + "the " + a.precision().name().toLowerCase(java.util.Locale.ROOT) + " weights are up-cast one layer at a time on this CPU");
 
         int step = 0;
         ArrayNode history = JSON.createArrayNode();
@@ -157,7 +170,7 @@ public final class Trainer {
                     try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
                         Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
                         Llava.Step st = model.forwardBackward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(),
-                                a.modelMaxLength(), 1.0 / a.gradientAccumulationSteps(), a.gradientCheckpointing());
+                                a.modelMaxLength(), 1.0 / a.gradientAccumulationSteps(), recompute);
                         loss += st.loss();
                         for (int len : st.lengths()) tokens += len;
                     }
@@ -172,6 +185,7 @@ public final class Trainer {
                 double meanLoss = loss / a.gradientAccumulationSteps(); // HF: the sum of loss / accumulation over the step's micro-batches
                 losses.add(meanLoss);
                 double secs = (System.nanoTime() - t0) / 1e9;
+                stepSeconds.add(secs);
                 double lr = optimizer.groups().get(0).lr();
                 bar.update(step, String.format("loss %.4f lr %.2e %.0f tok/s", meanLoss, lr, tokens / secs));
                 if (step % a.loggingSteps() == 0 || step == total) {

@@ -1,0 +1,379 @@
+package io.llava4j.demo;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.config.LlavaConfig.ProjectorSpec;
+import io.llava4j.config.TextConfig;
+import io.llava4j.config.VisionConfig;
+import io.llava4j.data.ImageProcessor;
+import io.llava4j.data.LlavaTokenizer;
+import io.llava4j.engine.Engine;
+import io.llava4j.engine.Tensors;
+import io.llava4j.io.JsonFiles;
+import io.llava4j.model.Checkpoints;
+import io.llava4j.model.Llama;
+import io.llava4j.model.Llava;
+import io.llava4j.train.TrainArgs;
+import io.llava4j.train.TrainProgress;
+import io.llava4j.train.TrainReport;
+import io.llava4j.train.Trainer;
+import org.bytedeco.pytorch.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * {@code llava4j demo}: LLaVA from nothing on ShapesWorld. Makes the world, pre-trains a tiny LLaMA on its text and a
+ * tiny CLIP vision tower on its image–caption pairs, runs stage 1 (LLM frozen) and the ablation (LLM unfrozen, and both
+ * at 10× the learning rate) and stage 2 through the same {@link Trainer} as {@code llava4j train}, evaluates by
+ * generation on held-out images, and writes {@code report.json}, {@code report.md} and loss-curve charts.
+ */
+public final class Demo {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** Sizes of one demo run. */
+    public record Settings(String name, int trainImages, int testImages, int imageSize, int patchSize,
+                           int llmHidden, int llmLayers, int llmSteps, int llmBatch, double llmLr,
+                           int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
+                           int stage1Steps, int stage1Batch, double stage1Lr,
+                           int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs) {
+        public static final Settings FULL = new Settings("full", 2000, 120, 32, 8,
+                96, 3, 400, 16, 3e-3,
+                48, 2, 250, 64, 5e-3,
+                150, 16, 3e-3,
+                300, 16, 1e-3, 150);
+        public static final Settings QUICK = new Settings("quick", 200, 24, 32, 8,
+                64, 2, 80, 16, 3e-3,
+                32, 2, 40, 32, 5e-3,
+                15, 16, 3e-3,
+                20, 8, 1e-3, 40);
+    }
+
+    /** Makes the progress bar of each phase (the command line shows them on stderr). */
+    public interface Listener {
+        TrainProgress bar(String label);
+    }
+
+    private final Settings s;
+    private final Path out;
+    private final long seed;
+    private final Decoder decoder;
+    private final Listener listener;
+    private final java.util.function.Function<String[], TrainArgs> trainFlags;
+    private final Map<String, Double> phases = new LinkedHashMap<>();
+    private final ObjectNode report = JSON.createObjectNode();
+
+    /**
+     * @param trainFlags parses {@code llava4j train}'s flags (the command line's parser, passed in: the stages run
+     *                   with exactly the flags a person would give {@code llava4j train})
+     */
+    public Demo(Settings settings, Path outputDir, long seed, Decoder decoder, Listener listener,
+                java.util.function.Function<String[], TrainArgs> trainFlags) {
+        this.trainFlags = trainFlags;
+        this.s = settings;
+        this.out = outputDir;
+        this.seed = seed;
+        this.decoder = decoder;
+        this.listener = listener;
+    }
+
+    /** One stage-1 / stage-2 run: what it measured. */
+    record StageResult(String name, List<Double> losses, List<Double> stepSeconds, double stepS, double peakRssMb, long optimizerBytes, long trainable,
+                       double pplAfter, double captionAcc, List<String> captions, boolean diverged, double spread) {}
+
+    public ObjectNode run() throws IOException {
+        Engine.init();
+        Files.createDirectories(out);
+        long start = System.nanoTime();
+        report.put("settings", s.name());
+        report.put("seed", seed);
+        ObjectNode machine = report.putObject("machine");
+        machine.put("cores", Runtime.getRuntime().availableProcessors());
+        machine.put("torch_threads", Engine.threads());
+        machine.put("load_average_at_start", loadAverage());
+
+        // 1. the world
+        WorldData world = phase("world", () -> {
+            TrainProgress bar = start("world", s.trainImages() + s.testImages());
+            WorldData w = WorldData.write(out.resolve("world"), seed, s.trainImages(), s.testImages(), s.imageSize(),
+                    i -> { if (i % 100 == 0 || i == s.trainImages() + s.testImages()) bar.update(i, ""); });
+            bar.done();
+            return w;
+        });
+        Path tokDir = out.resolve("world/tokenizer");
+        Files.createDirectories(tokDir);
+        WorldText.writeTokenizer(tokDir);
+        LlavaTokenizer tok = LlavaTokenizer.load(tokDir);
+        int vocab = tok.vocabSize();
+
+        // 2. the LLM
+        Path llamaDir = out.resolve("models/llama");
+        TextConfig tc = new TextConfig("llama", s.llmHidden(), s.llmHidden() * 8 / 3 / 16 * 16, s.llmLayers(), 4, 4, null, vocab,
+                1e-5, 10000.0, 512, "silu", false, false, false, null, null, null);
+        Pretraining.Curve llmCurve = phase("pretrain_llm", () -> {
+            Llama lm = new Llama(tc);
+            Pretraining.init(lm, seed);
+            TrainProgress bar = start("pretrain LLM", s.llmSteps());
+            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed,
+                    (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
+            bar.done();
+            Pretraining.saveLlama(lm, tc, llamaDir, tokDir);
+            return c;
+        });
+
+        // 3. the vision tower
+        Path clipDir = out.resolve("models/clip");
+        VisionConfig vc = new VisionConfig(s.clipHidden(), s.clipHidden() * 4, s.clipLayers(), 4, s.imageSize(), s.patchSize(), 3,
+                "quick_gelu", 1e-5, null);
+        Pretraining.Curve clipCurve = phase("pretrain_clip", () -> {
+            Pretraining.saveClipVision(new io.llava4j.model.ClipVisionTower(vc), vc, clipDir); // processor config first
+            ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
+            float[] all = new float[s.trainImages() * 3 * s.imageSize() * s.imageSize()];
+            int per = 3 * s.imageSize() * s.imageSize();
+            List<int[]> caps = new ArrayList<>();
+            for (int i = 0; i < s.trainImages(); i++) {
+                System.arraycopy(proc.process(world.images.resolve(WorldData.trainImage(i)), "square"), 0, all, i * per, per);
+                int[] ids = tok.encode(ShapesWorld.caption(world.train.get(i), 2), false);
+                int[] withEos = java.util.Arrays.copyOf(ids, ids.length + 1);
+                withEos[ids.length] = tok.eos();
+                caps.add(withEos);
+            }
+            Tensor pixels = Tensors.floats(all, s.trainImages(), 3, s.imageSize(), s.imageSize());
+            TextConfig textEnc = new TextConfig("llama", s.clipHidden(), s.clipHidden() * 2, 1, 4, 4, null, vocab,
+                    1e-5, 10000.0, 128, "silu", true, false, false, null, null, null);
+            Pretraining.Clip clip = new Pretraining.Clip(vc, textEnc, s.clipHidden());
+            Pretraining.init(clip, seed + 1);
+            TrainProgress bar = start("pretrain CLIP", s.clipSteps());
+            Pretraining.Curve c = Pretraining.trainClip(clip, pixels, caps, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
+                    (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
+            bar.done();
+            Pretraining.saveClipVision(clip.vision, vc, clipDir);
+            return c;
+        });
+
+        // held-out world text and test images
+        Random heldout = new Random(seed + 3);
+        List<int[]> docs = new ArrayList<>();
+        for (int i = 0; i < s.heldoutDocs(); i++) docs.add(tok.encode(WorldText.document(heldout), true));
+        ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
+        List<Tensor> testPixels = new ArrayList<>();
+        for (int i = 0; i < s.testImages(); i++) testPixels.add(Evaluation.pixels(proc, world.images.resolve(WorldData.testImage(i))));
+        ProjectorSpec spec = new ProjectorSpec("mlp2x_gelu", -2, "patch");
+        double pplBefore = phase("text_ppl_before", () -> Evaluation.perplexity(
+                Checkpoints.load(llamaDir, clipDir, spec).model().languageModel, docs, tok.pad()));
+
+        // 4. stage 1 and its ablation
+        List<String> base = stage1Flags(llamaDir, clipDir, world);
+        Map<String, StageResult> stage1 = new LinkedHashMap<>();
+        String[][] variants = {
+                {"stage1", "True", "1"}, {"stage1_unfrozen", "False", "1"},
+                {"stage1_lr10x", "True", "10"}, {"stage1_unfrozen_lr10x", "False", "10"}};
+        for (String[] v : variants) {
+            List<String> f = new ArrayList<>(base);
+            f.addAll(List.of("--tune_mm_mlp_adapter", v[1], "--freeze_backbone", "False",
+                    "--learning_rate", Double.toString(s.stage1Lr() * Integer.parseInt(v[2])),
+                    "--output_dir", out.resolve("models/" + v[0]).toString()));
+            stage1.put(v[0], phase(v[0], () -> stage(v[0], f, docs, tok, world, testPixels)));
+        }
+        var constant = Evaluation.bestConstantCaption(world.test, world.trainCaptions);
+
+        // 5. stage 2
+        List<String> f2 = new ArrayList<>(List.of("--model_name_or_path", llamaDir.toString(), "--vision_tower", clipDir.toString(),
+                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", "-2", "--version", "v1",
+                "--data_path", world.stage2.toString(), "--image_folder", world.images.toString(),
+                "--pretrain_mm_mlp_adapter", out.resolve("models/stage1/mm_projector.safetensors").toString(),
+                "--per_device_train_batch_size", Integer.toString(s.stage2Batch()), "--learning_rate", Double.toString(s.stage2Lr()),
+                "--lr_scheduler_type", "cosine", "--warmup_ratio", "0.03", "--max_steps", Integer.toString(s.stage2Steps()),
+                "--max_grad_norm", "1.0", "--save_strategy", "no", "--logging_steps", "10", "--seed", Long.toString(seed),
+                "--output_dir", out.resolve("models/stage2").toString()));
+        Trainer t2 = phase("stage2", () -> train("stage 2", f2));
+        List<List<String>> answers = phase("eval_vqa", () -> {
+            TrainProgress bar = start("VQA eval", 1);
+            List<List<String>> a = Evaluation.answers(t2.model(), decoder, tok, testPixels, world.testQa, 48);
+            bar.update(1, "");
+            bar.done();
+            return a;
+        });
+        Map<String, Double> vqa = Evaluation.vqaAccuracy(world.testQa, answers);
+
+        // 6. the report
+        phases.put("total", (System.nanoTime() - start) / 1e9);
+        machine.put("load_average_at_end", loadAverage());
+        fill(stage1, constant, t2, vqa, pplBefore, llmCurve, clipCurve);
+        Report.write(out, report, stage1, llmCurve, clipCurve, t2, world, answers);
+        return report;
+    }
+
+    private List<String> stage1Flags(Path llama, Path clip, WorldData world) {
+        return new ArrayList<>(List.of("--model_name_or_path", llama.toString(), "--vision_tower", clip.toString(),
+                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", "-2", "--version", "plain",
+                "--data_path", world.stage1.toString(), "--image_folder", world.images.toString(),
+                "--per_device_train_batch_size", Integer.toString(s.stage1Batch()), "--lr_scheduler_type", "cosine",
+                "--warmup_ratio", "0.03", "--max_steps", Integer.toString(s.stage1Steps()), "--max_grad_norm", "1.0",
+                "--save_strategy", "no", "--logging_steps", "10", "--seed", Long.toString(seed)));
+    }
+
+    private StageResult stage(String name, List<String> flags, List<int[]> docs, LlavaTokenizer tok, WorldData world,
+                              List<Tensor> testPixels) throws IOException {
+        System.gc(); // frees the native memory of unreachable tensors of earlier phases before the peak is reset
+        Rss.resetPeak();
+        Trainer t = train(name, flags);
+        double rss = Rss.peakMb();
+        TrainReport.Row total = new TrainReport(t.model(), t.plan()).total();
+        double ppl = Evaluation.perplexity(t.model().languageModel, docs, tok.pad());
+        TrainProgress bar = start(name + " captions", 1);
+        List<String> caps = Evaluation.captions(t.model(), decoder, tok, testPixels, 48);
+        bar.update(1, "");
+        bar.done();
+        List<Double> l = t.losses();
+        List<Double> st = t.stepSeconds();
+        double stepS = median(st.subList(Math.min(st.size() - 1, 2), st.size())); // the first steps warm up
+        return new StageResult(name, l, st, stepS, rss, t.optimizer().stateBytes(), total.trainable(), ppl,
+                Evaluation.captionAccuracy(world.test, caps), caps, diverged(l), spread(l));
+    }
+
+    private Trainer train(String label, List<String> flags) throws IOException {
+        System.err.println("== " + label + ": llava4j train " + String.join(" ", flags));
+        TrainArgs args = trainFlags.apply(flags.toArray(new String[0]));
+        Trainer t = new Trainer(args).progress(listener.bar(label));
+        t.run();
+        return t;
+    }
+
+    private TrainProgress start(String label, long total) {
+        TrainProgress p = listener.bar(label);
+        p.start(total, 0);
+        return p;
+    }
+
+    /** Non-finite, or the last tenth of the steps averages above the first tenth. */
+    static boolean diverged(List<Double> l) {
+        for (double x : l) if (!Double.isFinite(x)) return true;
+        int k = Math.max(1, l.size() / 10);
+        return mean(l.subList(l.size() - k, l.size())) > mean(l.subList(0, k));
+    }
+
+    /** Standard deviation of the step-to-step loss change over the second half of the run. */
+    static double spread(List<Double> l) {
+        List<Double> d = new ArrayList<>();
+        for (int i = Math.max(1, l.size() / 2); i < l.size(); i++) d.add(l.get(i) - l.get(i - 1));
+        if (d.isEmpty()) return 0;
+        double m = mean(d), v = 0;
+        for (double x : d) v += (x - m) * (x - m);
+        return Math.sqrt(v / d.size());
+    }
+
+    private static double mean(List<Double> l) {
+        double s = 0;
+        for (double x : l) s += x;
+        return s / l.size();
+    }
+
+    private static double median(List<Double> l) {
+        List<Double> c = new ArrayList<>(l);
+        java.util.Collections.sort(c);
+        return c.isEmpty() ? 0 : c.get(c.size() / 2);
+    }
+
+    private void fill(Map<String, StageResult> stage1, Map.Entry<String, Double> constant, Trainer t2, Map<String, Double> vqa,
+                      double pplBefore, Pretraining.Curve llm, Pretraining.Curve clip) {
+        for (StageResult r : stage1.values()) {
+            ObjectNode o = report.putObject(r.name());
+            o.put("caption_accuracy", r.captionAcc());
+            if (r.name().equals("stage1")) {
+                o.put("caption_baseline", constant.getValue());
+                o.put("caption_baseline_text", constant.getKey());
+            }
+            o.put("step_s", r.stepS());
+            o.put("peak_rss_mb", r.peakRssMb());
+            o.put("optimizer_state_bytes", r.optimizerBytes());
+            o.put("trainable_params", r.trainable());
+            o.put("text_ppl_after", r.pplAfter());
+            o.put("final_loss", r.losses().get(r.losses().size() - 1));
+            o.put("loss_step_spread", r.spread());
+            o.put("diverged", r.diverged());
+            ArrayNode a = o.putArray("loss");
+            r.losses().forEach(a::add);
+            ArrayNode c = o.putArray("sample_captions");
+            for (int i = 0; i < Math.min(8, r.captions().size()); i++) c.add(r.captions().get(i));
+        }
+        ObjectNode s2 = report.putObject("stage2");
+        s2.put("vqa_accuracy", vqa.get("all"));
+        ObjectNode byType = s2.putObject("vqa_accuracy_by_type");
+        vqa.forEach((k, v) -> {
+            if (!k.equals("all")) byType.put(k, v);
+        });
+        s2.put("final_loss", t2.losses().get(t2.losses().size() - 1));
+        s2.put("step_s", median(t2.stepSeconds()));
+        ArrayNode a2 = s2.putArray("loss");
+        t2.losses().forEach(a2::add);
+        ObjectNode ppl = report.putObject("text_ppl");
+        ppl.put("before", pplBefore);
+        ppl.put("after_stage1", stage1.get("stage1").pplAfter());
+        ppl.put("after_stage1_unfrozen", stage1.get("stage1_unfrozen").pplAfter());
+        ppl.put("after_stage1_lr10x", stage1.get("stage1_lr10x").pplAfter());
+        ppl.put("after_stage1_unfrozen_lr10x", stage1.get("stage1_unfrozen_lr10x").pplAfter());
+        ppl.put("bit_identical_after_frozen_stage1", Double.doubleToLongBits(pplBefore) == Double.doubleToLongBits(stage1.get("stage1").pplAfter()));
+        ObjectNode pre = report.putObject("pretraining");
+        pre.put("llm_final_loss", llm.losses().get(llm.losses().size() - 1));
+        pre.put("clip_final_loss", clip.losses().get(clip.losses().size() - 1));
+        ObjectNode ph = report.putObject("phases");
+        phases.forEach(ph::put);
+        ObjectNode bars = report.putObject("bars");
+        double acc = stage1.get("stage1").captionAcc();
+        bars.put("stage2_vqa_accuracy_ge_0_85", vqa.get("all") >= 0.85);
+        bars.put("stage1_caption_accuracy_ge_2x_baseline", acc >= 2 * constant.getValue());
+        bars.put("text_ppl_after_stage1_equal_bit_for_bit", Double.doubleToLongBits(pplBefore) == Double.doubleToLongBits(stage1.get("stage1").pplAfter()));
+        bars.put("unfrozen_ppl_at_least_doubles", stage1.get("stage1_unfrozen").pplAfter() >= 2 * pplBefore);
+        bars.put("minutes_total", phases.get("total") / 60);
+    }
+
+    @FunctionalInterface
+    interface IoSupplier<T> {
+        T get() throws IOException;
+    }
+
+    private <T> T phase(String name, IoSupplier<T> body) throws IOException {
+        long t0 = System.nanoTime();
+        T v = body.get();
+        phases.put(name, (System.nanoTime() - t0) / 1e9);
+        return v;
+    }
+
+    /** The 1-minute load average (other processes share the cores; timings depend on it), or -1 where unknown. */
+    static double loadAverage() {
+        try {
+            return Double.parseDouble(Files.readString(Path.of("/proc/loadavg")).split(" ")[0]);
+        } catch (IOException | RuntimeException e) {
+            return -1;
+        }
+    }
+
+    /** Peak resident memory of this process (VmHWM), resettable between phases through /proc/self/clear_refs. */
+    static final class Rss {
+        static void resetPeak() {
+            try {
+                Files.writeString(Path.of("/proc/self/clear_refs"), "5");
+            } catch (IOException | RuntimeException e) {
+                // not Linux or not permitted: the peak then covers the process so far
+            }
+        }
+
+        static double peakMb() {
+            try {
+                for (String line : Files.readAllLines(Path.of("/proc/self/status")))
+                    if (line.startsWith("VmHWM:")) return Long.parseLong(line.replaceAll("\\D", "")) / 1024.0;
+            } catch (IOException | RuntimeException e) {
+                // fall through
+            }
+            return Double.NaN;
+        }
+    }
+}

@@ -1,0 +1,286 @@
+package io.llava4j.demo;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.config.TextConfig;
+import io.llava4j.config.VisionConfig;
+import io.llava4j.data.LlavaTokenizer;
+import io.llava4j.engine.Tensors;
+import io.llava4j.io.HostTensor;
+import io.llava4j.io.JsonFiles;
+import io.llava4j.io.Safetensors;
+import io.llava4j.model.ClipVisionTower;
+import io.llava4j.model.Llama;
+import io.llava4j.model.Llava;
+import io.llava4j.nn.Linear;
+import io.llava4j.train.AdamW;
+import io.llava4j.train.LrSchedule;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+/**
+ * Pre-training from nothing: the tiny LLaMA on the world's text (next-token prediction) and the tiny CLIP vision tower
+ * contrastively against a small causal text encoder on image–caption pairs (CLIP's symmetric InfoNCE, pooled at the
+ * last token). Each is written as the Hugging Face folder LLaVA starts from.
+ */
+public final class Pretraining {
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private Pretraining() {}
+
+    /** GPT-2 / LLaMA style init: N(0, 0.02) for every weight matrix and embedding; norms stay 1 / 0. */
+    static void init(Module m, long seed) {
+        torch.manual_seed(seed);
+        try (NoGradGuard g = new NoGradGuard()) {
+            for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) {
+                String[] parts = e.getKey().split("\\.");
+                String owner = parts.length >= 2 ? parts[parts.length - 2] : "";
+                if (owner.contains("norm") || owner.contains("layrnorm")) continue;
+                if (parts[parts.length - 1].equals("bias")) e.getValue().zero_();
+                else e.getValue().normal_(0.0, 0.02, null);
+            }
+        }
+    }
+
+    /** Called after each step with the step number (from 1) and its loss. */
+    public interface StepListener {
+        void step(int step, double loss);
+    }
+
+    /** Losses per step, for the report. */
+    public record Curve(List<Double> losses, double seconds) {}
+
+    /** Trains {@code lm} on random world documents; returns the loss curve. */
+    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, StepListener progress) {
+        Random r = new Random(seed);
+        AdamW opt = optimizer(lm, lr, 0.01);
+        LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
+        List<Double> losses = new ArrayList<>();
+        long t0 = System.nanoTime();
+        for (int step = 0; step < steps; step++) {
+            List<int[]> docs = new ArrayList<>();
+            for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r), true));
+            opt.scaleLr(schedule.factor(step));
+            try (PointerScope scope = new PointerScope()) {
+                Tensor loss = lmLoss(lm, docs, tok.pad());
+                loss.backward();
+                clip(opt, 1.0);
+                opt.step();
+                opt.zeroGrad();
+                losses.add(loss.item_double());
+            }
+            progress.step(step + 1, losses.get(step));
+        }
+        return new Curve(losses, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /** Mean next-token cross entropy of documents (each BOS-first), padded on the right. */
+    static Tensor lmLoss(Llama lm, List<int[]> docs, int pad) {
+        Tensor[] t = padded(docs, pad);
+        Tensor embeds = torch.embedding(lm.model.embedTokens.weight, t[0]); // [B, T, h]
+        Tensor logits = lm.forward(embeds);                                  // [B, T, V]
+        Tensor per = Llava.tokenLosses(logits, t[1]);                        // [B, T-1]
+        return per.sum().div(new Scalar((double) Math.max(1, Llava.supervisedTokens(t[1]))));
+    }
+
+    /** Summed next-token NLL and token count of documents under {@code lm} (no grad). */
+    static double[] nll(Llama lm, List<int[]> docs, int pad, int batch) {
+        double sum = 0;
+        long n = 0;
+        for (int i = 0; i < docs.size(); i += batch) {
+            try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+                Tensor[] t = padded(docs.subList(i, Math.min(docs.size(), i + batch)), pad);
+                Tensor logits = lm.forward(torch.embedding(lm.model.embedTokens.weight, t[0]));
+                sum += Llava.tokenLosses(logits, t[1]).sum().item_double();
+                n += Llava.supervisedTokens(t[1]);
+            }
+        }
+        return new double[]{sum, n};
+    }
+
+    /** [B, T] ids (padded with {@code pad}) and labels (-100 at padding). */
+    private static Tensor[] padded(List<int[]> docs, int pad) {
+        int T = 0;
+        for (int[] d : docs) T = Math.max(T, d.length);
+        long[] ids = new long[docs.size() * T], labels = new long[docs.size() * T];
+        java.util.Arrays.fill(ids, pad);
+        java.util.Arrays.fill(labels, Llava.IGNORE_INDEX);
+        for (int b = 0; b < docs.size(); b++)
+            for (int j = 0; j < docs.get(b).length; j++) {
+                ids[b * T + j] = docs.get(b)[j];
+                labels[b * T + j] = docs.get(b)[j];
+            }
+        return new Tensor[]{Tensors.longs(ids, docs.size(), T), Tensors.longs(labels, docs.size(), T)};
+    }
+
+    /** The CLIP pair: the vision tower, a causal text encoder, and the two projections into the joint space. */
+    static final class Clip extends Module {
+        final ClipVisionTower vision;
+        final Llama.Model text;
+        final Linear visualProjection, textProjection;
+        final Tensor logitScale; // [] log of the inverse temperature
+        final int layers;
+
+        Clip(VisionConfig vc, TextConfig tc, int dim) {
+            vision = register_module("vision_model_tower", new ClipVisionTower(vc));
+            Llama textLm = new Llama(tc);
+            text = register_module("text_model", textLm.model);
+            visualProjection = register_module("visual_projection", new Linear(vc.hiddenSize(), dim, false));
+            textProjection = register_module("text_projection", new Linear(tc.hiddenSize(), dim, false));
+            logitScale = io.llava4j.nn.Params.register(this, "logit_scale", torch.full(new long[]{}, new Scalar(Math.log(1 / 0.07))));
+            layers = vc.numHiddenLayers();
+        }
+
+        /** [B, 3, H, W] → [B, dim], unit length: post_layernorm(CLS of the last layer), projected. */
+        Tensor imageEmbeds(Tensor pixels) {
+            Tensor h = vision.features(pixels, layers);                       // [B, 1 + P, h]
+            Tensor cls = vision.visionModel.postLayernorm.forward(h.select(1, 0)); // [B, h]
+            return unit(visualProjection.forward(cls));
+        }
+
+        /** Token ids (each ending in EOS) → [B, dim], unit length: the hidden state at each text's last token. */
+        Tensor textEmbeds(List<int[]> texts, int pad) {
+            Tensor[] t = padded(texts, pad);
+            long b = texts.size(), T = t[0].size(1);
+            float[] last = new float[(int) (b * T)];
+            for (int i = 0; i < b; i++) last[(int) (i * T) + texts.get(i).length - 1] = 1f;
+            Tensor h = text.forward(torch.embedding(text.embedTokens.weight, t[0]));   // [B, T, h]
+            Tensor pooled = h.mul(Tensors.floats(last, b, T, 1)).sum(new long[]{1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()); // [B, h]
+            return unit(textProjection.forward(pooled));
+        }
+
+        private static Tensor unit(Tensor x) {
+            return x.div(x.norm(new org.bytedeco.pytorch.ScalarOptional(new Scalar(2.0)), new long[]{-1}, true));
+        }
+
+        /** CLIP's loss: mean of the image→text and text→image cross entropies over the batch's pairs. */
+        Tensor loss(Tensor pixels, List<int[]> texts, int pad) {
+            Tensor img = imageEmbeds(pixels), txt = textEmbeds(texts, pad);                 // [B, d] each
+            Tensor logits = img.matmul(txt.t()).mul(logitScale.clamp_max(new Scalar(Math.log(100))).exp()); // [B, B]
+            long b = texts.size();
+            long[] diag = new long[(int) b];
+            for (int i = 0; i < b; i++) diag[i] = i;
+            Tensor target = Tensors.longs(diag, b);
+            Tensor a = torch.cross_entropy_loss(logits, target, new TensorOptional(), 1, -100, 0.0);
+            Tensor c = torch.cross_entropy_loss(logits.t(), target, new TensorOptional(), 1, -100, 0.0);
+            return a.add(c).div(new Scalar(2.0));
+        }
+    }
+
+    /**
+     * Trains the CLIP pair on images ({@code pixels} [N, 3, H, W], preprocessed as LLaVA will) and their captions.
+     * Returns the loss curve and the final in-batch image→text retrieval accuracy on the last batch.
+     */
+    static Curve trainClip(Clip clip, Tensor pixels, List<int[]> captions, int pad, int steps, int batch, double lr, long seed,
+                           StepListener progress) {
+        Random r = new Random(seed);
+        AdamW opt = optimizer(clip, lr, 0.05);
+        LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
+        List<Double> losses = new ArrayList<>();
+        long t0 = System.nanoTime();
+        int n = captions.size();
+        for (int step = 0; step < steps; step++) {
+            long[] idx = new long[batch];
+            List<int[]> texts = new ArrayList<>();
+            for (int b = 0; b < batch; b++) {
+                idx[b] = r.nextInt(n);
+                texts.add(captions.get((int) idx[b]));
+            }
+            opt.scaleLr(schedule.factor(step));
+            try (PointerScope scope = new PointerScope()) {
+                Tensor px = pixels.index_select(0, Tensors.longs(idx, batch));
+                Tensor loss = clip.loss(px, texts, pad);
+                loss.backward();
+                clip(opt, 1.0);
+                opt.step();
+                opt.zeroGrad();
+                losses.add(loss.item_double());
+            }
+            progress.step(step + 1, losses.get(step));
+        }
+        return new Curve(losses, (System.nanoTime() - t0) / 1e9);
+    }
+
+    private static AdamW optimizer(Module m, double lr, double wd) {
+        Map<String, Tensor> decay = new LinkedHashMap<>(), noDecay = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) {
+            e.getValue().requires_grad_(true);
+            (io.llava4j.train.Optimizers.decays(e.getKey()) && e.getValue().dim() >= 2 ? decay : noDecay).put(e.getKey(), e.getValue());
+        }
+        return new AdamW(List.of(new AdamW.Group("decay", decay, lr, wd), new AdamW.Group("no_decay", noDecay, lr, 0.0)), 0.9, 0.98, 1e-8);
+    }
+
+    private static void clip(AdamW opt, double max) {
+        double sq = 0;
+        List<Tensor> grads = new ArrayList<>();
+        for (AdamW.Group g : opt.groups())
+            for (Tensor p : g.params.values())
+                if (p.grad().defined()) {
+                    grads.add(p.grad());
+                    double v = p.grad().norm().item_double();
+                    sq += v * v;
+                }
+        double coef = max / (Math.sqrt(sq) + 1e-6);
+        if (coef < 1) for (Tensor g : grads) g.mul_(new Scalar(coef));
+    }
+
+    // ---------------------------------------------------------------- HF folders
+
+    /** A LlamaForCausalLM folder: config.json, model.safetensors (HF names) and the tokenizer files. */
+    static void saveLlama(Llama lm, TextConfig cfg, Path dir, Path tokenizerDir) throws IOException {
+        Files.createDirectories(dir);
+        ObjectNode c = JSON.valueToTree(cfg);
+        c.putArray("architectures").add("LlamaForCausalLM");
+        c.put("bos_token_id", 1);
+        c.put("eos_token_id", 2);
+        c.put("torch_dtype", "float32");
+        JsonFiles.write(dir.resolve("config.json"), c);
+        Safetensors.write(dir.resolve("model.safetensors"), host(lm), Map.of("format", "pt"));
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json"))
+            Files.copy(tokenizerDir.resolve(f), dir.resolve(f), java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    /** A CLIPVisionModel folder: config.json, model.safetensors ({@code vision_model.…}) and preprocessor_config.json. */
+    static void saveClipVision(ClipVisionTower tower, VisionConfig cfg, Path dir) throws IOException {
+        Files.createDirectories(dir);
+        ObjectNode c = JSON.valueToTree(cfg);
+        c.put("model_type", "clip_vision_model");
+        c.putArray("architectures").add("CLIPVisionModel");
+        JsonFiles.write(dir.resolve("config.json"), c);
+        Safetensors.write(dir.resolve("model.safetensors"), host(tower), Map.of("format", "pt"));
+        ObjectNode p = JSON.createObjectNode();
+        p.putObject("crop_size").put("height", cfg.imageSize()).put("width", cfg.imageSize());
+        p.put("do_center_crop", true);
+        p.put("do_convert_rgb", true);
+        p.put("do_normalize", true);
+        p.put("do_rescale", true);
+        p.put("do_resize", true);
+        p.putArray("image_mean").add(0.48145466).add(0.4578275).add(0.40821073);
+        p.putArray("image_std").add(0.26862954).add(0.26130258).add(0.27577711);
+        p.put("image_processor_type", "CLIPImageProcessor");
+        p.put("resample", 3);
+        p.put("rescale_factor", 1 / 255.0);
+        p.putObject("size").put("shortest_edge", cfg.imageSize());
+        JsonFiles.write(dir.resolve("preprocessor_config.json"), p);
+    }
+
+    private static Map<String, HostTensor> host(Module m) {
+        Map<String, HostTensor> out = new LinkedHashMap<>();
+        for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) out.put(e.getKey(), Tensors.toHost(e.getValue().detach()));
+        return out;
+    }
+}

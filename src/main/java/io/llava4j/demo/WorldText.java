@@ -1,0 +1,142 @@
+package io.llava4j.demo;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.data.Conversation;
+import io.llava4j.demo.ShapesWorld.Qa;
+import io.llava4j.demo.ShapesWorld.Scene;
+import io.llava4j.io.JsonFiles;
+
+import java.io.IOException;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashSet;
+import java.util.List;
+import java.util.Random;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * The world's text: the documents the tiny LLaMA is pre-trained on, and its tokenizer.
+ *
+ * <p>The tokenizer is word-level, not BPE: the world's vocabulary is closed and tiny (about a hundred words), so every
+ * word is one token and there is nothing for BPE merges to learn. It is written as a standard {@code tokenizer.json}
+ * ({@code WordLevel} model, a {@code Split} pre-tokenizer that keeps words, punctuation and newlines) with LLaMA's
+ * special tokens {@code <unk>} (also the pad), {@code <s>} and {@code </s>}, so any HF tokenizers runtime reads it.
+ *
+ * <p>Documents are written so that a projector alone can later learn to drive the frozen LLM: most documents describe
+ * one scene twice in two phrasings (the second conditioned on the first, as a caption is on the image tokens), and chat
+ * documents in LLaVA's vicuna_v1 format answer questions about a scene described in the user's first turn (where the
+ * image goes in stage 2).
+ */
+public final class WorldText {
+    /** What the pre-tokenizer keeps: a newline, a word, or one punctuation character. */
+    static final String PIECES = "\\n|[A-Za-z0-9]+|[^\\sA-Za-z0-9]";
+    private static final Pattern PIECE = Pattern.compile(PIECES);
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    private WorldText() {}
+
+    /** The pieces {@code text} splits into, as the tokenizer's pre-tokenizer splits it. */
+    static List<String> pieces(String text) {
+        List<String> out = new ArrayList<>();
+        Matcher m = PIECE.matcher(text);
+        while (m.find()) out.add(m.group());
+        return out;
+    }
+
+    /** A vicuna_v1 chat about a scene: the scene in the user's first turn (where the image goes), then QA rounds. */
+    static String chat(String firstUserTurn, List<Qa> qas) {
+        StringBuilder sb = new StringBuilder(Conversation.SYSTEM_V1).append(' ');
+        for (int i = 0; i < qas.size(); i++) {
+            String q = i == 0 ? firstUserTurn + "\n" + qas.get(i).question() : qas.get(i).question();
+            sb.append("USER: ").append(q).append(" ASSISTANT: ").append(qas.get(i).answer()).append("</s>");
+        }
+        return sb.toString();
+    }
+
+    /** Random question types for a scene. */
+    static List<Qa> questions(Scene s, int n, Random r) {
+        List<Qa> out = new ArrayList<>();
+        for (int i = 0; i < n; i++)
+            out.add(ShapesWorld.question(s, ShapesWorld.QA_TYPES.get(r.nextInt(ShapesWorld.QA_TYPES.size())), r));
+        return out;
+    }
+
+    /**
+     * One pre-training document (without BOS): a caption alone, two phrasings of a scene ("A B\n"), or a chat in
+     * vicuna_v1 format about a described scene.
+     */
+    static String document(Random r) {
+        Scene s = ShapesWorld.scene(r);
+        int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
+        double u = r.nextDouble();
+        if (u < 0.15) return ShapesWorld.caption(s, a) + "\n";
+        if (u < 0.7) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
+        return chat(ShapesWorld.caption(s, a), questions(s, 1 + r.nextInt(3), r));
+    }
+
+    /** Every piece the world's text can contain, in a fixed order. */
+    static List<String> vocabulary() {
+        LinkedHashSet<String> v = new LinkedHashSet<>();
+        v.add("\n");
+        for (String w : ShapesWorld.vocabulary()) v.addAll(pieces(w));
+        v.addAll(pieces(Conversation.SYSTEM_V1 + " USER: ASSISTANT:"));
+        return new ArrayList<>(v);
+    }
+
+    /** Writes tokenizer.json and tokenizer_config.json (LLaMA's special tokens; pad = unk as LLaVA sets it). */
+    static void writeTokenizer(Path dir) throws IOException {
+        List<String> words = vocabulary();
+        ObjectNode root = JSON.createObjectNode();
+        root.put("version", "1.0");
+        root.putNull("truncation");
+        root.putNull("padding");
+        ArrayNode added = root.putArray("added_tokens");
+        String[] specials = {"<unk>", "<s>", "</s>"};
+        for (int i = 0; i < specials.length; i++) {
+            ObjectNode t = added.addObject();
+            t.put("id", i);
+            t.put("content", specials[i]);
+            t.put("single_word", false);
+            t.put("lstrip", false);
+            t.put("rstrip", false);
+            t.put("normalized", false);
+            t.put("special", true);
+        }
+        root.putNull("normalizer");
+        ObjectNode pre = root.putObject("pre_tokenizer");
+        pre.put("type", "Split");
+        pre.putObject("pattern").put("Regex", PIECES);
+        pre.put("behavior", "Removed");
+        pre.put("invert", true);
+        root.putNull("post_processor");
+        root.putNull("decoder");
+        ObjectNode model = root.putObject("model");
+        model.put("type", "WordLevel");
+        ObjectNode vocab = model.putObject("vocab");
+        for (int i = 0; i < specials.length; i++) vocab.put(specials[i], i);
+        for (int i = 0; i < words.size(); i++) vocab.put(words.get(i), specials.length + i);
+        model.put("unk_token", "<unk>");
+        JsonFiles.write(dir.resolve("tokenizer.json"), root);
+
+        ObjectNode cfg = JSON.createObjectNode();
+        cfg.put("add_bos_token", true);
+        cfg.put("add_eos_token", false);
+        cfg.put("bos_token", "<s>");
+        cfg.put("eos_token", "</s>");
+        cfg.put("unk_token", "<unk>");
+        cfg.put("pad_token", "<unk>");
+        cfg.put("model_max_length", 2048);
+        cfg.put("padding_side", "right");
+        cfg.put("legacy", true);
+        cfg.put("tokenizer_class", "PreTrainedTokenizerFast");
+        JsonFiles.write(dir.resolve("tokenizer_config.json"), cfg);
+    }
+
+    /** Number of ids of the written tokenizer. */
+    static int vocabSize() {
+        return 3 + vocabulary().size();
+    }
+}

@@ -1,0 +1,47 @@
+package io.llava4j.demo;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import io.llava4j.cli.Main;
+import io.llava4j.model.Checkpoints;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** {@code llava4j demo --quick} end to end: the report's structure, the frozen LLM's perplexity unchanged bit for bit, the folders. */
+class DemoTest {
+    @Test
+    void quickDemoWritesTheReportAndFreezingKeepsThePerplexity(@TempDir Path tmp) throws Exception {
+        Path out = tmp.resolve("demo");
+        assertEquals(0, Main.run("demo", "--quick", "--output_dir", out.toString(), "--seed", "7"));
+        JsonNode r = new ObjectMapper().readTree(out.resolve("report.json").toFile());
+        for (String key : List.of("stage1.caption_accuracy", "stage1.caption_baseline", "stage1.step_s", "stage1.peak_rss_mb",
+                "stage1.optimizer_state_bytes", "stage1_unfrozen.step_s", "stage1_unfrozen.peak_rss_mb",
+                "stage1_unfrozen.optimizer_state_bytes", "stage1_unfrozen.caption_accuracy", "stage2.vqa_accuracy",
+                "text_ppl.before", "text_ppl.after_stage1", "text_ppl.after_stage1_unfrozen")) {
+            JsonNode n = r.at("/" + key.replace('.', '/'));
+            assertTrue(n.isNumber(), key + " is missing or not a number: " + n);
+        }
+        for (String phase : List.of("world", "pretrain_llm", "pretrain_clip", "stage1", "stage1_unfrozen", "stage2", "total"))
+            assertTrue(r.get("phases").get(phase).asDouble() > 0, phase);
+        assertEquals(Double.doubleToLongBits(r.at("/text_ppl/before").asDouble()), Double.doubleToLongBits(r.at("/text_ppl/after_stage1").asDouble()),
+                "a frozen LLM's perplexity does not move");
+        assertNotEquals(r.at("/text_ppl/before").asDouble(), r.at("/text_ppl/after_stage1_unfrozen").asDouble(), "an unfrozen LLM's does");
+        assertTrue(r.at("/stage1/optimizer_state_bytes").asLong() < r.at("/stage1_unfrozen/optimizer_state_bytes").asLong());
+        assertEquals(2 * 4 * r.at("/stage1/trainable_params").asLong(), r.at("/stage1/optimizer_state_bytes").asLong(), "two fp32 moments per trainable value");
+        double acc = r.at("/stage2/vqa_accuracy").asDouble();
+        assertTrue(acc >= 0 && acc <= 1, "accuracy " + acc);
+        for (String f : List.of("report.md", "charts/stage1_loss.png", "charts/stage2_loss.png", "samples/test_00.png",
+                "models/llama/config.json", "models/llama/tokenizer.json", "models/clip/preprocessor_config.json",
+                "models/stage1/mm_projector.safetensors", "models/stage2/config.json", "world/stage1.json", "world/stage2.json"))
+            assertTrue(Files.isRegularFile(out.resolve(f)), f);
+        String md = Files.readString(out.resolve("report.md"));
+        assertTrue(md.contains("What freezing the LLM bought here") && md.contains("stage1_unfrozen_lr10x"), md);
+        Checkpoints.load(out.resolve("models/stage2")); // stage 2's output is a LLaVA folder that loads
+    }
+}
