@@ -207,10 +207,7 @@ public final class Conversation {
         for (int j = skip; j < turns.size(); j++) {
             Turn t = turns.get(j);
             int k = j - skip;
-            Role want = k % 2 == 0 ? Role.HUMAN : Role.GPT;
-            if (t.role() != want)
-                throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
-                        + (want == Role.HUMAN ? "human" : "gpt") + " turn is expected (roles must alternate, starting with human)");
+            checkAlternates(r, t, j, k);
             if (t.value().contains(IMAGE)) imageTurns++;
             String role = k % 2 == 0 ? "USER" : "ASSISTANT";
             // Conversation.get_prompt (SeparatorStyle.TWO): an empty message is written as "ROLE:" with no separator
@@ -223,6 +220,14 @@ public final class Conversation {
         return p.toString();
     }
 
+    /** Turn {@code k} after the skipped leading turns must be human when k is even, gpt when odd. */
+    private static void checkAlternates(LlavaRecord r, Turn t, int j, int k) {
+        Role want = k % 2 == 0 ? Role.HUMAN : Role.GPT;
+        if (t.role() != want)
+            throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
+                    + (want == Role.HUMAN ? "human" : "gpt") + " turn is expected (roles must alternate, starting with human)");
+    }
+
     /** Conversation.get_prompt for SeparatorStyle.LLAMA_2 (sep "<s>", sep2 "</s>"), after preprocess_llama_2's skip. */
     private String promptLlama2(LlavaRecord r, List<Turn> turns, int skip) {
         StringBuilder p = new StringBuilder();
@@ -230,10 +235,7 @@ public final class Conversation {
         for (int j = skip; j < turns.size(); j++) {
             Turn t = turns.get(j);
             int k = j - skip;
-            Role want = k % 2 == 0 ? Role.HUMAN : Role.GPT;
-            if (t.role() != want)
-                throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
-                        + (want == Role.HUMAN ? "human" : "gpt") + " turn is expected (roles must alternate, starting with human)");
+            checkAlternates(r, t, j, k);
             if (k == 0 && t.value().isEmpty()) // get_prompt: assert message, "first message should not be none"
                 throw new DataException(r.describe() + ": field conversations[" + j + "].value: the llava_llama_2 template needs a non-empty first message");
             if (t.value().contains(IMAGE)) imageTurns++;

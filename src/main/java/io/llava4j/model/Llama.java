@@ -279,16 +279,25 @@ public class Llama extends Module {
             return torch.pow(new Scalar(base), i.div(new Scalar((double) headDim))).reciprocal();
         }
 
-        Tensor[] cosSin(long t) {
-            Tensor pos = io.llava4j.engine.Device.place(torch.arange(new Scalar(t)).to(torch.ScalarType.Float)); // [T]
+        /**
+         * pos · inv_freq for positions [..., 1] (fp32) in a sequence of {@code length} positions, with rope_scaling:
+         * linear divides the positions by the factor; dynamic (NTK) raises the base once the length passes
+         * max_position_embeddings, as HF's LlamaDynamicNTKScalingRotaryEmbedding does.
+         */
+        private Tensor frequencies(Tensor pos, long length) {
             Tensor inv = invFreq;
             if (scaling != null && scaling.type().equals(RopeScaling.LINEAR)) {
                 pos = pos.div(new Scalar(scaling.factor()));
-            } else if (scaling != null && scaling.type().equals(RopeScaling.DYNAMIC) && t > maxPositions) {
+            } else if (scaling != null && scaling.type().equals(RopeScaling.DYNAMIC) && length > maxPositions) {
                 double f = scaling.factor();
-                inv = invFreq(theta * Math.pow(f * t / maxPositions - (f - 1), headDim / (headDim - 2.0)));
+                inv = invFreq(theta * Math.pow(f * length / maxPositions - (f - 1), headDim / (headDim - 2.0)));
             }
-            Tensor fr = pos.unsqueeze(1).mul(io.llava4j.engine.Device.place(inv).unsqueeze(0)); // [T, hd/2]
+            return pos.mul(io.llava4j.engine.Device.place(inv));
+        }
+
+        Tensor[] cosSin(long t) {
+            Tensor pos = io.llava4j.engine.Device.place(torch.arange(new Scalar(t)).to(torch.ScalarType.Float)); // [T]
+            Tensor fr = frequencies(pos.unsqueeze(1), t);                         // [T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1);                  // [T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }
@@ -298,15 +307,7 @@ public class Llama extends Module {
          * length so far, which dynamic scaling depends on (as HF recomputes its table once the length passes the limit).
          */
         Tensor[] cosSin(Tensor positions, long length) {
-            Tensor pos = positions.to(torch.ScalarType.Float);
-            Tensor inv = invFreq;
-            if (scaling != null && scaling.type().equals(RopeScaling.LINEAR)) {
-                pos = pos.div(new Scalar(scaling.factor()));
-            } else if (scaling != null && scaling.type().equals(RopeScaling.DYNAMIC) && length > maxPositions) {
-                double f = scaling.factor();
-                inv = invFreq(theta * Math.pow(f * length / maxPositions - (f - 1), headDim / (headDim - 2.0)));
-            }
-            Tensor fr = pos.unsqueeze(2).mul(io.llava4j.engine.Device.place(inv)); // [B, T, hd/2]
+            Tensor fr = frequencies(positions.to(torch.ScalarType.Float).unsqueeze(2), length); // [B, T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1).unsqueeze(1);          // [B, 1, T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
         }
