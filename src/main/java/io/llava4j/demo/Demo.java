@@ -46,9 +46,9 @@ public final class Demo {
                            int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs) {
         public static final Settings FULL = new Settings("full", 2000, 120, 32, 8,
                 96, 3, 400, 16, 3e-3,
-                48, 2, 250, 64, 5e-3,
-                150, 16, 3e-3,
-                300, 16, 1e-3, 150);
+                48, 2, 2000, 64, 3e-3,
+                300, 16, 3e-3,
+                600, 16, 1e-3, 150);
         public static final Settings QUICK = new Settings("quick", 200, 24, 32, 8,
                 64, 2, 80, 16, 3e-3,
                 32, 2, 40, 32, 5e-3,
