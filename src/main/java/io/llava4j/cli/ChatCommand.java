@@ -6,7 +6,6 @@ import io.llava4j.generate.Generator;
 import io.llava4j.generate.Prompts;
 import io.llava4j.generate.Sampling;
 import io.llava4j.generate.TextStream;
-import io.llava4j.nn.Precision;
 import org.bytedeco.pytorch.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -35,15 +34,14 @@ public class ChatCommand implements Callable<Integer> {
     @Option(names = "--temperature", defaultValue = "0.2", description = "0 = greedy (default: ${DEFAULT-VALUE}, as LLaVA's cli)") double temperature;
     @Option(names = "--top_p", defaultValue = "1.0") double topP;
     @Option(names = "--seed", defaultValue = "0") long seed;
-    @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class) boolean bf16;
-    @Option(names = "--fp16", arity = "1", converter = TrainCommand.Bool.class) boolean fp16;
+    @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
 
     @Override
     public Integer call() throws Exception {
         device.apply();
         PrintStream out = System.out;
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, Precision.of(bf16, fp16)))) {
+        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()))) {
             Tensor pixels = a.pixels(image);
             Prompts conv = new Prompts(Template.VICUNA_V1);
             for (int turn = 0; ; turn++) {

@@ -8,7 +8,6 @@ import io.llava4j.generate.Generator;
 import io.llava4j.generate.Prompts;
 import io.llava4j.generate.Sampling;
 import io.llava4j.io.JsonFiles;
-import io.llava4j.nn.Precision;
 import org.bytedeco.pytorch.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -30,8 +29,7 @@ public class GenerateCommand implements Callable<Integer> {
     @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default: ${DEFAULT-VALUE})") double temperature;
     @Option(names = "--top_p", defaultValue = "1.0", description = "nucleus sampling mass (default: ${DEFAULT-VALUE})") double topP;
     @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})") long seed;
-    @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class, description = "weights in bf16, GEMMs as autocast runs them") boolean bf16;
-    @Option(names = "--fp16", arity = "1", converter = TrainCommand.Bool.class, description = "weights in fp16, GEMMs in fp32 on CPU") boolean fp16;
+    @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
     @Option(names = "--output_json", description = "also write {tokens, text, prompt, prompt_ids, stop_reason, timings} here") Path output;
 
     @Override
@@ -40,7 +38,7 @@ public class GenerateCommand implements Callable<Integer> {
         Sampling sampling = new Sampling(maxNewTokens, temperature, topP, seed);
         Template template = Template.of(convMode);
         long t0 = System.nanoTime();
-        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, Precision.of(bf16, fp16)))) {
+        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()))) {
             long loaded = System.nanoTime();
             String text = Prompts.runLlava(template, prompt, image != null);
             int[] ids = a.encode(text, image != null);

@@ -16,13 +16,12 @@ public class InspectCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     @Option(names = "--model_name_or_path", required = true, description = "HF model folder") Path model;
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA / plain LLaMA folders)") Path visionTower;
-    @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class, description = "load the weights as --bf16 True runs would") boolean bf16;
-    @Option(names = "--fp16", arity = "1", converter = TrainCommand.Bool.class, description = "load the weights as --fp16 True runs would") boolean fp16;
+    @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
 
     @Override
     public Integer call() {
         device.apply();
-        io.llava4j.nn.Precision precision = io.llava4j.nn.Precision.of(bf16, fp16);
+        io.llava4j.nn.Precision precision = precisionOption.precision();
         Checkpoints.Loaded l = Checkpoints.load(model, visionTower, null, precision);
         Llava m = l.model();
         var c = m.config;
@@ -45,8 +44,7 @@ public class InspectCommand implements Callable<Integer> {
             total += e.getValue();
         }
         System.out.printf("%-10s %,15d%n", "total", total);
-        long bytes = 0;
-        for (var t : io.llava4j.engine.Tensors.namedParameters(m).values()) bytes += t.numel() * t.element_size();
+        long bytes = io.llava4j.engine.Tensors.parameterBytes(m);
         System.out.printf("%nprecision: %s%nweights in memory: %.1f MiB%n", precision.describe(), bytes / 1048576.0);
         return 0;
     }

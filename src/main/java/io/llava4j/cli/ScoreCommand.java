@@ -35,15 +35,14 @@ public class ScoreCommand implements Callable<Integer> {
     @Option(names = "--model_max_length", defaultValue = "2048", description = "truncate samples to this many tokens (default: ${DEFAULT-VALUE})") int maxLength;
     @Option(names = "--per_device_eval_batch_size", defaultValue = "1", description = "samples per forward pass (default: ${DEFAULT-VALUE})") int batch;
     @Option(names = "--output_json", required = true, description = "where to write the scores") Path output;
-    @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class, description = "weights in bf16, GEMMs as autocast runs them") boolean bf16;
-    @Option(names = "--fp16", arity = "1", converter = TrainCommand.Bool.class, description = "weights in fp16, GEMMs in fp32 on CPU") boolean fp16;
+    @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
 
     @Override
     public Integer call() throws Exception {
         device.apply();
         if (batch < 1) throw new IllegalArgumentException("--per_device_eval_batch_size must be >= 1, got " + batch);
         LlavaTokenizer tok = Batches.preflight(model, visionTower, null, maxLength); // before any weight is read
-        io.llava4j.nn.Precision precision = io.llava4j.nn.Precision.of(bf16, fp16);
+        io.llava4j.nn.Precision precision = precisionOption.precision();
         Llava m = Checkpoints.load(model, visionTower, null, precision).model();
         Batches.Data opened = Batches.open(tok, model, m.config, data, imageFolder, version, aspect, maxLength);
         LlavaDataset ds = opened.dataset();

@@ -1,7 +1,6 @@
 package io.llava4j.cli;
 
 import io.llava4j.generate.Assistant;
-import io.llava4j.nn.Precision;
 import io.llava4j.serve.LlavaServer;
 import io.llava4j.serve.ServeLimits;
 import picocli.CommandLine.Command;
@@ -27,15 +26,14 @@ public class ServeCommand implements Callable<Integer> {
     @Option(names = "--max_image_pixels", defaultValue = "40000000", description = "default: ${DEFAULT-VALUE}") long maxImagePixels;
     @Option(names = "--max_prompt_tokens", defaultValue = "2048", description = "prompt positions, image rows included (default: ${DEFAULT-VALUE})") int maxPromptTokens;
     @Option(names = "--max_new_tokens", defaultValue = "1024", description = "the most max_tokens a request may ask for (default: ${DEFAULT-VALUE})") int maxNewTokens;
-    @Option(names = "--bf16", arity = "1", converter = TrainCommand.Bool.class) boolean bf16;
-    @Option(names = "--fp16", arity = "1", converter = TrainCommand.Bool.class) boolean fp16;
+    @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
 
     @Override
     public Integer call() throws Exception {
         device.apply();
         ServeLimits limits = new ServeLimits(queue, timeout, maxImageBytes * 4 / 3 + (1 << 20), maxImageBytes, maxImagePixels,
                 maxPromptTokens, maxNewTokens);
-        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, Precision.of(bf16, fp16)));
+        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()));
              LlavaServer server = new LlavaServer(a, limits).start(host, port)) {
             System.out.printf("serving %s on http://%s:%d/ (POST /v1/chat/completions, GET /v1/models, GET /health); Ctrl-C stops%n",
                     a.name(), host, server.port());

@@ -77,11 +77,7 @@ public final class Pretraining {
             opt.scaleLr(schedule.factor(step));
             try (PointerScope scope = new PointerScope()) {
                 Tensor loss = lmLoss(lm, docs, tok.pad());
-                loss.backward();
-                clip(opt, 1.0);
-                opt.step();
-                opt.zeroGrad();
-                losses.add(loss.item_double());
+                losses.add(update(opt, loss));
             }
             progress.step(step + 1, losses.get(step));
         }
@@ -204,11 +200,7 @@ public final class Pretraining {
             try (PointerScope scope = new PointerScope()) {
                 Tensor px = pixels.index_select(0, Tensors.longs(idx, batch));
                 Tensor loss = clip.loss(px, texts, pad);
-                loss.backward();
-                clip(opt, 1.0);
-                opt.step();
-                opt.zeroGrad();
-                losses.add(loss.item_double());
+                losses.add(update(opt, loss));
             }
             progress.step(step + 1, losses.get(step));
         }
@@ -222,6 +214,15 @@ public final class Pretraining {
             (io.llava4j.train.Optimizers.decays(e.getKey()) && e.getValue().dim() >= 2 ? decay : noDecay).put(e.getKey(), e.getValue());
         }
         return new AdamW(List.of(new AdamW.Group("decay", decay, lr, wd), new AdamW.Group("no_decay", noDecay, lr, 0.0)), 0.9, 0.98, 1e-8);
+    }
+
+    /** One optimizer step on {@code loss}: backward, clip the gradients' norm to 1, AdamW, zero the gradients. */
+    private static double update(AdamW opt, Tensor loss) {
+        loss.backward();
+        clip(opt, 1.0);
+        opt.step();
+        opt.zeroGrad();
+        return loss.item_double();
     }
 
     private static void clip(AdamW opt, double max) {
@@ -280,7 +281,7 @@ public final class Pretraining {
 
     private static Map<String, HostTensor> host(Module m) {
         Map<String, HostTensor> out = new LinkedHashMap<>();
-        for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) out.put(e.getKey(), Tensors.toHost(e.getValue().detach()));
+        for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) out.put(e.getKey(), Tensors.hostView(e.getValue()) /* valid while the module lives */);
         return out;
     }
 }

@@ -146,8 +146,11 @@ public final class Tensors {
         return t.sizes().vec().get();
     }
 
-    public static HostTensor toHost(Tensor t) {
-        return HostTensor.ofFloats(shape(t), toFloats(t));
+    /** Bytes of every parameter of a module in its storage type (half-precision weights count 2 bytes a value). */
+    public static long parameterBytes(Module m) {
+        long b = 0;
+        for (Tensor t : namedParameters(m).values()) b += t.numel() * t.element_size();
+        return b;
     }
 
     /**

@@ -35,11 +35,16 @@ public enum Precision {
         return ScalarType.Float;
     }
 
+    /** True when half-precision weights are up-cast to fp32 for each GEMM (no native half GEMMs here). */
+    public boolean upcasts() {
+        return this != FP32 && gemm() == ScalarType.Float;
+    }
+
     /** "bf16 storage, fp32 GEMMs (this CPU has no AVX-512 BF16)" and the like, for reports. */
     public String describe() {
         if (this == FP32) return "fp32";
         String name = this == BF16 ? "bf16" : "fp16";
-        return gemm() == ScalarType.Float
+        return upcasts()
                 ? name + " storage for frozen weights, fp32 master weights; GEMMs in fp32 with weights up-cast per layer ("
                   + (this == BF16 ? "this CPU has no AVX-512 BF16/AMX" : "no fast fp16 GEMM on CPU") + ")"
                 : name + " storage for frozen weights, fp32 master weights; GEMMs in " + name + " (autocast)";

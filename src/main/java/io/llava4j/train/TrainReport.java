@@ -15,14 +15,14 @@ public final class TrainReport {
     public record Row(long trainable, long frozen, long optimizerBytes) {}
 
     private final Map<String, Row> rows = new LinkedHashMap<>();
-    private long weightBytes; // the parameters as stored (half-precision frozen weights count 2 bytes a value)
+    private final long weightBytes; // the parameters as stored (half-precision frozen weights count 2 bytes a value)
 
     public TrainReport(Llava model, FreezePlan plan) {
+        weightBytes = Tensors.parameterBytes(model);
         for (String part : ModuleGroups.PARTS) rows.put(part, new Row(0, 0, 0));
         for (Map.Entry<String, Tensor> e : Tensors.namedParameters(model).entrySet()) {
             String part = ModuleGroups.partOf(e.getKey());
             long n = e.getValue().numel();
-            weightBytes += n * e.getValue().element_size();
             boolean on = plan.trains(e.getKey());
             Row r = rows.get(part);
             rows.put(part, new Row(r.trainable + (on ? n : 0), r.frozen + (on ? 0 : n),
@@ -32,11 +32,6 @@ public final class TrainReport {
 
     public Map<String, Row> rows() {
         return rows;
-    }
-
-    /** Bytes of every parameter in its storage type. */
-    public long weightBytes() {
-        return weightBytes;
     }
 
     public Row total() {

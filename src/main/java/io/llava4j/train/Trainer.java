@@ -120,7 +120,7 @@ public final class Trainer {
         optimizer = Optimizers.build(model, plan, a.hyper());
         // Half-precision weights up-cast for fp32 GEMMs would be kept by autograd for the backward, all layers at once
         // (as much as fp32 weights): recomputing each decoder layer in the backward keeps one layer's copy at a time.
-        boolean upcast = a.precision() != io.llava4j.nn.Precision.FP32 && a.precision().gemm() == torch.ScalarType.Float;
+        boolean upcast = a.precision().upcasts();
         boolean recompute = a.gradientCheckpointing() || upcast;
         if (upcast && !a.gradientCheckpointing())
             System.out.println("note: decoder layers are recomputed in the backward, as --gradient_checkpointing True does: "
