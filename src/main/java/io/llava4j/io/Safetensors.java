@@ -85,8 +85,9 @@ public final class Safetensors {
             if (8 + headerLen > size)
                 throw new TensorFileException(file, "truncated: the header length says " + headerLen
                         + " bytes of JSON but only " + (size - 8) + " bytes follow it");
-            ByteBuffer headerBuf = readFully(file, ch, 8, (int) headerLen);
-            byte[] headerBytes = new byte[(int) headerLen];
+            int headerBytesLen = ReadBounds.check(file, "JSON header", headerLen, size - 8);
+            ByteBuffer headerBuf = readFully(file, ch, 8, headerBytesLen);
+            byte[] headerBytes = new byte[headerBytesLen];
             headerBuf.get(headerBytes);
 
             JsonNode root;
@@ -165,8 +166,7 @@ public final class Safetensors {
         if (end > dataSize)
             throw new TensorFileException(file, where + offsetsText + " exceed the data section of " + dataSize
                     + " bytes (file truncated or header corrupt)");
-        if (nbytes > Integer.MAX_VALUE)
-            throw new TensorFileException(file, where + nbytes + " bytes is more than one Java buffer can hold (2 GiB)");
+        ReadBounds.check(file, where.substring(0, where.length() - 2), nbytes, dataSize); // mapped, not copied; still bounded
         return new Entry(name, dtype, shape, begin, end);
     }
 

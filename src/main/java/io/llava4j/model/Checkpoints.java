@@ -75,11 +75,55 @@ public final class Checkpoints {
                     + layout + " layout");
         if (cfg.family() == Family.LLAMA && layout == Layout.ORIGINAL_LLAVA) layout = Layout.LLAMA;
         Map<String, HostTensor> vision = cfg.visionTowerFolder() == null ? Map.of() : read(cfg.visionTowerFolder());
+        checkSizeAgainstWeights(cfg, folder, weights, vision); // before the model's memory is reserved
         Llava model = new Llava(cfg); // parameters are uninitialised (untouched pages) until assigned
         assign(model, layout, weights, vision, folder, cfg.visionTowerFolder(), precision);
         if (layout == Layout.LLAMA) model.projector.resetParameters();
         io.llava4j.engine.Device.move(model); // --device cuda
         return new Loaded(model, layout, folder);
+    }
+
+    /**
+     * Refuses a config.json that describes a model larger than its weight files before any memory is reserved for it
+     * (a corrupt or edited {@code vocab_size} of 2^31 would otherwise ask libtorch for terabytes): a lower bound of the
+     * config's parameter count (embeddings, MLPs) must not exceed the elements the files hold.
+     */
+    static void checkSizeAgainstWeights(LlavaConfig cfg, Path folder, Map<String, HostTensor> weights, Map<String, HostTensor> vision) {
+        long held = 0;
+        for (Map<String, HostTensor> m : List.of(weights, vision))
+            for (HostTensor h : m.values()) held = sat(held, numel(h.shape()));
+        var t = cfg.text();
+        var v = cfg.vision();
+        long atLeast = sat(mul(n(t.vocabSize()), n(t.hiddenSize())),
+                mul(mul(3, n(t.numHiddenLayers())), mul(n(t.hiddenSize()), n(t.intermediateSize()))));
+        atLeast = sat(atLeast, mul(mul(2, n(v.numHiddenLayers())), mul(n(v.hiddenSize()), n(v.intermediateSize()))));
+        if (atLeast > held)
+            throw new CheckpointException(folder + ": config.json describes a model of at least " + atLeast
+                    + " parameters (vocab_size, hidden_size, intermediate_size, num_hidden_layers) but the weights hold "
+                    + held + ": the config disagrees with the weights");
+    }
+
+    private static long n(Integer x) {
+        return x == null || x < 0 ? 0 : x;
+    }
+
+    private static long numel(long[] shape) {
+        long n = 1;
+        for (long d : shape) n = mul(n, d);
+        return n;
+    }
+
+    private static long mul(long a, long b) {
+        try {
+            return Math.multiplyExact(a, b);
+        } catch (ArithmeticException overflow) {
+            return Long.MAX_VALUE;
+        }
+    }
+
+    private static long sat(long a, long b) {
+        long s = a + b;
+        return s < 0 ? Long.MAX_VALUE : s;
     }
 
     private static Map<String, HostTensor> read(Path folder) {
