@@ -259,6 +259,7 @@ public final class Checkpoints {
         try {
             if (layout != Layout.LLAVA_HF && layout != Layout.TRANSFORMERS && layout != Layout.ORIGINAL_LLAVA)
                 throw new IllegalArgumentException("cannot write a LLaVA in the " + layout + " layout");
+            removeStaleTemporaries(target);
             Files.createDirectories(tmp);
             writeConfig(model, layout, tmp); // first: it refuses configs the layout cannot express
             if (layout == Layout.ORIGINAL_LLAVA && model.config.visionTowerFolder() == null)
@@ -266,13 +267,26 @@ public final class Checkpoints {
             writeWeights(tmp, checkpointTensors(model, layout, includeVision), maxShardBytes);
             if (sideFilesFrom != null)
                 for (String f : SIDE_FILES)
-                    if (Files.isRegularFile(sideFilesFrom.resolve(f)))
+                    if (Files.isRegularFile(sideFilesFrom.resolve(f))) {
                         Files.copy(sideFilesFrom.resolve(f), tmp.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+                        io.llava4j.io.Fsync.file(tmp.resolve(f));
+                    }
+            io.llava4j.io.Fsync.directory(tmp);
             publish(tmp, target);
         } catch (IOException e) {
             throw new UncheckedIOException(out + ": cannot write the model: " + e.getMessage(), e);
         } finally {
             deleteTree(tmp);
+        }
+    }
+
+    /** Removes {@code .NAME.tmp-*} folders beside {@code target}: half-written saves of a killed run (never read). */
+    private static void removeStaleTemporaries(Path target) throws IOException {
+        Path parent = target.getParent();
+        if (parent == null || !Files.isDirectory(parent)) return;
+        String prefix = "." + target.getFileName() + ".tmp-";
+        try (var l = Files.list(parent)) {
+            for (Path p : l.filter(p -> p.getFileName().toString().startsWith(prefix)).toList()) deleteTree(p);
         }
     }
 
@@ -293,10 +307,11 @@ public final class Checkpoints {
     /** Moves a finished temporary folder to {@code target} (see {@link #save}). */
     private static void publish(Path tmp, Path target) throws IOException {
         if (!Files.exists(target)) {
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            io.llava4j.io.Fsync.move(tmp, target);
             return;
         }
         Files.deleteIfExists(target.resolve("config.json")); // from here until the end the folder is no model
+        io.llava4j.io.Fsync.directory(target);
         try (var old = Files.list(target)) {
             for (Path f : old.toList()) if (isWeightFile(f.getFileName().toString())) Files.delete(f);
         }
@@ -310,7 +325,8 @@ public final class Checkpoints {
             if (Files.isDirectory(dest)) deleteTree(dest);
             Files.move(e, dest, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         }
-        Files.move(tmp.resolve("config.json"), target.resolve("config.json"), StandardCopyOption.ATOMIC_MOVE);
+        io.llava4j.io.Fsync.directory(target); // the weights' names are durable before config.json says the model is there
+        io.llava4j.io.Fsync.move(tmp.resolve("config.json"), target.resolve("config.json"));
     }
 
     static void deleteTree(Path p) {

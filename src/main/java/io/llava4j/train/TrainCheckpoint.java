@@ -39,7 +39,7 @@ public final class TrainCheckpoint {
         Files.createDirectories(outputDir);
         Path dir = outputDir.resolve(PREFIX + step);
         Path tmp = outputDir.resolve(".tmp-" + PREFIX + step);
-        deleteTree(tmp);
+        removeStaleTemporaries(outputDir); // left by a run killed while writing a checkpoint
         Files.createDirectories(tmp);
         Map<String, Tensor> params = Tensors.namedParameters(model);
         Map<String, HostTensor> trainable = new LinkedHashMap<>();
@@ -54,13 +54,21 @@ public final class TrainCheckpoint {
         Safetensors.write(tmp.resolve("optimizer.safetensors"), os, Map.of("format", "pt"));
         state.put("global_step", step);
         JsonFiles.write(tmp.resolve("trainer_state.json"), state); // fsynced before the folder is renamed into place
+        io.llava4j.io.Fsync.directory(tmp); // the files' names, before the folder is published
         deleteTree(dir);
-        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
+        io.llava4j.io.Fsync.move(tmp, dir);
         if (keep != null) {
             List<Path> all = list(outputDir);
             for (int i = 0; i < all.size() - keep; i++) deleteTree(all.get(i));
         }
         return dir;
+    }
+
+    /** Removes {@code .tmp-checkpoint-N} folders: half-written checkpoints of a killed run (never read). */
+    static void removeStaleTemporaries(Path outputDir) throws IOException {
+        try (Stream<Path> s = Files.list(outputDir)) {
+            for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".tmp-" + PREFIX)).toList()) deleteTree(p);
+        }
     }
 
     /** Checkpoints in {@code outputDir}, oldest (lowest step) first. */
