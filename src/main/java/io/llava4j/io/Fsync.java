@@ -13,7 +13,21 @@ import java.nio.file.StandardOpenOption;
  * the new name is fsynced (POSIX); without it a power loss can bring back the old name or none.
  */
 public final class Fsync {
+    /**
+     * Test hook: {@code -Dllava4j.test.renameDelayMs=N} waits N ms before each rename, so that a test which kills the
+     * process lands inside checkpoint and output writes often (their temporary files complete, not yet published).
+     */
+    private static final long RENAME_DELAY_MS = Long.getLong("llava4j.test.renameDelayMs", 0);
+
     private Fsync() {}
+
+    private static void pause() {
+        try {
+            Thread.sleep(RENAME_DELAY_MS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+        }
+    }
 
     /** Fsyncs a folder's entries (Linux; a no-op where folders cannot be opened for sync). */
     public static void directory(Path dir) throws IOException {
@@ -39,6 +53,7 @@ public final class Fsync {
      * fsyncs the folder that holds {@code to} (and the one {@code from} left, when different).
      */
     public static void move(Path from, Path to) throws IOException {
+        if (RENAME_DELAY_MS > 0) pause();
         try {
             Files.move(from, to, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         } catch (AtomicMoveNotSupportedException e) {

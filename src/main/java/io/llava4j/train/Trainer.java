@@ -260,8 +260,14 @@ public final class Trainer {
     private static void truncateLog(Path log, int step) throws IOException {
         if (!Files.exists(log)) return;
         List<String> keep = new ArrayList<>();
-        for (String line : Files.readAllLines(log, StandardCharsets.UTF_8))
-            if (!line.isBlank() && JSON.readTree(line).path("step").asInt() <= step) keep.add(line);
+        for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
+            if (line.isBlank()) continue;
+            try {
+                if (JSON.readTree(line).path("step").asInt() <= step) keep.add(line);
+            } catch (com.fasterxml.jackson.core.JacksonException partial) {
+                // the last line of a run killed while writing it
+            }
+        }
         Files.write(log, keep, StandardCharsets.UTF_8);
     }
 
