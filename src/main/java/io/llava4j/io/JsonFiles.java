@@ -19,10 +19,16 @@ public final class JsonFiles {
         Path parent = file.toAbsolutePath().getParent();
         if (parent != null) Files.createDirectories(parent);
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
-        JSON.writeValue(tmp.toFile(), value);
-        try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
-            ch.force(true);
+        boolean moved = false;
+        try {
+            JSON.writeValue(tmp.toFile(), value);
+            try (FileChannel ch = FileChannel.open(tmp, StandardOpenOption.WRITE)) {
+                ch.force(true);
+            }
+            Fsync.move(tmp, file);
+            moved = true;
+        } finally {
+            if (!moved) Files.deleteIfExists(tmp);
         }
-        Fsync.move(tmp, file);
     }
 }

@@ -274,7 +274,8 @@ public final class Checkpoints {
             io.llava4j.io.Fsync.directory(tmp);
             publish(tmp, target);
         } catch (IOException e) {
-            throw new UncheckedIOException(out + ": cannot write the model: " + e.getMessage(), e);
+            throw new UncheckedIOException(out + ": cannot write the model: " + e.getMessage()
+                    + (String.valueOf(e.getMessage()).contains("No space left") ? " (the disk is full; nothing of the model was written)" : ""), e);
         } finally {
             deleteTree(tmp);
         }
