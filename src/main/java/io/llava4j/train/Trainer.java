@@ -268,7 +268,10 @@ public final class Trainer {
                 // the last line of a run killed while writing it
             }
         }
-        Files.write(log, keep, StandardCharsets.UTF_8);
+        Path tmp = log.resolveSibling("." + log.getFileName() + ".tmp"); // a kill while truncating keeps the old log
+        Files.write(tmp, keep, StandardCharsets.UTF_8);
+        io.llava4j.io.Fsync.file(tmp);
+        io.llava4j.io.Fsync.move(tmp, log);
     }
 
     /** Total L2 norm of the trainable gradients; scaled to {@code max} when above it (0 = no clipping). */
