@@ -5,6 +5,8 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.llava4j.TestData;
 import io.llava4j.config.ConfigException;
+import io.llava4j.io.HostTensor;
+import io.llava4j.io.Safetensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -13,7 +15,9 @@ import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -23,8 +27,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * counts, vocabulary, positions, image and patch sizes, the image token, the feature layer) set to seeded random or
  * extreme values, then the whole model loaded. Each case loads (the config still fits the tensors) or fails with a
  * ConfigException / CheckpointException naming the folder — never another exception, a native crash, or memory
- * reserved for a model the files cannot hold ({@link Checkpoints#checkSizeAgainstWeights}). StrictLoadingTest has
- * the hand-written cases (missing, unexpected and mis-shaped tensors, each field).
+ * reserved for a model the files cannot hold ({@link Checkpoints#checkSizeAgainstWeights}). Then random missing,
+ * unexpected, renamed and mis-shaped tensors, each named. StrictLoadingTest has the hand-written cases.
  */
 class ConfigWeightsFuzzTest {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -82,6 +86,60 @@ class ConfigWeightsFuzzTest {
             }
         }
         assertTrue(refused > 0, "loaded " + loaded + ", refused " + refused);
+    }
+
+    /** Random missing, unexpected, renamed, re-shaped and re-typed tensors: each named in a CheckpointException. */
+    @Test
+    void randomTensorEdits() throws Exception {
+        Map<String, HostTensor> base = Safetensors.read(TestData.tinyLlava().resolve("model.safetensors")).tensors();
+        List<String> names = new ArrayList<>(base.keySet());
+        for (int c = 0; c < 40; c++) {
+            Random rnd = new Random(SEED + 1000 + c);
+            Map<String, HostTensor> t = new LinkedHashMap<>(base);
+            String name = names.get(rnd.nextInt(names.size()));
+            HostTensor h = t.get(name);
+            String what;
+            String expect = name;
+            switch (rnd.nextInt(4)) {
+                case 0 -> {
+                    t.remove(name);
+                    what = "missing " + name;
+                }
+                case 1 -> {
+                    expect = name.replace("layers.", "layers.9");
+                    if (expect.equals(name)) expect = name + "_extra";
+                    t.put(expect, h);
+                    what = "unexpected " + expect;
+                }
+                case 2 -> {
+                    long[] shape = h.shape().clone();
+                    long n = 1;
+                    for (long d : shape) n *= d;
+                    long[] wrong = shape.length == 2 && shape[0] != shape[1] ? new long[]{shape[1], shape[0]} : new long[]{n};
+                    if (java.util.Arrays.equals(wrong, shape)) wrong = new long[]{1, n};
+                    t.put(name, HostTensor.ofFloats(wrong, h.toFloats()));
+                    what = name + " reshaped to " + java.util.Arrays.toString(wrong);
+                }
+                default -> {
+                    t.remove(name);
+                    expect = name.substring(0, name.lastIndexOf('.')) + ".renamed" + name.substring(name.lastIndexOf('.') + 1);
+                    t.put(expect, h);
+                    what = "renamed " + name + " to " + expect;
+                }
+            }
+            Path dir = tmp.resolve("t" + c);
+            Files.createDirectories(dir);
+            for (String f : new String[]{"config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"})
+                Files.copy(TestData.tinyLlava().resolve(f), dir.resolve(f));
+            Safetensors.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));
+            try {
+                Checkpoints.load(dir);
+                fail("case " + c + " (" + what + ") loaded");
+            } catch (CheckpointException e) {
+                assertTrue(e.getMessage().contains(dir.toString()) && e.getMessage().contains(expect),
+                        "case " + c + " (" + what + "): " + e.getMessage());
+            }
+        }
     }
 
     private int copies;
