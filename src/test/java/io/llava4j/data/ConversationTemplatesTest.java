@@ -1,0 +1,163 @@
+package io.llava4j.data;
+
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import io.llava4j.data.Conversation.Template;
+import io.llava4j.data.Conversation.Tokenized;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * Every template against LLaVA's own code: {@code resources/templates/expected.json} holds the input ids and labels
+ * that LLaVA-1.5's preprocess functions and conversation.py, run verbatim ({@code make_expected.py}), give for
+ * records shaped like the hard cases, on the SentencePiece fixture tokenizer with legacy true and false.
+ */
+class ConversationTemplatesTest {
+    static final Path DIR = Path.of("src/test/resources/templates");
+    static final int IMAGE_TOKEN = -200;
+    static JsonNode expected;
+    static final Map<String, LlavaRecord> records = new HashMap<>();
+
+    @TempDir
+    static Path tmp;
+
+    @BeforeAll
+    static void read() throws IOException {
+        expected = Fixtures.json(DIR.resolve("expected.json"));
+        int i = 0;
+        for (JsonNode r : expected.get("records")) records.put(r.get("id").asText(), LlavaJson.parse("expected.json", i++, r));
+    }
+
+    /**
+     * The SentencePiece fixture with {@code <image>}, {@code <|im_start|>}, {@code <|im_end|>} added (800-802, the last
+     * two also additional special tokens), pad_token null, as make_expected.py sets it up.
+     */
+    static Path folder(String name, boolean legacy, String pad) throws IOException {
+        Path dir = Files.createDirectories(tmp.resolve(name));
+        Files.copy(SentencePieceTokenizerTest.SP.resolve("tokenizer.model"), dir.resolve("tokenizer.model"));
+        ObjectNode cfg = Fixtures.JSON.createObjectNode();
+        cfg.put("tokenizer_class", "LlamaTokenizer").put("add_bos_token", true).put("add_eos_token", false)
+                .put("bos_token", "<s>").put("eos_token", "</s>").put("unk_token", "<unk>").put("legacy", legacy);
+        if (pad == null) cfg.putNull("pad_token");
+        else cfg.put("pad_token", pad);
+        ObjectNode added = cfg.putObject("added_tokens_decoder");
+        String[] tokens = {"<image>", "<|im_start|>", "<|im_end|>"};
+        for (int i = 0; i < tokens.length; i++)
+            added.putObject(String.valueOf(800 + i)).put("content", tokens[i]).put("lstrip", false).put("rstrip", false)
+                    .put("normalized", false).put("single_word", false).put("special", true);
+        cfg.putArray("additional_special_tokens").add("<|im_start|>").add("<|im_end|>");
+        Files.writeString(dir.resolve("tokenizer_config.json"), cfg.toPrettyString());
+        return dir;
+    }
+
+    @Test
+    void idsAndLabelsAreLlavas() throws IOException {
+        int compared = 0, masked = 0, refused = 0;
+        for (boolean legacy : new boolean[]{true, false}) {
+            try (LlavaTokenizer tok = LlavaTokenizer.load(folder("tok-" + legacy, legacy, null))) {
+                assertEquals(legacy, tok.legacy());
+                for (JsonNode s : expected.get("samples")) {
+                    if (s.get("legacy").asBoolean() != legacy) continue;
+                    String version = s.get("version").asText(), id = s.get("id").asText(), what = version + " legacy=" + legacy + " " + id;
+                    Conversation c = new Conversation(Template.of(version), tok, IMAGE_TOKEN);
+                    LlavaRecord r = records.get(id);
+                    if (s.has("error") || s.has("image_tokens")) { // LLaVA raises, or the image count is wrong: refused
+                        DataException e = assertThrows(DataException.class, () -> c.tokenize(r), what);
+                        assertTrue(e.getMessage().contains("\"" + id + "\""), e.getMessage());
+                        refused++;
+                        continue;
+                    }
+                    int pad = s.get("pad_id").asInt();
+                    assertEquals(pad == 803 ? -1 : pad, c.padId(), what + ": pad");
+                    Tokenized t = c.tokenize(r);
+                    assertArrayEquals(Fixtures.ints(s.get("input_ids")), t.inputIds(), what + ": input_ids");
+                    assertArrayEquals(Fixtures.ints(s.get("labels")), t.labels(), what + ": labels");
+                    boolean mismatch = s.get("mismatch").asBoolean();
+                    assertEquals(mismatch, t.warning() != null && t.warning().contains("tokenization mismatch"), what + ": " + t.warning());
+                    if (mismatch) {
+                        assertTrue(t.warning().contains("\"" + id + "\""), t.warning());
+                        masked++;
+                    }
+                    compared++;
+                }
+            }
+        }
+        assertEquals(expected.get("samples").size(), compared + refused);
+        assertTrue(compared > 150 && masked > 30 && refused > 50, compared + " " + masked + " " + refused);
+    }
+
+    @Test
+    void everyTrainingTemplateOfLlavaIsCovered() {
+        java.util.Set<Template> seen = java.util.EnumSet.noneOf(Template.class);
+        for (JsonNode s : expected.get("samples")) seen.add(Template.of(s.get("version").asText()));
+        seen.add(Template.PLAIN); // ConversationTest and the stage-1 reference run cover preprocess_plain
+        assertEquals(java.util.EnumSet.allOf(Template.class), seen);
+    }
+
+    @Test
+    void namesAreLlavasConvTemplatesKeys() {
+        assertEquals(Template.V0, Template.of("v0"));
+        assertEquals(Template.LLAVA_V0, Template.of("llava_v0"));
+        assertEquals(Template.CHATML_DIRECT, Template.of("mistral_direct"));
+        assertEquals(Template.MISTRAL_INSTRUCT, Template.of("mistral_instruct"));
+        assertEquals(Template.MPT, Template.of("mpt"));
+        assertEquals(Template.LLAVA_V1, Template.of("llava_v1"));
+        for (String refused : List.of("default", "v0_mmtag", "v1_mmtag", "v0.5", "vicuna"))
+            assertTrue(assertThrows(DataException.class, () -> Template.of(refused)).getMessage().contains("\"" + refused + "\""));
+    }
+
+    @Test
+    void v0KeepsTheTokenizersPadAndRefusesEos() throws IOException {
+        LlavaRecord r = records.get("literal-unk");
+        try (LlavaTokenizer unkPad = LlavaTokenizer.load(folder("pad-unk", true, "<unk>"));
+             LlavaTokenizer none = LlavaTokenizer.load(folder("pad-none", true, null));
+             LlavaTokenizer eosPad = LlavaTokenizer.load(folder("pad-eos", true, "</s>"))) {
+            // pad_token <unk>: LLaVA's v0 pads with it, counts the literal <unk> as padding, and the rounds overrun
+            Conversation withUnk = new Conversation(Template.V0, unkPad, IMAGE_TOKEN);
+            assertEquals(0, withUnk.padId());
+            assertTrue(withUnk.tokenize(r).warning().contains("mismatch"));
+            // no pad_token: LLaVA adds [PAD]; the <unk> is an ordinary token, the sample trains (see expected.json)
+            Conversation withNew = new Conversation(Template.V0, none, IMAGE_TOKEN);
+            assertEquals(-1, withNew.padId());
+            assertEquals(0, withNew.collatorPadId());
+            assertNull(withNew.tokenize(r).warning());
+            DataException e = assertThrows(DataException.class, () -> new Conversation(Template.V0, eosPad, IMAGE_TOKEN));
+            assertTrue(e.getMessage().contains("pad_token") && e.getMessage().contains("--version v1"), e.getMessage());
+            // every other template pads with unk whatever the config says
+            assertEquals(0, new Conversation(Template.MPT, eosPad, IMAGE_TOKEN).padId());
+        }
+    }
+
+    @Test
+    void caveatsNameTheTemplatesWhoseMaskingIsOff() {
+        assertNull(Template.VICUNA_V1.caveat());
+        assertNull(Template.MISTRAL_INSTRUCT.caveat());
+        assertTrue(Template.LLAVA_V0.caveat().contains("llava_v0"));
+        assertTrue(Template.MPT.caveat().contains("mpt"));
+        assertTrue(Template.CHATML_DIRECT.caveat().contains("chatml_direct"));
+    }
+
+    @Test
+    void inferencePromptsAreGetPrompts() {
+        for (JsonNode p : expected.get("prompts")) {
+            Template t = Template.of(p.get("mode").asText());
+            String[] roles = t.roles();
+            List<String[]> one = new java.util.ArrayList<>();
+            if (t == Template.V0) for (String[] m : Conversation.VICUNA_V0_EXAMPLE) one.add(m.clone());
+            one.add(new String[]{roles[0], "<image>\nWhat is it?"});
+            one.add(new String[]{roles[1], null});
+            assertEquals(p.get("one_turn").asText(), t.prompt(one), t.name());
+            assertEquals(p.get("stop").asText(), t.stop(), t.name());
+        }
+    }
+}
