@@ -241,10 +241,25 @@ public final class Conversation {
         }
 
         /**
+         * The messages the template starts with ({@code {role, message}}, fresh copies): conv_vicuna_v0's example
+         * exchange for v0, none for the others.
+         */
+        public List<String[]> initialMessages() {
+            List<String[]> out = new ArrayList<>();
+            if (this == V0) for (String[] m : VICUNA_V0_EXAMPLE) out.add(m.clone());
+            return out;
+        }
+
+        /**
          * LLaVA's {@code Conversation.get_prompt} for these messages ({@code {role, message}}; a null or empty message
          * is "no message": the open turn, written as get_prompt writes it).
          */
         public String prompt(List<String[]> messages) {
+            return prompt(system, messages);
+        }
+
+        /** {@link #prompt(List)} with another system prompt (LLaVA's {@code conv.system = ...}). */
+        public String prompt(String system, List<String[]> messages) {
             StringBuilder p = new StringBuilder();
             switch (style) {
                 case SINGLE -> {

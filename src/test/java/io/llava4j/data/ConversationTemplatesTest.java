@@ -153,7 +153,9 @@ class ConversationTemplatesTest {
             Template t = Template.of(p.get("mode").asText());
             String[] roles = t.roles();
             List<String[]> one = new java.util.ArrayList<>();
-            if (t == Template.V0) for (String[] m : Conversation.VICUNA_V0_EXAMPLE) one.add(m.clone());
+            List<String[]> init = t.initialMessages();
+            assertEquals(t == Template.V0 ? 2 : 0, init.size());
+            one.addAll(init);
             one.add(new String[]{roles[0], "<image>\nWhat is it?"});
             one.add(new String[]{roles[1], null});
             assertEquals(p.get("one_turn").asText(), t.prompt(one), t.name());
