@@ -139,6 +139,26 @@ class ConversationTemplatesTest {
     }
 
     @Test
+    void v0WithoutPadKeepsLiteralUnkAndPadsWithAValidId() throws IOException {
+        try (LlavaTokenizer none = LlavaTokenizer.load(folder("ds-pad-none", true, null))) {
+            LlavaRecord r = records.get("literal-unk");
+            LlavaDataset v0 = new LlavaDataset(List.of(r), none, "v0", null, null, "square", 2048, IMAGE_TOKEN);
+            LlavaDataset v1 = new LlavaDataset(List.of(r), none, "v1", null, null, "square", 2048, IMAGE_TOKEN);
+            LlavaDataset.Sample s0 = v0.get(0), s1 = v1.get(0);
+            assertNull(s0.warning(), "LLaVA's [PAD] is not in the text: the <unk> stays and the rounds add up");
+            assertTrue(java.util.Arrays.stream(s0.inputIds()).anyMatch(id -> id == 0));
+            assertTrue(s1.warning().contains("unk"), "v1 pads with unk: the collator drops it, the sample is masked");
+            assertEquals(s0.inputIds().length - 2, s1.inputIds().length);
+            int n = s0.inputIds().length + 3;
+            Collator.Batch b = v0.collator().collate(List.of(s0, new LlavaDataset.Sample("x", new int[n], new int[n], null, null)));
+            assertEquals(0, b.inputIds()[0][n - 1], "padded with a real id (unk); the position is masked out");
+            assertFalse(b.attentionMask()[0][n - 1]);
+            assertNull(v0.caveat());
+            assertTrue(new LlavaDataset(List.of(r), none, "llava_v0", null, null, "square", 2048, IMAGE_TOKEN).caveat().contains("llava_v0"));
+        }
+    }
+
+    @Test
     void caveatsNameTheTemplatesWhoseMaskingIsOff() {
         assertNull(Template.VICUNA_V1.caveat());
         assertNull(Template.MISTRAL_INSTRUCT.caveat());
