@@ -103,7 +103,7 @@ class LlavaScriptsChainTest {
         assertNotEquals(f.losses().get(0), l2.losses().get(0), "another prompt than v1's");
         // a template LLaVA has that llava4j does not implement is refused by name before any weight is read
         DataException e = assertThrows(DataException.class,
-                () -> TrainRuns.run(flags(OLD_FINETUNE, lc[0], lc[1], tmp.resolve("mpt"), s1.resolve("mm_projector.bin"), "mpt")));
-        assertTrue(e.getMessage().contains("mpt"), e.getMessage());
+                () -> TrainRuns.run(flags(OLD_FINETUNE, lc[0], lc[1], tmp.resolve("mmtag"), s1.resolve("mm_projector.bin"), "v1_mmtag")));
+        assertTrue(e.getMessage().contains("v1_mmtag"), e.getMessage());
     }
 }
