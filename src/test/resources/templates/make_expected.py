@@ -43,6 +43,7 @@ SlowLlamaTokenizer = _sp_fixtures.SlowLlamaTokenizer  # transformers 4.37's slow
 MODEL = HERE.parent / "sentencepiece" / "tokenizer.model"
 ADDED = {"<image>": 800, "<|im_start|>": 801, "<|im_end|>": 802}
 PAD_NEW = 803
+SHORT = 60
 
 
 class Tokenizer:
@@ -147,8 +148,9 @@ MODES = ["plain", "v0", "v1", "vicuna_v1", "llava_v1", "llava_v0", "llava_llama_
          "chatml_direct", "mistral_direct", "mpt"]
 
 
-def run(conv_lib, ns, version, legacy, pad_token, record):
+def run(conv_lib, ns, version, legacy, pad_token, record, max_length=2048):
     tok = Tokenizer(legacy, pad_token)
+    tok.model_max_length = max_length
     conv_lib.default_conversation = conv_lib.conv_vicuna_v1  # the module's value before train() runs
     ns["pick_pad"](types.SimpleNamespace(version=version), tok)
     data_args = types.SimpleNamespace(is_multimodal=True, mm_use_im_start_end=False)
@@ -162,10 +164,12 @@ def run(conv_lib, ns, version, legacy, pad_token, record):
             d = ns["preprocess"](sources, tok, has_image="image" in record)
     except (AssertionError, KeyError) as e:
         return {"error": type(e).__name__}
-    ids, labels = d["input_ids"][0].tolist(), d["labels"][0].tolist()
+    # DataCollatorForSupervisedDataset cuts to model_max_length (the has_image path is not truncated before it)
+    ids, labels = d["input_ids"][0].tolist()[:max_length], d["labels"][0].tolist()[:max_length]
     res = {"pad_id": tok.pad_token_id, "input_ids": ids, "labels": labels, "mismatch": "tokenization mismatch" in out.getvalue()}
-    if ids.count(-200) != (1 if "image" in record else 0):
-        res["image_tokens"] = ids.count(-200)
+    images = d["input_ids"][0].tolist().count(-200)  # before the collator's cut (a cut image token trains as text)
+    if images != (1 if "image" in record else 0):
+        res["image_tokens"] = images
     return res
 
 
@@ -177,6 +181,10 @@ def main():
             for record in RECORDS:
                 r = run(conv_lib, ns, version, legacy, None, record)
                 samples.append({"version": version, "legacy": legacy, "id": record["id"], **r})
+            for record in RECORDS:  # model_max_length shorter than the samples: truncation and the mismatch check's guard
+                if record["id"] in ("image-2-rounds", "text-3-rounds", "literal-unk"):
+                    r = run(conv_lib, ns, version, legacy, None, record, SHORT)
+                    samples.append({"version": version, "legacy": legacy, "id": record["id"], "max_length": SHORT, **r})
     prompts = []
     for mode in MODES:
         conv = conv_lib.conv_templates[mode].copy()
@@ -192,9 +200,10 @@ def main():
         except TypeError as e:  # plain: sep2 is None
             two = {"error": type(e).__name__}
         prompts.append({"mode": mode, "one_turn": one, "two_turns": two, "stop": stop})
-    with open(HERE / "expected.json", "w", encoding="utf-8") as f:
-        json.dump({"records": RECORDS, "samples": samples, "prompts": prompts}, f, ensure_ascii=False, indent=None)
-        f.write("\n")
+    with open(HERE / "expected.json", "w", encoding="utf-8") as f:  # one record / sample / prompt a line
+        f.write("{\"records\": [\n" + ",\n".join(json.dumps(r, ensure_ascii=False) for r in RECORDS) + "],\n")
+        f.write("\"samples\": [\n" + ",\n".join(json.dumps(x, ensure_ascii=False) for x in samples) + "],\n")
+        f.write("\"prompts\": [\n" + ",\n".join(json.dumps(x, ensure_ascii=False) for x in prompts) + "]}\n")
 
 
 if __name__ == "__main__":

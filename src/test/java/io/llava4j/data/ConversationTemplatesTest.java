@@ -68,18 +68,20 @@ class ConversationTemplatesTest {
                 assertEquals(legacy, tok.legacy());
                 for (JsonNode s : expected.get("samples")) {
                     if (s.get("legacy").asBoolean() != legacy) continue;
-                    String version = s.get("version").asText(), id = s.get("id").asText(), what = version + " legacy=" + legacy + " " + id;
+                    String version = s.get("version").asText(), id = s.get("id").asText();
+                    int max = s.has("max_length") ? s.get("max_length").asInt() : Integer.MAX_VALUE;
+                    String what = version + " legacy=" + legacy + " " + id + (s.has("max_length") ? " max " + max : "");
                     Conversation c = new Conversation(Template.of(version), tok, IMAGE_TOKEN);
                     LlavaRecord r = records.get(id);
                     if (s.has("error") || s.has("image_tokens")) { // LLaVA raises, or the image count is wrong: refused
-                        DataException e = assertThrows(DataException.class, () -> c.tokenize(r), what);
+                        DataException e = assertThrows(DataException.class, () -> c.tokenize(r, max), what);
                         assertTrue(e.getMessage().contains("\"" + id + "\""), e.getMessage());
                         refused++;
                         continue;
                     }
                     int pad = s.get("pad_id").asInt();
                     assertEquals(pad == 803 ? -1 : pad, c.padId(), what + ": pad");
-                    Tokenized t = c.tokenize(r);
+                    Tokenized t = c.tokenize(r, max);
                     assertArrayEquals(Fixtures.ints(s.get("input_ids")), t.inputIds(), what + ": input_ids");
                     assertArrayEquals(Fixtures.ints(s.get("labels")), t.labels(), what + ": labels");
                     boolean mismatch = s.get("mismatch").asBoolean();
@@ -93,7 +95,7 @@ class ConversationTemplatesTest {
             }
         }
         assertEquals(expected.get("samples").size(), compared + refused);
-        assertTrue(compared > 150 && masked > 30 && refused > 50, compared + " " + masked + " " + refused);
+        assertTrue(compared > 200 && masked > 30 && refused > 50, compared + " " + masked + " " + refused);
     }
 
     @Test
@@ -156,6 +158,27 @@ class ConversationTemplatesTest {
             assertNull(v0.caveat());
             assertTrue(new LlavaDataset(List.of(r), none, "llava_v0", null, null, "square", 2048, IMAGE_TOKEN).caveat().contains("llava_v0"));
         }
+    }
+
+    /** preprocess_mpt reads getattr(tokenizer, 'legacy', False): a LLaMA tokenizer.json has it (true), GPT-NeoX's has not. */
+    @Test
+    void mptLegacyCorrectionFollowsTheTokenizerClass() throws IOException {
+        String[] outcome = new String[2];
+        String[] classes = {"LlamaTokenizer", "GPTNeoXTokenizer"};
+        for (int i = 0; i < 2; i++) {
+            Path dir = Files.createDirectories(tmp.resolve("json-" + classes[i]));
+            Files.copy(Fixtures.MODEL.resolve("tokenizer.json"), dir.resolve("tokenizer.json"));
+            ObjectNode cfg = (ObjectNode) Fixtures.json(Fixtures.MODEL.resolve("tokenizer_config.json"));
+            cfg.put("tokenizer_class", classes[i]);
+            Fixtures.JSON.writeValue(dir.resolve("tokenizer_config.json").toFile(), cfg);
+            try (LlavaTokenizer tok = LlavaTokenizer.load(dir)) {
+                assertTrue(tok.legacy());
+                assertEquals(i == 0, tok.legacyAttribute(), classes[i]);
+                Tokenized t = new Conversation(Template.MPT, tok, IMAGE_TOKEN).tokenize(records.get("text-3-rounds"));
+                outcome[i] = java.util.Arrays.toString(t.labels()) + t.warning();
+            }
+        }
+        assertNotEquals(outcome[0], outcome[1], "one token more per later round changes the masking or the rounds' count");
     }
 
     @Test
