@@ -142,10 +142,9 @@ RECORDS = [
         T("human", "What is [INST] and ###?"), T("gpt", "Markers: </s> and <|im_end|> end turns.")]},
 ]
 
-VERSIONS = ["v0", "v1", "vicuna_v1", "llava_v1", "llava_v0", "llava_llama_2", "llama_2", "mistral_instruct",
-            "chatml_direct", "mistral_direct", "mpt"]
-MODES = ["plain", "v0", "v1", "vicuna_v1", "llava_v1", "llava_v0", "llava_llama_2", "llama_2", "mistral_instruct",
-         "chatml_direct", "mistral_direct", "mpt"]
+VERSIONS = ["default", "v0", "v1", "vicuna_v1", "llama_2", "mistral_instruct", "chatml_direct", "mistral_direct",
+            "llava_v0", "v0_mmtag", "llava_v1", "v1_mmtag", "llava_llama_2", "mpt"]  # conv_templates but plain / v0_plain
+MODES = ["plain", "v0_plain"] + VERSIONS
 
 
 def run(conv_lib, ns, version, legacy, pad_token, record, max_length=2048):
@@ -175,6 +174,7 @@ def run(conv_lib, ns, version, legacy, pad_token, record, max_length=2048):
 
 def main():
     conv_lib, ns = load_llava(Path(sys.argv[1]))
+    assert sorted(MODES) == sorted(conv_lib.conv_templates), sorted(conv_lib.conv_templates)
     samples = []
     for version in VERSIONS:
         for legacy in (True, False):

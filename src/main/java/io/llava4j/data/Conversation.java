@@ -30,13 +30,16 @@ import java.util.Locale;
  *       default, conv_vicuna_v1, and preprocess_v1; the pad token is the tokenizer's own {@code pad_token}, or a new
  *       {@code [PAD]} token when there is none (see {@link Template#padId}). conv_vicuna_v0 ({@code ###}, with its
  *       example exchange) is the v0 prompt for inference only.</li>
- *   <li>{@code llava_v0} (conv_llava_v0, SeparatorStyle.SINGLE, version "Unknown"): LLaVA's fallback
+ *   <li>{@code llava_v0} (conv_llava_v0, SeparatorStyle.SINGLE, version "Unknown"), {@code default} (conv_vicuna_v0,
+ *       whose example exchange the fallback does not use) and {@code v0_mmtag}: LLaVA's fallback
  *       {@code preprocess}: {@code system + "\n\n"}, then {@code "### Human: q\n"} / {@code "### Assistant: a\n"} per
  *       turn ({@code _add_speaker_and_signal}: roles compared lower-cased, any other role is written "unknown"), and a
  *       final {@code "### "}; no turn is skipped. {@code _mask_targets} masks the header, and in each turn whose
  *       {@code from} is exactly "human" the tokens from its third on, counting each turn as long as it tokenizes alone
  *       (BOS included). That count drifts against the real positions, so parts of human turns are supervised and parts
  *       of answers are not: this is LLaVA's masking, reproduced as it is ({@link Template#caveat}).</li>
+ *   <li>{@code v0_mmtag}, {@code v1_mmtag}: preprocess_multimodal writes the moved image as
+ *       {@code <Image><image></Image>}; v1_mmtag then trains as v1 (its version starts with "v1").</li>
  * </ul>
  * A record with an image is tokenized with {@link LlavaTokenizer#tokenizerImageToken}; a text-only record with
  * {@code tokenizer(text)} (LLaVA's has_image=False), so no image token is inserted. The result must hold exactly one
@@ -74,6 +77,11 @@ public final class Conversation {
             + "A conversation between a user and an LLM-based AI assistant. The assistant gives helpful and honest answers.";
     /** conv_chatml_direct's system prompt (with its ChatML header). */
     public static final String SYSTEM_CHATML_DIRECT = "<|im_start|>system\nAnswer the questions.";
+
+    /** The system prompt of conv_llava_v0_mmtag and conv_llava_v1_mmtag (LLaVA's text, the missing space included). */
+    public static final String SYSTEM_MMTAG = "A chat between a curious user and an artificial intelligence assistant. "
+            + "The assistant is able to understand the visual content that the user provides, and assist the user with a variety of"
+            + " tasks using natural language.The visual content will be provided with the following format: <Image>visual content</Image>.";
 
     /** conv_vicuna_v0's example exchange (its first two messages, offset 2), part of every v0 inference prompt. */
     static final String[][] VICUNA_V0_EXAMPLE = {
@@ -121,6 +129,15 @@ public final class Conversation {
         V0(Style.SINGLE, Masking.V1, SYSTEM_HUMAN, "Human", "Assistant", "###", null, "v0"),
         /** conv_llava_v0: {@code llava_v0}, LLaVA's fallback preprocess. */
         LLAVA_V0(Style.SINGLE, Masking.SINGLE, SYSTEM_HUMAN, "Human", "Assistant", "###", null, "llava_v0"),
+        /**
+         * {@code default}: conv_vicuna_v0 as a template LLaVA's train.py does set (so the fallback preprocess, as
+         * llava_v0, with the same system prompt and roles); for inference v0's prompt, example exchange included.
+         */
+        DEFAULT(Style.SINGLE, Masking.SINGLE, SYSTEM_HUMAN, "Human", "Assistant", "###", null, "default"),
+        /** conv_llava_v0_mmtag: {@code v0_mmtag}, the fallback preprocess, {@code <image>} written {@code <Image><image></Image>}. */
+        V0_MMTAG(Style.SINGLE, Masking.SINGLE, SYSTEM_MMTAG, "Human", "Assistant", "###", null, "v0_mmtag"),
+        /** conv_llava_v1_mmtag: {@code v1_mmtag}, preprocess_v1, {@code <image>} written {@code <Image><image></Image>}. */
+        V1_MMTAG(Style.TWO, Masking.V1, SYSTEM_MMTAG, "USER", "ASSISTANT", " ", "</s>", "v1_mmtag"),
         /** conv_llava_llama_2: {@code llava_llama_2}. */
         LLAVA_LLAMA_2(Style.LLAMA_2, Masking.LLAMA_2, SYSTEM_LLAMA_2, "USER", "ASSISTANT", "<s>", "</s>", "llava_llama_2"),
         /** conv_llama_2: {@code llama_2}. */
@@ -183,8 +200,7 @@ public final class Conversation {
 
         /**
          * The template of a LLaVA {@code --version} / {@code --conv-mode} value (a name of LLaVA's conv_templates).
-         * LLaVA's {@code default} (v0's template for inference but llava_v0's masking in training), the {@code mmtag}
-         * templates and names that are not in conv_templates (train.py silently uses vicuna_v1 for them) are refused.
+         * Names that are not in conv_templates are refused (LLaVA's train.py silently trains vicuna_v1 for them).
          */
         public static Template of(String version) {
             if (version == null) throw new DataException("conversation template: none given (expected one of " + known() + ")");
@@ -235,6 +251,11 @@ public final class Conversation {
             return null;
         }
 
+        /** Whether preprocess_multimodal writes the image as {@code <Image><image></Image>} ("mmtag" in the version). */
+        boolean mmtag() {
+            return this == V0_MMTAG || this == V1_MMTAG;
+        }
+
         /** The template whose prompt and masking training uses: v1's for v0 (LLaVA's default_conversation). */
         Template training() {
             return this == V0 ? VICUNA_V1 : this;
@@ -246,7 +267,7 @@ public final class Conversation {
          */
         public List<String[]> initialMessages() {
             List<String[]> out = new ArrayList<>();
-            if (this == V0) for (String[] m : VICUNA_V0_EXAMPLE) out.add(m.clone());
+            if (this == V0 || this == DEFAULT) for (String[] m : VICUNA_V0_EXAMPLE) out.add(m.clone());
             return out;
         }
 
@@ -415,7 +436,7 @@ public final class Conversation {
 
     /** The text LLaVA tokenizes for this record. */
     public String prompt(LlavaRecord r) {
-        List<Turn> turns = r.hasImage() ? moveImageFirst(r.conversations()) : r.conversations();
+        List<Turn> turns = turns(r);
         if (train.masking == Masking.PLAIN) { // preprocess_plain: roles are not looked at
             if (turns.size() != 2)
                 throw new DataException(r.describe() + ": field conversations: the plain template needs exactly 2 turns, got " + turns.size());
@@ -469,15 +490,24 @@ public final class Conversation {
         return String.join("", singleSegments(turns)) + "### ";
     }
 
+    /** The record's turns after LLaVA's preprocess_multimodal, which runs for records with an image only. */
+    private List<Turn> turns(LlavaRecord r) {
+        return r.hasImage() ? moveImageFirst(r.conversations(), template.mmtag()) : r.conversations();
+    }
+
     /**
      * LLaVA's preprocess_multimodal: in every turn that contains {@code <image>}, all occurrences are removed, the
-     * value stripped, and {@code "<image>\n"} put in front (then stripped again).
+     * value stripped, and {@code "<image>\n"} put in front (then stripped again); for the mmtag templates the image
+     * is then written {@code <Image><image></Image>}.
      */
-    public static List<Turn> moveImageFirst(List<Turn> turns) {
+    public static List<Turn> moveImageFirst(List<Turn> turns, boolean mmtag) {
         List<Turn> out = new ArrayList<>(turns.size());
         for (Turn t : turns) {
             String v = t.value();
-            if (v.contains(IMAGE)) v = pyStrip(IMAGE + "\n" + pyStrip(v.replace(IMAGE, "")));
+            if (v.contains(IMAGE)) {
+                v = pyStrip(IMAGE + "\n" + pyStrip(v.replace(IMAGE, "")));
+                if (mmtag) v = v.replace(IMAGE, "<Image>" + IMAGE + "</Image>");
+            }
             out.add(new Turn(t.from(), v));
         }
         return out;
@@ -576,7 +606,7 @@ public final class Conversation {
      * without one _tokenize_fn's count of non-pad ids (truncated to model_max_length).
      */
     private Tokenized labelsSingle(LlavaRecord r, int[] ids, int modelMaxLength, boolean hasImage) {
-        List<Turn> turns = r.hasImage() ? moveImageFirst(r.conversations()) : r.conversations();
+        List<Turn> turns = turns(r);
         List<String> segments = singleSegments(turns);
         int[] lens = new int[segments.size()];
         for (int j = 0; j < lens.length; j++) {

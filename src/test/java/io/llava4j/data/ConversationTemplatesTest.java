@@ -114,7 +114,9 @@ class ConversationTemplatesTest {
         assertEquals(Template.MISTRAL_INSTRUCT, Template.of("mistral_instruct"));
         assertEquals(Template.MPT, Template.of("mpt"));
         assertEquals(Template.LLAVA_V1, Template.of("llava_v1"));
-        for (String refused : List.of("default", "v0_mmtag", "v1_mmtag", "v0.5", "vicuna"))
+        assertEquals(Template.DEFAULT, Template.of("default"));
+        assertEquals(Template.V1_MMTAG, Template.of("v1_mmtag"));
+        for (String refused : List.of("v0.5", "vicuna", "llava_v1_5", "V1"))
             assertTrue(assertThrows(DataException.class, () -> Template.of(refused)).getMessage().contains("\"" + refused + "\""));
     }
 
@@ -197,7 +199,7 @@ class ConversationTemplatesTest {
             String[] roles = t.roles();
             List<String[]> one = new java.util.ArrayList<>();
             List<String[]> init = t.initialMessages();
-            assertEquals(t == Template.V0 ? 2 : 0, init.size());
+            assertEquals(t == Template.V0 || t == Template.DEFAULT ? 2 : 0, init.size());
             one.addAll(init);
             one.add(new String[]{roles[0], "<image>\nWhat is it?"});
             one.add(new String[]{roles[1], null});
