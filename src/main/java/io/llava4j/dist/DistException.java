@@ -8,7 +8,8 @@ package io.llava4j.dist;
 public final class DistException extends RuntimeException {
     public DistException(DistEnv env, String what, RuntimeException cause) {
         super("rank " + env.rank() + " of " + env.worldSize() + ": " + what + " — another rank stopped, hung or is "
-                + "unreachable (" + firstLine(cause.getMessage()) + "); stopping", cause);
+                + "unreachable (" + firstLine(cause.getMessage()) + "); stopping. Checkpoints are whole: continue with "
+                + "--resume_from_checkpoint True (any number of ranks with the same global batch)", cause);
     }
 
     private static String firstLine(String m) {

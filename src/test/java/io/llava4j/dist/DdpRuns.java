@@ -131,4 +131,24 @@ final class DdpRuns {
     static Map<String, HostTensor> written(Path out, boolean stage2) {
         return TestData.tensors(out.resolve(stage2 ? "model.safetensors" : "mm_projector.safetensors"));
     }
+
+    /** A command that runs the CLI in a new JVM like this one (java, JVM flags, class path). */
+    static List<String> javaCommand(List<String> args) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        for (String a : java.lang.management.ManagementFactory.getRuntimeMXBean().getInputArguments())
+            if (!a.startsWith("-agentlib:jdwp")) cmd.add(a);
+        cmd.addAll(List.of("-cp", System.getProperty("java.class.path"), io.llava4j.cli.Main.class.getName()));
+        cmd.addAll(args);
+        return cmd;
+    }
+
+    /** {@code flags} with {@code flag}'s value replaced. */
+    static List<String> with(List<String> flags, String flag, String value) {
+        List<String> f = new ArrayList<>(flags);
+        int i = f.indexOf(flag);
+        if (i < 0) f.addAll(List.of(flag, value));
+        else f.set(i + 1, value);
+        return f;
+    }
 }
