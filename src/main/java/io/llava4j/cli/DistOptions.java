@@ -40,7 +40,12 @@ public final class DistOptions {
         if (System.getenv("WORLD_SIZE") != null)
             throw new IllegalArgumentException("--nproc_per_node in a process that already is a rank (WORLD_SIZE is set)");
         Launcher.Spec spec = new Launcher.Spec(nproc, nnodes, nodeRank, masterAddr, masterPort);
-        List<String> child = new ArrayList<>(); // the command line from "train" on (picocli's original arguments)
+        return Launcher.launch(spec, Main.class.getName(), childArgs(original));
+    }
+
+    /** {@code original} (picocli's original arguments, from "train" on) without the launcher's flags: each rank's command line. */
+    static List<String> childArgs(List<String> original) {
+        List<String> child = new ArrayList<>();
         for (int i = 0; i < original.size(); i++) {
             String a = original.get(i);
             String name = a.contains("=") ? a.substring(0, a.indexOf('=')) : a;
@@ -50,7 +55,7 @@ public final class DistOptions {
             }
             child.add(a);
         }
-        return Launcher.launch(spec, Main.class.getName(), child);
+        return child;
     }
 
     /** The backend: --ddp_backend, else nccl on CUDA and gloo on the CPU (as PyTorch); refused where it cannot run. */

@@ -141,6 +141,7 @@ public final class Trainer {
             JsonNode st = TrainCheckpoint.restore(resume, model, plan, optimizer);
             step = st.get("global_step").asInt();
             if (st.has("log_history")) history = (ArrayNode) st.get("log_history");
+            checkSame(st, "global_batch", global * a.gradientAccumulationSteps(), resume); // any world size with the same global batch
             checkSame(st, "total_steps", total, resume);
             checkSame(st, "steps_per_epoch", stepsPerEpoch, resume);
             if (dp.isMain()) System.err.printf("resuming from %s at step %d%n", resume, step);
@@ -230,6 +231,7 @@ public final class Trainer {
                     st.put("epoch", epoch);
                     st.put("seed", a.seed());
                     st.put("world_size", dp.worldSize());
+                    st.put("global_batch", global * a.gradientAccumulationSteps());
                     st.put("data_order", "Sampler.order(seed, epoch)");
                     st.set("log_history", history);
                     TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
