@@ -77,6 +77,35 @@ class RankFailureTest {
         assertTrue(Files.isRegularFile(out.resolve("mm_projector.safetensors")));
     }
 
+    @Test
+    void hungRankStopsTheOtherAfterTheTimeout(@TempDir Path tmp) throws Exception {
+        Path data = DdpRuns.data(tmp, false);
+        Path out = tmp.resolve("run");
+        List<String> two = DdpRuns.flags(data, out, false, 2, 1, 200);
+        two.addAll(List.of("--nproc_per_node", "2", "--master_port", String.valueOf(DdpRuns.freePort()), "--ddp_timeout", "5"));
+        List<String> twoFlags = two;
+        CompletableFuture<DdpRuns.Result> run = CompletableFuture.supplyAsync(() -> DdpRuns.cli(twoFlags));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+        while (loggedSteps(out) < 2) {
+            assertFalse(run.isDone(), () -> "the run ended early: " + run.join().output());
+            assertTrue(System.nanoTime() < deadline, "no 2nd step within 180 s");
+            Thread.sleep(20);
+        }
+        ProcessHandle rank1 = rank(1).orElseThrow(() -> new AssertionError("no child JVM with RANK=1"));
+        long stopped = System.nanoTime();
+        assertEquals(0, new ProcessBuilder("kill", "-STOP", String.valueOf(rank1.pid())).start().waitFor()); // alive, silent
+        try {
+            while (!run.isDone() && rank(0).isPresent()) Thread.sleep(50); // rank 0 gives up by itself
+            double seconds = (System.nanoTime() - stopped) / 1e9;
+            assertTrue(seconds < 5 + 15, "rank 0 stopped " + seconds + " s after rank 1 hung (--ddp_timeout 5)");
+        } finally {
+            rank1.destroyForcibly(); // SIGKILL ends a stopped process too
+        }
+        DdpRuns.Result r = run.get(60, TimeUnit.SECONDS);
+        assertNotEquals(0, r.code());
+        assertTrue(r.output().contains("error: rank 0 of 2: the "), r.output());
+    }
+
     private static int step(Path checkpoint) {
         return Integer.parseInt(checkpoint.getFileName().toString().substring("checkpoint-".length()));
     }
