@@ -56,7 +56,7 @@ public final class DistributedDataParallel implements DataParallel {
     public void start(List<String> trainable, Map<String, Tensor> params) {
         buckets.clear();
         for (List<String> names : groups(trainable, params)) buckets.add(bucket(names, params));
-        flags = io.llava4j.engine.Device.place(kept(torch.zeros(Math.max(1, trainable.size()))));
+        flags = kept(io.llava4j.engine.Device.place(torch.zeros(Math.max(1, trainable.size()))));
         try (NoGradGuard g = new NoGradGuard()) {
             for (String n : trainable) comm.broadcast(params.get(n), "the broadcast of rank 0's " + n);
         }
@@ -153,11 +153,13 @@ public final class DistributedDataParallel implements DataParallel {
     }
 
     private double sumExact(double v, String what) {
-        Tensor t = torch.empty(new long[]{1}, new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Double), null); // [1] float64
-        t.data_ptr_double().put(v);
-        t = io.llava4j.engine.Device.place(t);
-        comm.allreduce(t, what);
-        return t.item_double();
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            Tensor t = torch.empty(new long[]{1}, new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Double), null); // [1] float64
+            t.data_ptr_double().put(v);
+            t = io.llava4j.engine.Device.place(t);
+            comm.allreduce(t, what);
+            return t.item_double();
+        }
     }
 
     /** The last step's payload handed to all-reduce: trainable gradients, and the rest (token counts, flags, loss). */

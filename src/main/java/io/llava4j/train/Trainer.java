@@ -203,7 +203,7 @@ public final class Trainer {
                     optimizer.zeroGrad();
                 }
                 step++;
-                double meanLoss = dp.worldSize() == 1 ? loss / a.gradientAccumulationSteps() // HF: the sum of loss / accumulation over the step's micro-batches
+                double meanLoss = dp == DataParallel.SINGLE ? loss / a.gradientAccumulationSteps() // HF: the sum of loss / accumulation over the step's micro-batches
                         : dp.sum(scaled); // the global batch's loss
                 losses.add(meanLoss);
                 double secs = (System.nanoTime() - t0) / 1e9;
