@@ -27,7 +27,7 @@ public final class DistOptions {
     @Option(names = "--master_port", defaultValue = "29500", description = "rendezvous port on --master_addr (torchrun)") int masterPort;
     @Option(names = "--ddp_backend", description = "gloo (default; CPU) or nccl (CUDA GPUs)") String backend;
     @Option(names = "--ddp_timeout", defaultValue = "1800", description = "seconds a collective may take before every rank stops (HF's default 1800)") int timeout;
-    @Option(names = "--ddp_bucket_cap_mb", defaultValue = "25", description = "gradient all-reduce bucket size in MiB (DDP's 25)") int bucketMb;
+    @Option(names = "--ddp_bucket_cap_mb", defaultValue = "25", description = "gradient all-reduce bucket size in MiB (DDP's 25)") double bucketMb;
 
     /** True when this invocation starts the ranks (and trains in none of them). */
     boolean launches() {
@@ -81,6 +81,6 @@ public final class DistOptions {
         if (timeout < 1) throw new IllegalArgumentException("--ddp_timeout must be >= 1 second, got " + timeout);
         if (b.equals("nccl") && device.device.equals("cuda")) device.device = "cuda:" + env.localRank(); // one GPU per rank
         device.apply();
-        return new DistributedDataParallel(Comm.connect(env, b, Duration.ofSeconds(timeout)), bucketMb * 1024L * 1024L);
+        return new DistributedDataParallel(Comm.connect(env, b, Duration.ofSeconds(timeout)), (long) (bucketMb * 1024 * 1024));
     }
 }

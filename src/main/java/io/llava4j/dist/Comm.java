@@ -97,7 +97,9 @@ public final class Comm implements AutoCloseable {
         bytes += t.numel() * t.element_size();
         busy(what);
         try {
-            return pg.allreduce(new TensorVector(t), new AllreduceOptions());
+            Work w = pg.allreduce(new TensorVector(t), new AllreduceOptions());
+            w.retainReference(); // may start inside a micro-batch's PointerScope (a backward hook) and finish after it: await releases it
+            return w;
         } catch (RuntimeException e) {
             idle();
             throw new DistException(env, what + " failed", e);
@@ -111,6 +113,7 @@ public final class Comm implements AutoCloseable {
         } catch (RuntimeException e) {
             throw new DistException(env, what + " failed", e);
         } finally {
+            w.releaseReference();
             idle();
         }
     }

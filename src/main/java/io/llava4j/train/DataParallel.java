@@ -33,6 +33,9 @@ public interface DataParallel extends AutoCloseable {
      */
     double lossScale(long tokens, int accumulation);
 
+    /** Before the forward and backward of the step's last micro-batch (DDP starts all-reduces during that backward). */
+    default void beforeLastBackward() {}
+
     /** After the step's backward passes and before clipping: each trainable gradient becomes the ranks' sum. */
     void syncGradients(List<String> trainable, Map<String, Tensor> params);
 

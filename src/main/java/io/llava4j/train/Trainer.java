@@ -181,6 +181,7 @@ public final class Trainer {
                     for (int i = shard[0]; i < shard[1]; i++) samples.add(ds.get(order[i]));
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
+                    if (em == micros.get(micros.size() - 1)) dp.beforeLastBackward();
                     if (samples.isEmpty()) { // this rank's shard of the epoch's last global micro-batch is empty
                         dp.lossScale(0, a.gradientAccumulationSteps());
                         continue;
