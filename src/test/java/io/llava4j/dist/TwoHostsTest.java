@@ -70,7 +70,11 @@ class TwoHostsTest {
         String stage = stage2 ? "stage2" : "stage1";
         Path data = DdpRuns.data(tmp.resolve(stage), stage2);
         Path one = tmp.resolve(stage).resolve("one"), two = tmp.resolve(stage).resolve("two");
-        DdpRuns.Result ref = DdpRuns.cli(DdpRuns.flags(data, one, stage2, stage2 ? 2 : 4, 1, steps));
+        // stage 2 with --gradient_checkpointing: one backward per decoder layer, gradient hooks firing in each
+        List<String> extra = stage2 ? List.of("--gradient_checkpointing", "True", "--ddp_bucket_cap_mb", "0.1") : List.of();
+        List<String> refFlags = new ArrayList<>(DdpRuns.flags(data, one, stage2, stage2 ? 2 : 4, 1, steps));
+        if (stage2) refFlags.addAll(List.of("--gradient_checkpointing", "True"));
+        DdpRuns.Result ref = DdpRuns.cli(refFlags);
         assertEquals(0, ref.code(), ref.output());
         int port = DdpRuns.freePort();
         List<Process> nodes = new ArrayList<>();
@@ -78,6 +82,7 @@ class TwoHostsTest {
         for (int node = 0; node < 2; node++) {
             List<String> f = DdpRuns.flags(data, two, stage2, stage2 ? 1 : 2, 1, steps);
             f.add("--ddp_timeout=60");
+            f.addAll(extra);
             // stage 1 through the launcher (torchrun's flags); stage 2 as ranks started by another launcher (torchrun's variables)
             if (!stage2) f.addAll(List.of("--nproc_per_node", "1", "--nnodes", "2", "--node_rank", String.valueOf(node),
                     "--master_addr", ADDR0, "--master_port", String.valueOf(port)));
@@ -100,6 +105,9 @@ class TwoHostsTest {
         }
         DdpRuns.assertSameLosses(DdpRuns.log(one), DdpRuns.log(two), 1e-5);
         DdpRuns.assertSameTensors(DdpRuns.written(one, stage2), DdpRuns.written(two, stage2), 1e-5);
+        if (stage2)
+            for (com.fasterxml.jackson.databind.JsonNode s : DdpRuns.log(two))
+                assertTrue(s.get("buckets_started_in_backward").asLong() >= 1, "no bucket started during the backward: " + s);
     }
 
     private static int ip(String... args) throws IOException, InterruptedException {
