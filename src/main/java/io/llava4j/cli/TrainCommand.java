@@ -20,6 +20,8 @@ import java.util.concurrent.Callable;
         description = "Train LLaVA (stage 1: --tune_mm_mlp_adapter True; stage 2: projector + LLM) with LLaVA's flags.")
 public class TrainCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
+    @picocli.CommandLine.Mixin DistOptions dist = new DistOptions();
+    @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
     /** LLaVA's booleans: True/False (also true/false). */
     public static final class Bool implements ITypeConverter<Boolean> {
         @Override
@@ -86,7 +88,7 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = {"--evaluation_strategy", "--eval_strategy"}, description = "only no") String evalStrategy;
     @Option(names = "--save_strategy", description = "steps (default) or no") String saveStrategy;
     @Option(names = "--report_to", description = "noted; metrics go to output_dir/log.jsonl") String reportTo;
-    @Option(names = "--deepspeed", description = "noted; one process, no ZeRO sharding") String deepspeed;
+    @Option(names = "--deepspeed", description = "noted; no ZeRO sharding (data parallel: --nproc_per_node)") String deepspeed;
 
     /** Parses LLaVA-style flags into {@link TrainArgs} (for embedding and tests); unknown flags throw. */
     public static TrainArgs parse(String... argv) {
@@ -98,7 +100,11 @@ public class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         device.apply();
-        new Trainer(toArgs()).progress(new Progress("train")).run();
+        TrainArgs args = toArgs(); // flags are checked once, before any rank starts
+        if (dist.launches()) return dist.launch(spec.commandLine().getParseResult().originalArgs(), device);
+        try (io.llava4j.train.DataParallel dp = dist.join(device)) {
+            new Trainer(args).progress(new Progress("train")).parallel(dp).run();
+        }
         return 0;
     }
 
@@ -115,7 +121,7 @@ public class TrainCommand implements Callable<Integer> {
         if (Boolean.TRUE.equals(tf32)) notes.add("--tf32 True: no effect on CPU");
         if (workers != null && workers > 0) notes.add("--dataloader_num_workers " + workers + ": samples are prepared on the training thread");
         if (reportTo != null && !reportTo.equals("none")) notes.add("--report_to " + reportTo + ": metrics go to " + outputDir.resolve("log.jsonl"));
-        if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": one process, no ZeRO sharding");
+        if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": no ZeRO sharding; every rank holds the whole model (data parallel: --nproc_per_node)");
         return notes;
     }
 

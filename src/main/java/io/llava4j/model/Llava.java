@@ -80,7 +80,18 @@ public class Llava extends Module {
      */
     public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
                                 double scale, boolean checkpointing) {
+        return forwardBackward(pixels, inputIds, labels, attentionMask, maxLength, tokens -> scale, checkpointing);
+    }
+
+    /**
+     * {@link #forwardBackward} whose scale depends on the micro-batch's supervised-token count (the loss's divisor),
+     * asked once the merged labels are known and before the backward: data-parallel training scales each rank's mean
+     * by its share of the global batch's tokens.
+     */
+    public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
+                                java.util.function.LongToDoubleFunction scaleOfTokens, boolean checkpointing) {
         Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+        double scale = scaleOfTokens.applyAsDouble(supervisedTokens(m.labels)) /* the loss's divisor */;
         if (!checkpointing) {
             Tensor l = supervisedLoss(languageModel.model.forward(m.embeds), m.labels);
             l.mul(new org.bytedeco.pytorch.Scalar(scale)).backward();

@@ -77,6 +77,13 @@ public final class Trainer {
      * and the newest checkpoint is what a resume starts from.
      */
     private TrainProgress progress = TrainProgress.NONE;
+    private DataParallel dp = DataParallel.SINGLE;
+
+    /** Data-parallel training: this process is one rank of {@code dp} (default: one process). */
+    public Trainer parallel(DataParallel dp) {
+        this.dp = dp;
+        return this;
+    }
 
     public Trainer stopAfterStep(int step) {
         this.stopAfter = step;
@@ -104,16 +111,17 @@ public final class Trainer {
         plan.apply(model);
         masterWeights();
         TrainReport report = new TrainReport(model, plan);
-        System.out.print(report.render());
-        for (String note : a.notes()) System.out.println("note: " + note);
-        for (String note : flagNotes) System.out.println("note: " + note);
+        if (dp.isMain()) System.out.print(report.render() + dp.describe(plan.trainable(), Tensors.namedParameters(model)));
+        if (dp.isMain()) for (String note : a.notes()) System.out.println("note: " + note);
+        if (dp.isMain()) for (String note : flagNotes) System.out.println("note: " + note);
         if (a.dryRun()) return;
 
         Batches.Data data = Batches.open(tok, a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
                 a.imageAspectRatio(), a.modelMaxLength());
         LlavaDataset ds = data.dataset();
         io.llava4j.data.Collator collator = data.collator();
-        int micro = (ds.size() + a.perDeviceTrainBatchSize() - 1) / a.perDeviceTrainBatchSize();
+        int global = a.perDeviceTrainBatchSize() * dp.worldSize(); // a micro-batch across the ranks
+        int micro = (ds.size() + global - 1) / global;
         int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps()); // HF floors
         int total = a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
         LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
@@ -133,59 +141,73 @@ public final class Trainer {
             JsonNode st = TrainCheckpoint.restore(resume, model, plan, optimizer);
             step = st.get("global_step").asInt();
             if (st.has("log_history")) history = (ArrayNode) st.get("log_history");
+            checkSame(st, "global_batch", global * a.gradientAccumulationSteps(), resume); // any world size with the same global batch
             checkSame(st, "total_steps", total, resume);
             checkSame(st, "steps_per_epoch", stepsPerEpoch, resume);
-            System.err.printf("resuming from %s at step %d%n", resume, step);
+            if (dp.isMain()) System.err.printf("resuming from %s at step %d%n", resume, step);
         }
-        Files.createDirectories(a.outputDir());
-        Path log = a.outputDir().resolve("log.jsonl");
-        truncateLog(log, step);
+        Map<String, Tensor> params = Tensors.namedParameters(model);
+        dp.start(plan.trainable(), params);
+        Path log = a.outputDir().resolve(dp.isMain() ? "log.jsonl" : "log-rank" + dp.rank() + ".jsonl");
+        if (dp.isMain()) {
+            Files.createDirectories(a.outputDir());
+            truncateLog(log, step);
+        }
         int[] modality = a.groupByModalityLength() ? ds.modalityLengths() : null;
-        TrainProgress bar = progress;
+        TrainProgress bar = dp.isMain() ? progress : TrainProgress.NONE;
         bar.start(total, step);
         int[] order = null; // this epoch's sample order, computed once per epoch
         int orderEpoch = -1;
         AccumulationSteps steps = new AccumulationSteps(micro, a.gradientAccumulationSteps());
         steps.skip(step);
-        try (BufferedWriter logw = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+        try (BufferedWriter logw = dp.isMain() ? Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)
+                : new BufferedWriter(java.io.Writer.nullWriter())) {
             while (step < total) {
                 List<int[]> micros = steps.next();
                 int epoch = micros.get(micros.size() - 1)[0];
                 long t0 = System.nanoTime();
                 optimizer.scaleLr(schedule.factor(step));
-                double loss = 0;
+                double loss = 0, scaled = 0; // the micro-batches' losses, and their sum × scale (this rank's share of the step's loss)
                 long tokens = 0;
                 List<String> stepIds = new ArrayList<>(); // named if the step goes bad
                 for (int[] em : micros) {
                     if (em[0] != orderEpoch) {
-                        order = Sampler.order(ds.size(), a.seed(), em[0], a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(),
+                        order = Sampler.order(ds.size(), a.seed(), em[0], a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps() * dp.worldSize(),
                                 modality, a.groupByModalityLength());
                         orderEpoch = em[0];
                     }
                     int mb = em[1];
                     List<Sample> samples = new ArrayList<>();
-                    for (int i = mb * a.perDeviceTrainBatchSize(); i < Math.min(ds.size(), (mb + 1) * a.perDeviceTrainBatchSize()); i++)
-                        samples.add(ds.get(order[i]));
+                    int[] shard = dp.shard(mb, a.perDeviceTrainBatchSize(), ds.size());
+                    for (int i = shard[0]; i < shard[1]; i++) samples.add(ds.get(order[i]));
                     for (Sample smp : samples) stepIds.add(smp.id());
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
+                    if (em == micros.get(micros.size() - 1)) dp.beforeLastBackward();
+                    if (samples.isEmpty()) { // this rank's shard of the epoch's last global micro-batch is empty
+                        dp.lossScale(0, a.gradientAccumulationSteps());
+                        continue;
+                    }
                     try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
                         Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
+                        double[] scale = new double[1];
                         Llava.Step st = model.forwardBackward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(),
-                                a.modelMaxLength(), 1.0 / a.gradientAccumulationSteps(), recompute);
+                                a.modelMaxLength(), n -> scale[0] = dp.lossScale(n, a.gradientAccumulationSteps()), recompute);
                         loss += st.loss();
+                        scaled += st.loss() * scale[0];
                         for (int len : st.lengths()) tokens += len;
                     }
                 }
                 double gradNorm;
                 try (PointerScope scope = new PointerScope()) {
+                    dp.syncGradients(plan.trainable(), params);
                     gradNorm = clipGradients(a.maxGradNorm());
                     if (NonFiniteException.found(loss, gradNorm)) { // stop before the update: the state is the last good one
                         optimizer.zeroGrad();
                         bar.done();
                         Path last = a.outputDir().resolve(TrainCheckpoint.PREFIX + step);
-                        if (!Files.isDirectory(last))
-                            last = saveCheckpoint(step, total, stepsPerEpoch, epoch, history);
+                        if (dp.isMain() && !Files.isDirectory(last))
+                            last = saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
                         throw new NonFiniteException(step + 1, loss / a.gradientAccumulationSteps(), gradNorm, stepIds, last,
                                 a.precision().name());
                     }
@@ -193,7 +215,8 @@ public final class Trainer {
                     optimizer.zeroGrad();
                 }
                 step++;
-                double meanLoss = loss / a.gradientAccumulationSteps(); // HF: the sum of loss / accumulation over the step's micro-batches
+                double meanLoss = dp == DataParallel.SINGLE ? loss / a.gradientAccumulationSteps() // HF: the sum of loss / accumulation over the step's micro-batches
+                        : dp.sum(scaled); // the global batch's loss
                 losses.add(meanLoss);
                 double secs = (System.nanoTime() - t0) / 1e9;
                 stepSeconds.add(secs);
@@ -207,13 +230,14 @@ public final class Trainer {
                     rec.put("lr", lr);
                     rec.put("grad_norm", gradNorm);
                     rec.put("tokens_per_s", tokens / secs);
+                    dp.stepFields().forEach(rec::put);
                     logw.write(JSON.writeValueAsString(rec));
                     logw.newLine();
                     logw.flush();
                     history.add(rec);
                 }
-                if (a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total)
-                    saveCheckpoint(step, total, stepsPerEpoch, epoch, history);
+                if (dp.isMain() && a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total)
+                    saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
                 if (step >= stopAfter) {
                     bar.done();
                     System.err.printf("stopped after step %d%n", step);
@@ -222,15 +246,17 @@ public final class Trainer {
             }
         }
         bar.done();
-        writeOutput(loaded);
+        if (dp.isMain()) writeOutput(loaded);
     }
 
-    private Path saveCheckpoint(int step, int total, int stepsPerEpoch, int epoch, ArrayNode history) throws IOException {
+    private Path saveCheckpoint(int step, int total, int stepsPerEpoch, int epoch, ArrayNode history, int global) throws IOException {
         ObjectNode st = JSON.createObjectNode();
         st.put("total_steps", total);
         st.put("steps_per_epoch", stepsPerEpoch);
         st.put("epoch", epoch);
         st.put("seed", a.seed());
+        st.put("world_size", dp.worldSize());
+        st.put("global_batch", global * a.gradientAccumulationSteps());
         st.put("data_order", "Sampler.order(seed, epoch)");
         st.set("log_history", history);
         return TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());

@@ -1,0 +1,71 @@
+package io.llava4j.train;
+
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.List;
+import java.util.Map;
+
+/**
+ * What the {@link Trainer} asks of data-parallel training (one process per rank; the implementation is
+ * {@code io.llava4j.dist.DistributedDataParallel}). {@link #SINGLE} is one process and changes nothing.
+ *
+ * <p>Semantics: the ranks together compute what one process computes with the global batch
+ * ({@code world × per_device_train_batch_size} samples a micro-batch): each micro-batch's loss is the mean over the
+ * supervised tokens of the whole global micro-batch (each rank scales its own mean by its share of those tokens),
+ * and gradients are summed across ranks. HF/LLaVA under DDP instead average the ranks' own means, which equals this
+ * only when every rank has the same number of supervised tokens.
+ */
+public interface DataParallel extends AutoCloseable {
+    int rank();
+
+    int worldSize();
+
+    default boolean isMain() {
+        return rank() == 0;
+    }
+
+    /** Called once, after the model and optimizer exist and before the first step (DDP broadcasts rank 0's weights). */
+    default void start(List<String> trainable, Map<String, Tensor> params) {}
+
+    /**
+     * The scale of one micro-batch's mean loss, from its supervised-token count on this rank: a collective that
+     * every rank calls once per micro-batch (with 0 tokens for an empty shard).
+     */
+    double lossScale(long tokens, int accumulation);
+
+    /** Before the forward and backward of the step's last micro-batch (DDP starts all-reduces during that backward). */
+    default void beforeLastBackward() {}
+
+    /** After the step's backward passes and before clipping: each trainable gradient becomes the ranks' sum. */
+    void syncGradients(List<String> trainable, Map<String, Tensor> params);
+
+    /** The sum over ranks of {@code local} (a collective; the step's loss). */
+    double sum(double local);
+
+    /** The rank's samples [from, to) of global micro-batch {@code index} of an epoch of {@code n} samples. */
+    default int[] shard(int index, int batch, int n) {
+        int from = Math.min(n, (index * worldSize() + rank()) * batch);
+        return new int[]{from, Math.min(n, from + batch)};
+    }
+
+    /** Fields for the step's log record (bytes communicated). */
+    default Map<String, Long> stepFields() {
+        return Map.of();
+    }
+
+    /** Lines for the run's report (what is communicated a step), before training. */
+    default String describe(List<String> trainable, Map<String, Tensor> params) {
+        return "";
+    }
+
+    @Override
+    default void close() {}
+
+    DataParallel SINGLE = new DataParallel() {
+        @Override public int rank() { return 0; }
+        @Override public int worldSize() { return 1; }
+        @Override public double lossScale(long tokens, int accumulation) { return 1.0 / accumulation; }
+        @Override public void syncGradients(List<String> trainable, Map<String, Tensor> params) {}
+        @Override public double sum(double local) { return local; }
+    };
+}
