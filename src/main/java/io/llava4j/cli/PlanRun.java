@@ -30,7 +30,13 @@ public final class PlanRun {
     public static List<Checked> check(Path file) {
         TrainPlan plan = TrainPlan.load(file);
         List<Checked> out = new ArrayList<>();
+        CommandLine.Model.CommandSpec train = new CommandLine(new TrainCommand()).getCommandSpec();
+        for (String k : plan.args().keySet())
+            if (train.findOption("--" + k) == null) throw new IllegalArgumentException(file + ": args." + k + ": not a flag of llava4j train");
         for (int i = 0; i < plan.stages().size(); i++) {
+            for (String k : plan.stages().get(i).args().keySet())
+                if (train.findOption("--" + k) == null)
+                    throw new IllegalArgumentException(file + ": stage '" + plan.stages().get(i).name() + "': args." + k + ": not a flag of llava4j train");
             TrainPlan.Stage s = plan.stages().get(i);
             String at = file + ": stage '" + s.name() + "'";
             List<String> flags = plan.flags(i);

@@ -197,7 +197,8 @@ public record TrainPlan(Path file, Path modelNameOrPath, Path visionTower, Path 
         String w = at + ": unfreeze";
         if (!n.isObject()) throw new IllegalArgumentException(w + ": a mapping with module, every, add, warmup, until");
         keys(n, Set.of("module", "every", "add", "warmup", "until"), w);
-        String module = n.has("module") ? n.get("module").asText() : llm.kind() == Trainability.Kind.LAYERS ? "llm" : "vision";
+        String module = n.has("module") ? n.get("module").asText()
+                : vision.kind() == Trainability.Kind.LAYERS && llm.kind() != Trainability.Kind.LAYERS ? "vision" : "llm";
         if (!module.equals("llm") && !module.equals("vision"))
             throw new IllegalArgumentException(w + ".module: llm or vision, got '" + module + "'");
         Trainability.Module m = module.equals("llm") ? llm : vision;
