@@ -50,6 +50,14 @@ public final class PlanRun {
             } catch (CommandLine.ParameterException | IllegalArgumentException e) {
                 throw new IllegalArgumentException(at + ": " + e.getMessage());
             }
+            if (!java.nio.file.Files.isRegularFile(s.dataPath())) throw new IllegalArgumentException(at + ": data_path: no file " + s.dataPath());
+            if (s.imageFolder() != null && !java.nio.file.Files.isDirectory(s.imageFolder()))
+                throw new IllegalArgumentException(at + ": image_folder: no folder " + s.imageFolder());
+            try {
+                io.llava4j.data.Conversation.Template.forTraining(args.version());
+            } catch (RuntimeException e) {
+                throw new IllegalArgumentException(at + ": template: " + e.getMessage());
+            }
             out.add(new Checked(s, flags, args));
         }
         // layer ranges against the model: every stage reads the first one's architecture

@@ -73,6 +73,8 @@ class PlanRunTest {
         assertMessage(plan("max_steps: 2", "llm: some"), "contains", "stage 'finetune': llm: \"some\" is not frozen, full, layers k..N or");
         assertMessage(plan("max_steps: 2", "llm: full", "unfreeze: {every: 2}"), "contains", "stage 'finetune': unfreeze: the llm must start as 'layers k..N'");
         assertMessage(plan("max_steps: 2", "llm: layers 1..N", "unfreeze: {add: 1}"), "endsWith", "stage 'finetune': unfreeze.every: required");
+        assertMessage(plan("max_steps: 2", "template: v9"), "contains", "stage 'finetune': template: ");
+        assertMessage(plan("max_steps: 2", "image_folder: /no/such/folder"), "endsWith", "stage 'finetune': image_folder: no folder /no/such/folder");
         assertMessage(plan(), "endsWith", "stage 'finetune': give exactly one of max_steps and epochs");
         assertMessage(plan("max_steps: 2", "projector: frozen", "llm: frozen"), "endsWith", "stage 'finetune': vision, projector and llm are all frozen: nothing to train");
     }
