@@ -136,6 +136,24 @@ class PlanTrainingTest {
         assertTrue(TestData.tensors(out.resolve("checkpoint-3/optimizer.safetensors")).containsKey(layer0 + ".step"));
     }
 
+    /** A warming-up tensor's AdamW update is its factor times the group's (first step: lr × factor × g/|g|). */
+    @Test
+    void perTensorWarmupFactorScalesTheUpdate() {
+        io.llava4j.engine.Engine.init();
+        Map<String, Tensor> ps = new java.util.LinkedHashMap<>();
+        for (String n : List.of("a", "b")) {
+            Tensor p = Tensors.floats(new float[]{1f, -2f, 3f}, 3).requires_grad_(true);
+            p.mul(new org.bytedeco.pytorch.Scalar(2.0)).sum().backward(); // grad = 2
+            ps.put(n, p);
+        }
+        AdamW opt = new AdamW(List.of(new AdamW.Group("g", ps, 0.1, 0.0)), 0.9, 0.999, 1e-8);
+        opt.scaleParamLr("b", 0.25);
+        opt.step();
+        float[] a = Tensors.toFloats(ps.get("a")), b = Tensors.toFloats(ps.get("b"));
+        assertEquals(1f - 0.1f, a[0], 1e-6f);
+        assertEquals(1f - 0.025f, b[0], 1e-6f);
+    }
+
     /** A run stopped right after the unfreezing step and resumed ends where the uninterrupted run ends. */
     @Test
     void resumeAcrossAnUnfreezingStepIsExact(@TempDir Path tmp) throws Exception {
