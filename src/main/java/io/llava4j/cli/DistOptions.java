@@ -18,7 +18,7 @@ import java.util.Set;
  * torchrun's environment ({@code WORLD_SIZE}, {@code RANK}, …) joins that run as its rank.
  */
 public final class DistOptions {
-    private static final Set<String> LAUNCHER_FLAGS = Set.of("--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port");
+    static final Set<String> LAUNCHER_FLAGS = Set.of("--nproc_per_node", "--nnodes", "--node_rank", "--master_addr", "--master_port");
 
     @Option(names = "--nproc_per_node", description = "start this many ranks (JVMs) on this node, as torchrun") Integer nproc;
     @Option(names = "--nnodes", defaultValue = "1", description = "nodes in the run (torchrun)") int nnodes;

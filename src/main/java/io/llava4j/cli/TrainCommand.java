@@ -22,6 +22,7 @@ public class TrainCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     @picocli.CommandLine.Mixin DistOptions dist = new DistOptions();
     @picocli.CommandLine.Spec picocli.CommandLine.Model.CommandSpec spec;
+    @Option(names = "--plan", description = "a stage plan (YAML or JSON; see README): runs its stages in order; only --dry_run and --device go with it") Path plan;
     /** LLaVA's booleans: True/False (also true/false). */
     public static final class Bool implements ITypeConverter<Boolean> {
         @Override
@@ -34,9 +35,9 @@ public class TrainCommand implements Callable<Integer> {
         }
     }
 
-    @Option(names = "--model_name_or_path", required = true, description = "LLaVA folder, or a LLaMA folder with --vision_tower") Path model;
+    @Option(names = "--model_name_or_path", description = "LLaVA folder, or a LLaMA folder with --vision_tower") Path model;
     @Option(names = "--version", defaultValue = "v1", description = "conversation template: plain / v0_plain or v1 / vicuna_v1") String version;
-    @Option(names = "--data_path", required = true) Path data;
+    @Option(names = "--data_path") Path data;
     @Option(names = "--image_folder") Path imageFolder;
     @Option(names = "--vision_tower", description = "CLIP folder") Path visionTower;
     @Option(names = "--mm_projector_type", description = "for a fresh projector: linear (default), mlp2x_gelu, identity; must match a model's own projector") String projectorType;
@@ -51,7 +52,7 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--pretrain_mm_mlp_adapter", description = "stage-1 projector (.safetensors or LLaVA's mm_projector.bin)") Path adapter;
     @Option(names = "--image_aspect_ratio", description = "square or pad (default: the config's image_aspect_ratio, else square)") String aspect;
     @Option(names = "--model_max_length", defaultValue = "2048") int maxLength;
-    @Option(names = "--output_dir", required = true) Path outputDir;
+    @Option(names = "--output_dir") Path outputDir;
     @Option(names = "--num_train_epochs", defaultValue = "3") double epochs;
     @Option(names = "--max_steps", defaultValue = "-1") int maxSteps;
     @Option(names = "--per_device_train_batch_size", defaultValue = "8") int batch;
@@ -100,6 +101,12 @@ public class TrainCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         device.apply();
+        if (plan != null) {
+            for (picocli.CommandLine.Model.OptionSpec o : spec.commandLine().getParseResult().matchedOptions())
+                if (!List.of("--plan", "--dry_run", "--device").contains(o.longestName()))
+                    throw new IllegalArgumentException(o.longestName() + " with --plan: set it in the plan (its args, or the stage's keys)");
+            return PlanRun.run(plan, dryRun);
+        }
         TrainArgs args = toArgs(); // flags are checked once, before any rank starts
         if (dist.launches()) return dist.launch(spec.commandLine().getParseResult().originalArgs(), device);
         try (io.llava4j.train.DataParallel dp = dist.join(device)) {
@@ -126,6 +133,9 @@ public class TrainCommand implements Callable<Integer> {
     }
 
     private TrainArgs toArgs() {
+        if (model == null || data == null || outputDir == null)
+            throw new IllegalArgumentException("missing required option " + (model == null ? "--model_name_or_path" : data == null ? "--data_path" : "--output_dir")
+                    + " (or --plan FILE)");
         return new TrainArgs(model, version, data, imageFolder, visionTower, projectorType, selectLayer, selectFeature,
                 tune, freezeBackbone, freezeProjector, unfreezeVision, projectorLr, visionLr, adapter, aspect, maxLength, outputDir,
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,

@@ -130,14 +130,24 @@ public class Llama extends Module {
             rope = new Rope(c.headDim(), c.ropeTheta(), c.ropeScaling(), c.maxPositionEmbeddings());
         }
 
-        /** [B, T, h] → [B, T, h] (after the final norm) */
+        /**
+         * [B, T, h] → [B, T, h] (after the final norm). When {@code x} needs no gradient (projector and embed_tokens
+         * frozen), the layers below the lowest one that trains run without a graph: the backward stops there.
+         */
         public Tensor forward(Tensor x) {
             Tensor[] cosSin = rope.cosSin(x.size(1)); // [T, hd] each
-            for (DecoderLayer layer : layers) {
-                Tensor in = x;
-                x = Scopes.keep(() -> layer.forward(in, cosSin[0], cosSin[1]));
+            int lowest = 0; // lowest layer the backward must reach
+            if (!x.requires_grad())
+                while (lowest < layers.size() && !trains(layers.get(lowest))) lowest++;
+            try (org.bytedeco.pytorch.NoGradGuard g = lowest > 0 ? new org.bytedeco.pytorch.NoGradGuard() : null) {
+                for (int i = 0; i < lowest; i++) x = layer(i, x, cosSin);
             }
+            for (int i = lowest; i < layers.size(); i++) x = layer(i, x, cosSin);
             return norm.forward(x);
+        }
+
+        private Tensor layer(int i, Tensor x, Tensor[] cosSin) {
+            return Scopes.keep(() -> layers.get(i).forward(x, cosSin[0], cosSin[1]));
         }
 
         Tensor forwardCached(Tensor x, Tensor positions, Tensor keyValid, KvCache cache) {

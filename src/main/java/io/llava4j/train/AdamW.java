@@ -54,6 +54,7 @@ public final class AdamW {
 
     private final List<Group> groups = new ArrayList<>();
     private final Map<String, State> state = new LinkedHashMap<>();
+    private final Map<String, Double> paramLr = new java.util.HashMap<>(); // per-tensor factors on the group's lr
     private final double beta1, beta2, eps;
 
     public AdamW(List<Group> groups, double beta1, double beta2, double eps) {
@@ -84,6 +85,15 @@ public final class AdamW {
         for (Group g : groups) g.lr = g.baseLr * factor;
     }
 
+    /**
+     * A factor on one tensor's learning rate, on top of its group's (a group unfrozen mid-stage warms up on its own;
+     * see {@link FreezeSchedule}). 1 by default.
+     */
+    public void scaleParamLr(String name, double factor) {
+        if (factor == 1.0) paramLr.remove(name);
+        else paramLr.put(name, factor);
+    }
+
     public void zeroGrad() {
         for (Group g : groups)
             for (Tensor p : g.params.values()) {
@@ -101,13 +111,15 @@ public final class AdamW {
                     if (!grad.defined()) continue;
                     State s = state.computeIfAbsent(e.getKey(), k -> new State(0, kept(torch.zeros_like(p)), kept(torch.zeros_like(p))));
                     s.step++;
-                    p.mul_(new Scalar(1 - g.lr * g.weightDecay));
+                    Double f = paramLr.get(e.getKey());
+                    double lr = f == null ? g.lr : g.lr * f;
+                    p.mul_(new Scalar(1 - lr * g.weightDecay));
                     s.expAvg.lerp_(grad, new Scalar(1 - beta1));
                     s.expAvgSq.mul_(new Scalar(beta2)).addcmul_(grad, grad, new Scalar(1 - beta2));
                     double bc1 = 1 - Math.pow(beta1, s.step);
                     double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, s.step));
                     Tensor denom = s.expAvgSq.sqrt().div_(new Scalar(bc2Sqrt)).add_(new Scalar(eps));
-                    p.addcdiv_(s.expAvg, denom, new Scalar(-g.lr / bc1));
+                    p.addcdiv_(s.expAvg, denom, new Scalar(-lr / bc1));
                 }
             }
         }

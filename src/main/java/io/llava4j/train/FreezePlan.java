@@ -50,6 +50,13 @@ public final class FreezePlan {
         return new FreezePlan(t);
     }
 
+    /** A plan from a decision per parameter name (the plans of a {@link FreezeSchedule}); every parameter gets one. */
+    static FreezePlan where(Llava model, java.util.function.Predicate<String> trains) {
+        Map<String, Boolean> t = new LinkedHashMap<>();
+        for (String name : Tensors.namedParameters(model).keySet()) t.put(name, trains.test(name));
+        return new FreezePlan(t);
+    }
+
     private static String describe(Flags f) {
         return "--tune_mm_mlp_adapter " + cap(f.tuneMmMlpAdapter()) + " --freeze_backbone " + cap(f.freezeBackbone())
                 + " --freeze_mm_mlp_adapter " + cap(f.freezeMmMlpAdapter()) + " --unfreeze_mm_vision_tower " + cap(f.unfreezeMmVisionTower());

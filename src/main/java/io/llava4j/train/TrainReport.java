@@ -5,6 +5,7 @@ import io.llava4j.model.Llava;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -53,6 +54,58 @@ public final class TrainReport {
         sb.append(String.format("trainable: %.4f%% of %,d parameters; weights in memory: %s%n",
                 100.0 * t.trainable / Math.max(1, t.trainable + t.frozen), t.trainable + t.frozen, bytes(weightBytes)));
         return sb.toString();
+    }
+
+    /** Bytes a plan costs: parameters as held (trainable ones as fp32 master weights), fp32 gradients, AdamW's two fp32 moments. */
+    public record Bytes(long parameters, long gradients, long optimizer) {}
+
+    public static Bytes bytes(Llava model, FreezePlan plan) {
+        long p = 0, g = 0;
+        for (Map.Entry<String, Tensor> e : Tensors.namedParameters(model).entrySet()) {
+            long n = e.getValue().numel();
+            if (plan.trains(e.getKey())) {
+                p += 4 * n;
+                g += 4 * n;
+            } else p += n * e.getValue().element_size();
+        }
+        return new Bytes(p, g, 2 * g);
+    }
+
+    /** Every step of a stage where trainability changes, with its tensors, parameters and bytes. */
+    public static String renderSchedule(Llava model, FreezeSchedule s) {
+        Map<String, Tensor> params = Tensors.namedParameters(model);
+        StringBuilder sb = new StringBuilder();
+        sb.append(String.format("%-8s %8s %15s %12s %12s %15s  %s%n", "step", "tensors", "trainable", "parameters", "gradients",
+                "optimizer state", "newly trainable"));
+        FreezePlan before = null;
+        for (int step : s.changeSteps()) {
+            FreezePlan p = s.at(step);
+            long n = 0;
+            for (String t : p.trainable()) n += params.get(t).numel();
+            Bytes b = bytes(model, p);
+            FreezePlan prev = before;
+            List<String> added = p.trainable().stream().filter(t -> prev == null || !prev.trains(t)).toList();
+            sb.append(String.format("%-8d %8d %,15d %12s %12s %15s  %s%n", step, p.trainable().size(), n, bytes(b.parameters()),
+                    bytes(b.gradients()), bytes(b.optimizer()), summary(added)));
+            before = p;
+        }
+        return sb.toString();
+    }
+
+    /** "llm.layers 2..3, llm.norm" style: the parts of {@code names}, with layer ranges. */
+    private static String summary(List<String> names) {
+        Map<String, java.util.TreeSet<Integer>> parts = new LinkedHashMap<>();
+        for (String n : names) {
+            String part = ModuleGroups.partOf(n);
+            int i = FreezeSchedule.layerIndex(n, part.equals("vision") ? "vision" : "llm");
+            String key = part.equals("vision") && i >= 0 ? "vision.layers" : part;
+            parts.computeIfAbsent(key, k -> new java.util.TreeSet<>());
+            if (i >= 0) parts.get(key).add(i);
+        }
+        List<String> out = new java.util.ArrayList<>();
+        parts.forEach((part, layers) -> out.add(layers.isEmpty() ? part
+                : part + " " + layers.first() + (layers.size() > 1 ? ".." + layers.last() : "")));
+        return String.join(", ", out);
     }
 
     private static String line(String name, Row r) {

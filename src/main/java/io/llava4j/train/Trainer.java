@@ -45,6 +45,8 @@ public final class Trainer {
     private final List<Double> stepSeconds = new ArrayList<>();
     private int stopAfter = Integer.MAX_VALUE;
     private final java.util.Set<String> warned = new java.util.HashSet<>(); // samples whose warning was printed
+    private Trainability trainability; // a plan's stage: replaces the flags' FreezePlan by a per-step schedule
+    private FreezeSchedule freezes;
 
     public Trainer(TrainArgs args) {
         this.a = args;
@@ -90,6 +92,20 @@ public final class Trainer {
         return this;
     }
 
+    /**
+     * What trains, per module and per step (a stage of {@code llava4j train --plan}), instead of LLaVA's freezing
+     * flags: the {@link FreezeSchedule} gives the {@link FreezePlan} of every step.
+     */
+    public Trainer trainability(Trainability t) {
+        this.trainability = t;
+        return this;
+    }
+
+    /** The stage's freeze schedule (null for LLaVA's flags). */
+    public FreezeSchedule freezeSchedule() {
+        return freezes;
+    }
+
     /** Where progress goes (default: nowhere). */
     public Trainer progress(TrainProgress p) {
         this.progress = p;
@@ -107,11 +123,14 @@ public final class Trainer {
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
-        plan = FreezePlan.of(model, a.freezeFlags());
+        freezes = trainability == null ? null : FreezeSchedule.of(model, trainability);
+        plan = freezes == null ? FreezePlan.of(model, a.freezeFlags()) : freezes.union(); // all that ever trains
         plan.apply(model);
         masterWeights();
-        TrainReport report = new TrainReport(model, plan);
+        if (freezes != null) freezes.at(0).apply(model);
+        TrainReport report = new TrainReport(model, freezes == null ? plan : freezes.at(0));
         if (dp.isMain()) System.out.print(report.render() + dp.describe(plan.trainable(), Tensors.namedParameters(model)));
+        if (dp.isMain() && freezes != null && freezes.changeSteps().size() > 1) System.out.print(TrainReport.renderSchedule(model, freezes));
         if (dp.isMain()) for (String note : a.notes()) System.out.println("note: " + note);
         if (dp.isMain()) for (String note : flagNotes) System.out.println("note: " + note);
         if (a.dryRun()) return;
@@ -144,6 +163,7 @@ public final class Trainer {
             checkSame(st, "global_batch", global * a.gradientAccumulationSteps(), resume); // any world size with the same global batch
             checkSame(st, "total_steps", total, resume);
             checkSame(st, "steps_per_epoch", stepsPerEpoch, resume);
+            if (freezes != null) freezes.checkResumed(optimizer, step, resume);
             if (dp.isMain()) System.err.printf("resuming from %s at step %d%n", resume, step);
         }
         Map<String, Tensor> params = Tensors.namedParameters(model);
@@ -167,6 +187,8 @@ public final class Trainer {
                 int epoch = micros.get(micros.size() - 1)[0];
                 long t0 = System.nanoTime();
                 optimizer.scaleLr(schedule.factor(step));
+                if (freezes != null && freezes.beforeStep(model, optimizer, step) && step > 0 && dp.isMain())
+                    System.err.printf("%nstep %d: %d tensors train now%n", step, freezes.at(step).trainable().size());
                 double loss = 0, scaled = 0; // the micro-batches' losses, and their sum × scale (this rank's share of the step's loss)
                 long tokens = 0;
                 List<String> stepIds = new ArrayList<>(); // named if the step goes bad
@@ -259,6 +281,7 @@ public final class Trainer {
         st.put("global_batch", global * a.gradientAccumulationSteps());
         st.put("data_order", "Sampler.order(seed, epoch)");
         st.set("log_history", history);
+        if (freezes != null) st.set("freeze_schedule", freezes.describe());
         return TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
     }
 
