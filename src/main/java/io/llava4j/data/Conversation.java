@@ -108,12 +108,14 @@ public final class Conversation {
      * @param inputIds the ids, with one image token where the image goes
      * @param labels   same length; {@link #IGNORE_INDEX} where not supervised
      * @param warning  null, or why the sample was fully masked
+     * @param mismatch whether the template's rounds did not add up to the tokenization (LLaVA's "tokenization
+     *                 mismatch"), so every label was masked
      */
-    public record Tokenized(int[] inputIds, int[] labels, String warning) {
+    public record Tokenized(int[] inputIds, int[] labels, String warning, boolean mismatch) {
         /** The first {@code maxLength} ids and labels (HF truncation, as LLaVA applies model_max_length). */
         public Tokenized truncate(int maxLength) {
             if (inputIds.length <= maxLength) return this;
-            return new Tokenized(Arrays.copyOf(inputIds, maxLength), Arrays.copyOf(labels, maxLength), warning);
+            return new Tokenized(Arrays.copyOf(inputIds, maxLength), Arrays.copyOf(labels, maxLength), warning, mismatch);
         }
     }
 
@@ -148,6 +150,14 @@ public final class Conversation {
      * of v1 only applies when the rounds end before {@code modelMaxLength}.
      */
     public Tokenized tokenize(LlavaRecord r, int modelMaxLength) {
+        return untruncated(r, modelMaxLength).truncate(modelMaxLength);
+    }
+
+    /**
+     * {@link #tokenize(LlavaRecord, int)} before the cut to {@code modelMaxLength} (which still decides, as in LLaVA,
+     * whether v1's mismatch check applies).
+     */
+    public Tokenized untruncated(LlavaRecord r, int modelMaxLength) {
         String prompt = prompt(r);
         boolean plain = template == Template.PLAIN;
         int[] ids = tokenizeText(prompt, plain || r.hasImage()); // preprocess_plain always uses tokenizer_image_token
@@ -160,14 +170,14 @@ public final class Conversation {
         } else if (!r.hasImage() && images == 1 && plain) {
             warning = r.describe() + ": a text-only record with " + IMAGE + " under the plain template trains on a zero image (as LLaVA does)";
         } else if (images != (r.hasImage() ? 1 : 0)) {
-            throw new DataException(r.describe() + ": field conversations: the prompt holds " + images + " image token(s) but the record has "
+            throw new RecordException(DataProblem.IMAGE_COUNT, r.describe() + ": field conversations: the prompt holds " + images + " image token(s) but the record has "
                     + (r.hasImage() ? 1 : 0) + " image(s)" + (r.hasImage() ? "" : " (a text-only record must not contain " + IMAGE + ")"));
         }
         Tokenized t = plain ? labelsPlain(ids)
                 : template == Template.LLAVA_LLAMA_2 ? labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), LLAMA_2_SEP, false)
                 : labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), V1_ASSISTANT_SEP, true);
-        if (warning != null) t = new Tokenized(t.inputIds(), t.labels(), t.warning() == null ? warning : warning + "; " + t.warning());
-        return t.truncate(modelMaxLength);
+        if (warning != null) t = new Tokenized(t.inputIds(), t.labels(), t.warning() == null ? warning : warning + "; " + t.warning(), t.mismatch());
+        return t;
     }
 
     /**
@@ -191,14 +201,14 @@ public final class Conversation {
         List<Turn> turns = r.hasImage() ? moveImageFirst(r.conversations()) : r.conversations();
         if (template == Template.PLAIN) { // preprocess_plain: roles are not looked at
             if (turns.size() != 2)
-                throw new DataException(r.describe() + ": field conversations: the plain template needs exactly 2 turns, got " + turns.size());
+                throw new RecordException(DataProblem.TEMPLATE, r.describe() + ": field conversations: the plain template needs exactly 2 turns, got " + turns.size());
             if (!turns.get(0).value().contains(IMAGE))
-                throw new DataException(r.describe() + ": field conversations[0].value: the plain template needs " + IMAGE + " in the first turn");
+                throw new RecordException(DataProblem.IMAGE_COUNT, r.describe() + ": field conversations[0].value: the plain template needs " + IMAGE + " in the first turn");
             return IMAGE + turns.get(1).value() + "\n";
         }
         for (int j = 0; j < turns.size(); j++)
             if (LlavaRecord.roleOf(turns.get(j).from()) == null)
-                throw new DataException(r.describe() + ": field conversations[" + j + "].from: unknown role \"" + turns.get(j).from()
+                throw new RecordException(DataProblem.ROLES, r.describe() + ": field conversations[" + j + "].from: unknown role \"" + turns.get(j).from()
                         + "\" (the v1 template knows human and gpt)");
         int skip = turns.get(0).role() != Role.HUMAN ? 1 : 0;
         if (template == Template.LLAVA_LLAMA_2) return promptLlama2(r, turns, skip);
@@ -215,7 +225,7 @@ public final class Conversation {
             else p.append(role).append(": ").append(t.value()).append(k % 2 == 0 ? " " : V1_SEP2);
         }
         if (r.hasImage() && imageTurns > 1)
-            throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
+            throw new RecordException(DataProblem.IMAGE_COUNT, r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
                     + " (after skipping a leading non-human turn), expected at most 1 for one image");
         return p.toString();
     }
@@ -224,7 +234,7 @@ public final class Conversation {
     private static void checkAlternates(LlavaRecord r, Turn t, int j, int k) {
         Role want = k % 2 == 0 ? Role.HUMAN : Role.GPT;
         if (t.role() != want)
-            throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
+            throw new RecordException(DataProblem.ROLES, r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
                     + (want == Role.HUMAN ? "human" : "gpt") + " turn is expected (roles must alternate, starting with human)");
     }
 
@@ -237,7 +247,7 @@ public final class Conversation {
             int k = j - skip;
             checkAlternates(r, t, j, k);
             if (k == 0 && t.value().isEmpty()) // get_prompt: assert message, "first message should not be none"
-                throw new DataException(r.describe() + ": field conversations[" + j + "].value: the llava_llama_2 template needs a non-empty first message");
+                throw new RecordException(DataProblem.TEMPLATE, r.describe() + ": field conversations[" + j + "].value: the llava_llama_2 template needs a non-empty first message");
             if (t.value().contains(IMAGE)) imageTurns++;
             if (t.value().isEmpty()) continue;
             String m = k == 0 ? "<<SYS>>\n" + SYSTEM_LLAMA_2 + "\n<</SYS>>\n\n" + t.value() : t.value();
@@ -245,7 +255,7 @@ public final class Conversation {
             else p.append(' ').append(m).append(' ').append(V1_SEP2);
         }
         if (r.hasImage() && imageTurns > 1)
-            throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
+            throw new RecordException(DataProblem.IMAGE_COUNT, r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
                     + " (after skipping a leading non-human turn), expected at most 1 for one image");
         int a = 0; // Python's ret.lstrip("<s>"): strips any leading '<', 's', '>'
         while (a < p.length() && "<s>".indexOf(p.charAt(a)) >= 0) a++;
@@ -275,7 +285,7 @@ public final class Conversation {
         int masked = Math.min(tokenizeText(IMAGE, true).length, ids.length);
         int[] labels = ids.clone();
         Arrays.fill(labels, 0, masked, IGNORE_INDEX);
-        return new Tokenized(ids, labels, null);
+        return new Tokenized(ids, labels, null, false);
     }
 
     /**
@@ -311,7 +321,7 @@ public final class Conversation {
             warning = r.describe() + ": tokenization mismatch: the rounds of the " + (template == Template.VICUNA_V1 ? "v1" : "llava_llama_2") + " template cover " + cur
                     + " tokens but the sample has " + total + "; the sample is fully masked (as LLaVA does)";
         }
-        return new Tokenized(ids, labels, warning);
+        return new Tokenized(ids, labels, warning, warning != null);
     }
 
     /** Python's {@code labels[from:to] = IGNORE_INDEX}: the range is clipped to the array, empty when to <= from. */

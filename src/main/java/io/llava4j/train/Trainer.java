@@ -46,6 +46,8 @@ public final class Trainer {
     private int stopAfter = Integer.MAX_VALUE;
     private final java.util.Set<String> warned = new java.util.HashSet<>(); // samples whose warning was printed
 
+    private final DataPreflight.Skips skips = new DataPreflight.Skips();
+
     public Trainer(TrainArgs args) {
         this.a = args;
     }
@@ -65,6 +67,18 @@ public final class Trainer {
     /** Per optimizer step of this run, the mean micro-batch loss. */
     public List<Double> losses() {
         return losses;
+    }
+
+    /** Samples skipped in this run because their image could not be read. */
+    public int skippedSamples() {
+        return skips.skipped();
+    }
+
+    /** Optimizer steps of a run over {@code records} records (HF floors the micro-batches per step). */
+    private int totalSteps(int records) {
+        int micro = (records + a.perDeviceTrainBatchSize() - 1) / a.perDeviceTrainBatchSize();
+        int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps());
+        return a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
     }
 
     /** Per optimizer step of this run, its wall time in seconds (data, forward, backward, clipping, AdamW). */
@@ -95,8 +109,10 @@ public final class Trainer {
         ProjectorSpec projector = a.projectorSpec();
         io.llava4j.data.Conversation.Template.forTraining(a.version()); // an unknown template fails before any weight is read
         LlavaTokenizer tok = Batches.preflight(a.modelNameOrPath(), a.visionTower(), projector, a.modelMaxLength()); // before any weight
-        List<String> flagNotes = io.llava4j.config.LlavaConfig.load(a.modelNameOrPath(), a.visionTower(), projector)
-                .checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
+        io.llava4j.config.LlavaConfig cfg = io.llava4j.config.LlavaConfig.load(a.modelNameOrPath(), a.visionTower(), projector);
+        List<String> flagNotes = cfg.checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
+        List<io.llava4j.data.LlavaRecord> records = a.dryRun() ? null : DataPreflight.check(tok, cfg, a, System.out); // before any weight
+        if (!a.dryRun() && a.checkResources()) RunResources.check(cfg, a, totalSteps(records.size()));
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
@@ -109,13 +125,13 @@ public final class Trainer {
         for (String note : flagNotes) System.out.println("note: " + note);
         if (a.dryRun()) return;
 
-        Batches.Data data = Batches.open(tok, a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
+        Batches.Data data = Batches.open(tok, a.modelNameOrPath(), model.config, a.dataPath(), records, a.imageFolder(), a.version(),
                 a.imageAspectRatio(), a.modelMaxLength());
         LlavaDataset ds = data.dataset();
         io.llava4j.data.Collator collator = data.collator();
         int micro = (ds.size() + a.perDeviceTrainBatchSize() - 1) / a.perDeviceTrainBatchSize();
         int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps()); // HF floors
-        int total = a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
+        int total = totalSteps(ds.size());
         LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
         optimizer = Optimizers.build(model, plan, a.hyper());
         // Half-precision weights up-cast for fp32 GEMMs would be kept by autograd for the backward, all layers at once
@@ -163,8 +179,11 @@ public final class Trainer {
                     }
                     int mb = em[1];
                     List<Sample> samples = new ArrayList<>();
-                    for (int i = mb * a.perDeviceTrainBatchSize(); i < Math.min(ds.size(), (mb + 1) * a.perDeviceTrainBatchSize()); i++)
-                        samples.add(ds.get(order[i]));
+                    for (int i = mb * a.perDeviceTrainBatchSize(); i < Math.min(ds.size(), (mb + 1) * a.perDeviceTrainBatchSize()); i++) {
+                        Sample smp = skips.get(ds, order[i]); // null: its image became unreadable (warned, counted)
+                        if (smp != null) samples.add(smp);
+                    }
+                    if (samples.isEmpty()) continue;
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
                     try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
@@ -213,12 +232,14 @@ public final class Trainer {
                 }
                 if (step >= stopAfter) {
                     bar.done();
+                    skips.report();
                     System.err.printf("stopped after step %d%n", step);
                     return;
                 }
             }
         }
         bar.done();
+        skips.report();
         writeOutput(loaded);
     }
 
