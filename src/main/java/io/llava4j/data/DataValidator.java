@@ -103,6 +103,20 @@ public final class DataValidator {
         return out;
     }
 
+    /**
+     * The supervised tokens the model's loss sees for one sample ({@code Llava.supervisedTokens}): the image token
+     * becomes {@code imageFeatureTokens} unsupervised rows, the merged sequence is cut to {@code maxLength}, and the
+     * first position is never a target.
+     */
+    public static int supervisedAfterMerge(int[] ids, int[] labels, int imageTokenIndex, int imageFeatureTokens, int maxLength) {
+        int q = 0, kept = 0; // q: position in the merged sequence
+        for (int p = 0; p < ids.length && q < maxLength; p++) {
+            if (q >= 1 && labels[p] != Conversation.IGNORE_INDEX) kept++;
+            q += ids[p] == imageTokenIndex ? imageFeatureTokens : 1;
+        }
+        return kept;
+    }
+
     /** An image's problem, its message without the record it was first found for. */
     private record ImageProblem(DataProblem problem, String detail) {}
 
@@ -134,12 +148,7 @@ public final class DataValidator {
         if (t.untruncatedLabels() == 0)
             return new Finding(r.index(), r.id(), DataProblem.FULLY_MASKED, r.describe() + ": no token is supervised (every label is masked"
                     + " by the template: an empty answer?); the sample trains on nothing");
-        int q = 0, kept = 0; // q: position in the model's merged sequence
-        int[] ids = t.inputIds(), labels = t.labels();
-        for (int p = 0; p < ids.length && q < max; p++) {
-            if (q >= 1 && labels[p] != Conversation.IGNORE_INDEX) kept++;
-            q += ids[p] == s.imageTokenIndex() ? grow + 1 : 1;
-        }
+        int kept = supervisedAfterMerge(t.inputIds(), t.labels(), s.imageTokenIndex(), s.imageFeatureTokens(), max);
         int length = t.untruncatedLength() + (t.untruncatedImage() ? grow : 0);
         if (kept == 0)
             return new Finding(r.index(), r.id(), DataProblem.TRUNCATED_TO_NO_LABEL, r.describe() + ": " + length + " positions"
