@@ -19,6 +19,10 @@ final class ErrorMessages {
 
     static String of(Throwable t) {
         if (t instanceof UncheckedIOException u && u.getCause() != null) t = u.getCause();
+        // a library's wrapper (Javalin's around a BindException, say) around an error with a message for the user
+        for (Throwable c = t.getCause(); !isUserError(t) && c != null && c != c.getCause(); c = c.getCause())
+            if (isUserError(c) && c.getMessage() != null) return of(c);
+        if (t instanceof java.nio.file.FileAlreadyExistsException e) return e.getFile() + ": exists and is not a folder";
         String m = t.getMessage();
         if (t instanceof NoSuchFileException e) return e.getFile() + ": no such file or folder";
         if (t instanceof AccessDeniedException e) return e.getFile() + ": permission denied";
