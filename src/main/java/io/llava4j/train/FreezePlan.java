@@ -38,10 +38,18 @@ public final class FreezePlan {
         for (String name : Tensors.namedParameters(model).keySet()) {
             t.put(name, trainsPart(ModuleGroups.partOf(name), f));
         }
-        if (!t.containsValue(true))
-            throw new IllegalArgumentException("nothing to train: the flags " + describe(f) + " freeze every parameter"
-                    + (f.tuneMmMlpAdapter() && f.freezeMmMlpAdapter() ? " (--tune_mm_mlp_adapter trains only the projector and --freeze_mm_mlp_adapter freezes it)" : ""));
+        if (!t.containsValue(true)) throw nothingToTrain(f);
         return new FreezePlan(t);
+    }
+
+    /** Refuses flags that freeze every part, before any model is built. */
+    public static void requireSomethingTrains(Flags f) {
+        if (ModuleGroups.PARTS.stream().noneMatch(p -> trainsPart(p, f))) throw nothingToTrain(f);
+    }
+
+    private static IllegalArgumentException nothingToTrain(Flags f) {
+        return new IllegalArgumentException("nothing to train: the flags " + describe(f) + " freeze every parameter"
+                + (f.tuneMmMlpAdapter() && f.freezeMmMlpAdapter() ? " (--tune_mm_mlp_adapter trains only the projector and --freeze_mm_mlp_adapter freezes it)" : ""));
     }
 
     /** Whether the flags train a part ({@link ModuleGroups#PARTS}): the rule above, decided per part. */

@@ -111,6 +111,7 @@ public final class Trainer {
         LlavaTokenizer tok = Batches.preflight(a.modelNameOrPath(), a.visionTower(), projector, a.modelMaxLength()); // before any weight
         io.llava4j.config.LlavaConfig cfg = io.llava4j.config.LlavaConfig.load(a.modelNameOrPath(), a.visionTower(), projector);
         List<String> flagNotes = cfg.checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
+        FreezePlan.requireSomethingTrains(a.freezeFlags());
         List<io.llava4j.data.LlavaRecord> records = a.dryRun() ? null : DataPreflight.check(tok, cfg, a, System.out); // before any weight
         if (!a.dryRun() && a.checkResources()) RunResources.check(cfg, a, totalSteps(records.size()));
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
