@@ -18,7 +18,10 @@ import java.util.Random;
  * an image (as in mix665k), 1 to 8 rounds of 6–20-word questions and 3–120-word answers, images picked from
  * {@code images} distinct 640x480 JPEGs (COCO's usual size) written once.
  *
- * <pre>java -cp ... io.llava4j.bench.LargeData OUT_DIR RECORDS IMAGES</pre>
+ * Words come from a tokenizer.json's vocabulary when one is given (about one token a word, as LLaMA's tokenizer on
+ * English), else random letters (several tokens a word on a small vocabulary).
+ *
+ * <pre>java -cp ... io.llava4j.bench.LargeData OUT_DIR RECORDS IMAGES [TOKENIZER_JSON]</pre>
  */
 public final class LargeData {
     private LargeData() {}
@@ -42,13 +45,7 @@ public final class LargeData {
             g.dispose();
             ImageIO.write(img, "jpg", f.toFile());
         }
-        String[] words = new String[3000];
-        for (int i = 0; i < words.length; i++) {
-            StringBuilder w = new StringBuilder();
-            int len = 2 + rnd.nextInt(8);
-            for (int k = 0; k < len; k++) w.append((char) ('a' + rnd.nextInt(26)));
-            words[i] = w.toString();
-        }
+        String[] words = args.length > 3 ? vocabularyWords(Path.of(args[3])) : randomWords(rnd);
         try (JsonGenerator j = new JsonFactory().createGenerator(out.resolve("data.json").toFile(), JsonEncoding.UTF8)) {
             j.writeStartArray();
             for (int r = 0; r < records; r++) {
@@ -73,6 +70,31 @@ public final class LargeData {
             }
             j.writeEndArray();
         }
+    }
+
+    /**
+     * The whole words of a tokenizer.json's vocabulary ("▁answer" and the like, not a prefix of another): text made of
+     * them has a real tokenizer's rate of about one token per word, where random letters on a small vocabulary give
+     * several.
+     */
+    static String[] vocabularyWords(Path tokenizerJson) throws IOException {
+        var vocab = new com.fasterxml.jackson.databind.ObjectMapper().readTree(tokenizerJson.toFile()).get("model").get("vocab");
+        java.util.List<String> all = new java.util.ArrayList<>();
+        vocab.fieldNames().forEachRemaining(k -> {
+            if (k.startsWith("\u2581") && k.length() >= 4 && k.substring(1).chars().allMatch(Character::isLowerCase)) all.add(k.substring(1));
+        });
+        return all.stream().filter(w -> all.stream().noneMatch(o -> o.length() > w.length() && o.startsWith(w))).sorted().toArray(String[]::new);
+    }
+
+    private static String[] randomWords(Random rnd) {
+        String[] words = new String[3000];
+        for (int i = 0; i < words.length; i++) {
+            StringBuilder w = new StringBuilder();
+            int len = 2 + rnd.nextInt(8);
+            for (int k = 0; k < len; k++) w.append((char) ('a' + rnd.nextInt(26)));
+            words[i] = w.toString();
+        }
+        return words;
     }
 
     private static String sentence(Random rnd, String[] words, int n) {
