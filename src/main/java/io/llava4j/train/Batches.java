@@ -68,6 +68,7 @@ public final class Batches {
         if (records.isEmpty()) throw new DataException(dataPath + ": no records");
         LlavaDataset ds = new LlavaDataset(records, tok, version, imageFolder, processor(modelFolder, cfg, records), aspect(cfg, aspectRatio),
                 modelMaxLength, cfg.imageTokenIndex());
+        if (ds.caveat() != null) System.err.println("warning: " + ds.caveat());
         return new Data(ds, ds.collator());
     }
 
