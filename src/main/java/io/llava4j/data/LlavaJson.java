@@ -63,17 +63,17 @@ public final class LlavaJson {
             }
         } catch (JsonProcessingException e) {
             throw new DataException(file + ": invalid JSON in record #" + index + ": " + e.getOriginalMessage()
-                    + " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr(), e);
+                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + ", column "
+                    + e.getLocation().getColumnNr()), e);
         }
         return out;
     }
 
     private static List<LlavaRecord> readLines(Path file, java.util.function.Consumer<Finding> onBad) throws IOException {
         List<LlavaRecord> out = new ArrayList<>();
-        int index = 0;
+        int index = 0, lineNr = 0;
         try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
             String line;
-            int lineNr = 0;
             while ((line = r.readLine()) != null) {
                 lineNr++;
                 if (line.isBlank()) continue;
@@ -88,6 +88,8 @@ public final class LlavaJson {
                 }
                 add(out, file, index++, node, onBad);
             }
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new DataException(file + ": line " + (lineNr + 1) + ": not valid UTF-8", e);
         }
         return out;
     }
