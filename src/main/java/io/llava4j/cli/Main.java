@@ -6,8 +6,11 @@ import picocli.CommandLine.Command;
 /** The {@code llava4j} command line. */
 @Command(name = "llava4j", mixinStandardHelpOptions = true, version = "llava4j 0.1.0",
         description = "Train and run LLaVA vision-language models on the JVM (libtorch through JavaCPP).",
-        subcommands = {ScoreCommand.class, InspectCommand.class, TrainCommand.class, GenerateCommand.class, ChatCommand.class, ServeCommand.class, DemoCommand.class})
+        subcommands = {ScoreCommand.class, InspectCommand.class, TrainCommand.class, ValidateCommand.class, GenerateCommand.class, ChatCommand.class, ServeCommand.class, DemoCommand.class})
 public class Main implements Runnable {
+    @picocli.CommandLine.Option(names = "--debug", scope = picocli.CommandLine.ScopeType.INHERIT,
+            description = "on an error, print the Java stack trace too")
+    boolean debug;
 
     /**
      * {@code LLAVA4J_MEMORY_REPORT=FILE} writes the run's peak resident memory to FILE as JSON at exit
@@ -30,16 +33,29 @@ public class Main implements Runnable {
         System.exit(rc);
     }
 
-    /** Runs the CLI and returns its exit code (tests call this instead of {@link #main}). */
+    /**
+     * Runs the CLI and returns its exit code (tests call this instead of {@link #main}). Whatever goes wrong is one
+     * line on stderr, {@code error: ...}, and exit code 1 (2 for a command line picocli cannot parse); {@code --debug}
+     * (anywhere on the command line) or {@code -Dllava4j.trace=true} adds the stack trace.
+     */
     public static int run(String... args) {
+        boolean debug = Boolean.getBoolean("llava4j.trace") || java.util.Arrays.asList(args).contains("--debug");
         CommandLine cl = new CommandLine(new Main());
         cl.setCaseInsensitiveEnumValuesAllowed(true);
-        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
-            cmd.getErr().println("error: " + ex.getMessage());
-            if (Boolean.getBoolean("llava4j.trace")) ex.printStackTrace(cmd.getErr());
-            return 1;
-        });
-        return cl.execute(args);
+        cl.setExecutionExceptionHandler((ex, cmd, parsed) -> fail(ex, cmd.getErr(), debug));
+        try {
+            return cl.execute(args);
+        } catch (Throwable t) { // an Error (out of memory, a native library that does not load) escapes picocli's handler
+            return fail(t, new java.io.PrintWriter(System.err, true), debug);
+        }
+    }
+
+    /** Prints one line for {@code t} (and its stack trace under --debug); returns the exit code 1. */
+    static int fail(Throwable t, java.io.PrintWriter err, boolean debug) {
+        err.println("error: " + ErrorMessages.of(t) + (debug || ErrorMessages.isUserError(t) ? "" : " (--debug prints the stack trace)"));
+        if (debug) t.printStackTrace(err);
+        err.flush();
+        return 1;
     }
 
     @Override

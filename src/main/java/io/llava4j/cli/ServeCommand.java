@@ -31,6 +31,7 @@ public class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         device.apply();
+        if (port < 0 || port > 65535) throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
         ServeLimits limits = new ServeLimits(queue, timeout, maxImageBytes * 4 / 3 + (1 << 20), maxImageBytes, maxImagePixels,
                 maxPromptTokens, maxNewTokens);
         try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()));

@@ -72,6 +72,8 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--logging_steps", defaultValue = "500") int loggingSteps;
     @Option(names = "--resume_from_checkpoint", description = "a checkpoint folder, or True for the newest in --output_dir") String resume;
     @Option(names = "--group_by_modality_length", defaultValue = "False", arity = "1", converter = Bool.class) boolean groupByModality;
+    @Option(names = "--on_bad_sample", defaultValue = "error", description = "records that would stop training (see llava4j validate): error (default) stops before training, skip trains without them") String onBadSample;
+    @Option(names = "--check_resources", defaultValue = "True", arity = "1", converter = Bool.class, description = "refuse a run whose memory or disk needs (from the config) exceed what is available") boolean checkResources;
     @Option(names = "--dry_run", defaultValue = "False", arity = "1", converter = Bool.class, description = "print the trainable report and stop") boolean dryRun;
 
     // Flags of LLaVA's scripts that have no effect here: accepted where their value asks for nothing llava4j lacks,
@@ -140,7 +142,8 @@ public class TrainCommand implements Callable<Integer> {
                 tune, freezeBackbone, freezeProjector, unfreezeVision, projectorLr, visionLr, adapter, aspect, maxLength, outputDir,
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
-                precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard));
+                precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),
+                io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources);
     }
 
     private io.llava4j.nn.Precision precision() {

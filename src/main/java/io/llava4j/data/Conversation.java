@@ -342,12 +342,14 @@ public final class Conversation {
      * @param inputIds the ids, with one image token where the image goes
      * @param labels   same length; {@link #IGNORE_INDEX} where not supervised
      * @param warning  null, or why the sample was fully masked
+     * @param mismatch whether the template's rounds did not add up to the tokenization (LLaVA's "tokenization
+     *                 mismatch"), so every label was masked
      */
-    public record Tokenized(int[] inputIds, int[] labels, String warning) {
+    public record Tokenized(int[] inputIds, int[] labels, String warning, boolean mismatch) {
         /** The first {@code maxLength} ids and labels (HF truncation, as LLaVA applies model_max_length). */
         public Tokenized truncate(int maxLength) {
             if (inputIds.length <= maxLength) return this;
-            return new Tokenized(Arrays.copyOf(inputIds, maxLength), Arrays.copyOf(labels, maxLength), warning);
+            return new Tokenized(Arrays.copyOf(inputIds, maxLength), Arrays.copyOf(labels, maxLength), warning, mismatch);
         }
     }
 
@@ -392,6 +394,14 @@ public final class Conversation {
      * of v1, llama_2 and mpt only applies when the rounds end before {@code modelMaxLength}.
      */
     public Tokenized tokenize(LlavaRecord r, int modelMaxLength) {
+        return untruncated(r, modelMaxLength).truncate(modelMaxLength);
+    }
+
+    /**
+     * {@link #tokenize(LlavaRecord, int)} before the cut to {@code modelMaxLength} (which still decides, as in LLaVA,
+     * whether the mismatch check applies).
+     */
+    public Tokenized untruncated(LlavaRecord r, int modelMaxLength) {
         String prompt = prompt(r);
         boolean plain = train.masking == Masking.PLAIN;
         int[] ids = tokenizeText(prompt, plain || r.hasImage()); // preprocess_plain always uses tokenizer_image_token
@@ -404,7 +414,7 @@ public final class Conversation {
         } else if (!r.hasImage() && images == 1 && plain) {
             warning = r.describe() + ": a text-only record with " + IMAGE + " under the plain template trains on a zero image (as LLaVA does)";
         } else if (images != (r.hasImage() ? 1 : 0)) {
-            throw new DataException(r.describe() + ": field conversations: the prompt holds " + images + " image token(s) but the record has "
+            throw new RecordException(DataProblem.IMAGE_COUNT, r.describe() + ": field conversations: the prompt holds " + images + " image token(s) but the record has "
                     + (r.hasImage() ? 1 : 0) + " image(s)" + (r.hasImage() ? "" : " (a text-only record must not contain " + IMAGE + ")"));
         }
         Tokenized t = switch (train.masking) {
@@ -414,8 +424,8 @@ public final class Conversation {
             case MPT -> labelsMpt(r, prompt, ids, modelMaxLength, r.hasImage());
             case SINGLE -> labelsSingle(r, ids, modelMaxLength, r.hasImage());
         };
-        if (warning != null) t = new Tokenized(t.inputIds(), t.labels(), t.warning() == null ? warning : warning + "; " + t.warning());
-        return t.truncate(modelMaxLength);
+        if (warning != null) t = new Tokenized(t.inputIds(), t.labels(), t.warning() == null ? warning : warning + "; " + t.warning(), t.mismatch());
+        return t;
     }
 
     /**
@@ -439,16 +449,16 @@ public final class Conversation {
         List<Turn> turns = turns(r);
         if (train.masking == Masking.PLAIN) { // preprocess_plain: roles are not looked at
             if (turns.size() != 2)
-                throw new DataException(r.describe() + ": field conversations: the plain template needs exactly 2 turns, got " + turns.size());
+                throw new RecordException(DataProblem.TEMPLATE, r.describe() + ": field conversations: the plain template needs exactly 2 turns, got " + turns.size());
             if (!turns.get(0).value().contains(IMAGE))
-                throw new DataException(r.describe() + ": field conversations[0].value: the plain template needs " + IMAGE + " in the first turn");
+                throw new RecordException(DataProblem.IMAGE_COUNT, r.describe() + ": field conversations[0].value: the plain template needs " + IMAGE + " in the first turn");
             return IMAGE + turns.get(1).value() + "\n";
         }
         if (train.masking == Masking.SINGLE) return promptSingle(turns);
         for (int j = 0; j < turns.size(); j++) { // preprocess_*: roles = {"human": ..., "gpt": ...}, a KeyError for any other
             String from = turns.get(j).from();
             if (!"human".equals(from) && !"gpt".equals(from))
-                throw new DataException(r.describe() + ": field conversations[" + j + "].from: unknown role \"" + from
+                throw new RecordException(DataProblem.ROLES, r.describe() + ": field conversations[" + j + "].from: unknown role \"" + from
                         + "\" (the " + template.names.get(0) + " template knows exactly human and gpt, as LLaVA's preprocess does)");
         }
         int skip = turns.get(0).from().equals("human") ? 0 : 1; // preprocess_*: "Skip the first one if it is not from human"
@@ -459,18 +469,18 @@ public final class Conversation {
             int k = j - skip;
             String want = k % 2 == 0 ? "human" : "gpt";
             if (!t.from().equals(want))
-                throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
+                throw new RecordException(DataProblem.ROLES, r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
                         + want + " turn is expected (roles must alternate, starting with human)");
             if (t.value().contains(IMAGE)) imageTurns++;
             messages.add(new String[]{train.roles()[k % 2], t.value()});
         }
         if (r.hasImage() && imageTurns > 1)
-            throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
+            throw new RecordException(DataProblem.IMAGE_COUNT, r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
                     + " (after skipping a leading non-human turn), expected at most 1 for one image");
         try {
             return train.prompt(messages);
         } catch (IllegalArgumentException e) { // get_prompt's assert for LLAMA_2
-            throw new DataException(r.describe() + ": field conversations[" + skip + "].value: " + e.getMessage());
+            throw new RecordException(DataProblem.TEMPLATE, r.describe() + ": field conversations[" + skip + "].value: " + e.getMessage());
         }
     }
 
@@ -522,7 +532,7 @@ public final class Conversation {
         int masked = Math.min(tokenizeText(IMAGE, true).length, ids.length);
         int[] labels = ids.clone();
         Arrays.fill(labels, 0, masked, IGNORE_INDEX);
-        return new Tokenized(ids, labels, null);
+        return new Tokenized(ids, labels, null, false);
     }
 
     /**
@@ -595,9 +605,9 @@ public final class Conversation {
         if (cur < modelMaxLength && cur != total) {
             Arrays.fill(labels, IGNORE_INDEX);
             return new Tokenized(ids, labels, r.describe() + ": tokenization mismatch: the rounds of the " + template.names.get(0)
-                    + " template cover " + cur + " tokens but the sample has " + total + "; the sample is fully masked (as LLaVA does)");
+                    + " template cover " + cur + " tokens but the sample has " + total + "; the sample is fully masked (as LLaVA does)", true);
         }
-        return new Tokenized(ids, labels, null);
+        return new Tokenized(ids, labels, null, false);
     }
 
     /**
@@ -624,7 +634,7 @@ public final class Conversation {
             if (turns.get(j).from().equals("human")) mask(labels, cur + 2, cur + lens[j + 1]);
             cur += lens[j + 1];
         }
-        return new Tokenized(ids, labels, null);
+        return new Tokenized(ids, labels, null, false);
     }
 
     /** Python's {@code labels[from:to] = IGNORE_INDEX}: the range is clipped to the array, empty when to <= from. */

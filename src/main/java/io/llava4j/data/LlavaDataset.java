@@ -39,6 +39,7 @@ public final class LlavaDataset {
     private final List<LlavaRecord> records;
     private final Conversation conversation;
     private final Path imageFolder;
+    private final ImagePaths imagePaths;
     private final ImageProcessor processor;
     private final String aspectRatio;
     private final int modelMaxLength;
@@ -54,19 +55,30 @@ public final class LlavaDataset {
      */
     public LlavaDataset(List<LlavaRecord> records, LlavaTokenizer tokenizer, String version, Path imageFolder,
                         ImageProcessor processor, String aspectRatio, int modelMaxLength, int imageTokenIndex) {
+        this(records, tokenizer, version, imageFolder, processor, aspectRatio, modelMaxLength, imageTokenIndex, true);
+    }
+
+    /** {@code checkRecords} false: bad records are left for {@link DataValidator} to find, one by one. */
+    LlavaDataset(List<LlavaRecord> records, LlavaTokenizer tokenizer, String version, Path imageFolder,
+                 ImageProcessor processor, String aspectRatio, int modelMaxLength, int imageTokenIndex, boolean checkRecords) {
         if (modelMaxLength <= 0) throw new IllegalArgumentException("model_max_length must be positive, got " + modelMaxLength);
         this.records = List.copyOf(records);
         this.conversation = new Conversation(Conversation.Template.forTraining(version), tokenizer, imageTokenIndex);
         this.imageFolder = imageFolder;
+        this.imagePaths = imageFolder == null ? null : new ImagePaths(imageFolder);
         this.processor = processor;
         this.aspectRatio = aspectRatio;
         this.modelMaxLength = modelMaxLength;
         this.imageTokenIndex = imageTokenIndex;
         boolean anyImage = false, anyPixels = false;
         for (LlavaRecord r : this.records) {
-            conversation.check(r);
             anyImage |= r.hasImage();
-            anyPixels |= r.hasImage() || conversation.usesImage(r);
+            if (checkRecords) conversation.check(r);
+            try {
+                anyPixels |= r.hasImage() || conversation.usesImage(r);
+            } catch (DataException e) {
+                if (checkRecords) throw e;
+            }
         }
         if (anyImage && imageFolder == null) throw new DataException("records have images but no image folder is given");
         if (anyPixels) {
@@ -83,32 +95,63 @@ public final class LlavaDataset {
         return records.get(i);
     }
 
-    /** The image file of record {@code i}: image folder / record.image (null for a text-only record). */
+    /**
+     * The image file of record {@code i}: image folder / record.image (null for a text-only record). A path that
+     * resolves outside the image folder ({@code ..}, an absolute path, a symlink that points out) is a
+     * {@link RecordException} ({@link DataProblem#PATH_ESCAPE}) naming the record and the path.
+     */
     public Path imagePath(int i) {
         LlavaRecord r = records.get(i);
-        return r.hasImage() ? imageFolder.resolve(r.image()) : null;
+        if (!r.hasImage()) return null;
+        return imagePaths.resolve(r.image(), r.describe());
     }
 
-    /** Tokenizes record {@code i} and, if it has one, loads and preprocesses its image. */
-    public Sample get(int i) {
+    /**
+     * Record {@code i}'s image decoded as training decodes it, without resizing: a {@link RecordException} when the
+     * file is missing ({@link DataProblem#IMAGE_MISSING}), empty or does not decode ({@link DataProblem#IMAGE_UNREADABLE}),
+     * or lies outside the image folder ({@link DataProblem#PATH_ESCAPE}). Returns {width, height}.
+     */
+    int[] checkImage(int i) {
+        Path p = existingImage(i);
+        try {
+            RgbImage img = ImageProcessor.read(p);
+            if (img.width() <= 0 || img.height() <= 0)
+                throw new RecordException(DataProblem.IMAGE_UNREADABLE, records.get(i).describe() + ": field image: " + p + ": the image is empty");
+            return new int[]{img.width(), img.height()};
+        } catch (RecordException e) {
+            throw e;
+        } catch (DataException e) {
+            throw new RecordException(DataProblem.IMAGE_UNREADABLE, records.get(i).describe() + ": field image: " + e.getMessage(), e);
+        }
+    }
+
+    private Path existingImage(int i) {
         LlavaRecord r = records.get(i);
-        Conversation.Tokenized t = conversation.tokenize(r, modelMaxLength);
+        Path p = imagePath(i);
+        if (!Files.isRegularFile(p))
+            throw new RecordException(DataProblem.IMAGE_MISSING, r.describe() + ": field image: file not found: " + p);
+        try {
+            if (Files.size(p) == 0)
+                throw new RecordException(DataProblem.IMAGE_UNREADABLE, r.describe() + ": field image: " + p + ": the file is empty");
+        } catch (java.io.IOException e) {
+            throw new RecordException(DataProblem.IMAGE_UNREADABLE, r.describe() + ": field image: " + p + ": " + e.getMessage(), e);
+        }
+        return p;
+    }
+
+    /** What {@link #get} computes before it loads pixels. {@code imageKept}: the image token survived truncation. */
+    record Tokens(int[] inputIds, int[] labels, String warning, boolean imageKept, boolean mismatch, int untruncatedLength,
+                  boolean untruncatedImage, int untruncatedLabels) {}
+
+    /** Tokenizes record {@code i} as {@link #get} does (the same code: get calls this). */
+    Tokens tokens(int i) {
+        LlavaRecord r = records.get(i);
+        Conversation.Tokenized full = conversation.untruncated(r, modelMaxLength);
+        Conversation.Tokenized t = full.truncate(modelMaxLength);
         String warning = t.warning();
-        float[] pixels = null;
         boolean kept = false;
         for (int id : t.inputIds()) kept |= id == imageTokenIndex;
-        if (r.hasImage() && kept) {
-            Path p = imagePath(i);
-            if (!Files.isRegularFile(p))
-                throw new DataException(r.describe() + ": field image: file not found: " + p);
-            try {
-                pixels = processor.process(p, aspectRatio);
-            } catch (DataException e) {
-                throw new DataException(r.describe() + ": field image: " + e.getMessage(), e);
-            }
-        } else if (kept) { // plain template, text-only record with <image>: LLaVA's torch.zeros(3, crop, crop)
-            pixels = new float[3 * processor.height() * processor.width()];
-        } else if (conversation.usesImage(r)) {
+        if (!kept && conversation.usesImage(r)) {
             String w = r.describe() + ": model_max_length " + modelMaxLength
                     + " cuts off the image token; the sample is used as text only";
             warning = warning == null ? w : warning + "; " + w;
@@ -129,7 +172,43 @@ public final class LlavaDataset {
                     + " and its collator masks every unk)";
             warning = warning == null ? w : warning + "; " + w;
         }
-        return new Sample(r.id(), ids, labels, pixels, warning);
+        int fullLabels = 0;
+        boolean fullImage = false;
+        for (int l : full.labels()) if (l != Conversation.IGNORE_INDEX) fullLabels++;
+        for (int id : full.inputIds()) fullImage |= id == imageTokenIndex;
+        return new Tokens(ids, labels, warning, kept, t.mismatch(), full.inputIds().length, fullImage, fullLabels);
+    }
+
+    /**
+     * Tokenizes record {@code i} and, if it has one, loads and preprocesses its image. An image that cannot be read is
+     * an {@link UnreadableImageException}.
+     */
+    public Sample get(int i) {
+        LlavaRecord r = records.get(i);
+        Tokens t = tokens(i);
+        float[] pixels = null;
+        if (r.hasImage() && t.imageKept()) {
+            Path p;
+            try {
+                p = existingImage(i);
+                pixels = processor.process(p, aspectRatio);
+            } catch (RecordException e) {
+                throw new UnreadableImageException(e.problem(), e.getMessage(), e);
+            } catch (DataException e) {
+                throw new UnreadableImageException(DataProblem.IMAGE_UNREADABLE, r.describe() + ": field image: " + e.getMessage(), e);
+            }
+        } else if (t.imageKept()) { // plain template, text-only record with <image>: LLaVA's torch.zeros(3, crop, crop)
+            pixels = new float[3 * processor.height() * processor.width()];
+        }
+        return new Sample(r.id(), t.inputIds(), t.labels(), pixels, t.warning());
+    }
+
+    Conversation conversation() {
+        return conversation;
+    }
+
+    int modelMaxLength() {
+        return modelMaxLength;
     }
 
     /** A collator that pads with the id LLaVA pads with under this dataset's template (unk; see {@link Conversation#collatorPadId}). */

@@ -31,14 +31,27 @@ public final class LlavaJson {
     private LlavaJson() {
     }
 
-    /** All records of {@code file}. */
+    /** All records of {@code file}; the first bad one is a {@link DataException}. */
     public static List<LlavaRecord> read(Path file) throws IOException {
-        if (!Files.isRegularFile(file)) throw new DataException(file + ": data file not found");
-        return file.getFileName().toString().endsWith(".jsonl") ? readLines(file) : readArray(file);
+        return read(file, f -> {
+            throw new DataException(f.message());
+        });
     }
 
-    private static List<LlavaRecord> readArray(Path file) throws IOException {
+    /**
+     * All well-formed records of {@code file}. A record whose JSON parses but whose shape is wrong (and, in a
+     * {@code .jsonl} file, a line that is not JSON) goes to {@code onBad} as a {@link DataProblem#JSON_SHAPE} finding and
+     * is left out; records keep their index in the file. JSON syntax errors in an array stop the reading (nothing after
+     * them can be trusted): a {@link DataException} with the line and column.
+     */
+    public static List<LlavaRecord> read(Path file, java.util.function.Consumer<Finding> onBad) throws IOException {
+        if (!Files.isRegularFile(file)) throw new DataException(file + ": data file not found");
+        return file.getFileName().toString().endsWith(".jsonl") ? readLines(file, onBad) : readArray(file, onBad);
+    }
+
+    private static List<LlavaRecord> readArray(Path file, java.util.function.Consumer<Finding> onBad) throws IOException {
         List<LlavaRecord> out = new ArrayList<>();
+        int index = 0;
         try (JsonParser p = JSON.getFactory().createParser(file.toFile())) {
             if (p.nextToken() != JsonToken.START_ARRAY)
                 throw new DataException(file + ": expected a JSON array of records (use a .jsonl name for JSON Lines)");
@@ -46,19 +59,19 @@ public final class LlavaJson {
             while ((t = p.nextToken()) != JsonToken.END_ARRAY) {
                 if (t == null) throw new DataException(file + ": the JSON array is not closed");
                 JsonNode node = JSON.readTree(p);
-                out.add(parse(file.toString(), out.size(), node));
+                add(out, file, index++, node, onBad);
             }
         } catch (JsonProcessingException e) {
-            throw new DataException(file + ": invalid JSON in record #" + out.size() + ": " + e.getOriginalMessage()
+            throw new DataException(file + ": invalid JSON in record #" + index + ": " + e.getOriginalMessage()
                     + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + ", column "
                     + e.getLocation().getColumnNr()), e);
         }
         return out;
     }
 
-    private static List<LlavaRecord> readLines(Path file) throws IOException {
+    private static List<LlavaRecord> readLines(Path file, java.util.function.Consumer<Finding> onBad) throws IOException {
         List<LlavaRecord> out = new ArrayList<>();
-        int lineNr = 0;
+        int index = 0, lineNr = 0;
         try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
             String line;
             while ((line = r.readLine()) != null) {
@@ -68,15 +81,27 @@ public final class LlavaJson {
                 try {
                     node = JSON.readTree(line);
                 } catch (JsonProcessingException e) {
-                    throw new DataException(file + ": record #" + out.size() + " (line " + lineNr + "): invalid JSON: "
-                            + e.getOriginalMessage(), e);
+                    onBad.accept(new Finding(index, null, DataProblem.JSON_SHAPE, file + ": record #" + index + " (line " + lineNr
+                            + "): invalid JSON: " + e.getOriginalMessage()));
+                    index++;
+                    continue;
                 }
-                out.add(parse(file.toString(), out.size(), node));
+                add(out, file, index++, node, onBad);
             }
         } catch (java.nio.charset.CharacterCodingException e) {
             throw new DataException(file + ": line " + (lineNr + 1) + ": not valid UTF-8", e);
         }
         return out;
+    }
+
+    private static void add(List<LlavaRecord> out, Path file, int index, JsonNode node, java.util.function.Consumer<Finding> onBad) {
+        try {
+            out.add(parse(file.toString(), index, node));
+        } catch (DataException e) {
+            JsonNode id = node != null && node.isObject() ? node.get("id") : null;
+            onBad.accept(new Finding(index, id != null && (id.isTextual() || id.isNumber()) ? id.asText() : null,
+                    DataProblem.JSON_SHAPE, e.getMessage()));
+        }
     }
 
     /** Validates one record's JSON object; {@code source} and {@code index} only serve the error messages. */

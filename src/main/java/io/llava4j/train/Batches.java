@@ -2,6 +2,10 @@ package io.llava4j.train;
 
 import io.llava4j.config.LlavaConfig;
 import io.llava4j.data.Collator;
+import io.llava4j.data.Conversation;
+import io.llava4j.data.DataReport;
+import io.llava4j.data.DataValidator;
+import io.llava4j.data.Finding;
 import io.llava4j.data.DataException;
 import io.llava4j.data.ImageProcessor;
 import io.llava4j.data.LlavaDataset;
@@ -16,6 +20,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
 
 /** Opens LLaVA data for a model and turns samples into model inputs. */
@@ -50,28 +55,67 @@ public final class Batches {
      */
     public static Data open(LlavaTokenizer tok, Path modelFolder, LlavaConfig cfg, Path dataPath, Path imageFolder, String version,
                             String aspectRatio, int modelMaxLength) {
-        if (aspectRatio == null) aspectRatio = cfg.imageAspectRatio() != null ? cfg.imageAspectRatio() : "square";
         try {
-            List<LlavaRecord> records = LlavaJson.read(dataPath);
-            if (records.isEmpty()) throw new DataException(dataPath + ": no records");
-            ImageProcessor proc = null;
-            if (records.stream().anyMatch(r -> r.hasImage() || r.conversations().stream().anyMatch(t -> t.value().contains(io.llava4j.data.Conversation.IMAGE)))) {
-                Path pp = modelFolder.resolve("preprocessor_config.json");
-                if (!Files.isRegularFile(pp) && cfg.visionTowerFolder() != null) pp = cfg.visionTowerFolder().resolve("preprocessor_config.json");
-                if (!Files.isRegularFile(pp))
-                    throw new DataException(modelFolder + ": no preprocessor_config.json (looked in the model folder"
-                            + (cfg.visionTowerFolder() == null ? "" : " and " + cfg.visionTowerFolder()) + ")");
-                proc = ImageProcessor.load(pp);
-                if (proc.height() != cfg.vision().imageSize() || proc.width() != cfg.vision().imageSize())
-                    throw new DataException(pp + ": crops images to " + proc.height() + "x" + proc.width()
-                            + " but the vision tower takes " + cfg.vision().imageSize() + "x" + cfg.vision().imageSize());
-            }
-            LlavaDataset ds = new LlavaDataset(records, tok, version, imageFolder, proc, aspectRatio, modelMaxLength, cfg.imageTokenIndex());
-            if (ds.caveat() != null) System.err.println("warning: " + ds.caveat());
-            return new Data(ds, ds.collator());
+            return open(tok, modelFolder, cfg, dataPath, LlavaJson.read(dataPath), imageFolder, version, aspectRatio, modelMaxLength);
         } catch (IOException e) {
             throw new UncheckedIOException(e.getMessage(), e);
         }
+    }
+
+    /** As {@link #open(LlavaTokenizer, Path, LlavaConfig, Path, Path, String, String, int)} for records already read (and checked). */
+    public static Data open(LlavaTokenizer tok, Path modelFolder, LlavaConfig cfg, Path dataPath, List<LlavaRecord> records, Path imageFolder,
+                            String version, String aspectRatio, int modelMaxLength) {
+        if (records.isEmpty()) throw new DataException(dataPath + ": no records");
+        LlavaDataset ds = new LlavaDataset(records, tok, version, imageFolder, processor(modelFolder, cfg, records), aspect(cfg, aspectRatio),
+                modelMaxLength, cfg.imageTokenIndex());
+        if (ds.caveat() != null) System.err.println("warning: " + ds.caveat());
+        return new Data(ds, ds.collator());
+    }
+
+    /**
+     * Reads {@code dataPath} and checks every record ({@link DataValidator}) with the tokenizer, image processor and
+     * config the dataset will use, on {@code threads} threads; no weight is read.
+     */
+    public static DataReport validate(LlavaTokenizer tok, Path modelFolder, LlavaConfig cfg, Path dataPath, Path imageFolder, String version,
+                                      String aspectRatio, int modelMaxLength, int threads) {
+        Conversation.Template.forTraining(version);
+        List<Finding> bad = new ArrayList<>();
+        List<LlavaRecord> records;
+        try {
+            records = LlavaJson.read(dataPath, bad::add);
+        } catch (IOException e) {
+            throw new UncheckedIOException(dataPath + ": " + e.getMessage(), e);
+        }
+        if (records.isEmpty() && bad.isEmpty()) throw new DataException(dataPath + ": no records");
+        return DataValidator.validate(dataPath, records, bad, new DataValidator.Settings(tok, version, imageFolder,
+                processor(modelFolder, cfg, records), aspect(cfg, aspectRatio), modelMaxLength, cfg.imageTokenIndex(),
+                cfg.imageFeatureTokens(), threads));
+    }
+
+    private static String aspect(LlavaConfig cfg, String aspectRatio) {
+        if (aspectRatio != null) return aspectRatio;
+        return cfg.imageAspectRatio() != null ? cfg.imageAspectRatio() : "square";
+    }
+
+    /** The image processor, when some record needs one (null otherwise). */
+    private static ImageProcessor processor(Path modelFolder, LlavaConfig cfg, List<LlavaRecord> records) {
+        if (records.stream().noneMatch(r -> r.hasImage() || r.conversations().stream().anyMatch(t -> t.value().contains(Conversation.IMAGE))))
+            return null;
+        Path pp = modelFolder.resolve("preprocessor_config.json");
+        if (!Files.isRegularFile(pp) && cfg.visionTowerFolder() != null) pp = cfg.visionTowerFolder().resolve("preprocessor_config.json");
+        if (!Files.isRegularFile(pp))
+            throw new DataException(modelFolder + ": no preprocessor_config.json (looked in the model folder"
+                    + (cfg.visionTowerFolder() == null ? "" : " and " + cfg.visionTowerFolder()) + ")");
+        ImageProcessor proc;
+        try {
+            proc = ImageProcessor.load(pp);
+        } catch (IOException e) {
+            throw new UncheckedIOException(pp + ": " + e.getMessage(), e);
+        }
+        if (proc.height() != cfg.vision().imageSize() || proc.width() != cfg.vision().imageSize())
+            throw new DataException(pp + ": crops images to " + proc.height() + "x" + proc.width()
+                    + " but the vision tower takes " + cfg.vision().imageSize() + "x" + cfg.vision().imageSize());
+        return proc;
     }
 
     /** Collates samples as LLaVA's collator does (right padding, pad id, labels -100) and stacks their images. */

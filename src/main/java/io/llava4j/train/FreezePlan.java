@@ -36,17 +36,9 @@ public final class FreezePlan {
     public static FreezePlan of(Llava model, Flags f) {
         Map<String, Boolean> t = new LinkedHashMap<>();
         for (String name : Tensors.namedParameters(model).keySet()) {
-            String part = ModuleGroups.partOf(name);
-            boolean on = !part.equals("vision");
-            if (f.freezeBackbone() && (part.equals("llm.embed") || part.equals("llm.layers") || part.equals("llm.norm"))) on = false;
-            if (f.tuneMmMlpAdapter()) on = part.equals("projector");
-            if (f.freezeMmMlpAdapter() && part.equals("projector")) on = false;
-            if (f.unfreezeMmVisionTower() && part.equals("vision")) on = true;
-            t.put(name, on);
+            t.put(name, trainsPart(ModuleGroups.partOf(name), f));
         }
-        if (!t.containsValue(true))
-            throw new IllegalArgumentException("nothing to train: the flags " + describe(f) + " freeze every parameter"
-                    + (f.tuneMmMlpAdapter() && f.freezeMmMlpAdapter() ? " (--tune_mm_mlp_adapter trains only the projector and --freeze_mm_mlp_adapter freezes it)" : ""));
+        if (!t.containsValue(true)) throw nothingToTrain(f);
         return new FreezePlan(t);
     }
 
@@ -55,6 +47,26 @@ public final class FreezePlan {
         Map<String, Boolean> t = new LinkedHashMap<>();
         for (String name : Tensors.namedParameters(model).keySet()) t.put(name, trains.test(name));
         return new FreezePlan(t);
+    }
+
+    /** Refuses flags that freeze every part, before any model is built. */
+    public static void requireSomethingTrains(Flags f) {
+        if (ModuleGroups.PARTS.stream().noneMatch(p -> trainsPart(p, f))) throw nothingToTrain(f);
+    }
+
+    private static IllegalArgumentException nothingToTrain(Flags f) {
+        return new IllegalArgumentException("nothing to train: the flags " + describe(f) + " freeze every parameter"
+                + (f.tuneMmMlpAdapter() && f.freezeMmMlpAdapter() ? " (--tune_mm_mlp_adapter trains only the projector and --freeze_mm_mlp_adapter freezes it)" : ""));
+    }
+
+    /** Whether the flags train a part ({@link ModuleGroups#PARTS}): the rule above, decided per part. */
+    public static boolean trainsPart(String part, Flags f) {
+        boolean on = !part.equals("vision");
+        if (f.freezeBackbone() && (part.equals("llm.embed") || part.equals("llm.layers") || part.equals("llm.norm"))) on = false;
+        if (f.tuneMmMlpAdapter()) on = part.equals("projector");
+        if (f.freezeMmMlpAdapter() && part.equals("projector")) on = false;
+        if (f.unfreezeMmVisionTower() && part.equals("vision")) on = true;
+        return on;
     }
 
     private static String describe(Flags f) {

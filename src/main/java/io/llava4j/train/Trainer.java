@@ -48,6 +48,8 @@ public final class Trainer {
     private Trainability trainability; // a plan's stage: replaces the flags' FreezePlan by a per-step schedule
     private FreezeSchedule freezes;
 
+    private final DataPreflight.Skips skips = new DataPreflight.Skips();
+
     public Trainer(TrainArgs args) {
         this.a = args;
     }
@@ -67,6 +69,18 @@ public final class Trainer {
     /** Per optimizer step of this run, the mean micro-batch loss. */
     public List<Double> losses() {
         return losses;
+    }
+
+    /** Samples skipped in this run because their image could not be read. */
+    public int skippedSamples() {
+        return skips.skipped();
+    }
+
+    /** Optimizer steps of a run over {@code records} records (HF floors the micro-batches per step). */
+    private int totalSteps(int records) {
+        int micro = (records + a.perDeviceTrainBatchSize() - 1) / a.perDeviceTrainBatchSize();
+        int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps());
+        return a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
     }
 
     /** Per optimizer step of this run, its wall time in seconds (data, forward, backward, clipping, AdamW). */
@@ -118,8 +132,11 @@ public final class Trainer {
         ProjectorSpec projector = a.projectorSpec();
         io.llava4j.data.Conversation.Template.forTraining(a.version()); // an unknown template fails before any weight is read
         LlavaTokenizer tok = Batches.preflight(a.modelNameOrPath(), a.visionTower(), projector, a.modelMaxLength()); // before any weight
-        List<String> flagNotes = io.llava4j.config.LlavaConfig.load(a.modelNameOrPath(), a.visionTower(), projector)
-                .checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
+        io.llava4j.config.LlavaConfig cfg = io.llava4j.config.LlavaConfig.load(a.modelNameOrPath(), a.visionTower(), projector);
+        List<String> flagNotes = cfg.checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
+        FreezePlan.requireSomethingTrains(a.freezeFlags());
+        List<io.llava4j.data.LlavaRecord> records = a.dryRun() ? null : DataPreflight.check(tok, cfg, a, System.out); // before any weight
+        if (!a.dryRun() && a.checkResources()) RunResources.check(cfg, a, totalSteps(records.size()));
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
@@ -135,14 +152,14 @@ public final class Trainer {
         if (dp.isMain()) for (String note : flagNotes) System.out.println("note: " + note);
         if (a.dryRun()) return;
 
-        Batches.Data data = Batches.open(tok, a.modelNameOrPath(), model.config, a.dataPath(), a.imageFolder(), a.version(),
+        Batches.Data data = Batches.open(tok, a.modelNameOrPath(), model.config, a.dataPath(), records, a.imageFolder(), a.version(),
                 a.imageAspectRatio(), a.modelMaxLength());
         LlavaDataset ds = data.dataset();
         io.llava4j.data.Collator collator = data.collator();
         int global = a.perDeviceTrainBatchSize() * dp.worldSize(); // a micro-batch across the ranks
         int micro = (ds.size() + global - 1) / global;
         int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps()); // HF floors
-        int total = a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
+        int total = totalSteps(ds.size());
         LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
         optimizer = Optimizers.build(model, plan, a.hyper());
         // Half-precision weights up-cast for fp32 GEMMs would be kept by autograd for the backward, all layers at once
@@ -201,7 +218,10 @@ public final class Trainer {
                     int mb = em[1];
                     List<Sample> samples = new ArrayList<>();
                     int[] shard = dp.shard(mb, a.perDeviceTrainBatchSize(), ds.size());
-                    for (int i = shard[0]; i < shard[1]; i++) samples.add(ds.get(order[i]));
+                    for (int i = shard[0]; i < shard[1]; i++) {
+                        Sample smp = skips.get(ds, order[i]); // null: its image became unreadable (warned, counted)
+                        if (smp != null) samples.add(smp);
+                    }
                     for (Sample smp : samples) stepIds.add(smp.id());
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
@@ -262,12 +282,14 @@ public final class Trainer {
                     saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
                 if (step >= stopAfter) {
                     bar.done();
+                    skips.report();
                     System.err.printf("stopped after step %d%n", step);
                     return;
                 }
             }
         }
         bar.done();
+        skips.report();
         if (dp.isMain()) writeOutput(loaded);
     }
 
