@@ -7,7 +7,8 @@ import java.nio.file.Path;
  * (LLaVA's ModelArguments / DataArguments / TrainingArguments). {@code notes}: flags of LLaVA's scripts that have no
  * effect here, said before training. {@code imageAspectRatio} null: the model config's (original LLaVA), else square.
  * {@code mmProjectorType}, {@code mmVisionSelectLayer}, {@code mmVisionSelectFeature} null: not given (LLaVA's defaults
- * linear, -1, patch for a fresh projector; a model's own otherwise).
+ * linear, -1, patch for a fresh projector; a model's own otherwise). {@code lora}: LoRA adapters on the LLM
+ * ({@code --lora_enable True}); null = none.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -19,7 +20,37 @@ public record TrainArgs(
         String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
         int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
         boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
-        io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes) {
+        io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes, LoraSpec lora) {
+
+    /** Without LoRA. */
+    public TrainArgs(
+            Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
+            String mmProjectorType, Integer mmVisionSelectLayer, String mmVisionSelectFeature,
+            boolean tuneMmMlpAdapter, boolean freezeBackbone, boolean freezeMmMlpAdapter, boolean unfreezeMmVisionTower,
+            Double mmProjectorLr, Double mmVisionTowerLr, Path pretrainMmMlpAdapter, String imageAspectRatio,
+            int modelMaxLength, Path outputDir, double numTrainEpochs, int maxSteps, int perDeviceTrainBatchSize,
+            int gradientAccumulationSteps, double learningRate, double weightDecay, double warmupRatio, int warmupSteps,
+            String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
+            int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
+            boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
+            io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes) {
+        this(modelNameOrPath, version, dataPath, imageFolder, visionTower, mmProjectorType, mmVisionSelectLayer, mmVisionSelectFeature,
+                tuneMmMlpAdapter, freezeBackbone, freezeMmMlpAdapter, unfreezeMmVisionTower, mmProjectorLr, mmVisionTowerLr,
+                pretrainMmMlpAdapter, imageAspectRatio, modelMaxLength, outputDir, numTrainEpochs, maxSteps, perDeviceTrainBatchSize,
+                gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps, lrSchedulerType, maxGradNorm,
+                adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps, resumeFromCheckpoint,
+                groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, null);
+    }
+
+    /** These arguments with LoRA set to {@code spec} (null: none) — for a stage plan's {@code llm: lora{…}}. */
+    public TrainArgs withLora(LoraSpec spec) {
+        return new TrainArgs(modelNameOrPath, version, dataPath, imageFolder, visionTower, mmProjectorType, mmVisionSelectLayer,
+                mmVisionSelectFeature, tuneMmMlpAdapter, freezeBackbone, freezeMmMlpAdapter, unfreezeMmVisionTower, mmProjectorLr,
+                mmVisionTowerLr, pretrainMmMlpAdapter, imageAspectRatio, modelMaxLength, outputDir, numTrainEpochs, maxSteps,
+                perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps,
+                lrSchedulerType, maxGradNorm, adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps,
+                resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, spec);
+    }
 
     public TrainArgs {
         notes = notes == null ? java.util.List.of() : java.util.List.copyOf(notes);

@@ -100,6 +100,7 @@ public final class Trainer {
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
+        if (a.lora() != null) LoraAdapters.attach(model, a.lora(), outputLayout(loaded)); // before the plan: PEFT's freezing
         plan = FreezePlan.of(model, a.freezeFlags());
         plan.apply(model);
         masterWeights();
@@ -167,7 +168,8 @@ public final class Trainer {
                         samples.add(ds.get(order[i]));
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
-                    try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
+                    try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision());
+                         io.llava4j.nn.LoraDropout d = io.llava4j.nn.LoraDropout.seeded(io.llava4j.nn.LoraDropout.microBatchSeed(a.seed(), em[0], mb))) {
                         Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
                         Llava.Step st = model.forwardBackward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(),
                                 a.modelMaxLength(), 1.0 / a.gradientAccumulationSteps(), recompute);
@@ -281,7 +283,12 @@ public final class Trainer {
      */
     private void writeOutput(Checkpoints.Loaded loaded) throws IOException {
         Path out = a.outputDir();
-        Layout layout = loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout();
+        Layout layout = outputLayout(loaded);
+        if (a.lora() != null) { // LLaVA's LoRA output: config.json, the PEFT adapter and non_lora_trainables.bin
+            LoraFiles.write(model, plan, a.lora(), layout, out, a.modelNameOrPath());
+            System.err.println("wrote " + out);
+            return;
+        }
         boolean onlyProjector = plan.trainable().stream().allMatch(n -> ModuleGroups.partOf(n).equals("projector"));
         if (onlyProjector) {
             ProjectorFiles.write(model, out.resolve(ProjectorFiles.FILE));
@@ -295,6 +302,10 @@ public final class Trainer {
             }
         }
         System.err.println("wrote " + out);
+    }
+
+    private static Layout outputLayout(Checkpoints.Loaded loaded) {
+        return loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout();
     }
 
     private List<String> trainedParts() {
