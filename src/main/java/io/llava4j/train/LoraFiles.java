@@ -27,7 +27,7 @@ import java.util.stream.Collectors;
  * PEFT's {@code adapter_config.json} and {@code adapter_model.safetensors} (keys
  * {@code base_model.model.<module path>.lora_A.weight} / {@code lora_B.weight}, module paths as the layout names them,
  * e.g. {@code base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight} for original LLaVA), and
- * {@code non_lora_trainables.bin} (torch.save of every other trainable tensor — the projector — under
+ * {@code non_lora_trainables.bin} (torch.save of every trainable tensor that is not an adapter's — the projector — under
  * {@code base_model.model.<name>}).
  *
  * <p>{@code target_modules} is written as a regular expression over module paths (PEFT full-matches a string
@@ -65,8 +65,13 @@ public final class LoraFiles {
         int depth = model.config.projectorDepth();
         Map<String, Tensor> params = Tensors.namedParameters(model);
         Map<String, HostTensor> lora = new LinkedHashMap<>(), other = new LinkedHashMap<>();
+        // as LLaVA's get_peft_state_maybe_zero_3 (bias none): every adapter tensor, trained or not; and
+        // get_peft_state_non_lora_maybe_zero_3: the other tensors that trained
+        params.forEach((n, p) -> {
+            if (ModuleGroups.isLora(n)) lora.put(peftKey(layout, n, depth), Tensors.hostView(p));
+        });
         for (String n : plan.trainable())
-            (ModuleGroups.isLora(n) ? lora : other).put(peftKey(layout, n, depth), Tensors.hostView(params.get(n)));
+            if (!ModuleGroups.isLora(n)) other.put(peftKey(layout, n, depth), Tensors.hostView(params.get(n)));
         Safetensors.write(out.resolve(ADAPTER_FILE), lora, Map.of("format", "pt"));
         TorchZipWriter.write(out.resolve(NON_LORA_FILE), other);
         ObjectNode c = JSON.createObjectNode();

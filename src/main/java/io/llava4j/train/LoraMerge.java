@@ -27,7 +27,8 @@ import java.util.Map;
 /**
  * LLaVA's {@code scripts/merge_lora_weights.py} (builder.py's LoRA branch, then merge_and_unload): the base model with
  * the LoRA folder's config (a plain LLaMA base takes the CLIP tower and projector type from it), the tensors of
- * {@code non_lora_trainables.bin} (the projector), and every adapted weight replaced by W + scale·B·A; written as a
+ * {@code non_lora_trainables.bin} (the projector), and every adapted weight replaced by W + scale·B·A (computed in
+ * fp32, stored in the base tensor's dtype); written as a
  * plain model folder in the base's layout (original LLaVA for a LLaMA base) with the base's tokenizer files.
  */
 public final class LoraMerge {
@@ -98,6 +99,7 @@ public final class LoraMerge {
         for (Map.Entry<String, HostTensor[]> e : pairs.entrySet()) {
             String n = byKey.get(e.getKey());
             Tensor w = params.get(n);
+            HostTensor file = model.loadedFrom.get(n); // the base's tensor: its dtype is kept
             try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
                 Tensor a = io.llava4j.engine.Device.place(Tensors.fromHost(e.getValue()[0]).to(torch.ScalarType.Float)); // [r, in]
                 Tensor b = io.llava4j.engine.Device.place(Tensors.fromHost(e.getValue()[1]).to(torch.ScalarType.Float)); // [out, r]
@@ -107,6 +109,8 @@ public final class LoraMerge {
                             + Arrays.toString(Tensors.shape(b)) + " · lora_A " + Arrays.toString(Tensors.shape(a)) + " does not give " + Arrays.toString(want));
                 Tensor merged = w.to(torch.ScalarType.Float).add(b.matmul(a).mul(new Scalar(adapter.scale()))); // W + scale·B·A
                 w.copy_(merged.to(w.scalar_type().intern()));
+                if (file != null && Tensors.scalarType(file.dtype()) != w.scalar_type().intern())
+                    w.__dispatch_set_data(w.to(Tensors.scalarType(file.dtype()))); // e.g. a bf16 base stays bf16
             }
             model.loadedFrom.remove(n);
         }

@@ -99,7 +99,7 @@ class LoraTest {
         assertTrue(stateFor.stream().allMatch(n -> ModuleGroups.isLora(n) || n.startsWith(Layout.PROJECTOR)), stateFor.toString());
         assertEquals(28 + 4, stateFor.size());
         double projectorLr = t.optimizer().groups().stream().filter(g -> g.params.keySet().stream().allMatch(n -> n.startsWith(Layout.PROJECTOR)))
-                .findFirst().orElseThrow().lr();
+                .findFirst().orElseThrow().baseLr;
         assertEquals(2e-3, projectorLr, 1e-12, "--mm_projector_lr");
 
         // merge (LLaVA's merge_lora_weights.py): W + scale·B·A for adapted weights, the projector from non_lora_trainables
@@ -132,7 +132,7 @@ class LoraTest {
     }
 
     @Test
-    void adaptersFollowPeftInitOnlyOnTheLlmByModulePath() {
+    void adaptersFollowPeftInitOnlyOnTheLlmByModulePath(@TempDir Path tmp) throws Exception {
         Llava m = Checkpoints.load(TestData.tinyLlava()).model();
         long[][] ids = {{1, 5, 1023, 7, 9}};
         Tensor px = org.bytedeco.pytorch.global.torch.rand(1, 3, 16, 16);
@@ -154,7 +154,7 @@ class LoraTest {
         }
         // B = 0: the adapted model starts equal to the base (no dropout outside training)
         assertEquals(0.0, Tensors.relativeError(m.forward(px, ids, null).logits(), before), 1e-7);
-        FreezePlan plan = FreezePlan.of(m, TrainArgs_STAGE2);
+        FreezePlan plan = FreezePlan.of(m, FreezePlan.Flags.STAGE2);
         plan.apply(m);
         assertEquals(Set.of("llm.lora", "projector"), plan.trainable().stream().map(ModuleGroups::partOf).collect(Collectors.toSet()));
         assertFalse(plan.partTrains("vision") || plan.partTrains("llm.lm_head") || plan.partTrains("llm.embed") || plan.partTrains("llm.layers"));
@@ -163,9 +163,19 @@ class LoraTest {
         assertEquals(Set.of("projector"), FreezePlan.of(m, FreezePlan.Flags.STAGE1).trainable().stream().map(ModuleGroups::partOf).collect(Collectors.toSet()));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new LoraSpec(4, 8, 0, List.of("out_proj"), null));
         assertTrue(e.getMessage().contains("out_proj"), e.getMessage());
-    }
 
-    private static final FreezePlan.Flags TrainArgs_STAGE2 = FreezePlan.Flags.STAGE2;
+        // the PEFT folder reads back; merging it onto a model of another shape names the file and the tensor
+        Path dir = tmp.resolve("adapter");
+        LoraFiles.write(m, plan, LoraSpec.llava(8, 16, 0.05), Layout.LLAVA_HF, dir, TestData.tinyLlava());
+        LoraFiles.Adapter read = LoraFiles.readAdapter(dir);
+        assertEquals(28, read.tensors().size());
+        assertEquals(2.0, read.scale());
+        io.llava4j.model.CheckpointException ce = assertThrows(io.llava4j.model.CheckpointException.class,
+                () -> LoraMerge.merge(dir, TestData.gqa().resolve("model"), tmp.resolve("x")));
+        assertTrue(ce.getMessage().contains(LoraFiles.NON_LORA_FILE) || ce.getMessage().contains(LoraFiles.ADAPTER_FILE), ce.getMessage());
+        assertEquals(1, Main.run("merge", "--lora_path", tmp.resolve("missing").toString(), "--model_name_or_path",
+                TestData.tinyLlava().toString(), "--output_dir", tmp.resolve("y").toString()), "a folder without adapter_config.json");
+    }
 
     /** A 3-step run with dropout 0.05 (from PEFT's init: the seed decides A). */
     static List<String> dropoutFlags(Path out, boolean recompute) {
