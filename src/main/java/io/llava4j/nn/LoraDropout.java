@@ -45,8 +45,9 @@ public final class LoraDropout implements AutoCloseable {
         Long seed = SEED.get();
         if (seed == null || p == 0) return x;
         GeneratorOptional g = new GeneratorOptional(torch.createCPUGenerator(mix(seed ^ mix(branch + 1))));
-        Tensor keep = torch.empty(x.sizes().vec().get()).bernoulli_(1 - p, g); // CPU fp32 0/1, same on every device
-        return x.mul(io.llava4j.engine.Device.place(keep).to(x.scalar_type().intern())).div(new org.bytedeco.pytorch.Scalar(1 - p));
+        // drawn on the CPU (the same masks on every device); kept as bool, which is what autograd saves for the backward
+        Tensor keep = torch.empty(x.sizes().vec().get()).bernoulli_(1 - p, g).to(torch.ScalarType.Bool);
+        return x.mul(io.llava4j.engine.Device.place(keep)).div(new org.bytedeco.pytorch.Scalar(1 - p));
     }
 
     /** SplitMix64's finaliser. */

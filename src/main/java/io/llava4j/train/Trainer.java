@@ -211,7 +211,9 @@ public final class Trainer {
                     st.put("seed", a.seed());
                     st.put("data_order", "Sampler.order(seed, epoch)");
                     st.set("log_history", history);
-                    TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
+                    Path ck = TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
+                    if (a.lora() != null) // LLaVA's LoRA checkpoints lack non_lora_trainables.bin; these merge as they are
+                        LoraFiles.write(model, plan, a.lora(), outputLayout(loaded), ck, a.modelNameOrPath());
                 }
                 if (step >= stopAfter) {
                     bar.done();

@@ -211,6 +211,10 @@ class LoraTest {
         new Trainer(io.llava4j.cli.TrainCommand.parse(dropoutFlags(r, false).toArray(new String[0]))).stopAfterStep(2).run();
         Map<String, HostTensor> ck = TestData.tensors(r.resolve("checkpoint-2/trainable.safetensors"));
         assertEquals(28 + 4, ck.size());
+        // the checkpoint is also a LoRA output folder (adapters and projector), which merges as it is
+        assertTrue(Files.isRegularFile(r.resolve("checkpoint-2").resolve(LoraFiles.NON_LORA_FILE)));
+        assertEquals(0, Main.run("merge", "--lora_path", r.resolve("checkpoint-2").toString(), "--model_name_or_path",
+                TestData.tinyLlava().toString(), "--output_dir", tmp.resolve("merged-ck").toString()));
         List<String> resume = dropoutFlags(r, false);
         resume.addAll(List.of("--resume_from_checkpoint", "True"));
         TrainRuns.run(resume);
