@@ -102,6 +102,9 @@ class LoraTest {
                 .findFirst().orElseThrow().baseLr;
         assertEquals(2e-3, projectorLr, 1e-12, "--mm_projector_lr");
 
+        io.llava4j.model.CheckpointException notAModel = assertThrows(io.llava4j.model.CheckpointException.class, () -> Checkpoints.load(out));
+        assertTrue(notAModel.getMessage().contains("llava4j merge"), notAModel.getMessage());
+
         // merge (LLaVA's merge_lora_weights.py): W + scale·B·A for adapted weights, the projector from non_lora_trainables
         Path merged = tmp.resolve("merged");
         assertEquals(0, Main.run("merge", "--lora_path", out.toString(), "--model_name_or_path", TestData.tinyLlava().toString(),
