@@ -48,6 +48,11 @@ public final class PlanRun {
             } catch (CommandLine.ParameterException | IllegalArgumentException e) {
                 throw new IllegalArgumentException(at + ": " + e.getMessage());
             }
+            if (s.trainability().llm().kind() == Trainability.Kind.LORA) { // the flags carry r, alpha, dropout; the targets come from the plan
+                Trainability.Lora l = s.trainability().llm().lora();
+                args = args.withLora(new io.llava4j.train.LoraSpec(l.r(), l.alpha(), l.dropout(), l.targets(),
+                        args.lora() == null ? null : args.lora().init()));
+            }
             if (!java.nio.file.Files.isRegularFile(s.dataPath())) throw new IllegalArgumentException(at + ": data_path: no file " + s.dataPath());
             if (s.imageFolder() != null && !java.nio.file.Files.isDirectory(s.imageFolder()))
                 throw new IllegalArgumentException(at + ": image_folder: no folder " + s.imageFolder());

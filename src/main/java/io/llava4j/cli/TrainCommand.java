@@ -74,6 +74,13 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--group_by_modality_length", defaultValue = "False", arity = "1", converter = Bool.class) boolean groupByModality;
     @Option(names = "--on_bad_sample", defaultValue = "error", description = "records that would stop training (see llava4j validate): error (default) stops before training, skip trains without them") String onBadSample;
     @Option(names = "--check_resources", defaultValue = "True", arity = "1", converter = Bool.class, description = "refuse a run whose memory or disk needs (from the config) exceed what is available") boolean checkResources;
+    @Option(names = "--lora_enable", defaultValue = "False", arity = "1", converter = Bool.class,
+            description = "LoRA adapters on the LLM's q/k/v/o/gate/up/down projections; base weights frozen, projector trained") boolean loraEnable;
+    @Option(names = "--lora_r", defaultValue = "64", description = "LoRA rank (LLaVA's default 64)") int loraR;
+    @Option(names = "--lora_alpha", defaultValue = "16", description = "LoRA alpha; scale = alpha / r (LLaVA's default 16)") double loraAlpha;
+    @Option(names = "--lora_dropout", defaultValue = "0.05", description = "dropout on the LoRA branch's input") double loraDropout;
+    @Option(names = "--lora_bias", defaultValue = "none", description = "only none") String loraBias;
+    @Option(names = "--lora_weight_path", defaultValue = "", description = "a PEFT adapter folder to start the adapters from (empty: PEFT's init)") String loraWeightPath;
     @Option(names = "--dry_run", defaultValue = "False", arity = "1", converter = Bool.class, description = "print the trainable report and stop") boolean dryRun;
 
     // Flags of LLaVA's scripts that have no effect here: accepted where their value asks for nothing llava4j lacks,
@@ -143,7 +150,16 @@ public class TrainCommand implements Callable<Integer> {
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
                 precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),
-                io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources);
+                io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora());
+    }
+
+    /** LLaVA's LoRA flags; without --lora_enable True they do nothing (as in LLaVA). */
+    private io.llava4j.train.LoraSpec lora() {
+        if (!loraEnable) return null;
+        if (!loraBias.equals("none"))
+            throw new IllegalArgumentException("--lora_bias " + loraBias + " is not supported; use none (LLaMA's projections have no bias)");
+        return new io.llava4j.train.LoraSpec(loraR, loraAlpha, loraDropout, io.llava4j.train.LoraSpec.LLAVA_TARGETS,
+                loraWeightPath.isEmpty() ? null : Path.of(loraWeightPath));
     }
 
     private io.llava4j.nn.Precision precision() {

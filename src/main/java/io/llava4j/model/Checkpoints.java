@@ -133,6 +133,9 @@ public final class Checkpoints {
             String hint = Files.isRegularFile(folder.resolve("mm_projector.safetensors")) || Files.isRegularFile(folder.resolve("mm_projector.bin"))
                     ? " (this is a stage-1 output holding only the projector: use the base model with --pretrain_mm_mlp_adapter "
                       + folder.resolve(Files.isRegularFile(folder.resolve("mm_projector.safetensors")) ? "mm_projector.safetensors" : "mm_projector.bin") + ")"
+                    : Files.isRegularFile(folder.resolve("adapter_config.json"))
+                    ? " (this is a LoRA output holding adapters: merge it into its base first with llava4j merge --lora_path " + folder
+                      + " --model_name_or_path BASE --output_dir OUT)"
                     : "";
             throw new CheckpointException(e.getMessage() + hint, e);
         }

@@ -112,6 +112,26 @@ public class Llama extends Module {
         return model.forwardCached(embeds, positions, keyValid, cache);
     }
 
+    /**
+     * The decoder layers' linear projections by module path below this model, in layer order:
+     * {@code model.layers.N.self_attn.{q,k,v,o}_proj} and {@code model.layers.N.mlp.{gate,up,down}_proj}.
+     */
+    public java.util.Map<String, Linear> layerProjections() {
+        java.util.Map<String, Linear> out = new java.util.LinkedHashMap<>();
+        for (int i = 0; i < model.layers.size(); i++) {
+            DecoderLayer l = model.layers.get(i);
+            String p = "model.layers." + i + ".";
+            out.put(p + "self_attn.q_proj", l.selfAttn.qProj);
+            out.put(p + "self_attn.k_proj", l.selfAttn.kProj);
+            out.put(p + "self_attn.v_proj", l.selfAttn.vProj);
+            out.put(p + "self_attn.o_proj", l.selfAttn.oProj);
+            out.put(p + "mlp.gate_proj", l.mlp.gateProj);
+            out.put(p + "mlp.up_proj", l.mlp.upProj);
+            out.put(p + "mlp.down_proj", l.mlp.downProj);
+        }
+        return out;
+    }
+
     public static class Model extends Module {
         public final Embedding embedTokens; // [vocab, h]
         public final List<DecoderLayer> layers = new ArrayList<>();

@@ -4,7 +4,10 @@ import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
-/** y = x·Wᵀ + b, parameters {@code weight} and (optionally) {@code bias}, as torch.nn.Linear. */
+/**
+ * y = x·Wᵀ + b, parameters {@code weight} and (optionally) {@code bias}, as torch.nn.Linear; with a LoRA adapter
+ * ({@link #attachLora}) y + {@link LoraBranch#forward}(x), as PEFT's {@code lora.Linear}.
+ */
 public class Linear extends Module {
     public final Tensor weight; // [out, in]
     public final Tensor bias;   // [out] or null
@@ -14,8 +17,34 @@ public class Linear extends Module {
         this.bias = bias ? Params.register(this, "bias", torch.empty(out)) : null;
     }
 
+    private LoraBranch lora; // null: no adapter
+
     public Tensor forward(Tensor x) {
-        return Autocast.linear(x, weight, bias);
+        Tensor y = Autocast.linear(x, weight, bias);
+        return lora == null ? y : y.add(lora.forward(x));
+    }
+
+    /**
+     * Adds a LoRA branch of rank {@code r} (modules {@code lora_A}, {@code lora_B}) initialised as PEFT does: A
+     * kaiming-uniform(a=√5) from torch's global generator, B zero. The new parameters are fp32, on the current device.
+     */
+    public LoraBranch attachLora(int r, double alpha, double dropout, long index) {
+        if (lora != null) throw new IllegalStateException("this layer already has a LoRA adapter");
+        Linear a = register_module("lora_A", new Linear(weight.size(1), r, false));
+        Linear b = register_module("lora_B", new Linear(r, weight.size(0), false));
+        a.resetParameters(); // U(±1/√in) = kaiming_uniform_(a=√5)
+        try (var g = new org.bytedeco.pytorch.NoGradGuard()) {
+            b.weight.zero_();
+        }
+        io.llava4j.engine.Device.move(a);
+        io.llava4j.engine.Device.move(b);
+        lora = new LoraBranch(a, b, alpha / r, dropout, index);
+        return lora;
+    }
+
+    /** The LoRA branch, or null. */
+    public LoraBranch lora() {
+        return lora;
     }
 
     /** PyTorch's default init: kaiming_uniform(a=√5) for the weight and U(±1/√fan_in) for the bias, both U(±1/√in). */

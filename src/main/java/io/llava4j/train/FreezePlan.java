@@ -11,7 +11,10 @@ import java.util.Map;
 /**
  * The one source of truth for what trains. Derived once from LLaVA's flags, in LLaVA's order:
  * <ol>
- *   <li>start: the LLM (embed, layers, norm, lm_head) and the projector train, the vision tower is frozen;</li>
+ *   <li>start, with LoRA adapters attached ({@code --lora_enable True}, see {@link LoraAdapters}): the adapters and the
+ *       projector train, everything else is frozen (PEFT freezes the base model; LLaVA's initialize_vision_modules
+ *       then re-enables the projector);</li>
+ *   <li>start, without adapters: the LLM (embed, layers, norm, lm_head) and the projector train, the vision tower is frozen;</li>
  *   <li>{@code --freeze_backbone}: embed_tokens, layers and norm freeze (lm_head does not);</li>
  *   <li>{@code --tune_mm_mlp_adapter}: everything freezes, then the projector unfreezes;</li>
  *   <li>{@code --freeze_mm_mlp_adapter}: the projector freezes (wins over tune_mm_mlp_adapter);</li>
@@ -35,8 +38,10 @@ public final class FreezePlan {
 
     public static FreezePlan of(Llava model, Flags f) {
         Map<String, Boolean> t = new LinkedHashMap<>();
-        for (String name : Tensors.namedParameters(model).keySet()) {
-            t.put(name, trainsPart(ModuleGroups.partOf(name), f));
+        java.util.Set<String> names = Tensors.namedParameters(model).keySet();
+        boolean lora = names.stream().anyMatch(ModuleGroups::isLora);
+        for (String name : names) {
+            t.put(name, trains(ModuleGroups.partOf(name), f, lora));
         }
         if (!t.containsValue(true)) throw nothingToTrain(f);
         return new FreezePlan(t);
@@ -61,7 +66,12 @@ public final class FreezePlan {
 
     /** Whether the flags train a part ({@link ModuleGroups#PARTS}): the rule above, decided per part. */
     public static boolean trainsPart(String part, Flags f) {
-        boolean on = !part.equals("vision");
+        return trains(part, f, false);
+    }
+
+    /** The rule per part; with LoRA adapters attached, the base starts frozen and the adapters and projector train (PEFT). */
+    private static boolean trains(String part, Flags f, boolean lora) {
+        boolean on = lora ? part.equals("llm.lora") || part.equals("projector") : !part.equals("vision");
         if (f.freezeBackbone() && (part.equals("llm.embed") || part.equals("llm.layers") || part.equals("llm.norm"))) on = false;
         if (f.tuneMmMlpAdapter()) on = part.equals("projector");
         if (f.freezeMmMlpAdapter() && part.equals("projector")) on = false;

@@ -14,7 +14,7 @@ public final class ModuleGroups {
     private ModuleGroups() {}
 
     /** The parts, in report order. */
-    public static final List<String> PARTS = List.of("vision", "projector", "llm.embed", "llm.layers", "llm.norm", "llm.lm_head");
+    public static final List<String> PARTS = List.of("vision", "projector", "llm.embed", "llm.layers", "llm.lora", "llm.norm", "llm.lm_head");
 
     /** The part of a llava-hf parameter name. */
     public static String partOf(String name) {
@@ -22,9 +22,15 @@ public final class ModuleGroups {
         if (name.startsWith(Layout.PROJECTOR)) return "projector";
         if (name.startsWith(Layout.LM_HEAD)) return "llm.lm_head";
         if (name.startsWith(Layout.LLM + "embed_tokens.")) return "llm.embed";
-        if (name.startsWith(Layout.LLM + "layers.")) return "llm.layers";
+        if (name.startsWith(Layout.LLM + "layers.")) return isLora(name) ? "llm.lora" : "llm.layers";
         if (name.startsWith(Layout.LLM + "norm.")) return "llm.norm";
         throw new IllegalArgumentException("parameter '" + name + "' belongs to no LLaVA module");
+    }
+
+    /** Whether a parameter is a LoRA adapter's: its module is a layer's {@code lora_A} or {@code lora_B}. */
+    public static boolean isLora(String name) {
+        String[] p = name.split("\\.");
+        return p.length >= 2 && (p[p.length - 2].equals("lora_A") || p[p.length - 2].equals("lora_B"));
     }
 
     /** Parameter counts of the vision tower, the projector and the LLM. */

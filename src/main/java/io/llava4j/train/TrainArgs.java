@@ -9,7 +9,8 @@ import java.nio.file.Path;
  * {@code mmProjectorType}, {@code mmVisionSelectLayer}, {@code mmVisionSelectFeature} null: not given (LLaVA's defaults
  * linear, -1, patch for a fresh projector; a model's own otherwise). {@code onBadSample}: what to do with records
  * that would stop training ({@link io.llava4j.data.DataValidator}); {@code checkResources}: refuse a run whose memory or
- * disk needs exceed what is there ({@link RunResources}).
+ * disk needs exceed what is there ({@link RunResources}); {@code lora}: LoRA adapters on the LLM
+ * ({@code --lora_enable True}); null = none.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -22,7 +23,38 @@ public record TrainArgs(
         int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
         boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
         io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
-        io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources) {
+        io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora) {
+
+    /** Without LoRA. */
+    public TrainArgs(
+            Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
+            String mmProjectorType, Integer mmVisionSelectLayer, String mmVisionSelectFeature,
+            boolean tuneMmMlpAdapter, boolean freezeBackbone, boolean freezeMmMlpAdapter, boolean unfreezeMmVisionTower,
+            Double mmProjectorLr, Double mmVisionTowerLr, Path pretrainMmMlpAdapter, String imageAspectRatio,
+            int modelMaxLength, Path outputDir, double numTrainEpochs, int maxSteps, int perDeviceTrainBatchSize,
+            int gradientAccumulationSteps, double learningRate, double weightDecay, double warmupRatio, int warmupSteps,
+            String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
+            int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
+            boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
+            io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
+            io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources) {
+        this(modelNameOrPath, version, dataPath, imageFolder, visionTower, mmProjectorType, mmVisionSelectLayer, mmVisionSelectFeature,
+                tuneMmMlpAdapter, freezeBackbone, freezeMmMlpAdapter, unfreezeMmVisionTower, mmProjectorLr, mmVisionTowerLr,
+                pretrainMmMlpAdapter, imageAspectRatio, modelMaxLength, outputDir, numTrainEpochs, maxSteps, perDeviceTrainBatchSize,
+                gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps, lrSchedulerType, maxGradNorm,
+                adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps, resumeFromCheckpoint,
+                groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, null);
+    }
+
+    /** These arguments with LoRA set to {@code spec} (null: none) — for a stage plan's {@code llm: lora{…}}. */
+    public TrainArgs withLora(LoraSpec spec) {
+        return new TrainArgs(modelNameOrPath, version, dataPath, imageFolder, visionTower, mmProjectorType, mmVisionSelectLayer,
+                mmVisionSelectFeature, tuneMmMlpAdapter, freezeBackbone, freezeMmMlpAdapter, unfreezeMmVisionTower, mmProjectorLr,
+                mmVisionTowerLr, pretrainMmMlpAdapter, imageAspectRatio, modelMaxLength, outputDir, numTrainEpochs, maxSteps,
+                perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps,
+                lrSchedulerType, maxGradNorm, adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps,
+                resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, spec);
+    }
 
     public TrainArgs {
         notes = notes == null ? java.util.List.of() : java.util.List.copyOf(notes);

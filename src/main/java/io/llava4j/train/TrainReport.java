@@ -48,7 +48,9 @@ public final class TrainReport {
     public String render() {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format("%-12s %15s %15s %15s%n", "module", "trainable", "frozen", "optimizer state"));
-        rows.forEach((part, r) -> sb.append(line(part, r)));
+        rows.forEach((part, r) -> {
+            if (!part.equals("llm.lora") || r.trainable + r.frozen > 0) sb.append(line(part, r)); // the adapters' row when there are any
+        });
         sb.append(line("total", total()));
         Row t = total();
         sb.append(String.format("trainable: %.4f%% of %,d parameters; weights in memory: %s%n",

@@ -140,6 +140,7 @@ public final class Trainer {
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
+        if (a.lora() != null) LoraAdapters.attach(model, a.lora(), outputLayout(loaded)); // before the plan: PEFT's freezing
         freezes = trainability == null ? null : FreezeSchedule.of(model, trainability);
         plan = freezes == null ? FreezePlan.of(model, a.freezeFlags()) : freezes.union(); // all that ever trains
         plan.apply(model);
@@ -230,7 +231,8 @@ public final class Trainer {
                         dp.lossScale(0, a.gradientAccumulationSteps());
                         continue;
                     }
-                    try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
+                    try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision());
+                         io.llava4j.nn.LoraDropout d = io.llava4j.nn.LoraDropout.seeded(io.llava4j.nn.LoraDropout.microBatchSeed(a.seed(), em[0], mb))) {
                         Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
                         double[] scale = new double[1];
                         Llava.Step st = model.forwardBackward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(),
@@ -278,8 +280,11 @@ public final class Trainer {
                     logw.flush();
                     history.add(rec);
                 }
-                if (dp.isMain() && a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total)
-                    saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
+                if (dp.isMain() && a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total) {
+                    Path ck = saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
+                    if (a.lora() != null) // LLaVA's LoRA checkpoints lack non_lora_trainables.bin; these merge as they are
+                        LoraFiles.write(model, plan, a.lora(), outputLayout(loaded), ck, a.modelNameOrPath());
+                }
                 if (step >= stopAfter) {
                     bar.done();
                     skips.report();
@@ -375,7 +380,12 @@ public final class Trainer {
      */
     private void writeOutput(Checkpoints.Loaded loaded) throws IOException {
         Path out = a.outputDir();
-        Layout layout = loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout();
+        Layout layout = outputLayout(loaded);
+        if (a.lora() != null) { // LLaVA's LoRA output: config.json, the PEFT adapter and non_lora_trainables.bin
+            LoraFiles.write(model, plan, a.lora(), layout, out, a.modelNameOrPath());
+            System.err.println("wrote " + out);
+            return;
+        }
         boolean onlyProjector = plan.trainable().stream().allMatch(n -> ModuleGroups.partOf(n).equals("projector"));
         if (onlyProjector) {
             ProjectorFiles.write(model, out.resolve(ProjectorFiles.FILE));
@@ -389,6 +399,10 @@ public final class Trainer {
             }
         }
         System.err.println("wrote " + out);
+    }
+
+    private static Layout outputLayout(Checkpoints.Loaded loaded) {
+        return loaded.layout() == Layout.LLAMA ? Layout.ORIGINAL_LLAVA : loaded.layout();
     }
 
     private List<String> trainedParts() {

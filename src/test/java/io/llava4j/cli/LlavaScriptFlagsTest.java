@@ -50,4 +50,22 @@ class LlavaScriptFlagsTest {
         f.addAll(List.of("--save_strategy", "no", "--save_steps", "10"));
         assertEquals(0, TrainCommand.parse(f.toArray(new String[0])).saveSteps());
     }
+
+    @Test
+    void finetuneLoraScriptParsesToALoraSpec() {
+        String sh = "--lora_enable True --lora_r 128 --lora_alpha 256 --mm_projector_lr 2e-5 --deepspeed ./scripts/zero3.json"
+                + " --model_name_or_path lmsys/vicuna-13b-v1.5 --version v1 --data_path mix665k.json --image_folder data"
+                + " --vision_tower openai/clip-vit-large-patch14-336 --pretrain_mm_mlp_adapter mm_projector.bin --output_dir out";
+        TrainArgs a = TrainCommand.parse(sh.split(" "));
+        assertEquals(new io.llava4j.train.LoraSpec(128, 256, 0.05, io.llava4j.train.LoraSpec.LLAVA_TARGETS, null), a.lora());
+        assertEquals(2.0, a.lora().scale());
+        assertEquals(2e-5, a.mmProjectorLr());
+        assertNull(TrainCommand.parse(sh.replace("--lora_enable True", "--lora_enable False").split(" ")).lora(),
+                "LLaVA ignores --lora_r without --lora_enable");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> TrainCommand.parse((sh + " --lora_bias all").split(" ")));
+        assertTrue(e.getMessage().contains("--lora_bias"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> TrainCommand.parse((sh + " --lora_dropout 1").split(" ")));
+        assertTrue(e.getMessage().contains("--lora_dropout"), e.getMessage());
+    }
 }

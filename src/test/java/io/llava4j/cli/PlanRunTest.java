@@ -80,13 +80,19 @@ class PlanRunTest {
     }
 
     @Test
-    void loraIsParsedAndCheckedThenRefusedUntilTrainHasIt() throws Exception {
+    void loraIsCheckedAndBecomesTrainsLoraFlags() throws Exception {
         assertTrue(error(plan("max_steps: 2", "llm: {lora: {r: 8, alpha: 16, dropout: 1.5}}"))
                 .endsWith("stage 'finetune': llm.lora.dropout: must be in [0, 1), got 1.5"));
         assertMessage(plan("max_steps: 2", "llm: {lora: {r: 8, targets: [fc1]}}"), "contains", "llm.lora.targets: 'fc1' is not one of");
-        String e = error(plan("max_steps: 2", "llm: {lora: {r: 8, alpha: 16, dropout: 0.05}}"));
-        boolean trainHasLora = new picocli.CommandLine(new TrainCommand()).getCommandSpec().findOption("--lora_enable") != null;
-        if (!trainHasLora) assertTrue(e.endsWith("stage 'finetune': llm: lora{...} is not yet available in this build of llava4j train"), e);
+        // a valid lora stage becomes train's LoRA flags, with the plan's targets
+        List<PlanRun.Checked> stages = PlanRun.check(plan("max_steps: 2", "llm: {lora: {r: 8, alpha: 16, dropout: 0.05, targets: [q_proj, v_proj]}}"));
+        io.llava4j.train.LoraSpec lora = stages.get(1).args().lora();
+        assertNotNull(lora);
+        assertEquals(8, lora.r());
+        assertEquals(2.0, lora.scale(), 1e-12);
+        assertEquals(List.of("q_proj", "v_proj"), lora.targets());
+        assertTrue(stages.get(1).flags().contains("--lora_enable"), stages.get(1).flags().toString());
+        assertNull(stages.get(0).args().lora());
     }
 
     @Test

@@ -38,6 +38,18 @@ class LlavaScriptsChainTest {
             + " --model_max_length 2048 --gradient_checkpointing True --dataloader_num_workers 4 --lazy_preprocess True --report_to wandb";
     /** finetune_task.sh: as finetune.sh, from a finished LLaVA and without --pretrain_mm_mlp_adapter. */
     static final String V15_FINETUNE_TASK = V15_FINETUNE.replace(" --pretrain_mm_mlp_adapter ADAPTER", "");
+    /** scripts/v1_5/finetune_lora.sh: finetune.sh's flags with LoRA on the LLM and the projector at its own lr. */
+    static final String V15_FINETUNE_LORA = "--lora_enable True --lora_r 128 --lora_alpha 256 --mm_projector_lr 2e-5"
+            + " --deepspeed ./scripts/zero3.json --model_name_or_path LLAMA --version v1"
+            + " --data_path FINETUNE_JSON --image_folder IMAGES --vision_tower CLIP --pretrain_mm_mlp_adapter ADAPTER"
+            + " --mm_projector_type mlp2x_gelu --mm_vision_select_layer -2 --mm_use_im_start_end False --mm_use_im_patch_token False"
+            + " --image_aspect_ratio pad --group_by_modality_length True --bf16 True --output_dir OUT --num_train_epochs 1"
+            + " --per_device_train_batch_size 16 --per_device_eval_batch_size 4 --gradient_accumulation_steps 1"
+            + " --evaluation_strategy no --save_strategy steps --save_steps 50000 --save_total_limit 1 --learning_rate 2e-4"
+            + " --weight_decay 0. --warmup_ratio 0.03 --lr_scheduler_type cosine --logging_steps 1 --tf32 True"
+            + " --model_max_length 2048 --gradient_checkpointing True --dataloader_num_workers 4 --lazy_preprocess True --report_to wandb";
+    /** scripts/v1_5/finetune_task_lora.sh: as finetune_lora.sh, from a finished LLaVA and without --pretrain_mm_mlp_adapter. */
+    static final String V15_FINETUNE_TASK_LORA = V15_FINETUNE_LORA.replace(" --pretrain_mm_mlp_adapter ADAPTER", "");
     static final String OLD_PRETRAIN = "--deepspeed /path/to/deepspeed.json --model_name_or_path LLAMA --version VERSION"
             + " --data_path PRETRAIN_JSON --image_folder IMAGES --vision_tower CLIP --tune_mm_mlp_adapter True"
             + " --mm_vision_select_layer -2 --mm_use_im_start_end False --mm_use_im_patch_token False --bf16 True --output_dir OUT"
@@ -81,6 +93,40 @@ class LlavaScriptsChainTest {
         Path clipOfS2 = Files.isDirectory(s2.resolve("vision_tower")) ? s2.resolve("vision_tower") : lc[1];
         Trainer t = TrainRuns.run(flags(V15_FINETUNE_TASK, s2, clipOfS2, s3, null, null));
         assertEquals(1, t.losses().size());
+    }
+
+    @Test
+    void v15LoraScriptsChainWithMerges(@TempDir Path tmp) throws Exception {
+        Path[] lc = FromLlamaAndClipTest.split(tmp);
+        Path s1 = tmp.resolve("pretrain"), lora = tmp.resolve("lora"), merged = tmp.resolve("merged");
+        TrainRuns.run(flags(V15_PRETRAIN, lc[0], lc[1], s1, null, null));
+        Trainer f = TrainRuns.run(flags(V15_FINETUNE_LORA, lc[0], lc[1], lora, s1.resolve("mm_projector.bin"), null));
+        assertEquals(1, f.losses().size());
+        assertTrue(f.losses().get(0) > 0);
+        com.fasterxml.jackson.databind.JsonNode cfg = new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(lora.resolve("adapter_config.json").toFile());
+        assertEquals(128, cfg.get("r").asInt());
+        assertEquals(256, cfg.get("lora_alpha").asInt());
+        assertEquals(0.05, cfg.get("lora_dropout").asDouble(), "LLaVA's default --lora_dropout");
+        Map<String, HostTensor> adapter = TestData.tensors(lora.resolve("adapter_model.safetensors"));
+        assertTrue(adapter.containsKey("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"), adapter.keySet().toString());
+        assertTrue(adapter.keySet().stream().noneMatch(k -> k.contains("vision")), "no adapter in the CLIP tower");
+        assertEquals(java.util.Set.of("base_model.model.model.mm_projector.0.weight", "base_model.model.model.mm_projector.0.bias",
+                        "base_model.model.model.mm_projector.2.weight", "base_model.model.model.mm_projector.2.bias"),
+                io.llava4j.io.TorchPickleReader.read(lora.resolve("non_lora_trainables.bin")).keySet(), "LLaVA's non_lora_trainables.bin keys");
+        for (AdamW.Group g : f.optimizer().groups()) // --mm_projector_lr for the projector, --learning_rate for the adapters
+            assertEquals(g.params.keySet().stream().allMatch(n -> n.startsWith("multi_modal_projector.")) ? 2e-5 : 2e-4, g.baseLr, 1e-15, g.name);
+        // scripts/merge_lora_weights.py: a plain original-LLaVA folder from the LLaMA base
+        assertEquals(0, io.llava4j.cli.Main.run("merge", "--model-path", lora.toString(), "--model-base", lc[0].toString(),
+                "--save-model-path", merged.toString()));
+        assertTrue(TestData.tensors(merged.resolve("model.safetensors")).keySet().stream().noneMatch(k -> k.contains("lora")));
+        // finetune_task_lora.sh from the merged model (its own tower and projector), merged again onto it
+        Path task = tmp.resolve("task-lora");
+        Trainer t = TrainRuns.run(flags(V15_FINETUNE_TASK_LORA, merged, lc[1], task, null, null));
+        assertEquals(1, t.losses().size());
+        assertEquals(0, io.llava4j.cli.Main.run("merge", "--lora_path", task.toString(), "--model_name_or_path", merged.toString(),
+                "--output_dir", tmp.resolve("merged-task").toString()));
+        assertTrue(Files.isRegularFile(tmp.resolve("merged-task").resolve("config.json")));
     }
 
     @Test
