@@ -155,6 +155,7 @@ public final class Trainer {
                 optimizer.scaleLr(schedule.factor(step));
                 double loss = 0;
                 long tokens = 0;
+                List<String> stepIds = new ArrayList<>(); // named if the step goes bad
                 for (int[] em : micros) {
                     if (em[0] != orderEpoch) {
                         order = Sampler.order(ds.size(), a.seed(), em[0], a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(),
@@ -165,6 +166,7 @@ public final class Trainer {
                     List<Sample> samples = new ArrayList<>();
                     for (int i = mb * a.perDeviceTrainBatchSize(); i < Math.min(ds.size(), (mb + 1) * a.perDeviceTrainBatchSize()); i++)
                         samples.add(ds.get(order[i]));
+                    for (Sample smp : samples) stepIds.add(smp.id());
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
                     try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
@@ -178,6 +180,15 @@ public final class Trainer {
                 double gradNorm;
                 try (PointerScope scope = new PointerScope()) {
                     gradNorm = clipGradients(a.maxGradNorm());
+                    if (NonFiniteException.found(loss, gradNorm)) { // stop before the update: the state is the last good one
+                        optimizer.zeroGrad();
+                        bar.done();
+                        Path last = a.outputDir().resolve(TrainCheckpoint.PREFIX + step);
+                        if (!Files.isDirectory(last))
+                            last = saveCheckpoint(step, total, stepsPerEpoch, epoch, history);
+                        throw new NonFiniteException(step + 1, loss / a.gradientAccumulationSteps(), gradNorm, stepIds, last,
+                                a.precision().name());
+                    }
                     optimizer.step();
                     optimizer.zeroGrad();
                 }
@@ -201,16 +212,8 @@ public final class Trainer {
                     logw.flush();
                     history.add(rec);
                 }
-                if (a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total) {
-                    ObjectNode st = JSON.createObjectNode();
-                    st.put("total_steps", total);
-                    st.put("steps_per_epoch", stepsPerEpoch);
-                    st.put("epoch", epoch);
-                    st.put("seed", a.seed());
-                    st.put("data_order", "Sampler.order(seed, epoch)");
-                    st.set("log_history", history);
-                    TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
-                }
+                if (a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total)
+                    saveCheckpoint(step, total, stepsPerEpoch, epoch, history);
                 if (step >= stopAfter) {
                     bar.done();
                     System.err.printf("stopped after step %d%n", step);
@@ -220,6 +223,17 @@ public final class Trainer {
         }
         bar.done();
         writeOutput(loaded);
+    }
+
+    private Path saveCheckpoint(int step, int total, int stepsPerEpoch, int epoch, ArrayNode history) throws IOException {
+        ObjectNode st = JSON.createObjectNode();
+        st.put("total_steps", total);
+        st.put("steps_per_epoch", stepsPerEpoch);
+        st.put("epoch", epoch);
+        st.put("seed", a.seed());
+        st.put("data_order", "Sampler.order(seed, epoch)");
+        st.set("log_history", history);
+        return TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
     }
 
     /**
@@ -246,9 +260,18 @@ public final class Trainer {
     private static void truncateLog(Path log, int step) throws IOException {
         if (!Files.exists(log)) return;
         List<String> keep = new ArrayList<>();
-        for (String line : Files.readAllLines(log, StandardCharsets.UTF_8))
-            if (!line.isBlank() && JSON.readTree(line).path("step").asInt() <= step) keep.add(line);
-        Files.write(log, keep, StandardCharsets.UTF_8);
+        for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
+            if (line.isBlank()) continue;
+            try {
+                if (JSON.readTree(line).path("step").asInt() <= step) keep.add(line);
+            } catch (com.fasterxml.jackson.core.JacksonException partial) {
+                // the last line of a run killed while writing it
+            }
+        }
+        Path tmp = log.resolveSibling("." + log.getFileName() + ".tmp"); // a kill while truncating keeps the old log
+        Files.write(tmp, keep, StandardCharsets.UTF_8);
+        io.llava4j.io.Fsync.file(tmp);
+        io.llava4j.io.Fsync.move(tmp, log);
     }
 
     /** Total L2 norm of the trainable gradients; scaled to {@code max} when above it (0 = no clipping). */
