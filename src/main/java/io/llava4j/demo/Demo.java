@@ -69,6 +69,8 @@ public final class Demo {
     private final java.util.function.Function<String[], TrainArgs> trainFlags;
     private final Map<String, Double> phases = new LinkedHashMap<>();
     private final ObjectNode report = JSON.createObjectNode();
+    /** Linear-probe accuracy of the vision tower's features per attribute, before and after its pre-training. */
+    private final Map<String, Map<String, Double>> probe = new LinkedHashMap<>();
 
     /**
      * @param trainFlags parses {@code llava4j train}'s flags (the command line's parser, passed in: the stages run
@@ -150,13 +152,21 @@ public final class Demo {
                     1e-5, 10000.0, 128, "silu", true, false, false, null, null, null);
             Pretraining.Clip clip = new Pretraining.Clip(vc, textEnc, s.clipHidden());
             Pretraining.init(clip, seed + 1);
+            int probeLayer = vc.numHiddenLayers() - 1; // the projector reads select layer -2
+            long p0 = System.nanoTime();
+            probe.put("random_init", VisionProbe.run(clip.vision, pixels, world.train, probeLayer));
+            double probeSeconds = (System.nanoTime() - p0) / 1e9;
             TrainProgress bar = start("pretrain CLIP", s.clipSteps());
             Pretraining.Curve c = Pretraining.trainClip(clip, pixels, caps, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
                     (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
             bar.done();
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
+            p0 = System.nanoTime();
+            probe.put("pretrained", VisionProbe.run(clip.vision, pixels, world.train, probeLayer));
+            phases.put("probe_clip", probeSeconds + (System.nanoTime() - p0) / 1e9);
             return c;
         });
+        phases.put("pretrain_clip", phases.get("pretrain_clip") - phases.get("probe_clip")); // the probes are their own phase
 
         // held-out world text and test images
         Random heldout = new Random(seed + 3);
@@ -321,6 +331,13 @@ public final class Demo {
         ppl.put("after_stage1_lr10x", stage1.get("stage1_lr10x").pplAfter());
         ppl.put("after_stage1_unfrozen_lr10x", stage1.get("stage1_unfrozen_lr10x").pplAfter());
         ppl.put("bit_identical_after_frozen_stage1", Double.doubleToLongBits(pplBefore) == Double.doubleToLongBits(stage1.get("stage1").pplAfter()));
+        ObjectNode vp = report.putObject("vision_probe");
+        vp.put("what", "held-out accuracy of a ridge probe from the select-layer patch features to each column's kind / colour / size "
+                + "(columns holding an object; the majority value's accuracy beside each)");
+        probe.forEach((k, m) -> {
+            ObjectNode o = vp.putObject(k);
+            m.forEach(o::put);
+        });
         ObjectNode pre = report.putObject("pretraining");
         pre.put("llm_final_loss", llm.losses().get(llm.losses().size() - 1));
         pre.put("clip_final_loss", clip.losses().get(clip.losses().size() - 1));

@@ -118,6 +118,18 @@ final class Report {
                 .append(" for the best constant caption").append(fr.captionAcc() >= 2 * s1.get("caption_baseline").asDouble() ? "."
                         : ": in this run's budget neither variant learned to read the image well enough to beat a constant caption clearly, "
                         + "so this run shows the cost and the stability side of freezing, not an accuracy side.").append("\n\n");
+        JsonNode vp = r.get("vision_probe");
+        if (vp != null && vp.has("pretrained")) {
+            JsonNode a = vp.get("pretrained"), b = vp.get("random_init");
+            md.append("- **What the vision tower sees**: a linear probe of the tower's select-layer patch features (the projector's input) "
+                    + "reads a held-out column's kind / colour / size with accuracy ");
+            for (String k : VisionProbe.ATTRIBUTES) md.append(f(a.get(k).asDouble())).append(k.equals("size") ? "" : " / ");
+            md.append(" after contrastive pre-training (");
+            for (String k : VisionProbe.ATTRIBUTES) md.append(f(b.get(k).asDouble())).append(k.equals("size") ? "" : " / ");
+            md.append(" from the randomly initialised tower; always answering the most frequent value: ");
+            for (String k : VisionProbe.ATTRIBUTES) md.append(f(a.get(k + "_majority").asDouble())).append(k.equals("size") ? "" : " / ");
+            md.append("). What the tower does not encode, neither stage can learn to say.\n\n");
+        }
         md.append("## Bars\n\n");
         md.append("| bar | reached | numbers |\n|---|---|---|\n");
         md.append("| stage2.vqa_accuracy >= 0.85 | ").append(yes(bars, "stage2_vqa_accuracy_ge_0_85")).append(" | ")

@@ -34,6 +34,12 @@ class DemoTest {
         assertNotEquals(r.at("/text_ppl/before").asDouble(), r.at("/text_ppl/after_stage1_unfrozen").asDouble(), "an unfrozen LLM's does");
         assertTrue(r.at("/stage1/optimizer_state_bytes").asLong() < r.at("/stage1_unfrozen/optimizer_state_bytes").asLong());
         assertEquals(2 * 4 * r.at("/stage1/trainable_params").asLong(), r.at("/stage1/optimizer_state_bytes").asLong(), "two fp32 moments per trainable value");
+        for (String k : List.of("random_init", "pretrained"))
+            for (String a : VisionProbe.ATTRIBUTES) {
+                double p = r.at("/vision_probe/" + k + "/" + a).asDouble(-1);
+                assertTrue(p >= 0 && p <= 1, k + " " + a + " probe accuracy " + p);
+            }
+        assertTrue(r.get("phases").get("probe_clip").asDouble() > 0);
         double acc = r.at("/stage2/vqa_accuracy").asDouble();
         assertTrue(acc >= 0 && acc <= 1, "accuracy " + acc);
         for (String f : List.of("report.md", "charts/stage1_loss.png", "charts/stage2_loss.png", "samples/test_00.png",

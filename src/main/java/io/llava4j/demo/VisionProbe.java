@@ -1,0 +1,143 @@
+package io.llava4j.demo;
+
+import io.llava4j.demo.ShapesWorld.Obj;
+import io.llava4j.demo.ShapesWorld.Scene;
+import io.llava4j.engine.Tensors;
+import io.llava4j.model.ClipVisionTower;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Does the vision tower's output, the features the projector sees, say what is in each column? A linear probe: ridge
+ * regression (solved in its kernel form, the Gram matrix of the standardized features) from the patch features of the
+ * selected layer to each column's kind, colour and size, fitted on the first three quarters of the images and scored
+ * on the rest, over the columns that hold an object. If an attribute is not linearly there, no projector (a linear map
+ * and a GELU) can hand it to the LLM, so stage 1 and stage 2 cannot learn it either.
+ */
+public final class VisionProbe {
+    /** The attributes probed per column, and their class counts (the last class is "no object in this column"). */
+    static final List<String> ATTRIBUTES = List.of("kind", "colour", "size");
+    private static final int[] CLASSES = {ShapesWorld.KINDS.size() + 1, ShapesWorld.COLOURS.size() + 1, ShapesWorld.SIZES.size() + 1};
+    private static final double RIDGE = 0.1;
+
+    private VisionProbe() {}
+
+    /**
+     * Held-out probe accuracy per attribute, and the accuracy of always answering the training split's most frequent
+     * value ({@code <attribute>_majority}).
+     *
+     * @param pixels      [N, 3, H, W] preprocessed images of {@code scenes}
+     * @param layerIndex  the hidden state the projector reads (LLaVA's select layer -2 is {@code layers - 1})
+     */
+    public static Map<String, Double> run(ClipVisionTower tower, Tensor pixels, List<Scene> scenes, int layerIndex) {
+        int n = scenes.size(), tr = n * 3 / 4;
+        double[] gram, cross;
+        try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            Tensor f = tower.features(pixels, layerIndex);                    // [N, 1 + P, h]
+            Tensor x = f.narrow(1, 1, f.size(1) - 1).reshape(n, -1);        // patch features only, as LLaVA's "patch"
+            Tensor train = x.narrow(0, 0, tr);
+            Tensor mean = train.mean(new long[]{0}, true, new ScalarTypeOptional());
+            Tensor std = train.sub(mean).pow(new Scalar(2.0)).mean(new long[]{0}, true, new ScalarTypeOptional()).sqrt().add(new Scalar(1e-4));
+            Tensor z = x.sub(mean).div(std);
+            Scalar d = new Scalar((double) z.size(1));
+            gram = doubles(z.narrow(0, 0, tr).matmul(z.narrow(0, 0, tr).t()).div(d));
+            cross = doubles(z.narrow(0, tr, n - tr).matmul(z.narrow(0, 0, tr).t()).div(d));
+        }
+        for (int i = 0; i < tr; i++) gram[i * tr + i] += RIDGE;
+        cholesky(gram, tr);
+        int[][][] labels = labels(scenes); // [column][attribute][image]
+        double[] ok = new double[3], count = new double[3], majority = new double[3];
+        for (int c = 0; c < 3; c++)
+            for (int a = 0; a < 3; a++) {
+                int k = CLASSES[a];
+                int[] y = labels[c][a];
+                double[][] dual = new double[k][tr];
+                for (int i = 0; i < tr; i++) dual[y[i]][i] = 1;
+                for (double[] col : dual) solve(gram, tr, col);
+                int[] freq = new int[k - 1];
+                for (int i = 0; i < tr; i++) if (y[i] < k - 1) freq[y[i]]++;
+                int most = 0;
+                for (int v = 1; v < k - 1; v++) if (freq[v] > freq[most]) most = v;
+                for (int i = tr; i < n; i++) {
+                    if (y[i] == k - 1) continue; // no object in this column
+                    int best = 0;
+                    double bestScore = Double.NEGATIVE_INFINITY;
+                    for (int v = 0; v < k; v++) {
+                        double sc = 0;
+                        for (int j = 0; j < tr; j++) sc += cross[(i - tr) * tr + j] * dual[v][j];
+                        if (sc > bestScore) {
+                            bestScore = sc;
+                            best = v;
+                        }
+                    }
+                    count[a]++;
+                    if (best == y[i]) ok[a]++;
+                    if (y[i] == most) majority[a]++;
+                }
+            }
+        Map<String, Double> out = new LinkedHashMap<>();
+        for (int a = 0; a < 3; a++) {
+            out.put(ATTRIBUTES.get(a), count[a] == 0 ? Double.NaN : ok[a] / count[a]);
+            out.put(ATTRIBUTES.get(a) + "_majority", count[a] == 0 ? Double.NaN : majority[a] / count[a]);
+        }
+        return out;
+    }
+
+    /** [column][attribute][image]: the object's value in that column, or the "none" class. */
+    static int[][][] labels(List<Scene> scenes) {
+        int[][][] y = new int[3][3][scenes.size()];
+        for (int i = 0; i < scenes.size(); i++) {
+            for (int c = 0; c < 3; c++)
+                for (int a = 0; a < 3; a++) y[c][a][i] = CLASSES[a] - 1;
+            for (Obj o : scenes.get(i).objects()) {
+                y[o.position()][0][i] = o.kind();
+                y[o.position()][1][i] = o.colour();
+                y[o.position()][2][i] = o.size();
+            }
+        }
+        return y;
+    }
+
+    private static double[] doubles(Tensor t) {
+        float[] f = Tensors.toFloats(t.contiguous());
+        double[] d = new double[f.length];
+        for (int i = 0; i < f.length; i++) d[i] = f[i];
+        return d;
+    }
+
+    /** In place: the lower triangle of {@code a} (n×n, symmetric positive definite) becomes L with a = L Lᵀ. */
+    static void cholesky(double[] a, int n) {
+        for (int j = 0; j < n; j++) {
+            double s = a[j * n + j];
+            for (int k = 0; k < j; k++) s -= a[j * n + k] * a[j * n + k];
+            double dj = Math.sqrt(s);
+            a[j * n + j] = dj;
+            for (int i = j + 1; i < n; i++) {
+                double v = a[i * n + j];
+                for (int k = 0; k < j; k++) v -= a[i * n + k] * a[j * n + k];
+                a[i * n + j] = v / dj;
+            }
+        }
+    }
+
+    /** In place: b becomes x with L Lᵀ x = b. */
+    static void solve(double[] l, int n, double[] b) {
+        for (int i = 0; i < n; i++) {
+            double v = b[i];
+            for (int k = 0; k < i; k++) v -= l[i * n + k] * b[k];
+            b[i] = v / l[i * n + i];
+        }
+        for (int i = n - 1; i >= 0; i--) {
+            double v = b[i];
+            for (int k = i + 1; k < n; k++) v -= l[k * n + i] * b[k];
+            b[i] = v / l[i * n + i];
+        }
+    }
+}
