@@ -18,7 +18,14 @@ final class ErrorMessages {
     }
 
     static String of(Throwable t) {
-        if (t instanceof UncheckedIOException u && u.getCause() != null) t = u.getCause();
+        if (t instanceof UncheckedIOException u && u.getCause() != null) {
+            String own = u.getMessage(), cause = u.getCause().getMessage();
+            // our wrappers say which file and what it means ("…: cannot write the model: No space left …"): keep them;
+            // a bare wrapper (new UncheckedIOException(e)) says only what its cause says
+            if (own != null && !own.equals(String.valueOf(u.getCause())) && !own.equals(cause) && (cause == null || own.contains(cause)))
+                return own;
+            t = u.getCause();
+        }
         // a library's wrapper (Javalin's around a BindException, say) around an error with a message for the user
         for (Throwable c = t.getCause(); !isUserError(t) && c != null && c != c.getCause(); c = c.getCause())
             if (isUserError(c) && c.getMessage() != null) return of(c);

@@ -264,7 +264,9 @@ public final class DistributedDataParallel implements DataParallel {
     @Override
     public String describe(List<String> trainable, Map<String, Tensor> params) {
         Map<String, Long> perPart = new LinkedHashMap<>();
-        for (String part : ModuleGroups.PARTS) perPart.put(part, 0L);
+        java.util.Set<String> present = new java.util.HashSet<>(); // parts this model has (no llm.lora without adapters)
+        for (String n : params.keySet()) present.add(ModuleGroups.partOf(n));
+        for (String part : ModuleGroups.PARTS) if (present.contains(part)) perPart.put(part, 0L);
         long total = 0;
         for (String n : trainable) {
             Tensor p = params.get(n);

@@ -65,6 +65,32 @@ class PlanTrainingTest {
         assertClose(s2.resolve("model.safetensors"), tmp.resolve("plan/finetune/model.safetensors"));
     }
 
+    /** A plan stage with {@code llm: {lora: …}} trains the same adapters as the CLI's --lora_enable call. */
+    @Test
+    void loraStageEqualsTheLoraCliCall(@TempDir Path tmp) throws Exception {
+        Path cli = tmp.resolve("cli");
+        TrainRuns.run(LoraTest.parityFlags(cli));
+        Path data = TestData.tinyData();
+        Path planFile = tmp.resolve("plan.yaml");
+        Path init = TestData.reference().resolveSibling("reference-lora").resolve("expected/init");
+        Files.writeString(planFile, String.join("\n",
+                "model_name_or_path: " + TestData.tinyLlava(),
+                "output_dir: " + tmp.resolve("plan"),
+                "args: {per_device_train_batch_size: 2, lr_scheduler_type: constant, warmup_ratio: 0, weight_decay: 0,",
+                "       max_grad_norm: 0, logging_steps: 1, lora_weight_path: " + init + "}",
+                "stages:",
+                "  - name: lora",
+                "    data_path: " + data.resolve("finetune.json"),
+                "    image_folder: " + data.resolve("images"),
+                "    template: v1",
+                "    max_steps: 3",
+                "    projector: full",
+                "    llm: {lora: {r: 4, alpha: 8, dropout: 0}}",
+                "    lr: {llm: 1e-2, projector: 2e-3}", ""));
+        assertEquals(0, Main.run("train", "--plan", planFile.toString()));
+        assertClose(cli.resolve("adapter_model.safetensors"), tmp.resolve("plan/lora/adapter_model.safetensors"));
+    }
+
     private static void assertClose(Path want, Path got) {
         Map<String, HostTensor> w = TestData.tensors(want), g = TestData.tensors(got);
         assertEquals(w.keySet(), g.keySet(), got.toString());
