@@ -22,7 +22,7 @@ public class ValidateCommand implements Callable<Integer> {
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA / plain LLaMA folders)") Path visionTower;
     @Option(names = "--data_path", required = true, description = "LLaVA JSON (or JSONL) file") Path data;
     @Option(names = "--image_folder", description = "folder the records' image paths are relative to") Path imageFolder;
-    @Option(names = "--version", defaultValue = "v1", description = "conversation template: plain / v0_plain, v1 / vicuna_v1 or llava_llama_2 (default: ${DEFAULT-VALUE})") String version;
+    @Option(names = "--version", defaultValue = "v1", description = "conversation template, a name of LLaVA's conv_templates, as train (default: ${DEFAULT-VALUE})") String version;
     @Option(names = "--model_max_length", defaultValue = "2048", description = "default: ${DEFAULT-VALUE}") int maxLength;
     @Option(names = "--image_aspect_ratio", description = "square or pad (default: the config's image_aspect_ratio, else square)") String aspect;
     @Option(names = "--mm_projector_type", description = "as train, for a LLaMA folder with --vision_tower") String projectorType;
@@ -38,8 +38,7 @@ public class ValidateCommand implements Callable<Integer> {
         DataReport.OnBadSample policy = DataReport.OnBadSample.of(onBadSample);
         if (maxLength <= 0) throw new IllegalArgumentException("--model_max_length must be > 0, got " + maxLength);
         if (threads != null && threads < 1) throw new IllegalArgumentException("--threads must be >= 1, got " + threads);
-        LlavaConfig.ProjectorSpec projector = new LlavaConfig.ProjectorSpec(projectorType != null ? projectorType : "linear",
-                selectLayer != null ? selectLayer : -1, selectFeature != null ? selectFeature : "patch");
+        LlavaConfig.ProjectorSpec projector = LlavaConfig.ProjectorSpec.orDefaults(projectorType, selectLayer, selectFeature);
         LlavaTokenizer tok = Batches.preflight(model, visionTower, projector, maxLength);
         LlavaConfig cfg = LlavaConfig.load(model, visionTower, projector);
         cfg.checkFlags(visionTower, projectorType, selectLayer, selectFeature);

@@ -48,6 +48,13 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
     /** Projector options as LLaVA's flags spell them ({@code --mm_projector_type} etc.). */
     public record ProjectorSpec(String type, int selectLayer, String selectFeature) {
         public static final ProjectorSpec LLAVA_DEFAULT = new ProjectorSpec("linear", -1, "patch");
+
+        /** The flags given (null = not given), LLaVA's defaults for the rest. */
+        public static ProjectorSpec orDefaults(String type, Integer selectLayer, String selectFeature) {
+            return new ProjectorSpec(type != null ? type : LLAVA_DEFAULT.type(),
+                    selectLayer != null ? selectLayer : LLAVA_DEFAULT.selectLayer(),
+                    selectFeature != null ? selectFeature : LLAVA_DEFAULT.selectFeature());
+        }
     }
 
     /** The projector's LLaVA name: {@code identity}, {@code linear} or {@code mlp{N}x_{act}}. */

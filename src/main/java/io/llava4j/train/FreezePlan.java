@@ -41,7 +41,7 @@ public final class FreezePlan {
         java.util.Set<String> names = Tensors.namedParameters(model).keySet();
         boolean lora = names.stream().anyMatch(ModuleGroups::isLora);
         for (String name : names) {
-            t.put(name, trains(ModuleGroups.partOf(name), f, lora));
+            t.put(name, trainsPart(ModuleGroups.partOf(name), f, lora));
         }
         if (!t.containsValue(true)) throw nothingToTrain(f);
         return new FreezePlan(t);
@@ -66,11 +66,11 @@ public final class FreezePlan {
 
     /** Whether the flags train a part ({@link ModuleGroups#PARTS}): the rule above, decided per part. */
     public static boolean trainsPart(String part, Flags f) {
-        return trains(part, f, false);
+        return trainsPart(part, f, false);
     }
 
     /** The rule per part; with LoRA adapters attached, the base starts frozen and the adapters and projector train (PEFT). */
-    private static boolean trains(String part, Flags f, boolean lora) {
+    public static boolean trainsPart(String part, Flags f, boolean lora) {
         boolean on = lora ? part.equals("llm.lora") || part.equals("projector") : !part.equals("vision");
         if (f.freezeBackbone() && (part.equals("llm.embed") || part.equals("llm.layers") || part.equals("llm.norm"))) on = false;
         if (f.tuneMmMlpAdapter()) on = part.equals("projector");

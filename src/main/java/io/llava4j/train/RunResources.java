@@ -35,6 +35,14 @@ public final class RunResources {
 
     /** Parameter counts per part, computed from the config as {@link io.llava4j.model.Llava} builds its modules. */
     public static Map<String, Count> parameters(LlavaConfig c) {
+        return parameters(c, null);
+    }
+
+    /**
+     * {@link #parameters(LlavaConfig)} with the LoRA adapters {@code lora} adds to the LLM's projections (part
+     * {@code llm.lora}, 0 without LoRA): r·(in + out) for each adapted projection of each decoder layer.
+     */
+    public static Map<String, Count> parameters(LlavaConfig c, LoraSpec lora) {
         Map<String, Count> out = new LinkedHashMap<>();
         VisionConfig v = c.vision();
         long h = v.hiddenSize(), in = v.intermediateSize(), p = v.patchSize();
@@ -55,6 +63,14 @@ public final class RunResources {
         out.put("llm.embed", new Count((long) t.vocabSize() * th, 0));
         out.put("llm.layers", new Count(t.numHiddenLayers() * (th * heads * hd * 2 + 2 * th * kv * hd + 3 * th * inter),
                 t.numHiddenLayers() * 2 * th));
+        long adapters = 0;
+        if (lora != null) {
+            Map<String, long[]> inOut = Map.of("q_proj", new long[]{th, heads * hd}, "k_proj", new long[]{th, kv * hd},
+                    "v_proj", new long[]{th, kv * hd}, "o_proj", new long[]{heads * hd, th}, "gate_proj", new long[]{th, inter},
+                    "up_proj", new long[]{th, inter}, "down_proj", new long[]{inter, th});
+            for (String target : lora.targets()) adapters += lora.r() * (inOut.get(target)[0] + inOut.get(target)[1]);
+        }
+        out.put("llm.lora", new Count(t.numHiddenLayers() * adapters, 0));
         out.put("llm.norm", new Count(0, th));
         out.put("llm.lm_head", new Count(t.tieWordEmbeddings() ? 0 : (long) t.vocabSize() * th, 0));
         return out;
@@ -79,15 +95,17 @@ public final class RunResources {
         }
     }
 
-    /** The needs of a run of {@code totalSteps} steps with these flags. */
-    public static Needs needs(LlavaConfig c, FreezePlan.Flags flags, Precision precision, int totalSteps, int saveSteps, Integer saveTotalLimit) {
+    /** The needs of a run of {@code totalSteps} steps with these flags and LoRA adapters ({@code lora}, null = none). */
+    public static Needs needs(LlavaConfig c, FreezePlan.Flags flags, LoraSpec lora, Precision precision, int totalSteps, int saveSteps,
+                              Integer saveTotalLimit) {
         long weights = 0, trainable = 0, output = 0;
         int half = precision == Precision.FP32 ? 4 : 2;
         boolean onlyProjector = true;
-        for (Map.Entry<String, Count> e : parameters(c).entrySet()) {
+        Map<String, Count> parts = parameters(c, lora);
+        for (Map.Entry<String, Count> e : parts.entrySet()) {
             String part = e.getKey();
             Count n = e.getValue();
-            boolean trains = FreezePlan.trainsPart(part, flags);
+            boolean trains = n.total() > 0 && FreezePlan.trainsPart(part, flags, lora != null);
             if (trains) {
                 trainable += n.total();
                 weights += 4 * n.total();
@@ -99,7 +117,8 @@ public final class RunResources {
                 if (!part.equals("vision")) output += b; // a frozen tower is not written again
             }
         }
-        if (onlyProjector) output = 4 * parameters(c).get("projector").total();
+        if (onlyProjector) output = 4 * parts.get("projector").total();
+        else if (lora != null) output = 4 * trainable; // the adapters and the other trainables (PEFT's files), not the base
         int saves = saveSteps > 0 ? Math.max(0, (totalSteps - 1) / saveSteps) : 0; // the last step writes the output instead
         int kept = saveTotalLimit == null ? saves : Math.min(saves, saveTotalLimit);
         int atOnce = saves == 0 ? 0 : Math.min(saves, kept + 1);
@@ -130,7 +149,7 @@ public final class RunResources {
 
     /** Checks a training run; a run that will not fit is an {@link IllegalArgumentException} saying why. */
     public static void check(LlavaConfig c, TrainArgs a, int totalSteps) {
-        Needs n = needs(c, a.freezeFlags(), a.precision(), totalSteps, a.saveSteps(), a.saveTotalLimit());
+        Needs n = needs(c, a.freezeFlags(), a.lora(), a.precision(), totalSteps, a.saveSteps(), a.saveTotalLimit());
         List<String> p = problems(n, availableMemory(), a.outputDir(), usableSpace(a.outputDir()), a.precision(),
                 io.llava4j.engine.Device.isCpu());
         if (!p.isEmpty())

@@ -25,27 +25,6 @@ public record TrainArgs(
         io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
         io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora) {
 
-    /** Without LoRA. */
-    public TrainArgs(
-            Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
-            String mmProjectorType, Integer mmVisionSelectLayer, String mmVisionSelectFeature,
-            boolean tuneMmMlpAdapter, boolean freezeBackbone, boolean freezeMmMlpAdapter, boolean unfreezeMmVisionTower,
-            Double mmProjectorLr, Double mmVisionTowerLr, Path pretrainMmMlpAdapter, String imageAspectRatio,
-            int modelMaxLength, Path outputDir, double numTrainEpochs, int maxSteps, int perDeviceTrainBatchSize,
-            int gradientAccumulationSteps, double learningRate, double weightDecay, double warmupRatio, int warmupSteps,
-            String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
-            int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
-            boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
-            io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
-            io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources) {
-        this(modelNameOrPath, version, dataPath, imageFolder, visionTower, mmProjectorType, mmVisionSelectLayer, mmVisionSelectFeature,
-                tuneMmMlpAdapter, freezeBackbone, freezeMmMlpAdapter, unfreezeMmVisionTower, mmProjectorLr, mmVisionTowerLr,
-                pretrainMmMlpAdapter, imageAspectRatio, modelMaxLength, outputDir, numTrainEpochs, maxSteps, perDeviceTrainBatchSize,
-                gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps, lrSchedulerType, maxGradNorm,
-                adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps, resumeFromCheckpoint,
-                groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, null);
-    }
-
     /** These arguments with LoRA set to {@code spec} (null: none) — for a stage plan's {@code llm: lora{…}}. */
     public TrainArgs withLora(LoraSpec spec) {
         return new TrainArgs(modelNameOrPath, version, dataPath, imageFolder, visionTower, mmProjectorType, mmVisionSelectLayer,
@@ -79,8 +58,7 @@ public record TrainArgs(
 
     /** The projector flags with LLaVA's defaults filled in (for a fresh projector on a LLaMA folder). */
     public io.llava4j.config.LlavaConfig.ProjectorSpec projectorSpec() {
-        return new io.llava4j.config.LlavaConfig.ProjectorSpec(mmProjectorType != null ? mmProjectorType : "linear",
-                mmVisionSelectLayer != null ? mmVisionSelectLayer : -1, mmVisionSelectFeature != null ? mmVisionSelectFeature : "patch");
+        return io.llava4j.config.LlavaConfig.ProjectorSpec.orDefaults(mmProjectorType, mmVisionSelectLayer, mmVisionSelectFeature);
     }
 
     public FreezePlan.Flags freezeFlags() {

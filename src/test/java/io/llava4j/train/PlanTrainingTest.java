@@ -34,32 +34,9 @@ class PlanTrainingTest {
                 "--pretrain_mm_mlp_adapter", s1.resolve("mm_projector.safetensors").toString(), "--max_steps", "2"));
         TrainRuns.run(f2);
 
-        Path data = TestData.tinyData();
-        Path planFile = tmp.resolve("plan.yaml");
-        Files.writeString(planFile, String.join("\n",
-                "model_name_or_path: " + TestData.tinyLlava(),
-                "output_dir: " + tmp.resolve("plan"),
-                "args: {per_device_train_batch_size: 2, lr_scheduler_type: constant, warmup_ratio: 0, weight_decay: 0,",
-                "       max_grad_norm: 0, logging_steps: 1}",
-                "stages:",
-                "  - name: pretrain",
-                "    data_path: " + data.resolve("pretrain.json"),
-                "    image_folder: " + data.resolve("images"),
-                "    template: plain",
-                "    max_steps: 3",
-                "    vision: frozen",
-                "    projector: full",
-                "    llm: frozen",
-                "    lr: {projector: 1e-3}",
-                "  - name: finetune",
-                "    data_path: " + data.resolve("finetune.json"),
-                "    image_folder: " + data.resolve("images"),
-                "    template: v1",
-                "    max_steps: 2",
-                "    projector: full",
-                "    llm: full",
-                "    lr: {llm: 1e-3, projector: 1e-3}", ""));
-        assertEquals(0, Main.run("train", "--plan", planFile.toString()));
+        runPlan(tmp, "",
+                stage("pretrain", "pretrain.json", "plain", 3, "vision: frozen", "projector: full", "llm: frozen", "lr: {projector: 1e-3}"),
+                stage("finetune", "finetune.json", "v1", 2, "projector: full", "llm: full", "lr: {llm: 1e-3, projector: 1e-3}"));
 
         assertClose(s1.resolve("mm_projector.safetensors"), tmp.resolve("plan/pretrain/mm_projector.safetensors"));
         assertClose(s2.resolve("model.safetensors"), tmp.resolve("plan/finetune/model.safetensors"));
@@ -70,25 +47,35 @@ class PlanTrainingTest {
     void loraStageEqualsTheLoraCliCall(@TempDir Path tmp) throws Exception {
         Path cli = tmp.resolve("cli");
         TrainRuns.run(LoraTest.parityFlags(cli));
-        Path data = TestData.tinyData();
-        Path planFile = tmp.resolve("plan.yaml");
         Path init = TestData.reference().resolveSibling("reference-lora").resolve("expected/init");
+        runPlan(tmp, ", lora_weight_path: " + init,
+                stage("lora", "finetune.json", "v1", 3, "projector: full", "llm: {lora: {r: 4, alpha: 8, dropout: 0}}",
+                        "lr: {llm: 1e-2, projector: 2e-3}"));
+        assertClose(cli.resolve("adapter_model.safetensors"), tmp.resolve("plan/lora/adapter_model.safetensors"));
+    }
+
+    /** Runs a plan on the tiny reference model writing to {@code tmp/plan/<stage>}; {@code moreArgs} go into its args. */
+    private static void runPlan(Path tmp, String moreArgs, String... stages) throws Exception {
+        Path planFile = tmp.resolve("plan.yaml");
         Files.writeString(planFile, String.join("\n",
                 "model_name_or_path: " + TestData.tinyLlava(),
                 "output_dir: " + tmp.resolve("plan"),
                 "args: {per_device_train_batch_size: 2, lr_scheduler_type: constant, warmup_ratio: 0, weight_decay: 0,",
-                "       max_grad_norm: 0, logging_steps: 1, lora_weight_path: " + init + "}",
+                "       max_grad_norm: 0, logging_steps: 1" + moreArgs + "}",
                 "stages:",
-                "  - name: lora",
-                "    data_path: " + data.resolve("finetune.json"),
-                "    image_folder: " + data.resolve("images"),
-                "    template: v1",
-                "    max_steps: 3",
-                "    projector: full",
-                "    llm: {lora: {r: 4, alpha: 8, dropout: 0}}",
-                "    lr: {llm: 1e-2, projector: 2e-3}", ""));
+                String.join("\n", stages), ""));
         assertEquals(0, Main.run("train", "--plan", planFile.toString()));
-        assertClose(cli.resolve("adapter_model.safetensors"), tmp.resolve("plan/lora/adapter_model.safetensors"));
+    }
+
+    /** One stage of a plan on the tiny data: its name, data file, template, steps and further keys. */
+    private static String stage(String name, String dataFile, String template, int steps, String... keys) {
+        List<String> lines = new ArrayList<>(List.of("  - name: " + name,
+                "    data_path: " + TestData.tinyData().resolve(dataFile),
+                "    image_folder: " + TestData.tinyData().resolve("images"),
+                "    template: " + template,
+                "    max_steps: " + steps));
+        for (String k : keys) lines.add("    " + k);
+        return String.join("\n", lines);
     }
 
     private static void assertClose(Path want, Path got) {

@@ -36,14 +36,31 @@ class RunResourcesTest {
                 built.get(ModuleGroups.partOf(e.getKey()))[e.getValue().dim() >= 2 ? 0 : 1] += e.getValue().numel();
             Map<String, RunResources.Count> computed = RunResources.parameters(cfg);
             for (String p : ModuleGroups.PARTS) {
-                if (!computed.containsKey(p)) { // a part only adapters have (llm.lora): none in a base model
-                    assertArrayEquals(new long[2], built.get(p), folder + " " + p);
-                    continue;
-                }
                 assertEquals(built.get(p)[0], computed.get(p).matrices(), folder + " " + p + " matrices");
                 assertEquals(built.get(p)[1], computed.get(p).vectors(), folder + " " + p + " vectors");
             }
         }
+    }
+
+    /** LoRA: the adapters' counts from the config equal the attached adapters', and only they and the projector train. */
+    @Test
+    void loraAdaptersCountedFromTheConfigTrainAlone() {
+        Path folder = TestData.gqa().resolve("model"); // grouped-query attention: k/v narrower than q
+        LlavaConfig cfg = LlavaConfig.load(folder, null, null);
+        LoraSpec spec = new LoraSpec(4, 8, 0, List.of("q_proj", "k_proj", "o_proj", "down_proj"), null);
+        Checkpoints.Loaded loaded = Checkpoints.load(folder, null, null, Precision.FP32);
+        LoraAdapters.attach(loaded.model(), spec, loaded.layout());
+        long built = 0;
+        for (Map.Entry<String, Tensor> e : Tensors.namedParameters(loaded.model()).entrySet())
+            if (ModuleGroups.partOf(e.getKey()).equals("llm.lora")) built += e.getValue().numel();
+        Map<String, RunResources.Count> computed = RunResources.parameters(cfg, spec);
+        assertTrue(built > 0);
+        assertEquals(built, computed.get("llm.lora").total());
+        RunResources.Needs n = RunResources.needs(cfg, FreezePlan.Flags.STAGE2, spec, Precision.BF16, 10, 0, null);
+        assertEquals(built + computed.get("projector").total(), n.trainableParams(), "the base LLM is frozen under LoRA");
+        assertEquals(4 * n.trainableParams(), n.output(), "LoRA writes the adapters and the other trainables, not the base");
+        RunResources.Needs full = RunResources.needs(cfg, FreezePlan.Flags.STAGE2, null, Precision.BF16, 10, 0, null);
+        assertTrue(full.trainableParams() > 10 * n.trainableParams(), "without LoRA the LLM trains");
     }
 
     @Test
@@ -51,7 +68,7 @@ class RunResourcesTest {
         Path folder = TestData.tinyLlava();
         LlavaConfig cfg = LlavaConfig.load(folder, null, null);
         // stage 1 trains only the projector, which loads in fp32 anyway: the weights are exactly the loaded model's
-        RunResources.Needs n = RunResources.needs(cfg, FreezePlan.Flags.STAGE1, Precision.BF16, 10, 0, null);
+        RunResources.Needs n = RunResources.needs(cfg, FreezePlan.Flags.STAGE1, null, Precision.BF16, 10, 0, null);
         assertEquals(Tensors.parameterBytes(Checkpoints.load(folder, null, null, Precision.BF16).model()), n.weights());
         long projector = RunResources.parameters(cfg).get("projector").total();
         assertEquals(projector, n.trainableParams());
@@ -64,17 +81,17 @@ class RunResourcesTest {
     void checkpointsKeptAtOnce() {
         LlavaConfig cfg = LlavaConfig.load(TestData.tinyLlava(), null, null);
         // 100 steps, a checkpoint every 10 (not at step 100, which writes the output): 9; with a limit of 2, 3 at once
-        assertEquals(3, RunResources.needs(cfg, FreezePlan.Flags.STAGE2, Precision.FP32, 100, 10, 2).checkpoints());
-        assertEquals(9, RunResources.needs(cfg, FreezePlan.Flags.STAGE2, Precision.FP32, 100, 10, null).checkpoints());
-        assertEquals(0, RunResources.needs(cfg, FreezePlan.Flags.STAGE2, Precision.FP32, 100, 0, null).checkpoints());
-        RunResources.Needs n = RunResources.needs(cfg, FreezePlan.Flags.STAGE2, Precision.FP32, 100, 10, 2);
+        assertEquals(3, RunResources.needs(cfg, FreezePlan.Flags.STAGE2, null, Precision.FP32, 100, 10, 2).checkpoints());
+        assertEquals(9, RunResources.needs(cfg, FreezePlan.Flags.STAGE2, null, Precision.FP32, 100, 10, null).checkpoints());
+        assertEquals(0, RunResources.needs(cfg, FreezePlan.Flags.STAGE2, null, Precision.FP32, 100, 0, null).checkpoints());
+        RunResources.Needs n = RunResources.needs(cfg, FreezePlan.Flags.STAGE2, null, Precision.FP32, 100, 10, 2);
         assertEquals(3 * n.checkpoint() + n.output(), n.disk());
     }
 
     @Test
     void aRunThatDoesNotFitSaysWhy(@TempDir Path dir) {
         LlavaConfig cfg = LlavaConfig.load(TestData.tinyLlava(), null, null);
-        RunResources.Needs n = RunResources.needs(cfg, FreezePlan.Flags.STAGE2, Precision.FP32, 100, 10, 2);
+        RunResources.Needs n = RunResources.needs(cfg, FreezePlan.Flags.STAGE2, null, Precision.FP32, 100, 10, 2);
         assertEquals(List.of(), RunResources.problems(n, n.memory(), dir, n.disk(), Precision.FP32, true), "exactly enough fits");
         List<String> p = RunResources.problems(n, n.memory() - 1, dir, n.disk() - 1, Precision.FP32, true);
         assertEquals(2, p.size(), p.toString());
