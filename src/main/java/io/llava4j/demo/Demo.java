@@ -43,17 +43,17 @@ public final class Demo {
                            int llmHidden, int llmLayers, int llmSteps, int llmBatch, double llmLr,
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
-                           int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs) {
+                           int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs, boolean clipTwins, boolean clipRegions) {
         public static final Settings FULL = new Settings("full", 2000, 120, 32, 8,
                 96, 3, 400, 16, 3e-3,
                 48, 2, 2000, 64, 3e-3,
                 300, 16, 3e-3,
-                600, 16, 1e-3, 150);
+                600, 16, 1e-3, 150, true, true);
         public static final Settings QUICK = new Settings("quick", 200, 24, 32, 8,
                 64, 2, 80, 16, 3e-3,
                 32, 2, 40, 32, 5e-3,
                 15, 16, 3e-3,
-                20, 8, 1e-3, 40);
+                20, 8, 1e-3, 40, true, true);
     }
 
     /** Makes the progress bar of each phase (the command line shows them on stderr). */
@@ -132,37 +132,23 @@ public final class Demo {
 
         // 3. the vision tower
         Path clipDir = out.resolve("models/clip");
-        VisionConfig vc = new VisionConfig(s.clipHidden(), s.clipHidden() * 4, s.clipLayers(), 4, s.imageSize(), s.patchSize(), 3,
-                "quick_gelu", 1e-5, null);
+        VisionConfig vc = visionConfig(s);
         Pretraining.Curve clipCurve = phase("pretrain_clip", () -> {
             Pretraining.saveClipVision(new io.llava4j.model.ClipVisionTower(vc), vc, clipDir); // processor config first
             ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
-            float[] all = new float[s.trainImages() * 3 * s.imageSize() * s.imageSize()];
-            int per = 3 * s.imageSize() * s.imageSize();
-            List<int[]> caps = new ArrayList<>();
-            for (int i = 0; i < s.trainImages(); i++) {
-                System.arraycopy(proc.process(world.images.resolve(WorldData.trainImage(i)), "square"), 0, all, i * per, per);
-                int[] ids = tok.encode(ShapesWorld.caption(world.train.get(i), 2), false);
-                int[] withEos = java.util.Arrays.copyOf(ids, ids.length + 1);
-                withEos[ids.length] = tok.eos();
-                caps.add(withEos);
-            }
-            Tensor pixels = Tensors.floats(all, s.trainImages(), 3, s.imageSize(), s.imageSize());
-            TextConfig textEnc = new TextConfig("llama", s.clipHidden(), s.clipHidden() * 2, 1, 4, 4, null, vocab,
-                    1e-5, 10000.0, 128, "silu", true, false, false, null, null, null);
-            Pretraining.Clip clip = new Pretraining.Clip(vc, textEnc, s.clipHidden());
-            Pretraining.init(clip, seed + 1);
+            Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), seed + 4);
+            Pretraining.Clip clip = newClip(s, vc, vocab, seed + 1);
             int probeLayer = vc.numHiddenLayers() - 1; // the projector reads select layer -2
             long p0 = System.nanoTime();
-            probe.put("random_init", VisionProbe.run(clip.vision, pixels, world.train, probeLayer));
+            probe.put("random_init", probe(clip.vision, data.anchorPixels(), world.train, probeLayer));
             double probeSeconds = (System.nanoTime() - p0) / 1e9;
             TrainProgress bar = start("pretrain CLIP", s.clipSteps());
-            Pretraining.Curve c = Pretraining.trainClip(clip, pixels, caps, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
+            Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
                     (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
             bar.done();
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
             p0 = System.nanoTime();
-            probe.put("pretrained", VisionProbe.run(clip.vision, pixels, world.train, probeLayer));
+            probe.put("pretrained", probe(clip.vision, data.anchorPixels(), world.train, probeLayer));
             phases.put("probe_clip", probeSeconds + (System.nanoTime() - p0) / 1e9);
             return c;
         });
@@ -219,6 +205,30 @@ public final class Demo {
         fill(stage1, constant, t2, vqa, pplBefore, llmCurve, clipCurve);
         Report.write(out, report, stage1, llmCurve, clipCurve, t2, world, answers);
         return report;
+    }
+
+    /** The tiny CLIP vision tower of these settings. */
+    static VisionConfig visionConfig(Settings s) {
+        return new VisionConfig(s.clipHidden(), s.clipHidden() * 4, s.clipLayers(), 4, s.imageSize(), s.patchSize(), 3,
+                "quick_gelu", 1e-5, null);
+    }
+
+    /** The CLIP pair of these settings (a one-layer causal text encoder), initialised from {@code seed}. */
+    static Pretraining.Clip newClip(Settings s, VisionConfig vc, int vocab, long seed) {
+        TextConfig textEnc = new TextConfig("llama", s.clipHidden(), s.clipHidden() * 2, Integer.getInteger("llava4j.demo.textLayers", 2), 4, 4, null, vocab,
+                1e-5, 10000.0, 128, "silu", true, false, false, null, null, null);
+        Pretraining.Clip clip = new Pretraining.Clip(vc, textEnc, s.clipHidden());
+        Pretraining.init(clip, seed);
+        return clip;
+    }
+
+    /** The {@link VisionProbe} attributes per column, and the column of single tokens. */
+    static Map<String, Double> probe(io.llava4j.model.ClipVisionTower tower, Tensor pixels, List<ShapesWorld.Scene> scenes, int layer) {
+        Map<String, Double> m = new LinkedHashMap<>(VisionProbe.run(tower, pixels, scenes, layer));
+        double[] c = VisionProbe.tokenColumn(tower, pixels, layer);
+        m.put("token_column", c[0]);
+        m.put("token_column_majority", c[1]);
+        return m;
     }
 
     private List<String> stage1Flags(Path llama, Path clip, WorldData world) {
@@ -333,7 +343,8 @@ public final class Demo {
         ppl.put("bit_identical_after_frozen_stage1", Double.doubleToLongBits(pplBefore) == Double.doubleToLongBits(stage1.get("stage1").pplAfter()));
         ObjectNode vp = report.putObject("vision_probe");
         vp.put("what", "held-out accuracy of a ridge probe from the select-layer patch features to each column's kind / colour / size "
-                + "(columns holding an object; the majority value's accuracy beside each)");
+                + "(columns holding an object; the majority value's accuracy beside each), and from one patch token's feature alone "
+                + "to its column (token_column)");
         probe.forEach((k, m) -> {
             ObjectNode o = vp.putObject(k);
             m.forEach(o::put);

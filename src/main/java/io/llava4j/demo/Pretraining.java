@@ -4,6 +4,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.llava4j.config.TextConfig;
 import io.llava4j.config.VisionConfig;
+import io.llava4j.data.ImageProcessor;
 import io.llava4j.data.LlavaTokenizer;
 import io.llava4j.engine.Tensors;
 import io.llava4j.io.HostTensor;
@@ -141,19 +142,42 @@ public final class Pretraining {
             layers = vc.numHiddenLayers();
         }
 
-        /** [B, 3, H, W] → [B, dim], unit length: post_layernorm(CLS of the last layer), projected. */
-        Tensor imageEmbeds(Tensor pixels) {
-            Tensor h = vision.features(pixels, layers);                       // [B, 1 + P, h]
-            Tensor cls = vision.visionModel.postLayernorm.forward(h.select(1, 0)); // [B, h]
-            return unit(visualProjection.forward(cls));
+        /**
+         * [B, 1 + P, h] last-layer states → [B, dim], unit length: post_layernorm of the mean over all tokens, projected.
+         * The mean (rather than CLIP's CLS token alone) makes every patch token carry what the caption says from the
+         * first steps on, and the patch tokens are what LLaVA's projector reads.
+         */
+        Tensor imageEmbeds(Tensor states) {
+            Tensor pooled = vision.visionModel.postLayernorm.forward(states.mean(new long[]{1}, false, new org.bytedeco.pytorch.ScalarTypeOptional())); // [B, h]
+            return unit(visualProjection.forward(pooled));
         }
 
-        /** Token ids (each ending in EOS) → [B, dim], unit length: the hidden state at each text's last token. */
+        /**
+         * The regions of objects: for each (image b, column c) in {@code regions} (as b * 3 + c), the mean of the patch
+         * tokens whose centre lies in column c, post_layernorm'd and projected → [R, dim], unit length.
+         */
+        Tensor regionEmbeds(Tensor states, long[] regions) {
+            long b = states.size(0), p = states.size(1) - 1, h = states.size(2);
+            int side = (int) Math.round(Math.sqrt(p));
+            float[] m = new float[(int) (3 * p)];
+            int[] per = new int[3];
+            for (int i = 0; i < p; i++) per[(i % side) * 3 / side]++;
+            for (int i = 0; i < p; i++) {
+                int c = (i % side) * 3 / side;
+                m[(int) (c * p + i)] = 1f / per[c];
+            }
+            Tensor cols = Tensors.floats(m, 3, p).matmul(states.narrow(1, 1, p));         // [B, 3, h]
+            Tensor picked = cols.reshape(b * 3, h).index_select(0, Tensors.longs(regions, regions.length)); // [R, h]
+            return unit(visualProjection.forward(vision.visionModel.postLayernorm.forward(picked)));
+        }
+
+        /** Token ids (each ending in EOS) → [B, dim], unit length: the mean of the encoder's hidden states over each text's tokens. */
         Tensor textEmbeds(List<int[]> texts, int pad) {
             Tensor[] t = padded(texts, pad);
             long b = texts.size(), T = t[0].size(1);
             float[] last = new float[(int) (b * T)];
-            for (int i = 0; i < b; i++) last[(int) (i * T) + texts.get(i).length - 1] = 1f;
+            for (int i = 0; i < b; i++)
+                for (int j = 0; j < texts.get(i).length; j++) last[(int) (i * T) + j] = 1f / texts.get(i).length;
             Tensor h = text.forward(torch.embedding(text.embedTokens.weight, t[0]));   // [B, T, h]
             Tensor pooled = h.mul(Tensors.floats(last, b, T, 1)).sum(new long[]{1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()); // [B, h]
             return unit(textProjection.forward(pooled));
@@ -163,48 +187,136 @@ public final class Pretraining {
             return x.div(x.norm(new org.bytedeco.pytorch.ScalarOptional(new Scalar(2.0)), new long[]{-1}, true));
         }
 
-        /** CLIP's loss: mean of the image→text and text→image cross entropies over the batch's pairs. */
-        Tensor loss(Tensor pixels, List<int[]> texts, int pad) {
-            Tensor img = imageEmbeds(pixels), txt = textEmbeds(texts, pad);                 // [B, d] each
-            Tensor logits = img.matmul(txt.t()).mul(logitScale.clamp_max(new Scalar(Math.log(100))).exp()); // [B, B]
+        private Tensor scale() {
+            return logitScale.clamp_max(new Scalar(Math.log(100))).exp();
+        }
+
+        /**
+         * CLIP's loss: mean of the image→text and text→image cross entropies over the batch's pairs; plus, where
+         * {@code regions} is given, the region–phrase term (as RegionCLIP / GLIP align regions with phrases): each object's
+         * column of patch tokens against the phrases of the batch's distinct objects ("small red circle"), cross entropy
+         * towards its own phrase.
+         *
+         * @param regions       b * 3 + column of each object in the batch, or null
+         * @param regionPhrase  for each region, the index of its phrase in {@code phrases}
+         */
+        Tensor loss(Tensor pixels, List<int[]> texts, int pad, long[] regions, long[] regionPhrase, List<int[]> phrases) {
+            Tensor states = vision.features(pixels, layers);                                 // [B, 1 + P, h]
+            Tensor img = imageEmbeds(states), txt = textEmbeds(texts, pad);                 // [B, d] each
+            Tensor logits = img.matmul(txt.t()).mul(scale());                               // [B, B]
             long b = texts.size();
             long[] diag = new long[(int) b];
             for (int i = 0; i < b; i++) diag[i] = i;
             Tensor target = Tensors.longs(diag, b);
             Tensor a = torch.cross_entropy_loss(logits, target, new TensorOptional(), 1, -100, 0.0);
             Tensor c = torch.cross_entropy_loss(logits.t(), target, new TensorOptional(), 1, -100, 0.0);
-            return a.add(c).div(new Scalar(2.0));
+            Tensor loss = a.add(c).div(new Scalar(2.0));
+            if (regions == null || regions.length == 0) return loss;
+            Tensor rl = regionEmbeds(states, regions).matmul(textEmbeds(phrases, pad).t()).mul(scale()); // [R, U]
+            Tensor r = torch.cross_entropy_loss(rl, Tensors.longs(regionPhrase, regionPhrase.length), new TensorOptional(), 1, -100, 0.0);
+            return loss.add(r);
         }
     }
 
     /**
-     * Trains the CLIP pair on images ({@code pixels} [N, 3, H, W], preprocessed as LLaVA will) and their captions.
-     * Returns the loss curve and the final in-batch image→text retrieval accuracy on the last batch.
+     * Trains the CLIP pair on the tower data's image–caption pairs (with twins, each batch is anchors and their hard
+     * negatives). Returns the loss curve.
      */
-    static Curve trainClip(Clip clip, Tensor pixels, List<int[]> captions, int pad, int steps, int batch, double lr, long seed,
+    static Curve trainClip(Clip clip, TowerData data, int pad, int steps, int batch, double lr, long seed,
                            StepListener progress) {
         Random r = new Random(seed);
         AdamW opt = optimizer(clip, lr, 0.05);
         LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
         List<Double> losses = new ArrayList<>();
         long t0 = System.nanoTime();
-        int n = captions.size();
+        int n = data.anchors();
+        Tensor pixels = data.pixels();
         for (int step = 0; step < steps; step++) {
             long[] idx = new long[batch];
             List<int[]> texts = new ArrayList<>();
             for (int b = 0; b < batch; b++) {
-                idx[b] = r.nextInt(n);
-                texts.add(captions.get((int) idx[b]));
+                // with twins: anchors in the even slots, each followed by its hard negative
+                idx[b] = data.twins() && b % 2 == 1 ? idx[b - 1] + n : r.nextInt(n);
+                texts.add(data.captions().get((int) idx[b]));
             }
             opt.scaleLr(schedule.factor(step));
             try (PointerScope scope = new PointerScope()) {
                 Tensor px = pixels.index_select(0, Tensors.longs(idx, batch));
-                Tensor loss = clip.loss(px, texts, pad);
+                Tensor loss;
+                if (data.regions()) {
+                    List<Long> regions = new ArrayList<>(), regionPhrase = new ArrayList<>();
+                    Map<String, Integer> phraseIds = new LinkedHashMap<>();
+                    List<int[]> phrases = new ArrayList<>();
+                    for (int k = 0; k < batch; k++)
+                        for (ShapesWorld.Obj o : data.scenes().get((int) idx[k]).objects()) {
+                            regions.add((long) k * 3 + o.position());
+                            Integer id = phraseIds.get(o.phrase());
+                            if (id == null) {
+                                id = phrases.size();
+                                phraseIds.put(o.phrase(), id);
+                                phrases.add(data.phraseIds().get(o.phrase()));
+                            }
+                            regionPhrase.add((long) id);
+                        }
+                    loss = clip.loss(px, texts, pad, regions.stream().mapToLong(Long::longValue).toArray(),
+                            regionPhrase.stream().mapToLong(Long::longValue).toArray(), phrases);
+                } else {
+                    loss = clip.loss(px, texts, pad, null, null, null);
+                }
                 losses.add(update(opt, loss));
             }
             progress.step(step + 1, losses.get(step));
         }
         return new Curve(losses, (System.nanoTime() - t0) / 1e9);
+    }
+
+    /**
+     * What the tower is pre-trained on: the world's training images, preprocessed as LLaVA will ({@code pixels} [N, 3, H, W],
+     * the first {@code anchors} rows), each with its caption (ending in EOS); with {@code twins}, rows {@code anchors + i}
+     * hold the {@link ShapesWorld#twin} of image i, rendered in memory and preprocessed the same way.
+     */
+    record TowerData(Tensor pixels, List<int[]> captions, List<ShapesWorld.Scene> scenes, int anchors, boolean twins,
+                     boolean regions, Map<String, int[]> phraseIds) {
+        /** The anchors' pixels only. */
+        Tensor anchorPixels() {
+            return pixels.narrow(0, 0, anchors);
+        }
+    }
+
+    static TowerData towerData(WorldData world, ImageProcessor proc, LlavaTokenizer tok, int imageSize, boolean twins, boolean regions,
+                               long seed) throws IOException {
+        List<ShapesWorld.Scene> scenes = new ArrayList<>();
+        Map<String, int[]> phraseIds = new LinkedHashMap<>();
+        int n = world.train.size(), per = 3 * imageSize * imageSize, rows = twins ? 2 * n : n;
+        float[] all = new float[rows * per];
+        List<int[]> caps = new ArrayList<>();
+        Random r = new Random(seed);
+        for (int i = 0; i < rows; i++) {
+            ShapesWorld.Scene scene;
+            float[] px;
+            if (i < n) {
+                scene = world.train.get(i);
+                px = proc.process(world.images.resolve(WorldData.trainImage(i)), "square");
+            } else {
+                scene = ShapesWorld.twin(world.train.get(i - n), r);
+                java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
+                javax.imageio.ImageIO.write(ShapesWorld.render(scene, imageSize), "png", png);
+                px = proc.process(png.toByteArray(), "square", "twin of " + WorldData.trainImage(i - n));
+            }
+            System.arraycopy(px, 0, all, i * per, per);
+            scenes.add(scene);
+            for (ShapesWorld.Obj o : scene.objects())
+                phraseIds.computeIfAbsent(o.phrase(), k -> withEos(tok, k));
+            caps.add(withEos(tok, ShapesWorld.caption(scene, 2)));
+        }
+        return new TowerData(Tensors.floats(all, rows, 3, imageSize, imageSize), caps, scenes, n, twins, regions, phraseIds);
+    }
+
+    private static int[] withEos(LlavaTokenizer tok, String text) {
+        int[] ids = tok.encode(text, false);
+        int[] out = java.util.Arrays.copyOf(ids, ids.length + 1);
+        out[ids.length] = tok.eos();
+        return out;
     }
 
     private static AdamW optimizer(Module m, double lr, double wd) {

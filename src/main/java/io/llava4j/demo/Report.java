@@ -128,7 +128,9 @@ final class Report {
             for (String k : VisionProbe.ATTRIBUTES) md.append(f(b.get(k).asDouble())).append(k.equals("size") ? "" : " / ");
             md.append(" from the randomly initialised tower; always answering the most frequent value: ");
             for (String k : VisionProbe.ATTRIBUTES) md.append(f(a.get(k + "_majority").asDouble())).append(k.equals("size") ? "" : " / ");
-            md.append("). What the tower does not encode, neither stage can learn to say.\n\n");
+            md.append("); a single patch token's feature names its own column (left / middle / right) with accuracy ")
+                    .append(f(a.get("token_column").asDouble())).append(" (most frequent column: ").append(f(a.get("token_column_majority").asDouble()))
+                    .append("), which the LLM needs to say where a shape is. What the tower does not encode, neither stage can learn to say.\n\n");
         }
         md.append("## Bars\n\n");
         md.append("| bar | reached | numbers |\n|---|---|---|\n");

@@ -16,8 +16,8 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * ShapesWorld: small images of 1–3 shapes, each in its own column (left, middle, right), with a kind, a colour and a
- * size, on a varied background (grey levels, gradients, noise). Everything the demo trains on is derived from a
+ * ShapesWorld: small images of 1–3 shapes, each in its own column (left, middle, right) and in a random row of a 3×3
+ * grid of cells, with a kind, a colour and a size, on a varied background (grey levels, gradients, noise). Everything the demo trains on is derived from a
  * {@link Scene}: the rendered PNG, captions in many phrasings, and question–answer pairs. Deterministic per seed.
  */
 public final class ShapesWorld {
@@ -59,6 +59,32 @@ public final class ShapesWorld {
         return new Scene(objs, r.nextLong());
     }
 
+    /**
+     * The scene with one attribute of one object changed (kind most often, else colour, size or column), drawn on the
+     * same background: the hard negative of contrastive pre-training. In a random batch two scenes almost never differ
+     * in a shape's kind alone, so without twins a tower can match captions by colour and count and never learn kinds.
+     */
+    public static Scene twin(Scene s, Random r) {
+        List<Obj> objs = new ArrayList<>(s.objects());
+        int i = r.nextInt(objs.size());
+        Obj o = objs.get(i);
+        List<Integer> free = new ArrayList<>(List.of(0, 1, 2));
+        for (Obj x : objs) free.remove(Integer.valueOf(x.position()));
+        double u = r.nextDouble();
+        Obj t;
+        if (u < 0.45 || (u >= 0.85 && free.isEmpty())) t = new Obj(other(o.kind(), KINDS.size(), r), o.colour(), o.size(), o.position());
+        else if (u < 0.65) t = new Obj(o.kind(), other(o.colour(), COLOURS.size(), r), o.size(), o.position());
+        else if (u < 0.85) t = new Obj(o.kind(), o.colour(), 1 - o.size(), o.position());
+        else t = new Obj(o.kind(), o.colour(), o.size(), free.get(r.nextInt(free.size())));
+        objs.set(i, t);
+        objs.sort(java.util.Comparator.comparingInt(Obj::position));
+        return new Scene(objs, s.renderSeed());
+    }
+
+    private static int other(int v, int n, Random r) {
+        return (v + 1 + r.nextInt(n - 1)) % n;
+    }
+
     // ---------------------------------------------------------------- rendering
 
     /** Renders a scene at {@code size}×{@code size} pixels. */
@@ -78,9 +104,11 @@ public final class ShapesWorld {
         }
         double col = size / 3.0;
         for (Obj o : s.objects()) {
+            // each shape sits in a cell of a 3x3 grid: its column is its position, its row is random; a small jitter
             double rad = (o.size() == 0 ? 0.17 : 0.30) * col * 1.5 * (0.9 + 0.2 * r.nextDouble());
-            double cx = col * (o.position() + 0.5) + (r.nextDouble() - 0.5) * (col - 2 * rad) * 0.8;
-            double cy = size * 0.5 + (r.nextDouble() - 0.5) * (size - 2 * rad - 2);
+            double jitter = Math.max(0, Math.min(col / 2 - rad - 0.5, size / 24.0));
+            double cx = col * (o.position() + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
+            double cy = col * (r.nextInt(3) + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
             int[] rgb = RGB[o.colour()];
             g.setColor(new Color(jit(rgb[0], r), jit(rgb[1], r), jit(rgb[2], r)));
             switch (o.kindName()) {

@@ -90,6 +90,56 @@ public final class VisionProbe {
         return out;
     }
 
+    /**
+     * Can a patch token's own feature say which column (left / middle / right) it lies in? The LLM reads image tokens by
+     * content (rotary positions give it only distances), so a column the features do not carry is one it can hardly
+     * name. Ridge regression from single standardized patch features to their column, fitted on the tokens of the first
+     * three quarters of the images and scored on the rest. Returns {held-out accuracy, the most frequent column's share}.
+     */
+    public static double[] tokenColumn(ClipVisionTower tower, Tensor pixels, int layerIndex) {
+        int n = (int) pixels.size(0), tr = n * 3 / 4;
+        try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            Tensor f = tower.features(pixels, layerIndex);
+            int p = (int) f.size(1) - 1, h = (int) f.size(2), side = (int) Math.round(Math.sqrt(p));
+            Tensor x = f.narrow(1, 1, p).reshape(-1, h);                       // [N * P, h]
+            Tensor train = x.narrow(0, 0, (long) tr * p);
+            Tensor mean = train.mean(new long[]{0}, true, new ScalarTypeOptional());
+            Tensor std = train.sub(mean).pow(new Scalar(2.0)).mean(new long[]{0}, true, new ScalarTypeOptional()).sqrt().add(new Scalar(1e-4));
+            Tensor z = org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(
+                    x.sub(mean).div(std), org.bytedeco.pytorch.global.torch.ones(x.size(0), 1)), 1); // [N * P, h + 1]
+            int d = h + 1;
+            int[] col = new int[n * p];
+            float[] y = new float[tr * p * 3];
+            for (int i = 0; i < n * p; i++) {
+                col[i] = (i % p % side) * 3 / side;
+                if (i < tr * p) y[i * 3 + col[i]] = 1;
+            }
+            Tensor ztr = z.narrow(0, 0, (long) tr * p);
+            double[] gram = doubles(ztr.t().matmul(ztr));
+            double[] xy = doubles(ztr.t().matmul(Tensors.floats(y, (long) tr * p, 3)));  // [d, 3]
+            for (int i = 0; i < d; i++) gram[i * d + i] += RIDGE * tr * p / 100.0;
+            cholesky(gram, d);
+            float[] w = new float[d * 3];
+            for (int c = 0; c < 3; c++) {
+                double[] b = new double[d];
+                for (int i = 0; i < d; i++) b[i] = xy[i * 3 + c];
+                solve(gram, d, b);
+                for (int i = 0; i < d; i++) w[i * 3 + c] = (float) b[i];
+            }
+            float[] scores = Tensors.toFloats(z.narrow(0, (long) tr * p, (long) (n - tr) * p).matmul(Tensors.floats(w, d, 3)).contiguous());
+            int ok = 0, total = (n - tr) * p;
+            int[] freq = new int[3];
+            for (int i = 0; i < total; i++) {
+                int best = 0;
+                for (int c = 1; c < 3; c++) if (scores[i * 3 + c] > scores[i * 3 + best]) best = c;
+                int truth = col[tr * p + i];
+                if (best == truth) ok++;
+                freq[truth]++;
+            }
+            return new double[]{(double) ok / total, (double) Math.max(freq[0], Math.max(freq[1], freq[2])) / total};
+        }
+    }
+
     /** [column][attribute][image]: the object's value in that column, or the "none" class. */
     static int[][][] labels(List<Scene> scenes) {
         int[][][] y = new int[3][3][scenes.size()];

@@ -1,0 +1,100 @@
+package io.llava4j.demo;
+
+import io.llava4j.cli.Progress;
+import io.llava4j.cli.TrainCommand;
+import io.llava4j.config.VisionConfig;
+import io.llava4j.data.ImageProcessor;
+import io.llava4j.data.LlavaTokenizer;
+import io.llava4j.engine.Engine;
+
+import java.lang.reflect.RecordComponent;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * Development loop for the demo's settings (not a test): {@code DemoLab [tower|full] out=DIR seed=S field=value ...}
+ * overrides any {@link Demo.Settings} field of FULL (or of QUICK with {@code base=quick}). {@code tower} makes the world,
+ * pre-trains only the CLIP tower and prints the {@link VisionProbe} readings of every layer; {@code full} runs the demo.
+ */
+public final class DemoLab {
+    public static void main(String[] args) throws Exception {
+        String mode = args.length > 0 ? args[0] : "tower";
+        Path out = Path.of("/tmp/lab");
+        long seed = 42;
+        Demo.Settings s = Demo.Settings.FULL;
+        for (String a : args) if (a.equals("base=quick")) s = Demo.Settings.QUICK;
+        for (int i = 1; i < args.length; i++) {
+            String[] kv = args[i].split("=", 2);
+            switch (kv[0]) {
+                case "out" -> out = Path.of(kv[1]);
+                case "seed" -> seed = Long.parseLong(kv[1]);
+                case "base" -> {}
+                default -> s = with(s, kv[0], kv[1]);
+            }
+        }
+        System.out.println(s);
+        Engine.init();
+        long t0 = System.nanoTime();
+        if (mode.equals("full")) {
+            var r = new Demo(s, out, seed, Decoder.generator(), Progress::new, TrainCommand::parse).run();
+            System.out.println("stage1 " + r.get("stage1").get("caption_accuracy") + " base " + r.get("stage1").get("caption_baseline")
+                    + " unfrozen " + r.get("stage1_unfrozen").get("caption_accuracy"));
+            System.out.println("vqa " + r.get("stage2").get("vqa_accuracy") + " " + r.get("stage2").get("vqa_accuracy_by_type"));
+            System.out.println("probe " + r.get("vision_probe").get("pretrained"));
+            System.out.println("ppl " + r.get("text_ppl"));
+            System.out.println("phases " + r.get("phases"));
+            return;
+        }
+        WorldData world = WorldData.write(out.resolve("world"), seed, s.trainImages(), s.testImages(), s.imageSize(), i -> {});
+        Path tokDir = out.resolve("world/tokenizer");
+        Files.createDirectories(tokDir);
+        WorldText.writeTokenizer(tokDir);
+        LlavaTokenizer tok = LlavaTokenizer.load(tokDir);
+        VisionConfig vc = Demo.visionConfig(s);
+        Path clipDir = out.resolve("clip");
+        Pretraining.saveClipVision(new io.llava4j.model.ClipVisionTower(vc), vc, clipDir);
+        ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
+        Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), seed + 4);
+        System.out.printf("world + data %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        Pretraining.Clip clip = Demo.newClip(s, vc, tok.vocabSize(), seed + 1);
+        long t1 = System.nanoTime();
+        List<Double> tail = new ArrayList<>();
+        int steps = s.clipSteps();
+        Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), steps, s.clipBatch(), s.clipLr(), seed + 1, (i, loss) -> {
+            tail.add(loss);
+            if (i % Math.max(1, steps / 10) == 0) {
+                double m = tail.stream().mapToDouble(Double::doubleValue).average().orElse(0);
+                System.out.printf("  step %d loss %.4f (%.1f s)%n", i, m, (System.nanoTime() - t1) / 1e9);
+                tail.clear();
+            }
+        });
+        System.out.printf("clip %.1f s (%.4f s/step), load %s%n", c.seconds(), c.seconds() / steps, Files.readString(Path.of("/proc/loadavg")).trim());
+        for (int layer = 1; layer <= vc.numHiddenLayers(); layer++) {
+            long t2 = System.nanoTime();
+            var m = Demo.probe(clip.vision, data.anchorPixels(), world.train, layer);
+            System.out.printf("probe layer %d%s: %s (%.1f s)%n", layer, layer == vc.numHiddenLayers() - 1 ? " (select -2)" : "", m, (System.nanoTime() - t2) / 1e9);
+        }
+    }
+
+    /** {@code s} with one field replaced, parsed from text by its type. */
+    static Demo.Settings with(Demo.Settings s, String field, String value) throws Exception {
+        RecordComponent[] rc = Demo.Settings.class.getRecordComponents();
+        Object[] vals = new Object[rc.length];
+        Class<?>[] types = new Class<?>[rc.length];
+        boolean found = false;
+        for (int i = 0; i < rc.length; i++) {
+            types[i] = rc[i].getType();
+            vals[i] = rc[i].getAccessor().invoke(s);
+            if (rc[i].getName().equals(field)) {
+                found = true;
+                Class<?> t = types[i];
+                vals[i] = t == int.class ? Integer.parseInt(value) : t == double.class ? Double.parseDouble(value)
+                        : t == boolean.class ? Boolean.parseBoolean(value) : value;
+            }
+        }
+        if (!found) throw new IllegalArgumentException("no settings field " + field);
+        return Demo.Settings.class.getDeclaredConstructor(types).newInstance(vals);
+    }
+}
