@@ -44,12 +44,12 @@ public final class Demo {
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
                            int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs, boolean clipTwins, boolean clipRegions) {
-        public static final Settings FULL = new Settings("full", 2000, 120, 32, 8,
+        public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
                 96, 3, 400, 16, 3e-3,
-                48, 2, 2000, 64, 3e-3,
-                300, 16, 3e-3,
+                64, 3, 1200, 128, 3e-3,
+                400, 16, 3e-3,
                 600, 16, 1e-3, 150, true, true);
-        public static final Settings QUICK = new Settings("quick", 200, 24, 32, 8,
+        public static final Settings QUICK = new Settings("quick", 200, 24, 48, 16,
                 64, 2, 80, 16, 3e-3,
                 32, 2, 40, 32, 5e-3,
                 15, 16, 3e-3,
@@ -96,6 +96,8 @@ public final class Demo {
         long start = System.nanoTime();
         report.put("settings", s.name());
         report.put("seed", seed);
+        report.put("image_size", s.imageSize());
+        report.put("image_tokens", (s.imageSize() / s.patchSize()) * (s.imageSize() / s.patchSize()));
         ObjectNode machine = report.putObject("machine");
         machine.put("cores", Runtime.getRuntime().availableProcessors());
         machine.put("torch_threads", Engine.threads());

@@ -194,8 +194,9 @@ public final class Pretraining {
         /**
          * CLIP's loss: mean of the image→text and text→image cross entropies over the batch's pairs; plus, where
          * {@code regions} is given, the region–phrase term (as RegionCLIP / GLIP align regions with phrases): each object's
-         * column of patch tokens against the phrases of the batch's distinct objects ("small red circle"), cross entropy
-         * towards its own phrase.
+         * column of patch tokens against the phrases of the batch's distinct objects ("left : small red circle": the column
+         * is in the phrase, so each patch token must carry its own column, which the LLM cannot get from rotary
+         * positions), cross entropy towards its own phrase.
          *
          * @param regions       b * 3 + column of each object in the batch, or null
          * @param regionPhrase  for each region, the index of its phrase in {@code phrases}
@@ -250,11 +251,11 @@ public final class Pretraining {
                     for (int k = 0; k < batch; k++)
                         for (ShapesWorld.Obj o : data.scenes().get((int) idx[k]).objects()) {
                             regions.add((long) k * 3 + o.position());
-                            Integer id = phraseIds.get(o.phrase());
+                            Integer id = phraseIds.get(regionPhrase(o));
                             if (id == null) {
                                 id = phrases.size();
-                                phraseIds.put(o.phrase(), id);
-                                phrases.add(data.phraseIds().get(o.phrase()));
+                                phraseIds.put(regionPhrase(o), id);
+                                phrases.add(data.phraseIds().get(regionPhrase(o)));
                             }
                             regionPhrase.add((long) id);
                         }
@@ -306,10 +307,15 @@ public final class Pretraining {
             System.arraycopy(px, 0, all, i * per, per);
             scenes.add(scene);
             for (ShapesWorld.Obj o : scene.objects())
-                phraseIds.computeIfAbsent(o.phrase(), k -> withEos(tok, k));
+                phraseIds.computeIfAbsent(regionPhrase(o), k -> withEos(tok, k));
             caps.add(withEos(tok, ShapesWorld.caption(scene, 2)));
         }
         return new TowerData(Tensors.floats(all, rows, 3, imageSize, imageSize), caps, scenes, n, twins, regions, phraseIds);
+    }
+
+    /** What the region–phrase term matches a shape's column against: "left : small red circle" (phrasing 2's clause). */
+    static String regionPhrase(ShapesWorld.Obj o) {
+        return o.positionName() + " : " + o.phrase();
     }
 
     private static int[] withEos(LlavaTokenizer tok, String text) {

@@ -80,8 +80,12 @@ final class Report {
                 .append(", seed ").append(r.get("seed").asLong()).append(")\n\n");
         md.append("Trained here, in ").append(String.format(Locale.ROOT, "%.1f", r.get("phases").get("total").asDouble() / 60))
                 .append(" minutes: a ShapesWorld of ").append(world.train.size()).append(" training and ").append(world.test.size())
-                .append(" held-out images; a tiny LLaMA pre-trained on the world's text and a tiny CLIP vision tower pre-trained "
-                        + "contrastively on its image–caption pairs (both in `models/` as HF folders); LLaVA's stage 1 "
+                .append(" held-out images (").append(r.path("image_size").asInt()).append("x").append(r.path("image_size").asInt())
+                .append(", ").append(r.path("image_tokens").asInt()).append(" image tokens); a tiny LLaMA pre-trained on the world's text and a tiny "
+                        + "CLIP vision tower pre-trained contrastively on its image–caption pairs — each batch holds every image beside a twin "
+                        + "that differs in one attribute of one shape (a hard negative), and each shape's column of patch tokens is also "
+                        + "matched against the phrase naming it (\"left : small red circle\", a region–phrase term as in RegionCLIP / GLIP) — "
+                        + "(both in `models/` as HF folders); LLaVA's stage 1 "
                         + "(`--tune_mm_mlp_adapter True`, only the projector trains) and stage 2 (projector + LLM), run by "
                         + "`llava4j train`'s code; an ablation of stage 1 with the LLM unfrozen and at 10x the learning rate.\n\n");
         md.append("## What freezing the LLM bought here\n\n");
