@@ -221,6 +221,11 @@ public final class Demo {
                 1e-5, 10000.0, 128, "silu", true, false, false, null, null, null);
         Pretraining.Clip clip = new Pretraining.Clip(vc, textEnc, s.clipHidden());
         Pretraining.init(clip, seed);
+        // Position embeddings as large as the patch content (not N(0, 0.02)): each patch token then carries its own
+        // place from the start, and the LLM, which reads image tokens by content, can tell left from right.
+        try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+            clip.vision.visionModel.embeddings.positionEmbedding.weight.normal_(0.0, 0.5, null);
+        }
         return clip;
     }
 
