@@ -44,9 +44,14 @@ public class Llava extends Module {
 
     /** [N, C, H, W] → [N, F, text_h]: the selected vision hidden state (CLS dropped for "default"), projected. */
     public Tensor imageFeatures(Tensor pixels) {
+        return projector.forward(towerFeatures(pixels));
+    }
+
+    /** [N, C, H, W] → [N, F, vision_h]: the selected vision hidden state (CLS dropped for "default"), the projector's input. */
+    public Tensor towerFeatures(Tensor pixels) {
         Tensor f = visionTower.features(pixels, config.featureLayerIndex()); // [N, 1 + P, vision_h]
         if ("default".equals(config.visionFeatureSelectStrategy())) f = f.narrow(1, 1, f.size(1) - 1); // [N, P, vision_h]
-        return projector.forward(f);
+        return f;
     }
 
     /**
@@ -66,7 +71,7 @@ public class Llava extends Module {
      * to {@code maxLength} positions (LLaVA's {@code tokenizer_model_max_length}: image rows count too; 0 = no limit).
      */
     public Output forward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
-        Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+        Merged m = embed(pixels, null, inputIds, labels, attentionMask, maxLength);
         return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
     }
 
@@ -80,7 +85,16 @@ public class Llava extends Module {
      */
     public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
                                 double scale, boolean checkpointing) {
-        Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+        return forwardBackward(pixels, null, inputIds, labels, attentionMask, maxLength, scale, checkpointing);
+    }
+
+    /**
+     * As above; {@code towerFeatures} [N, F, vision_h] (the frozen tower's {@link #towerFeatures}, e.g. from a feature
+     * cache), when not null, stand for the images instead of {@code pixels}.
+     */
+    public Step forwardBackward(Tensor pixels, Tensor towerFeatures, long[][] inputIds, long[][] labels, boolean[][] attentionMask,
+                                int maxLength, double scale, boolean checkpointing) {
+        Merged m = embed(towerFeatures != null ? null : pixels, towerFeatures, inputIds, labels, attentionMask, maxLength);
         if (!checkpointing) {
             Tensor l = supervisedLoss(languageModel.model.forward(m.embeds), m.labels);
             l.mul(new org.bytedeco.pytorch.Scalar(scale)).backward();
@@ -108,7 +122,7 @@ public class Llava extends Module {
     }
 
     /** Drops padding, runs the tower and projector, and merges: the LLM's input embeddings [B, L, h] and labels. */
-    private Merged embed(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+    private Merged embed(Tensor pixels, Tensor towerFeatures, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
         if (attentionMask != null) {
             long[][] ids = new long[inputIds.length][], labs = labels == null ? null : new long[inputIds.length][];
             for (int b = 0; b < inputIds.length; b++) {
@@ -118,7 +132,7 @@ public class Llava extends Module {
             inputIds = ids;
             labels = labs;
         }
-        Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
+        Tensor feats = towerFeatures != null ? projector.forward(towerFeatures) : pixels == null ? null : imageFeatures(pixels); // [N, F, h]
         return merge(inputIds, labels, feats, maxLength);
     }
 

@@ -7,7 +7,8 @@ import java.nio.file.Path;
  * (LLaVA's ModelArguments / DataArguments / TrainingArguments). {@code notes}: flags of LLaVA's scripts that have no
  * effect here, said before training. {@code imageAspectRatio} null: the model config's (original LLaVA), else square.
  * {@code mmProjectorType}, {@code mmVisionSelectLayer}, {@code mmVisionSelectFeature} null: not given (LLaVA's defaults
- * linear, -1, patch for a fresh projector; a model's own otherwise).
+ * linear, -1, patch for a fresh projector; a model's own otherwise). {@code dataloaderNumWorkers}: threads preparing
+ * samples ahead ({@link SampleLoader}); {@code cacheVisionFeatures}: a {@link FeatureCache} folder, or null.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -19,7 +20,8 @@ public record TrainArgs(
         String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
         int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
         boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
-        io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes) {
+        io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
+        int dataloaderNumWorkers, Path cacheVisionFeatures) {
 
     public TrainArgs {
         notes = notes == null ? java.util.List.of() : java.util.List.copyOf(notes);
@@ -34,6 +36,7 @@ public record TrainArgs(
         require(maxGradNorm >= 0, "--max_grad_norm must be >= 0 (0 = off), got " + maxGradNorm);
         new LrSchedule(lrSchedulerType, 0, 1); // validates the name
         precision = precision == null ? io.llava4j.nn.Precision.FP32 : precision;
+        require(dataloaderNumWorkers >= 0, "--dataloader_num_workers must be >= 0, got " + dataloaderNumWorkers);
         require(saveMaxShardBytes > 0, "--save_max_shard_size must be positive, got " + saveMaxShardBytes);
     }
 

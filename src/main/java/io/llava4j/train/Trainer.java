@@ -102,7 +102,7 @@ public final class Trainer {
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
         plan = FreezePlan.of(model, a.freezeFlags());
         plan.apply(model);
-        masterWeights();
+        TrainStep.masterWeights(model, plan);
         TrainReport report = new TrainReport(model, plan);
         System.out.print(report.render());
         for (String note : a.notes()) System.out.println("note: " + note);
@@ -143,46 +143,33 @@ public final class Trainer {
         int[] modality = a.groupByModalityLength() ? ds.modalityLengths() : null;
         TrainProgress bar = progress;
         bar.start(total, step);
-        int[] order = null; // this epoch's sample order, computed once per epoch
-        int orderEpoch = -1;
         AccumulationSteps steps = new AccumulationSteps(micro, a.gradientAccumulationSteps());
         steps.skip(step);
-        try (BufferedWriter logw = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)) {
+        FeatureCache cache = a.cacheVisionFeatures() == null ? null
+                : FeatureCache.open(a.cacheVisionFeatures(), model, plan, a.precision(), ds.preprocessing());
+        TrainStep trainStep = new TrainStep(model, optimizer, collator, a.precision(), recompute, a.modelMaxLength(),
+                a.gradientAccumulationSteps(), a.maxGradNorm(), cache);
+        MicroBatchOrder order = new MicroBatchOrder(ds.size(), a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(), a.seed(),
+                modality, a.groupByModalityLength(), step, total);
+        try (BufferedWriter logw = Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND);
+             SampleLoader loader = new SampleLoader(ds, order, a.dataloaderNumWorkers(), cache)) {
             while (step < total) {
                 List<int[]> micros = steps.next();
                 int epoch = micros.get(micros.size() - 1)[0];
                 long t0 = System.nanoTime();
                 optimizer.scaleLr(schedule.factor(step));
-                double loss = 0;
-                long tokens = 0;
-                for (int[] em : micros) {
-                    if (em[0] != orderEpoch) {
-                        order = Sampler.order(ds.size(), a.seed(), em[0], a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(),
-                                modality, a.groupByModalityLength());
-                        orderEpoch = em[0];
-                    }
-                    int mb = em[1];
-                    List<Sample> samples = new ArrayList<>();
-                    for (int i = mb * a.perDeviceTrainBatchSize(); i < Math.min(ds.size(), (mb + 1) * a.perDeviceTrainBatchSize()); i++)
-                        samples.add(ds.get(order[i]));
+                List<List<Sample>> batches = new ArrayList<>();
+                for (int i = 0; i < micros.size(); i++) {
+                    List<Sample> samples = loader.next();
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
-                    try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision())) {
-                        Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
-                        Llava.Step st = model.forwardBackward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(),
-                                a.modelMaxLength(), 1.0 / a.gradientAccumulationSteps(), recompute);
-                        loss += st.loss();
-                        for (int len : st.lengths()) tokens += len;
-                    }
+                    batches.add(samples);
                 }
-                double gradNorm;
-                try (PointerScope scope = new PointerScope()) {
-                    gradNorm = clipGradients(a.maxGradNorm());
-                    optimizer.step();
-                    optimizer.zeroGrad();
-                }
+                TrainStep.Result r = trainStep.run(batches);
+                double gradNorm = r.gradNorm();
+                long tokens = r.tokens();
                 step++;
-                double meanLoss = loss / a.gradientAccumulationSteps(); // HF: the sum of loss / accumulation over the step's micro-batches
+                double meanLoss = r.loss();
                 losses.add(meanLoss);
                 double secs = (System.nanoTime() - t0) / 1e9;
                 stepSeconds.add(secs);
@@ -222,20 +209,6 @@ public final class Trainer {
         writeOutput(loaded);
     }
 
-    /**
-     * Trainable tensors loaded in a half type (--bf16/--fp16) get fp32 master weights, as mixed-precision training
-     * keeps them: their gradients and AdamW state are fp32 too. Frozen tensors stay in their storage type.
-     */
-    private void masterWeights() {
-        Map<String, Tensor> params = Tensors.namedParameters(model);
-        try (PointerScope s = new PointerScope(); org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
-            for (String n : plan.trainable()) {
-                Tensor p = params.get(n);
-                if (p.scalar_type().intern() != torch.ScalarType.Float) p.__dispatch_set_data(p.to(torch.ScalarType.Float));
-            }
-        }
-    }
-
     private static void checkSame(JsonNode st, String field, int now, Path dir) {
         if (st.has(field) && st.get(field).asInt() != now)
             throw new IllegalArgumentException(dir + ": was written by a run with " + field + " " + st.get(field).asInt()
@@ -249,27 +222,6 @@ public final class Trainer {
         for (String line : Files.readAllLines(log, StandardCharsets.UTF_8))
             if (!line.isBlank() && JSON.readTree(line).path("step").asInt() <= step) keep.add(line);
         Files.write(log, keep, StandardCharsets.UTF_8);
-    }
-
-    /** Total L2 norm of the trainable gradients; scaled to {@code max} when above it (0 = no clipping). */
-    private double clipGradients(double max) {
-        List<Tensor> grads = new ArrayList<>();
-        for (AdamW.Group g : optimizer.groups())
-            for (Tensor p : g.params.values()) {
-                Tensor gr = p.grad();
-                if (gr.defined()) grads.add(gr);
-            }
-        double sq = 0;
-        for (Tensor g : grads) {
-            double n = g.norm().item_double();
-            sq += n * n;
-        }
-        double norm = Math.sqrt(sq);
-        if (max > 0) {
-            double coef = max / (norm + 1e-6);
-            if (coef < 1) for (Tensor g : grads) g.mul_(new Scalar(coef));
-        }
-        return norm;
     }
 
     /**

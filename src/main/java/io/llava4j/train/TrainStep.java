@@ -1,0 +1,113 @@
+package io.llava4j.train;
+
+import io.llava4j.data.Collator;
+import io.llava4j.data.LlavaDataset.Sample;
+import io.llava4j.engine.Tensors;
+import io.llava4j.model.Llava;
+import io.llava4j.nn.Autocast;
+import io.llava4j.nn.Precision;
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * One optimizer step of LLaVA training, shared by {@code llava4j train} ({@link Trainer}) and {@code llava4j bench}:
+ * each micro-batch collated, forward and backward (loss = mean over its supervised tokens, divided by the accumulation
+ * steps, as HF's Trainer), then optional clipping, AdamW and zeroed gradients. The learning rate is set by the caller.
+ */
+public final class TrainStep {
+    private final Llava model;
+    private final AdamW optimizer;
+    private final Collator collator;
+    private final Precision precision;
+    private final boolean recompute;
+    private final int maxLength, accumulation;
+    private final double maxGradNorm;
+    private final FeatureCache cache; // null: the tower runs on every image
+
+    /** The mean micro-batch loss, the merged positions the step ran and the gradient norm before clipping. */
+    public record Result(double loss, long tokens, double gradNorm) {}
+
+    /**
+     * @param recompute recompute decoder layers in the backward ({@code --gradient_checkpointing}, or half weights
+     *                  up-cast on this CPU)
+     * @param cache     frozen-tower features stored across epochs and runs ({@code --cache_vision_features}); null = none
+     */
+    public TrainStep(Llava model, AdamW optimizer, Collator collator, Precision precision, boolean recompute, int maxLength,
+                     int accumulation, double maxGradNorm, FeatureCache cache) {
+        this.model = model;
+        this.optimizer = optimizer;
+        this.collator = collator;
+        this.precision = precision;
+        this.recompute = recompute;
+        this.maxLength = maxLength;
+        this.accumulation = accumulation;
+        this.maxGradNorm = maxGradNorm;
+        this.cache = cache;
+    }
+
+    /** Runs the step on its micro-batches (each a list of samples, in order). */
+    public Result run(List<List<Sample>> microBatches) {
+        double loss = 0;
+        long tokens = 0;
+        int imageSize = model.config.vision().imageSize();
+        for (List<Sample> samples : microBatches) {
+            try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision)) {
+                Batches.Input in = Batches.input(samples, collator, imageSize); // pixels of the images not in the cache
+                Tensor towerFeatures = cache == null ? null : cache.towerFeatures(samples, in.pixels(), model);
+                Llava.Step st = model.forwardBackward(in.pixels(), towerFeatures, in.inputIds(), in.labels(), in.attentionMask(),
+                        maxLength, 1.0 / accumulation, recompute);
+                loss += st.loss();
+                for (int len : st.lengths()) tokens += len;
+            }
+        }
+        double gradNorm;
+        try (PointerScope scope = new PointerScope()) {
+            gradNorm = clipGradients(maxGradNorm);
+            optimizer.step();
+            optimizer.zeroGrad();
+        }
+        return new Result(loss / accumulation, tokens, gradNorm); // HF: the sum of loss / accumulation over the micro-batches
+    }
+
+    /** Total L2 norm of the trainable gradients; scaled to {@code max} when above it (0 = no clipping). */
+    private double clipGradients(double max) {
+        List<Tensor> grads = new ArrayList<>();
+        for (AdamW.Group g : optimizer.groups())
+            for (Tensor p : g.params.values()) {
+                Tensor gr = p.grad();
+                if (gr.defined()) grads.add(gr);
+            }
+        double sq = 0;
+        for (Tensor g : grads) {
+            double n = g.norm().item_double();
+            sq += n * n;
+        }
+        double norm = Math.sqrt(sq);
+        if (max > 0) {
+            double coef = max / (norm + 1e-6);
+            if (coef < 1) for (Tensor g : grads) g.mul_(new Scalar(coef));
+        }
+        return norm;
+    }
+
+    /**
+     * Trainable tensors loaded in a half type (--bf16/--fp16) get fp32 master weights, as mixed-precision training
+     * keeps them: their gradients and AdamW state are fp32 too. Frozen tensors stay in their storage type.
+     */
+    public static void masterWeights(Llava model, FreezePlan plan) {
+        Map<String, Tensor> params = Tensors.namedParameters(model);
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            for (String n : plan.trainable()) {
+                Tensor p = params.get(n);
+                if (p.scalar_type().intern() != torch.ScalarType.Float) p.__dispatch_set_data(p.to(torch.ScalarType.Float));
+            }
+        }
+    }
+}
