@@ -21,7 +21,11 @@ line() { # engine stage precision round json-file
   /usr/bin/python3 - "$@" "$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT" <<'PY'
 import json, sys
 engine, stage, prec, rnd, f, load = sys.argv[1:7]
-r = json.loads(open(f).read().strip().splitlines()[-1])
+text = open(f).read().strip()
+try:
+    r = json.loads(text)  # llava4j's --output_json (one object, indented)
+except ValueError:
+    r = json.loads(text.splitlines()[-1])  # llava_ref.py prints its object last
 r.update(engine_name=engine, stage=stage, prec=prec, round=int(rnd), loadavg=load)
 print(json.dumps(r))
 PY

@@ -121,6 +121,35 @@ public class Llava extends Module {
                 .div(new org.bytedeco.pytorch.Scalar((double) s));
     }
 
+    /** Per sample of a batch: the summed cross entropy of its supervised next-token targets, and how many there are. */
+    public record SampleLosses(double[] sums, long[] counts) {}
+
+    /**
+     * LLaVA's loss per sample without training ({@code llava4j score}): {@link #tokenLosses} summed per sample, with
+     * the LM head applied only at the supervised positions (no [B, L, vocab] logits).
+     */
+    public SampleLosses sampleLosses(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+        Merged m = embed(pixels, null, inputIds, labels, attentionMask, maxLength);
+        Tensor hidden = languageModel.model.forward(m.embeds); // [B, L, h]
+        int b = (int) hidden.size(0);
+        long l = hidden.size(1), h = hidden.size(2);
+        double[] sums = new double[b];
+        long[] counts = new long[b];
+        Tensor target = m.labels.narrow(1, 1, l - 1).reshape(-1);                                       // [B·(L-1)]
+        Tensor keep = target.ne(new org.bytedeco.pytorch.Scalar(IGNORE_INDEX)).nonzero().squeeze(1); // [S]
+        if (keep.size(0) == 0) return new SampleLosses(sums, counts);
+        Tensor logits = languageModel.head(hidden.narrow(1, 0, l - 1).reshape(-1, h).index_select(0, keep)); // [S, vocab]
+        Tensor losses = torch.cross_entropy_loss(logits, target.index_select(0, keep), new TensorOptional(), 0, IGNORE_INDEX, 0.0); // [S]
+        long[] where = Tensors.toLongs(keep);
+        float[] values = Tensors.toFloats(losses);
+        for (int i = 0; i < where.length; i++) {
+            int sample = (int) (where[i] / (l - 1));
+            sums[sample] += values[i];
+            counts[sample]++;
+        }
+        return new SampleLosses(sums, counts);
+    }
+
     /** Drops padding, runs the tower and projector, and merges: the LLM's input embeddings [B, L, h] and labels. */
     private Merged embed(Tensor pixels, Tensor towerFeatures, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
         if (attentionMask != null) {
