@@ -183,6 +183,7 @@ public final class Trainer {
                     rec.put("lr", lr);
                     rec.put("grad_norm", gradNorm);
                     rec.put("tokens_per_s", tokens / secs);
+                    rec.put("step_s", secs);
                     logw.write(JSON.writeValueAsString(rec));
                     logw.newLine();
                     logw.flush();
