@@ -103,7 +103,29 @@ public final class Bench {
         fl.put("total", f.total() / 1e9).put("vision", f.vision() / 1e9).put("projector", f.projector() / 1e9)
                 .put("llm", f.llm() / 1e9).put("lm_head", f.head() / 1e9).put("recompute_not_counted", f.recompute() / 1e9);
         out.put("achieved_gflops", f.total() / 1e9 / median);
+        out.put("tower_s_median", towerSeconds(model, o.precision(), pixels, side));
         return out;
+    }
+
+    /**
+     * The frozen tower's share of a step: its forward on the step's images (median of 3), what
+     * {@code --cache_vision_features} saves in later epochs (besides decoding the images).
+     */
+    private static double towerSeconds(Llava model, Precision precision, float[][] pixels, int side) {
+        float[] all = new float[pixels.length * pixels[0].length];
+        for (int b = 0; b < pixels.length; b++) System.arraycopy(pixels[b], 0, all, b * pixels[b].length, pixels[b].length);
+        List<Double> t = new ArrayList<>();
+        for (int i = 0; i < 3; i++) {
+            try (org.bytedeco.javacpp.PointerScope s = new org.bytedeco.javacpp.PointerScope();
+                 org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard();
+                 io.llava4j.nn.Autocast ac = io.llava4j.nn.Autocast.enable(precision)) {
+                long t0 = System.nanoTime();
+                model.towerFeatures(io.llava4j.engine.Tensors.floats(all, pixels.length, 3, side, side));
+                t.add((System.nanoTime() - t0) / 1e9);
+            }
+        }
+        Collections.sort(t);
+        return t.get(1);
     }
 
     private static ObjectNode generate(Options o) {

@@ -67,19 +67,21 @@ public final class BenchModel {
         Engine.init();
         Llava m = new Llava(config());
         torch.manual_seed(seed);
-        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+        try (NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) {
-                String n = e.getKey();
-                Tensor p = e.getValue();
-                String[] parts = n.split("\\.");
-                boolean norm = n.endsWith("norm.weight") || (parts.length > 1 && parts[parts.length - 2].contains("layernorm"))
-                        || n.contains("layer_norm");
-                Tensor r = torch.randn(Tensors.shape(p));
-                if (norm && n.endsWith("weight")) r = r.mul(new Scalar(0.1)).add(new Scalar(1.0));
-                else if (p.dim() >= 2) r = r.mul(new Scalar(1.0 / Math.sqrt((double) p.numel() / p.size(0))));
-                else r = r.mul(new Scalar(0.05));
-                boolean half = precision != Precision.FP32 && p.dim() >= 2 && !n.startsWith("multi_modal_projector.");
-                p.__dispatch_set_data(half ? r.to(precision.storage) : r);
+                try (PointerScope s = new PointerScope()) { // one parameter's fp32 draw at a time
+                    String n = e.getKey();
+                    Tensor p = e.getValue();
+                    String[] parts = n.split("\\.");
+                    boolean norm = n.endsWith("norm.weight") || (parts.length > 1 && parts[parts.length - 2].contains("layernorm"))
+                            || n.contains("layer_norm");
+                    Tensor r = torch.randn(Tensors.shape(p));
+                    if (norm && n.endsWith("weight")) r = r.mul(new Scalar(0.1)).add(new Scalar(1.0));
+                    else if (p.dim() >= 2) r = r.mul(new Scalar(1.0 / Math.sqrt((double) p.numel() / p.size(0))));
+                    else r = r.mul(new Scalar(0.05));
+                    boolean half = precision != Precision.FP32 && p.dim() >= 2 && !n.startsWith("multi_modal_projector.");
+                    p.__dispatch_set_data(half ? r.to(precision.storage) : r);
+                }
             }
         }
         return m;

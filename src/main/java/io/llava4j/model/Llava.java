@@ -51,7 +51,7 @@ public class Llava extends Module {
     public Tensor towerFeatures(Tensor pixels) {
         Tensor f = visionTower.features(pixels, config.featureLayerIndex()); // [N, 1 + P, vision_h]
         if ("default".equals(config.visionFeatureSelectStrategy())) f = f.narrow(1, 1, f.size(1) - 1); // [N, P, vision_h]
-        return f;
+        return f.contiguous(); // the projector's GEMM sees the same layout as for features read from a cache: same bits
     }
 
     /**
