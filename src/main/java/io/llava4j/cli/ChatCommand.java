@@ -5,6 +5,7 @@ import io.llava4j.generate.Assistant;
 import io.llava4j.generate.Generator;
 import io.llava4j.generate.Prompts;
 import io.llava4j.generate.Sampling;
+import io.llava4j.generate.StopString;
 import io.llava4j.generate.TextStream;
 import org.bytedeco.pytorch.Tensor;
 import picocli.CommandLine.Command;
@@ -18,17 +19,20 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 /**
- * {@code llava4j chat}: LLaVA's {@code llava.serve.cli} — a multi-turn vicuna_v1 conversation about one image (given
- * with the first question), each answer streamed as it is generated. An empty line or end of input (Ctrl-D) ends it.
+ * {@code llava4j chat}: LLaVA's {@code llava.serve.cli} — a multi-turn conversation about one image (given with the
+ * first question) in a template of LLaVA's conv_templates ({@code --conv_mode}, default vicuna_v1), each answer
+ * streamed as it is generated and ended, as cli.py ends it, at {@code </s>} or the template's stop string
+ * ({@code ###} for v0, {@code <|im_end|>} for mpt), which is not shown. An empty line or end of input (Ctrl-D) ends it.
  * An answer goes back into the conversation as the text of its tokens without {@code </s>}, followed by the template's
  * {@code </s>} (cli.py keeps the decoded {@code </s>} too, so its prompt ends that turn with two).
  */
 @Command(name = "chat", mixinStandardHelpOptions = true, sortOptions = false,
-        description = "Chat about an image in the terminal (vicuna_v1 template, answers streamed). Ctrl-D or an empty line ends.")
+        description = "Chat about an image in the terminal (answers streamed). Ctrl-D or an empty line ends.")
 public class ChatCommand implements Callable<Integer> {
     @picocli.CommandLine.Mixin DeviceOption device = new DeviceOption();
     @Option(names = "--model_name_or_path", required = true, description = "LLaVA model folder") Path model;
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
+    @Option(names = "--conv_mode", defaultValue = "v1", description = "template, a name of LLaVA's conv_templates (default: ${DEFAULT-VALUE})") String convMode;
     @Option(names = "--image", required = true, description = "image file") Path image;
     @Option(names = "--max_new_tokens", defaultValue = "512", description = "per answer (default: ${DEFAULT-VALUE})") int maxNewTokens;
     @Option(names = "--temperature", defaultValue = "0.2", description = "0 = greedy (default: ${DEFAULT-VALUE}, as LLaVA's cli)") double temperature;
@@ -39,11 +43,12 @@ public class ChatCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         device.apply();
+        Template template = Template.of(convMode); // an unknown name fails before the model loads
         PrintStream out = System.out;
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
         try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()))) {
             Tensor pixels = a.pixels(image);
-            Prompts conv = new Prompts(Template.VICUNA_V1);
+            Prompts conv = new Prompts(template);
             for (int turn = 0; ; turn++) {
                 out.print("USER: ");
                 out.flush();
@@ -57,15 +62,16 @@ public class ChatCommand implements Callable<Integer> {
                 out.print("ASSISTANT: ");
                 out.flush();
                 TextStream stream = new TextStream(a.tokenizer());
+                StopString keyword = new StopString(conv.stop().equals("</s>") ? "" : conv.stop()); // </s> is the stop token
                 // each turn samples from its own seed so a conversation replays identically
                 Generator.Result r = a.generator().generate(pixels, ids,
                         new Sampling(maxNewTokens, temperature, topP, seed + turn), t -> {
-                            out.print(stream.push(t));
+                            out.print(keyword.push(stream.push(t)));
                             out.flush();
-                            return true;
+                            return !keyword.stopped();
                         });
-                out.println(stream.flush());
-                conv.answer(a.decode(r.tokens()));
+                out.println(keyword.push(stream.flush()) + keyword.flush());
+                conv.answer(StopString.cut(a.decode(r.tokens()), conv.stop().equals("</s>") ? "" : conv.stop()).strip());
             }
         }
     }

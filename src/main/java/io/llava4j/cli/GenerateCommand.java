@@ -24,7 +24,7 @@ public class GenerateCommand implements Callable<Integer> {
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
     @Option(names = "--image", description = "image file (without one the prompt has no image)") Path image;
     @Option(names = "--prompt", required = true, description = "the question; <image-placeholder> marks where the image goes (else it goes first)") String prompt;
-    @Option(names = "--conv_mode", defaultValue = "v1", description = "template: v1 (vicuna_v1) or plain (default: ${DEFAULT-VALUE})") String convMode;
+    @Option(names = "--conv_mode", defaultValue = "v1", description = "template, a name of LLaVA's conv_templates: v1 / vicuna_v1, llava_v1, v0, llava_v0, llava_llama_2, llama_2, mistral_instruct, chatml_direct, mpt or plain (default: ${DEFAULT-VALUE})") String convMode;
     @Option(names = "--max_new_tokens", defaultValue = "512", description = "default: ${DEFAULT-VALUE}") int maxNewTokens;
     @Option(names = "--temperature", defaultValue = "0", description = "0 = greedy (default: ${DEFAULT-VALUE})") double temperature;
     @Option(names = "--top_p", defaultValue = "1.0", description = "nucleus sampling mass (default: ${DEFAULT-VALUE})") double topP;

@@ -29,7 +29,7 @@ public class ScoreCommand implements Callable<Integer> {
     @Option(names = "--vision_tower", description = "CLIP folder (original LLaVA folders whose mm_vision_tower is not local)") Path visionTower;
     @Option(names = "--data_path", required = true, description = "LLaVA JSON (or JSONL) file") Path data;
     @Option(names = "--image_folder", description = "folder the records' image paths are relative to") Path imageFolder;
-    @Option(names = "--version", defaultValue = "v1", description = "conversation template: plain or v1 (default: ${DEFAULT-VALUE})") String version;
+    @Option(names = "--version", defaultValue = "v1", description = "conversation template, a name of LLaVA's conv_templates (plain, v1, llava_llama_2, mistral_instruct, mpt, ...; default: ${DEFAULT-VALUE})") String version;
     @Option(names = "--image_aspect_ratio", description = "square or pad (default: the config's image_aspect_ratio, else square)") String aspect;
     @Option(names = "--model_max_length", defaultValue = "2048", description = "truncate samples to this many tokens (default: ${DEFAULT-VALUE})") int maxLength;
     @Option(names = "--per_device_eval_batch_size", defaultValue = "1", description = "samples per forward pass (default: ${DEFAULT-VALUE})") int batch;

@@ -1,40 +1,54 @@
 package io.llava4j.data;
 
-import io.llava4j.data.LlavaRecord.Role;
 import io.llava4j.data.LlavaRecord.Turn;
 
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 
 /**
- * LLaVA's conversation templates and its {@code preprocess}: a record becomes input ids and labels exactly as
- * LLaVA-1.5's train.py makes them.
+ * LLaVA's conversation templates ({@code llava/conversation.py}) and its {@code preprocess} (LLaVA-1.5's
+ * {@code llava/train/train.py}): a record becomes input ids and labels exactly as LLaVA makes them for the
+ * {@code --version} given.
  *
  * <ul>
  *   <li>For a record with an image, every turn that mentions {@code <image>} has it moved to the front as
  *       {@code "<image>\n"} (LLaVA's preprocess_multimodal).</li>
- *   <li>{@link Template#PLAIN} (stage 1): exactly two turns, the first mentioning {@code <image>}; the human turn is
- *       dropped; text = {@code "<image>" + answer + "\n"}; the tokens of {@code "<image>"} (BOS and the image token)
- *       are masked, everything after is supervised.</li>
- *   <li>{@link Template#VICUNA_V1} (stage 2): a leading non-human turn is skipped, then roles must alternate
- *       human/gpt; prompt = system + " " + {@code "USER: q "} / {@code "ASSISTANT: a</s>"} per turn. Labels come from
- *       LLaVA's round-splitting: the prompt is split on {@code </s>}, each round on {@code " ASSISTANT: "}, and the
- *       instruction part of each round (its token count minus 2) is masked. When the rounds do not add up to the
- *       sample's length, LLaVA masks the whole sample; so does this class, and it says so in
- *       {@link Tokenized#warning()}.</li>
- *   <li>{@link Template#LLAVA_LLAMA_2} (training only): LLaVA's SeparatorStyle.LLAMA_2 prompt
- *       ({@code [INST] <<SYS>>…<</SYS>>\n\nq [/INST] a </s><s>[INST] …}) and preprocess_llama_2's masking: rounds split on
- *       {@code </s>}, each on {@code "[/INST] "}, no legacy correction.</li>
+ *   <li>{@code plain} / {@code v0_plain} (stage 1, preprocess_plain): exactly two turns, the first mentioning
+ *       {@code <image>}; the human turn is dropped; text = {@code "<image>" + answer + "\n"}; the tokens of
+ *       {@code "<image>"} (BOS and the image token) are masked, everything after is supervised.</li>
+ *   <li>{@code v1} / {@code vicuna_v1}, {@code llava_v1} (SeparatorStyle.TWO, preprocess_v1), {@code llava_llama_2},
+ *       {@code llama_2}, {@code mistral_instruct} (SeparatorStyle.LLAMA_2, preprocess_llama_2), {@code mpt},
+ *       {@code chatml_direct} / {@code mistral_direct} (SeparatorStyle.MPT, preprocess_mpt): a leading non-human
+ *       turn is skipped, then roles must alternate human/gpt (LLaVA's KeyError / assert: refused here, naming the
+ *       record); the prompt is get_prompt's; labels come from LLaVA's round-splitting (see {@link #labelsRounds} and
+ *       {@link #labelsMpt}). When the rounds do not add up to the sample's length LLaVA masks the whole sample; so does
+ *       this class, and it says so in {@link Tokenized#warning()}.</li>
+ *   <li>{@code v0}: LLaVA's train.py never sets a template for {@code --version v0} (the branch that sets
+ *       {@code default_conversation} is the else of {@code if version == "v0"}), so it trains with the module's
+ *       default, conv_vicuna_v1, and preprocess_v1; the pad token is the tokenizer's own {@code pad_token}, or a new
+ *       {@code [PAD]} token when there is none (see {@link Template#padId}). conv_vicuna_v0 ({@code ###}, with its
+ *       example exchange) is the v0 prompt for inference only.</li>
+ *   <li>{@code llava_v0} (conv_llava_v0, SeparatorStyle.SINGLE, version "Unknown"), {@code default} (conv_vicuna_v0,
+ *       whose example exchange the fallback does not use) and {@code v0_mmtag}: LLaVA's fallback
+ *       {@code preprocess}: {@code system + "\n\n"}, then {@code "### Human: q\n"} / {@code "### Assistant: a\n"} per
+ *       turn ({@code _add_speaker_and_signal}: roles compared lower-cased, any other role is written "unknown"), and a
+ *       final {@code "### "}; no turn is skipped. {@code _mask_targets} masks the header, and in each turn whose
+ *       {@code from} is exactly "human" the tokens from its third on, counting each turn as long as it tokenizes alone
+ *       (BOS included). That count drifts against the real positions, so parts of human turns are supervised and parts
+ *       of answers are not: this is LLaVA's masking, reproduced as it is ({@link Template#caveat}).</li>
+ *   <li>{@code v0_mmtag}, {@code v1_mmtag}: preprocess_multimodal writes the moved image as
+ *       {@code <Image><image></Image>}; v1_mmtag then trains as v1 (its version starts with "v1").</li>
  * </ul>
  * A record with an image is tokenized with {@link LlavaTokenizer#tokenizerImageToken}; a text-only record with
  * {@code tokenizer(text)} (LLaVA's has_image=False), so no image token is inserted. The result must hold exactly one
  * image token for a record with an image and none for a text-only record; anything else is a {@link DataException}.
  *
- * <p>LLaVA's "-1 per round" for {@code legacy=False} slow tokenizers is reproduced: when {@link LlavaTokenizer#legacy()}
- * is false (a tokenizer.model whose tokenizer_config says {@code legacy: false}), every round after the first counts
- * one token less and masks one instruction token less, as LLaVA's preprocess_v1 does with tokenizers ≥ 0.14. A
- * tokenizer.json is taken as legacy (no correction).
+ * <p>Tokenizer-dependent corrections, as LLaVA applies them (it runs tokenizers ≥ 0.14): preprocess_v1 counts every
+ * round after the first one token shorter when {@link LlavaTokenizer#legacy()} is false; preprocess_mpt counts every
+ * round after the first one token longer when the tokenizer has a {@code legacy} attribute that is true
+ * ({@link LlavaTokenizer#legacyAttribute()}); preprocess_llama_2 corrects nothing.
  */
 public final class Conversation {
 
@@ -45,60 +59,280 @@ public final class Conversation {
     /** The vicuna_v1 system prompt. */
     public static final String SYSTEM_V1 = "A chat between a curious user and an artificial intelligence assistant. "
             + "The assistant gives helpful, detailed, and polite answers to the user's questions.";
-
+    /** The system prompt of conv_vicuna_v0, conv_llava_v0 and conv_llava_v1 ("human" where vicuna_v1 says "user"). */
+    public static final String SYSTEM_HUMAN = "A chat between a curious human and an artificial intelligence assistant. "
+            + "The assistant gives helpful, detailed, and polite answers to the human's questions.";
     /** LLaVA's conv_llava_llama_2 system prompt. */
     public static final String SYSTEM_LLAMA_2 = "You are a helpful language and vision assistant. "
             + "You are able to understand the visual content that the user provides, "
             + "and assist the user with a variety of tasks using natural language.";
+    /** LLaVA's conv_llama_2 system prompt (LLaMA-2-chat's). */
+    public static final String SYSTEM_LLAMA_2_CHAT = "You are a helpful, respectful and honest assistant. Always answer as helpfully as"
+            + " possible, while being safe.  Your answers should not include any harmful, unethical, racist, sexist, toxic, dangerous,"
+            + " or illegal content. Please ensure that your responses are socially unbiased and positive in nature.\n\n"
+            + "If a question does not make any sense, or is not factually coherent, explain why instead of answering something not"
+            + " correct. If you don't know the answer to a question, please don't share false information.";
+    /** conv_mpt's system prompt (with its ChatML header). */
+    public static final String SYSTEM_MPT = "<|im_start|>system\n"
+            + "A conversation between a user and an LLM-based AI assistant. The assistant gives helpful and honest answers.";
+    /** conv_chatml_direct's system prompt (with its ChatML header). */
+    public static final String SYSTEM_CHATML_DIRECT = "<|im_start|>system\nAnswer the questions.";
 
-    private static final String V1_SEP2 = "</s>";
-    private static final String V1_ASSISTANT_SEP = " ASSISTANT: ";
-    private static final String LLAMA_2_SEP = "[/INST] ";
+    /** The system prompt of conv_llava_v0_mmtag and conv_llava_v1_mmtag (LLaVA's text, the missing space included). */
+    public static final String SYSTEM_MMTAG = "A chat between a curious user and an artificial intelligence assistant. "
+            + "The assistant is able to understand the visual content that the user provides, and assist the user with a variety of"
+            + " tasks using natural language.The visual content will be provided with the following format: <Image>visual content</Image>.";
 
-    /** A conversation template, by LLaVA's {@code --version} value. */
+    /** conv_vicuna_v0's example exchange (its first two messages, offset 2), part of every v0 inference prompt. */
+    static final String[][] VICUNA_V0_EXAMPLE = {
+            {"Human", "What are the key differences between renewable and non-renewable energy sources?"},
+            {"Assistant", "Renewable energy sources are those that can be replenished naturally in a relatively "
+                    + "short amount of time, such as solar, wind, hydro, geothermal, and biomass. "
+                    + "Non-renewable energy sources, on the other hand, are finite and will eventually be "
+                    + "depleted, such as coal, oil, and natural gas. Here are some key differences between "
+                    + "renewable and non-renewable energy sources:\n"
+                    + "1. Availability: Renewable energy sources are virtually inexhaustible, while non-renewable "
+                    + "energy sources are finite and will eventually run out.\n"
+                    + "2. Environmental impact: Renewable energy sources have a much lower environmental impact "
+                    + "than non-renewable sources, which can lead to air and water pollution, greenhouse gas emissions, "
+                    + "and other negative effects.\n"
+                    + "3. Cost: Renewable energy sources can be more expensive to initially set up, but they typically "
+                    + "have lower operational costs than non-renewable sources.\n"
+                    + "4. Reliability: Renewable energy sources are often more reliable and can be used in more remote "
+                    + "locations than non-renewable sources.\n"
+                    + "5. Flexibility: Renewable energy sources are often more flexible and can be adapted to different "
+                    + "situations and needs, while non-renewable sources are more rigid and inflexible.\n"
+                    + "6. Sustainability: Renewable energy sources are more sustainable over the long term, while "
+                    + "non-renewable sources are not, and their depletion can lead to economic and social instability.\n"}};
+
+    /** LLaVA's SeparatorStyle: how get_prompt joins the messages. */
+    public enum Style { SINGLE, TWO, MPT, PLAIN, LLAMA_2 }
+
+    /** Which of LLaVA's preprocess functions makes the labels. */
+    enum Masking { PLAIN, V1, LLAMA_2, MPT, SINGLE }
+
+    /**
+     * A conversation template: one of LLaVA's {@code conv_templates}, with its fields (system, roles, separator style,
+     * sep, sep2) and the preprocess function LLaVA's train.py picks for it.
+     */
     public enum Template {
-        PLAIN, VICUNA_V1,
-        /** LLaVA's llava_llama_2 (SeparatorStyle.LLAMA_2, preprocess_llama_2); training only, see {@link #forTraining}. */
-        LLAVA_LLAMA_2;
-
+        /** conv_llava_plain: {@code plain}, {@code v0_plain}. */
+        PLAIN(Style.PLAIN, Masking.PLAIN, "", "", "", "\n", null, "plain", "v0_plain"),
+        /** conv_vicuna_v1: {@code v1}, {@code vicuna_v1}. */
+        VICUNA_V1(Style.TWO, Masking.V1, SYSTEM_V1, "USER", "ASSISTANT", " ", "</s>", "v1", "vicuna_v1"),
+        /** conv_llava_v1: {@code llava_v1} (vicuna_v1 with the "curious human" system prompt). */
+        LLAVA_V1(Style.TWO, Masking.V1, SYSTEM_HUMAN, "USER", "ASSISTANT", " ", "</s>", "llava_v1"),
         /**
-         * The templates training takes: those of {@link #of}, and {@code llava_llama_2} (scripts/finetune.sh's LLaMA-2
-         * block). Prompt building for generation ({@code generate/}) knows only {@link #of}'s.
+         * {@code v0}: conv_vicuna_v0 for inference; for training LLaVA uses conv_vicuna_v1 and preprocess_v1 with the
+         * tokenizer's pad (see the class comment).
          */
-        public static Template forTraining(String version) {
-            if ("llava_llama_2".equals(version)) return LLAVA_LLAMA_2;
-            try {
-                return of(version);
-            } catch (DataException e) {
-                throw new DataException("conversation template \"" + version + "\" is not supported for training (expected plain /"
-                        + " v0_plain, v1 / vicuna_v1 or llava_llama_2)");
-            }
+        V0(Style.SINGLE, Masking.V1, SYSTEM_HUMAN, "Human", "Assistant", "###", null, "v0"),
+        /** conv_llava_v0: {@code llava_v0}, LLaVA's fallback preprocess. */
+        LLAVA_V0(Style.SINGLE, Masking.SINGLE, SYSTEM_HUMAN, "Human", "Assistant", "###", null, "llava_v0"),
+        /**
+         * {@code default}: conv_vicuna_v0 as a template LLaVA's train.py does set (so the fallback preprocess, as
+         * llava_v0, with the same system prompt and roles); for inference v0's prompt, example exchange included.
+         */
+        DEFAULT(Style.SINGLE, Masking.SINGLE, SYSTEM_HUMAN, "Human", "Assistant", "###", null, "default"),
+        /** conv_llava_v0_mmtag: {@code v0_mmtag}, the fallback preprocess, {@code <image>} written {@code <Image><image></Image>}. */
+        V0_MMTAG(Style.SINGLE, Masking.SINGLE, SYSTEM_MMTAG, "Human", "Assistant", "###", null, "v0_mmtag"),
+        /** conv_llava_v1_mmtag: {@code v1_mmtag}, preprocess_v1, {@code <image>} written {@code <Image><image></Image>}. */
+        V1_MMTAG(Style.TWO, Masking.V1, SYSTEM_MMTAG, "USER", "ASSISTANT", " ", "</s>", "v1_mmtag"),
+        /** conv_llava_llama_2: {@code llava_llama_2}. */
+        LLAVA_LLAMA_2(Style.LLAMA_2, Masking.LLAMA_2, SYSTEM_LLAMA_2, "USER", "ASSISTANT", "<s>", "</s>", "llava_llama_2"),
+        /** conv_llama_2: {@code llama_2}. */
+        LLAMA_2(Style.LLAMA_2, Masking.LLAMA_2, SYSTEM_LLAMA_2_CHAT, "USER", "ASSISTANT", "<s>", "</s>", "llama_2"),
+        /** conv_mistral_instruct: {@code mistral_instruct} (LLaMA-2 style, no system prompt, no {@code <s>}). */
+        MISTRAL_INSTRUCT(Style.LLAMA_2, Masking.LLAMA_2, "", "USER", "ASSISTANT", "", "</s>", "mistral_instruct"),
+        /** conv_chatml_direct: {@code chatml_direct}, {@code mistral_direct}. */
+        CHATML_DIRECT(Style.MPT, Masking.MPT, SYSTEM_CHATML_DIRECT, "<|im_start|>user\n", "<|im_start|>assistant\n",
+                "<|im_end|>", null, "chatml_direct", "mistral_direct"),
+        /** conv_mpt: {@code mpt}. */
+        MPT(Style.MPT, Masking.MPT, SYSTEM_MPT, "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>", null, "mpt");
+
+        private final Style style;
+        private final Masking masking;
+        private final String system, user, assistant, sep, sep2;
+        private final List<String> names;
+
+        Template(Style style, Masking masking, String system, String user, String assistant, String sep, String sep2, String... names) {
+            this.style = style;
+            this.masking = masking;
+            this.system = system;
+            this.user = user;
+            this.assistant = assistant;
+            this.sep = sep;
+            this.sep2 = sep2;
+            this.names = List.of(names);
+        }
+
+        /** The names LLaVA's {@code conv_templates} gives this template; the first is the one used in messages. */
+        public List<String> names() {
+            return names;
+        }
+
+        public Style style() {
+            return style;
+        }
+
+        /** The system prompt. */
+        public String system() {
+            return system;
+        }
+
+        /** The two role names (user, assistant) as get_prompt writes them. */
+        public String[] roles() {
+            return new String[]{user, assistant};
         }
 
         /**
-         * {@code plain} or {@code v0_plain} (LLaVA's conv_llava_plain under both names) → PLAIN; {@code v1} or
-         * {@code vicuna_v1} → VICUNA_V1; anything else is an error.
+         * The string at which LLaVA's cli.py stops generating: {@code sep}, or {@code sep2} for SeparatorStyle.TWO
+         * (e.g. {@code "###"} for v0, {@code "<|im_end|>"} for mpt, {@code "</s>"} for v1).
+         */
+        public String stop() {
+            return style == Style.TWO ? sep2 : sep;
+        }
+
+        /** The same as {@link #of}: every template trains. */
+        public static Template forTraining(String version) {
+            return of(version);
+        }
+
+        /**
+         * The template of a LLaVA {@code --version} / {@code --conv-mode} value (a name of LLaVA's conv_templates).
+         * Names that are not in conv_templates are refused (LLaVA's train.py silently trains vicuna_v1 for them).
          */
         public static Template of(String version) {
-            if (version == null) throw new DataException("conversation template: none given (expected plain or v1)");
-            switch (version) {
-                case "plain": case "v0_plain": return PLAIN;
-                case "v1": case "vicuna_v1": return VICUNA_V1;
-                default: throw new DataException("conversation template \"" + version
-                        + "\" is not supported (expected plain / v0_plain or v1 / vicuna_v1)");
-            }
+            if (version == null) throw new DataException("conversation template: none given (expected one of " + known() + ")");
+            for (Template t : values()) if (t.names.contains(version)) return t;
+            throw new DataException("conversation template \"" + version + "\" is not supported (expected one of " + known() + ")");
+        }
+
+        private static String known() {
+            List<String> all = new ArrayList<>();
+            for (Template t : values()) all.addAll(t.names);
+            return String.join(", ", all);
         }
 
         /**
-         * The id LLaVA pads with (and counts, and drops from the attention mask) under this template. LLaVA's
-         * train.py sets {@code tokenizer.pad_token = tokenizer.unk_token} for every {@code --version} but v0,
-         * whatever tokenizer_config.json says, so a {@code pad_token} there (often {@code </s>}) is not used.
+         * The id LLaVA pads with (and counts, and drops from the attention mask) under this template, or -1 when that
+         * pad is a token the text cannot contain. LLaVA's train.py sets {@code tokenizer.pad_token = unk_token} for
+         * every {@code --version} but v0, whatever tokenizer_config.json says. For v0 it keeps the tokenizer's
+         * {@code pad_token}, and where there is none it adds a new {@code [PAD]} token (and an embedding row): no text
+         * holds it, so -1 here; llava4j does not grow the vocabulary (the padded positions are masked out either way).
+         * A v0 pad that is the EOS would make LLaVA mask every sample (each v1 round ends in {@code </s>}): refused.
          */
         public int padId(LlavaTokenizer tok) {
+            if (this == V0) {
+                int pad = tok.padToken();
+                if (pad >= 0 && pad == tok.eos())
+                    throw new DataException(tok.folder() + ": pad_token is the eos token; LLaVA's --version v0 pads with it, counts"
+                            + " every </s> as padding and masks every sample (use --version v1: the same prompt, padded with unk)");
+                return pad;
+            }
             if (tok.unk() < 0)
                 throw new DataException(tok.folder() + ": the tokenizer has no unk_token; LLaVA pads with unk under the "
-                        + name().toLowerCase() + " template");
+                        + names.get(0) + " template");
             return tok.unk();
+        }
+
+        /**
+         * A warning about the template itself, null when none: LLaVA's llava_v0 masking supervises parts of human
+         * turns; its mpt masking loses one token per round against tokenizers that add BOS.
+         */
+        public String caveat() {
+            if (masking == Masking.SINGLE)
+                return "the " + names.get(0) + " template uses LLaVA's fallback preprocess, whose _mask_targets counts each turn as"
+                        + " tokenized alone (BOS included) and skips 2 tokens per human turn: parts of human turns are supervised and"
+                        + " parts of answers are not, as in LLaVA";
+            if (masking == Masking.MPT)
+                return "the " + names.get(0) + " template uses LLaVA's preprocess_mpt, whose round lengths drop the <|im_end|> after"
+                        + " each answer: with most tokenizers the rounds do not add up and LLaVA masks the sample (each one is named)";
+            return null;
+        }
+
+        /** Whether preprocess_multimodal writes the image as {@code <Image><image></Image>} ("mmtag" in the version). */
+        boolean mmtag() {
+            return this == V0_MMTAG || this == V1_MMTAG;
+        }
+
+        /** The template whose prompt and masking training uses: v1's for v0 (LLaVA's default_conversation). */
+        Template training() {
+            return this == V0 ? VICUNA_V1 : this;
+        }
+
+        /**
+         * The messages the template starts with ({@code {role, message}}, fresh copies): conv_vicuna_v0's example
+         * exchange for v0, none for the others.
+         */
+        public List<String[]> initialMessages() {
+            List<String[]> out = new ArrayList<>();
+            if (this == V0 || this == DEFAULT) for (String[] m : VICUNA_V0_EXAMPLE) out.add(m.clone());
+            return out;
+        }
+
+        /**
+         * LLaVA's {@code Conversation.get_prompt} for these messages ({@code {role, message}}; a null or empty message
+         * is "no message": the open turn, written as get_prompt writes it).
+         */
+        public String prompt(List<String[]> messages) {
+            return prompt(system, messages);
+        }
+
+        /** {@link #prompt(List)} with another system prompt (LLaVA's {@code conv.system = ...}). */
+        public String prompt(String system, List<String[]> messages) {
+            StringBuilder p = new StringBuilder();
+            switch (style) {
+                case SINGLE -> {
+                    p.append(system).append(sep);
+                    for (String[] m : messages)
+                        if (has(m[1])) p.append(m[0]).append(": ").append(m[1]).append(sep);
+                        else p.append(m[0]).append(':');
+                }
+                case TWO -> {
+                    p.append(system).append(sep);
+                    for (int i = 0; i < messages.size(); i++) {
+                        String[] m = messages.get(i);
+                        if (has(m[1])) p.append(m[0]).append(": ").append(m[1]).append(i % 2 == 0 ? sep : sep2);
+                        else p.append(m[0]).append(':');
+                    }
+                }
+                case MPT -> {
+                    p.append(system).append(sep);
+                    for (String[] m : messages)
+                        if (has(m[1])) p.append(m[0]).append(m[1]).append(sep);
+                        else p.append(m[0]);
+                }
+                case LLAMA_2 -> {
+                    for (int i = 0; i < messages.size(); i++) {
+                        String[] m = messages.get(i);
+                        if (i == 0 && (!has(m[1]) || !m[0].equals(user)))
+                            throw new IllegalArgumentException("the " + names.get(0) + " template needs a first message, from the user");
+                        if (!has(m[1])) continue;
+                        String msg = i == 0 && !system.isEmpty() ? "<<SYS>>\n" + system + "\n<</SYS>>\n\n" + m[1] : m[1];
+                        if (i % 2 == 0) p.append(sep).append("[INST] ").append(msg).append(" [/INST]");
+                        else p.append(' ').append(msg).append(' ').append(sep2);
+                    }
+                    int a = 0; // Python's ret.lstrip(sep): strips any leading character of sep
+                    while (a < p.length() && sep.indexOf(p.charAt(a)) >= 0) a++;
+                    return p.substring(a);
+                }
+                case PLAIN -> {
+                    p.append(system);
+                    for (int i = 0; i < messages.size(); i++) {
+                        String m = messages.get(i)[1];
+                        if (!has(m)) continue;
+                        String s = i % 2 == 0 ? sep : sep2;
+                        if (s == null) throw new IllegalArgumentException("the plain template holds one turn only (its sep2 is None)");
+                        p.append(m).append(s);
+                    }
+                }
+            }
+            return p.toString();
+        }
+
+        private static boolean has(String message) {
+            return message != null && !message.isEmpty();
         }
     }
 
@@ -118,12 +352,14 @@ public final class Conversation {
     }
 
     private final Template template;
+    private final Template train;
     private final LlavaTokenizer tok;
     private final int imageTokenIndex;
     private final int padId;
 
     public Conversation(Template template, LlavaTokenizer tok, int imageTokenIndex) {
         this.template = template;
+        this.train = template.training();
         this.tok = tok;
         this.imageTokenIndex = imageTokenIndex;
         this.padId = template.padId(tok);
@@ -133,9 +369,17 @@ public final class Conversation {
         return template;
     }
 
-    /** The id LLaVA pads with under this template ({@link Template#padId}). */
+    /** The id LLaVA pads with under this template ({@link Template#padId}); -1 for v0's new [PAD] token. */
     public int padId() {
         return padId;
+    }
+
+    /**
+     * The id the collator puts in padded positions: {@link #padId()}, or for v0's new [PAD] token (which llava4j does
+     * not add) the unk or eos id; padded positions are masked out of attention and labels, so the id is never read.
+     */
+    public int collatorPadId() {
+        return padId >= 0 ? padId : tok.unk() >= 0 ? tok.unk() : tok.eos();
     }
 
     /** Tokenizes without a length limit. */
@@ -145,11 +389,11 @@ public final class Conversation {
 
     /**
      * LLaVA's preprocess for one record, then truncation to {@code modelMaxLength}. As in LLaVA, the mismatch check
-     * of v1 only applies when the rounds end before {@code modelMaxLength}.
+     * of v1, llama_2 and mpt only applies when the rounds end before {@code modelMaxLength}.
      */
     public Tokenized tokenize(LlavaRecord r, int modelMaxLength) {
         String prompt = prompt(r);
-        boolean plain = template == Template.PLAIN;
+        boolean plain = train.masking == Masking.PLAIN;
         int[] ids = tokenizeText(prompt, plain || r.hasImage()); // preprocess_plain always uses tokenizer_image_token
         int images = 0;
         for (int id : ids) if (id == imageTokenIndex) images++;
@@ -163,9 +407,13 @@ public final class Conversation {
             throw new DataException(r.describe() + ": field conversations: the prompt holds " + images + " image token(s) but the record has "
                     + (r.hasImage() ? 1 : 0) + " image(s)" + (r.hasImage() ? "" : " (a text-only record must not contain " + IMAGE + ")"));
         }
-        Tokenized t = plain ? labelsPlain(ids)
-                : template == Template.LLAVA_LLAMA_2 ? labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), LLAMA_2_SEP, false)
-                : labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), V1_ASSISTANT_SEP, true);
+        Tokenized t = switch (train.masking) {
+            case PLAIN -> labelsPlain(ids);
+            case V1 -> labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), true);
+            case LLAMA_2 -> labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), false);
+            case MPT -> labelsMpt(r, prompt, ids, modelMaxLength, r.hasImage());
+            case SINGLE -> labelsSingle(r, ids, modelMaxLength, r.hasImage());
+        };
         if (warning != null) t = new Tokenized(t.inputIds(), t.labels(), t.warning() == null ? warning : warning + "; " + t.warning());
         return t.truncate(modelMaxLength);
     }
@@ -188,79 +436,78 @@ public final class Conversation {
 
     /** The text LLaVA tokenizes for this record. */
     public String prompt(LlavaRecord r) {
-        List<Turn> turns = r.hasImage() ? moveImageFirst(r.conversations()) : r.conversations();
-        if (template == Template.PLAIN) { // preprocess_plain: roles are not looked at
+        List<Turn> turns = turns(r);
+        if (train.masking == Masking.PLAIN) { // preprocess_plain: roles are not looked at
             if (turns.size() != 2)
                 throw new DataException(r.describe() + ": field conversations: the plain template needs exactly 2 turns, got " + turns.size());
             if (!turns.get(0).value().contains(IMAGE))
                 throw new DataException(r.describe() + ": field conversations[0].value: the plain template needs " + IMAGE + " in the first turn");
             return IMAGE + turns.get(1).value() + "\n";
         }
-        for (int j = 0; j < turns.size(); j++)
-            if (LlavaRecord.roleOf(turns.get(j).from()) == null)
-                throw new DataException(r.describe() + ": field conversations[" + j + "].from: unknown role \"" + turns.get(j).from()
-                        + "\" (the v1 template knows human and gpt)");
-        int skip = turns.get(0).role() != Role.HUMAN ? 1 : 0;
-        if (template == Template.LLAVA_LLAMA_2) return promptLlama2(r, turns, skip);
-        StringBuilder p = new StringBuilder(SYSTEM_V1).append(' ');
+        if (train.masking == Masking.SINGLE) return promptSingle(turns);
+        for (int j = 0; j < turns.size(); j++) { // preprocess_*: roles = {"human": ..., "gpt": ...}, a KeyError for any other
+            String from = turns.get(j).from();
+            if (!"human".equals(from) && !"gpt".equals(from))
+                throw new DataException(r.describe() + ": field conversations[" + j + "].from: unknown role \"" + from
+                        + "\" (the " + template.names.get(0) + " template knows exactly human and gpt, as LLaVA's preprocess does)");
+        }
+        int skip = turns.get(0).from().equals("human") ? 0 : 1; // preprocess_*: "Skip the first one if it is not from human"
+        List<String[]> messages = new ArrayList<>();
         int imageTurns = 0;
         for (int j = skip; j < turns.size(); j++) {
             Turn t = turns.get(j);
             int k = j - skip;
-            checkAlternates(r, t, j, k);
+            String want = k % 2 == 0 ? "human" : "gpt";
+            if (!t.from().equals(want))
+                throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
+                        + want + " turn is expected (roles must alternate, starting with human)");
             if (t.value().contains(IMAGE)) imageTurns++;
-            String role = k % 2 == 0 ? "USER" : "ASSISTANT";
-            // Conversation.get_prompt (SeparatorStyle.TWO): an empty message is written as "ROLE:" with no separator
-            if (t.value().isEmpty()) p.append(role).append(':');
-            else p.append(role).append(": ").append(t.value()).append(k % 2 == 0 ? " " : V1_SEP2);
+            messages.add(new String[]{train.roles()[k % 2], t.value()});
         }
         if (r.hasImage() && imageTurns > 1)
             throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
                     + " (after skipping a leading non-human turn), expected at most 1 for one image");
-        return p.toString();
-    }
-
-    /** Turn {@code k} after the skipped leading turns must be human when k is even, gpt when odd. */
-    private static void checkAlternates(LlavaRecord r, Turn t, int j, int k) {
-        Role want = k % 2 == 0 ? Role.HUMAN : Role.GPT;
-        if (t.role() != want)
-            throw new DataException(r.describe() + ": field conversations[" + j + "].from: \"" + t.from() + "\" where a "
-                    + (want == Role.HUMAN ? "human" : "gpt") + " turn is expected (roles must alternate, starting with human)");
-    }
-
-    /** Conversation.get_prompt for SeparatorStyle.LLAMA_2 (sep "<s>", sep2 "</s>"), after preprocess_llama_2's skip. */
-    private String promptLlama2(LlavaRecord r, List<Turn> turns, int skip) {
-        StringBuilder p = new StringBuilder();
-        int imageTurns = 0;
-        for (int j = skip; j < turns.size(); j++) {
-            Turn t = turns.get(j);
-            int k = j - skip;
-            checkAlternates(r, t, j, k);
-            if (k == 0 && t.value().isEmpty()) // get_prompt: assert message, "first message should not be none"
-                throw new DataException(r.describe() + ": field conversations[" + j + "].value: the llava_llama_2 template needs a non-empty first message");
-            if (t.value().contains(IMAGE)) imageTurns++;
-            if (t.value().isEmpty()) continue;
-            String m = k == 0 ? "<<SYS>>\n" + SYSTEM_LLAMA_2 + "\n<</SYS>>\n\n" + t.value() : t.value();
-            if (k % 2 == 0) p.append("<s>").append("[INST] ").append(m).append(" [/INST]");
-            else p.append(' ').append(m).append(' ').append(V1_SEP2);
+        try {
+            return train.prompt(messages);
+        } catch (IllegalArgumentException e) { // get_prompt's assert for LLAMA_2
+            throw new DataException(r.describe() + ": field conversations[" + skip + "].value: " + e.getMessage());
         }
-        if (r.hasImage() && imageTurns > 1)
-            throw new DataException(r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
-                    + " (after skipping a leading non-human turn), expected at most 1 for one image");
-        int a = 0; // Python's ret.lstrip("<s>"): strips any leading '<', 's', '>'
-        while (a < p.length() && "<s>".indexOf(p.charAt(a)) >= 0) a++;
-        return p.substring(a);
+    }
+
+    /** _add_speaker_and_signal: the fallback preprocess's text, and each turn's own piece of it. */
+    private List<String> singleSegments(List<Turn> turns) {
+        List<String> out = new ArrayList<>();
+        out.add(train.system + "\n\n");
+        for (Turn t : turns) {
+            String from = t.from().toLowerCase(Locale.ROOT);
+            String role = from.equals("human") ? train.user : from.equals("gpt") ? train.assistant : "unknown";
+            out.add("### " + role + ": " + t.value() + "\n");
+        }
+        return out;
+    }
+
+    private String promptSingle(List<Turn> turns) {
+        return String.join("", singleSegments(turns)) + "### ";
+    }
+
+    /** The record's turns after LLaVA's preprocess_multimodal, which runs for records with an image only. */
+    private List<Turn> turns(LlavaRecord r) {
+        return r.hasImage() ? moveImageFirst(r.conversations(), template.mmtag()) : r.conversations();
     }
 
     /**
      * LLaVA's preprocess_multimodal: in every turn that contains {@code <image>}, all occurrences are removed, the
-     * value stripped, and {@code "<image>\n"} put in front (then stripped again).
+     * value stripped, and {@code "<image>\n"} put in front (then stripped again); for the mmtag templates the image
+     * is then written {@code <Image><image></Image>}.
      */
-    public static List<Turn> moveImageFirst(List<Turn> turns) {
+    public static List<Turn> moveImageFirst(List<Turn> turns, boolean mmtag) {
         List<Turn> out = new ArrayList<>(turns.size());
         for (Turn t : turns) {
             String v = t.value();
-            if (v.contains(IMAGE)) v = pyStrip(IMAGE + "\n" + pyStrip(v.replace(IMAGE, "")));
+            if (v.contains(IMAGE)) {
+                v = pyStrip(IMAGE + "\n" + pyStrip(v.replace(IMAGE, "")));
+                if (mmtag) v = v.replace(IMAGE, "<Image>" + IMAGE + "</Image>");
+            }
             out.add(new Turn(t.from(), v));
         }
         return out;
@@ -279,17 +526,17 @@ public final class Conversation {
     }
 
     /**
-     * LLaVA's preprocess_v1 masking ({@code sep} " ASSISTANT: ", with the non-legacy -1 per round) and
-     * preprocess_llama_2's ({@code sep} "[/INST] ", no correction).
+     * LLaVA's preprocess_v1 ({@code v1}: separator {@code sep + roles[1] + ": "}, the non-legacy -1 per round) and
+     * preprocess_llama_2 (separator {@code "[/INST] "}, no correction): the prompt is split into rounds on sep2
+     * ({@code </s>}), each round on the separator; BOS and the instruction part of each round (its token count minus
+     * 2) are masked.
      */
-    private Tokenized labelsRounds(LlavaRecord r, String prompt, int[] ids, int modelMaxLength, boolean hasImage, String sep,
-                                   boolean legacyCorrection) {
+    private Tokenized labelsRounds(LlavaRecord r, String prompt, int[] ids, int modelMaxLength, boolean hasImage, boolean v1) {
+        String sep = v1 ? train.sep + train.assistant + ": " : "[/INST] ";
         int[] labels = ids.clone();
-        int total = 0;
-        for (int id : ids) if (id != padId) total++;  // LLaVA: target.ne(pad_token_id).sum(), pad = unk
         int cur = 1;
         mask(labels, 0, cur);
-        List<String> rounds = pySplit(prompt, V1_SEP2);
+        List<String> rounds = pySplit(prompt, train.sep2);
         for (int i = 0; i < rounds.size(); i++) {
             String rou = rounds.get(i);
             if (rou.isEmpty()) break;
@@ -297,7 +544,7 @@ public final class Conversation {
             if (parts.size() != 2) break;
             int roundLen = tokenizeText(rou, hasImage).length;
             int instructionLen = tokenizeText(parts.get(0) + sep, hasImage).length - 2;
-            if (legacyCorrection && i != 0 && !tok.legacy()) { // the round's first piece loses its "▁" behind </s>
+            if (v1 && i != 0 && !tok.legacy()) { // the round's first piece loses its "▁" behind </s>
                 roundLen--;
                 instructionLen--;
             }
@@ -305,13 +552,79 @@ public final class Conversation {
             cur += roundLen;
         }
         mask(labels, cur, labels.length);
-        String warning = null;
+        return mismatch(r, ids, labels, cur, modelMaxLength);
+    }
+
+    /**
+     * LLaVA's preprocess_mpt: the prompt is split on sep ({@code <|im_end|>}) and regrouped as system + user + gpt,
+     * then user + gpt per round (the sep between the pieces of a round kept, the one after it lost); each round is
+     * split on {@code sep + roles[1]}; counting starts at 0 and the instruction part is its token count minus 1; with
+     * a tokenizer whose {@code legacy} attribute is true every round after the first counts one more.
+     */
+    private Tokenized labelsMpt(LlavaRecord r, String prompt, int[] ids, int modelMaxLength, boolean hasImage) {
+        String sep = train.sep + train.assistant;
+        int[] labels = ids.clone();
+        List<String> rounds = pySplit(prompt, train.sep);
+        List<String> reRounds = new ArrayList<>();
+        reRounds.add(String.join(train.sep, rounds.subList(0, Math.min(3, rounds.size()))));
+        for (int idx = 3; idx < rounds.size(); idx += 2)
+            reRounds.add(String.join(train.sep, rounds.subList(idx, Math.min(idx + 2, rounds.size()))));
+        int cur = 0;
+        for (int i = 0; i < reRounds.size(); i++) {
+            String rou = reRounds.get(i);
+            if (rou.isEmpty()) break;
+            List<String> parts = pySplit(rou, sep);
+            if (parts.size() != 2) break;
+            int roundLen = tokenizeText(rou, hasImage).length;
+            int instructionLen = tokenizeText(parts.get(0) + sep, hasImage).length - 1;
+            if (i != 0 && tok.legacyAttribute() && tok.legacy()) {
+                roundLen++;
+                instructionLen++;
+            }
+            mask(labels, cur, cur + instructionLen);
+            cur += roundLen;
+        }
+        mask(labels, cur, labels.length);
+        return mismatch(r, ids, labels, cur, modelMaxLength);
+    }
+
+    /** The check that ends preprocess_v1 / _llama_2 / _mpt: rounds that do not cover the sample mask all of it. */
+    private Tokenized mismatch(LlavaRecord r, int[] ids, int[] labels, int cur, int modelMaxLength) {
+        int total = 0;
+        for (int id : ids) if (id != padId) total++;  // LLaVA: target.ne(pad_token_id).sum()
         if (cur < modelMaxLength && cur != total) {
             Arrays.fill(labels, IGNORE_INDEX);
-            warning = r.describe() + ": tokenization mismatch: the rounds of the " + (template == Template.VICUNA_V1 ? "v1" : "llava_llama_2") + " template cover " + cur
-                    + " tokens but the sample has " + total + "; the sample is fully masked (as LLaVA does)";
+            return new Tokenized(ids, labels, r.describe() + ": tokenization mismatch: the rounds of the " + template.names.get(0)
+                    + " template cover " + cur + " tokens but the sample has " + total + "; the sample is fully masked (as LLaVA does)");
         }
-        return new Tokenized(ids, labels, warning);
+        return new Tokenized(ids, labels, null);
+    }
+
+    /**
+     * LLaVA's fallback preprocess (SeparatorStyle.SINGLE): _mask_targets over the lengths of the header and of each
+     * turn's {@code "### Role: value\n"}, each tokenized alone: with an image {@code len(tokenizer_image_token(s))},
+     * without one _tokenize_fn's count of non-pad ids (truncated to model_max_length).
+     */
+    private Tokenized labelsSingle(LlavaRecord r, int[] ids, int modelMaxLength, boolean hasImage) {
+        List<Turn> turns = turns(r);
+        List<String> segments = singleSegments(turns);
+        int[] lens = new int[segments.size()];
+        for (int j = 0; j < lens.length; j++) {
+            if (hasImage) {
+                lens[j] = tokenizeText(segments.get(j), true).length;
+            } else {
+                int[] s = tok.encode(segments.get(j), true);
+                for (int k = 0; k < Math.min(s.length, modelMaxLength); k++) if (s[k] != padId) lens[j]++;
+            }
+        }
+        int[] labels = ids.clone();
+        int cur = lens[0];
+        mask(labels, 0, cur);
+        for (int j = 0; j < turns.size(); j++) {
+            if (turns.get(j).from().equals("human")) mask(labels, cur + 2, cur + lens[j + 1]);
+            cur += lens[j + 1];
+        }
+        return new Tokenized(ids, labels, null);
     }
 
     /** Python's {@code labels[from:to] = IGNORE_INDEX}: the range is clipped to the array, empty when to <= from. */

@@ -60,7 +60,7 @@ public final class LlavaDataset {
     private final int imageTokenIndex;
 
     /**
-     * @param version         LLaVA's {@code --version}: {@code plain} or {@code v1}
+     * @param version         LLaVA's {@code --version} (a name of {@link Conversation.Template})
      * @param imageFolder     LLaVA's {@code --image_folder} (may be null when no record has an image)
      * @param processor       the image processor (may be null when no record has an image)
      * @param aspectRatio     {@code square} or {@code pad}
@@ -173,9 +173,14 @@ public final class LlavaDataset {
         return new Sample(r.id(), ids, labels, pixels, warning, imageKey);
     }
 
-    /** A collator that pads with the id LLaVA pads with under this dataset's template (unk). */
+    /** A collator that pads with the id LLaVA pads with under this dataset's template (unk; see {@link Conversation#collatorPadId}). */
     public Collator collator() {
-        return new Collator(conversation.padId());
+        return new Collator(conversation.collatorPadId());
+    }
+
+    /** What to say once about the template itself (LLaVA's masking for it is known to be off), or null. */
+    public String caveat() {
+        return conversation.template().caveat();
     }
 
     /** LLaVA's {@code lengths}: words in all turns (Python's {@code len(value.split())}), plus 128 for an image. */

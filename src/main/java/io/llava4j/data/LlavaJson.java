@@ -50,16 +50,17 @@ public final class LlavaJson {
             }
         } catch (JsonProcessingException e) {
             throw new DataException(file + ": invalid JSON in record #" + out.size() + ": " + e.getOriginalMessage()
-                    + " at line " + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr(), e);
+                    + (e.getLocation() == null ? "" : " at line " + e.getLocation().getLineNr() + ", column "
+                    + e.getLocation().getColumnNr()), e);
         }
         return out;
     }
 
     private static List<LlavaRecord> readLines(Path file) throws IOException {
         List<LlavaRecord> out = new ArrayList<>();
+        int lineNr = 0;
         try (BufferedReader r = Files.newBufferedReader(file, StandardCharsets.UTF_8)) {
             String line;
-            int lineNr = 0;
             while ((line = r.readLine()) != null) {
                 lineNr++;
                 if (line.isBlank()) continue;
@@ -72,6 +73,8 @@ public final class LlavaJson {
                 }
                 out.add(parse(file.toString(), out.size(), node));
             }
+        } catch (java.nio.charset.CharacterCodingException e) {
+            throw new DataException(file + ": line " + (lineNr + 1) + ": not valid UTF-8", e);
         }
         return out;
     }

@@ -68,11 +68,12 @@ public final class LlavaTokenizer implements Closeable {
     private final Backend backend;
     private final Map<String, Integer> vocab;
     private final int vocabSize;
-    private final int bos, eos, unk, pad;
-    private final boolean addBosToken, addEosToken;
+    private final int bos, eos, unk, pad, padToken;
+    private final boolean addBosToken, addEosToken, legacyAttribute;
 
     private LlavaTokenizer(Path folder, Backend backend, Map<String, Integer> vocab, int vocabSize,
-                           int bos, int eos, int unk, int pad, boolean addBosToken, boolean addEosToken) {
+                           int bos, int eos, int unk, int pad, int padToken, boolean addBosToken, boolean addEosToken,
+                           boolean legacyAttribute) {
         this.folder = folder;
         this.backend = backend;
         this.vocab = vocab;
@@ -81,8 +82,10 @@ public final class LlavaTokenizer implements Closeable {
         this.eos = eos;
         this.unk = unk;
         this.pad = pad;
+        this.padToken = padToken;
         this.addBosToken = addBosToken;
         this.addEosToken = addEosToken;
+        this.legacyAttribute = legacyAttribute;
     }
 
     /**
@@ -115,14 +118,17 @@ public final class LlavaTokenizer implements Closeable {
             int unk = specialId(vocab, specials.get("unk_token"), "unk_token", "<unk>", where);
             int bos = specialId(vocab, specials.get("bos_token"), "bos_token", "<s>", where);
             int eos = specialId(vocab, specials.get("eos_token"), "eos_token", "</s>", where);
-            int pad = specialId(vocab, specials.get("pad_token"), "pad_token", null, where);
-            if (pad < 0) pad = unk;
+            int padToken = specialId(vocab, specials.get("pad_token"), "pad_token", null, where);
+            int pad = padToken >= 0 ? padToken : unk;
             if (pad < 0) throw new DataException(where + ": no pad_token and no unk_token to pad with");
             boolean addBos = cfg == null || !cfg.has("add_bos_token") || cfg.get("add_bos_token").asBoolean(true);
             boolean addEos = cfg != null && cfg.has("add_eos_token") && cfg.get("add_eos_token").asBoolean(false);
             if (addBos && bos < 0) throw new DataException(where + ": add_bos_token is true but there is no bos_token");
             if (addEos && eos < 0) throw new DataException(where + ": add_eos_token is true but there is no eos_token");
-            return new LlavaTokenizer(folder, opened.backend(), vocab, vocabSize, bos, eos, unk, pad, addBos, addEos);
+            String cls = cfg != null && cfg.hasNonNull("tokenizer_class") ? cfg.get("tokenizer_class").asText() : "";
+            boolean legacyAttribute = sentencePiece || cls.startsWith("Llama") || cls.startsWith("CodeLlama");
+            return new LlavaTokenizer(folder, opened.backend(), vocab, vocabSize, bos, eos, unk, pad, padToken, addBos, addEos,
+                    legacyAttribute);
         } catch (RuntimeException e) {
             opened.backend().close();
             throw e;
@@ -402,6 +408,20 @@ public final class LlavaTokenizer implements Closeable {
      */
     public int pad() {
         return pad;
+    }
+
+    /** tokenizer_config's (or special_tokens_map's) pad_token, or -1 when it names none. */
+    public int padToken() {
+        return padToken;
+    }
+
+    /**
+     * Whether the tokenizer LLaVA loads has a {@code legacy} attribute (LLaVA's preprocess_mpt reads
+     * {@code getattr(tokenizer, 'legacy', False)}): LLaMA's tokenizers have one (a tokenizer.model, or a tokenizer_class
+     * starting with Llama / CodeLlama); others (e.g. MPT's GPTNeoXTokenizerFast) do not.
+     */
+    public boolean legacyAttribute() {
+        return legacyAttribute;
     }
 
     /**

@@ -118,7 +118,7 @@ public final class Assistant implements AutoCloseable {
         return tokenizer.decode(tokens, true).strip();
     }
 
-    /** A fresh prompt builder for a template name ({@code v1}/{@code vicuna_v1} or {@code plain}). */
+    /** A fresh prompt builder for a template name (one of LLaVA's conv_templates, see {@link Template#of}). */
     public static Prompts prompts(String convMode) {
         return new Prompts(Template.of(convMode));
     }

@@ -3,20 +3,27 @@ package io.llava4j.generate;
 import io.llava4j.data.Conversation;
 import io.llava4j.data.Conversation.Template;
 
-import java.util.ArrayList;
 import java.util.List;
 
 /**
  * Prompts as LLaVA builds them for inference ({@code llava/conversation.py}'s {@code get_prompt}, used by
- * {@code llava/eval/run_llava.py} and {@code llava/serve/cli.py}):
+ * {@code llava/eval/run_llava.py} and {@code llava/serve/cli.py}): {@code conv_templates[mode].copy()}, then
+ * {@code append_message(roles[0], query)} and {@code append_message(roles[1], None)} per turn, the answer written into
+ * the open turn. Every {@link Template} is supported, e.g.
  * <ul>
- *   <li>vicuna_v1 (separator style TWO): {@code system + " "}, then {@code "USER: " + msg + " "} and
- *       {@code "ASSISTANT: " + msg + "</s>"} per message; the open assistant turn ends in {@code "ASSISTANT:"}.</li>
- *   <li>plain (separator style PLAIN): the user message + {@code "\n"}; the open assistant turn adds nothing. One turn
- *       only (LLaVA's plain template has no second separator).</li>
+ *   <li>vicuna_v1 (SeparatorStyle.TWO): {@code system + " "}, then {@code "USER: q "} / {@code "ASSISTANT: a</s>"};
+ *       the open turn ends in {@code "ASSISTANT:"}.</li>
+ *   <li>v0 / llava_v0 (SINGLE): {@code system + "###"}, then {@code "Human: q###"} / {@code "Assistant: a###"}; v0
+ *       starts with conv_vicuna_v0's example exchange.</li>
+ *   <li>llava_llama_2 / llama_2 / mistral_instruct (LLAMA_2): {@code "[INST] <<SYS>>\n…\n<</SYS>>\n\nq [/INST] a </s>"},
+ *       later turns after {@code sep} ({@code "<s>"}, or nothing for mistral_instruct).</li>
+ *   <li>mpt / chatml_direct (MPT): {@code system + "<|im_end|>"}, then {@code "<|im_start|>user\nq<|im_end|>"} and
+ *       {@code "<|im_start|>assistant\n"} for the open turn.</li>
+ *   <li>plain (PLAIN): the user message + {@code "\n"}; one turn only (LLaVA's plain template has no sep2).</li>
  * </ul>
  * The image goes in the first user message: run_llava replaces {@code <image-placeholder>} by {@code <image>} when the
  * query has one, else puts {@code "<image>\n"} in front ({@code mm_use_im_start_end} False, as LLaVA-1.5).
+ * {@link #stop()} is the string at which cli.py stops (its KeywordsStoppingCriteria).
  */
 public final class Prompts {
     /** run_llava's IMAGE_PLACEHOLDER. */
@@ -24,16 +31,19 @@ public final class Prompts {
 
     private final Template template;
     private final String system;
-    private final List<String[]> messages = new ArrayList<>(); // {role, message}; message null = open turn
+    private final List<String[]> messages; // {role, message}; message null = open turn
+    private final int initial;             // template's own leading messages (v0's example exchange)
 
     public Prompts(Template template) {
-        this(template, Conversation.SYSTEM_V1);
+        this(template, template.system());
     }
 
-    /** With another system prompt than vicuna_v1's (ignored by plain, which has none). */
+    /** With another system prompt than the template's (LLaVA's {@code conv.system = ...}; plain has none). */
     public Prompts(Template template, String system) {
         this.template = template;
         this.system = system;
+        this.messages = template.initialMessages();
+        this.initial = messages.size();
     }
 
     public Template template() {
@@ -53,18 +63,19 @@ public final class Prompts {
 
     /** Appends a user turn and opens the assistant's. */
     public Prompts user(String message) {
-        if (!messages.isEmpty() && messages.get(messages.size() - 1)[1] == null)
+        if (messages.size() > initial && messages.get(messages.size() - 1)[1] == null)
             throw new IllegalStateException("the assistant's turn is still open");
-        if (template == Template.PLAIN && !messages.isEmpty())
+        if (template == Template.PLAIN && messages.size() > initial)
             throw new IllegalArgumentException("the plain template holds one turn only; use v1 for a conversation");
-        messages.add(new String[]{"USER", message});
-        messages.add(new String[]{"ASSISTANT", null});
+        String[] roles = template.roles();
+        messages.add(new String[]{roles[0], message});
+        messages.add(new String[]{roles[1], null});
         return this;
     }
 
     /** Closes the open assistant turn with its answer. */
     public Prompts answer(String message) {
-        if (messages.isEmpty() || messages.get(messages.size() - 1)[1] != null)
+        if (messages.size() == initial || messages.get(messages.size() - 1)[1] != null)
             throw new IllegalStateException("no open assistant turn");
         messages.get(messages.size() - 1)[1] = message;
         return this;
@@ -72,25 +83,16 @@ public final class Prompts {
 
     /** Number of user turns so far. */
     public int turns() {
-        return messages.size() / 2;
+        return (messages.size() - initial) / 2;
     }
 
     /** LLaVA's get_prompt. */
     public String prompt() {
-        StringBuilder p = new StringBuilder();
-        if (template == Template.PLAIN) {
-            for (int i = 0; i < messages.size(); i++) {
-                String m = messages.get(i)[1];
-                if (m != null) p.append(m).append(i % 2 == 0 ? "\n" : "");
-            }
-            return p.toString();
-        }
-        p.append(system).append(' ');
-        for (int i = 0; i < messages.size(); i++) {
-            String[] rm = messages.get(i);
-            if (rm[1] != null) p.append(rm[0]).append(": ").append(rm[1]).append(i % 2 == 0 ? " " : "</s>");
-            else p.append(rm[0]).append(':');
-        }
-        return p.toString();
+        return template.prompt(system, messages);
+    }
+
+    /** Where LLaVA's cli.py stops generating: the template's {@code sep} ({@code sep2} for SeparatorStyle.TWO). */
+    public String stop() {
+        return template.stop();
     }
 }

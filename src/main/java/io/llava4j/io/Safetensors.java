@@ -14,10 +14,8 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.channels.FileChannel;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.AtomicMoveNotSupportedException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -85,8 +83,9 @@ public final class Safetensors {
             if (8 + headerLen > size)
                 throw new TensorFileException(file, "truncated: the header length says " + headerLen
                         + " bytes of JSON but only " + (size - 8) + " bytes follow it");
-            ByteBuffer headerBuf = readFully(file, ch, 8, (int) headerLen);
-            byte[] headerBytes = new byte[(int) headerLen];
+            int headerBytesLen = ReadBounds.check(file, "JSON header", headerLen, size - 8);
+            ByteBuffer headerBuf = readFully(file, ch, 8, headerBytesLen);
+            byte[] headerBytes = new byte[headerBytesLen];
             headerBuf.get(headerBytes);
 
             JsonNode root;
@@ -165,8 +164,7 @@ public final class Safetensors {
         if (end > dataSize)
             throw new TensorFileException(file, where + offsetsText + " exceed the data section of " + dataSize
                     + " bytes (file truncated or header corrupt)");
-        if (nbytes > Integer.MAX_VALUE)
-            throw new TensorFileException(file, where + nbytes + " bytes is more than one Java buffer can hold (2 GiB)");
+        ReadBounds.check(file, where.substring(0, where.length() - 2), nbytes, dataSize); // mapped, not copied; still bounded
         return new Entry(name, dtype, shape, begin, end);
     }
 
@@ -437,24 +435,10 @@ public final class Safetensors {
                 body.writeTo(ch);
                 ch.force(true);
             }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
+            Fsync.move(tmp, target);
             moved = true;
-            syncDirectory(dir);
         } finally {
             if (!moved) Files.deleteIfExists(tmp);
-        }
-    }
-
-    /** Best effort: makes the rename durable (works on Linux; ignored where directories cannot be opened). */
-    private static void syncDirectory(Path dir) {
-        try (FileChannel d = FileChannel.open(dir, StandardOpenOption.READ)) {
-            d.force(true);
-        } catch (IOException | UnsupportedOperationException ignored) {
-            // not supported on this platform: the data itself is already fsynced
         }
     }
 

@@ -61,6 +61,19 @@ public final class TorchPickleReader {
      *                             tensors, or its pickle uses a global or opcode outside the allowed set
      */
     public static LinkedHashMap<String, HostTensor> read(Path file) throws IOException {
+        try {
+            return readArchive(file);
+        } catch (TensorFileException e) {
+            throw e;
+        } catch (java.nio.file.NoSuchFileException e) {
+            throw new TensorFileException(file, "no such file", e);
+        } catch (IOException | RuntimeException e) {
+            // the zip libraries' own complaints about a corrupt archive (bad headers, extra fields, offsets)
+            throw new TensorFileException(file, "corrupt zip archive: " + e, e);
+        }
+    }
+
+    private static LinkedHashMap<String, HostTensor> readArchive(Path file) throws IOException {
         ZipFile zip;
         try {
             zip = new ZipFile(file.toFile());
@@ -126,18 +139,34 @@ public final class TorchPickleReader {
 
     private static byte[] readEntry(Path file, ZipFile zip, ZipEntry entry) throws IOException {
         long size = entry.getSize();
-        if (size > Integer.MAX_VALUE - 8)
-            throw new TensorFileException(file, "zip entry '" + entry.getName() + "' of " + size
-                    + " bytes is more than one Java buffer can hold (2 GiB)");
+        int length = ReadBounds.check(file, "zip entry '" + entry.getName() + "'", size, entryBound(file, entry.getMethod(),
+                entry.getCompressedSize()));
+        byte[] bytes = new byte[length];
         try (InputStream in = zip.getInputStream(entry)) {
-            byte[] bytes = in.readAllBytes();
-            if (size >= 0 && bytes.length != size)
+            int n = in.readNBytes(bytes, 0, length);
+            if (n != length)
                 throw new TensorFileException(file, "zip entry '" + entry.getName() + "' is truncated: read "
-                        + bytes.length + " of " + size + " bytes");
+                        + n + " of " + size + " bytes");
+            if (in.read() >= 0)
+                throw new TensorFileException(file, "zip entry '" + entry.getName() + "' holds more than its declared "
+                        + size + " bytes");
             return bytes;
         } catch (ZipException e) {
             throw new TensorFileException(file, "zip entry '" + entry.getName() + "' is corrupt: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * The most bytes a zip entry can hold, from what is actually in the file: a stored entry no more than the file,
+     * a deflated one no more than deflate's largest expansion of its compressed bytes (themselves within the file).
+     */
+    private static long entryBound(Path file, int method, long compressedSize) throws IOException {
+        long fileSize = Files.size(file);
+        if (method == ZipEntry.STORED) return fileSize;
+        if (compressedSize < 0 || compressedSize > fileSize)
+            throw new TensorFileException(file, "a zip entry's compressed size " + compressedSize
+                    + " exceeds the file's " + fileSize + " bytes (truncated or corrupt)");
+        return Math.min(compressedSize * ReadBounds.DEFLATE_MAX_RATIO, Integer.MAX_VALUE - 8);
     }
 
     /**
@@ -147,9 +176,10 @@ public final class TorchPickleReader {
     private static ByteBuffer entryData(Path file, org.apache.commons.compress.archivers.zip.ZipFile zip,
                                         org.apache.commons.compress.archivers.zip.ZipArchiveEntry entry) throws IOException {
         long size = entry.getSize();
-        if (size < 0 || size > Integer.MAX_VALUE - 8)
-            throw new TensorFileException(file, "zip entry '" + entry.getName() + "' of " + size
-                    + " bytes: at most 2 GiB per storage is supported");
+        if (size < 0)
+            throw new TensorFileException(file, "zip entry '" + entry.getName() + "': unknown size");
+        int length = ReadBounds.check(file, "zip entry '" + entry.getName() + "'", size,
+                entryBound(file, entry.getMethod(), entry.getCompressedSize()));
         if (size == 0) return ByteBuffer.allocate(0);
         if (entry.getMethod() == java.util.zip.ZipEntry.STORED) {
             long offset = entry.getDataOffset();
@@ -160,7 +190,7 @@ public final class TorchPickleReader {
                 return ch.map(java.nio.channels.FileChannel.MapMode.READ_ONLY, offset, size);
             }
         }
-        ByteBuffer out = ByteBuffer.allocateDirect((int) size);
+        ByteBuffer out = ByteBuffer.allocateDirect(length);
         try (InputStream in = zip.getInputStream(entry)) {
             byte[] chunk = new byte[1 << 16];
             int n;
@@ -218,7 +248,12 @@ public final class TorchPickleReader {
             storage = entryData(file, zip, entry).order(ByteOrder.LITTLE_ENDIAN);
             storages.put(s.key, storage);
         }
-        long storageBytes = s.numel * s.dtype.bytes;
+        long storageBytes;
+        try {
+            storageBytes = Math.multiplyExact(s.numel, (long) s.dtype.bytes);
+        } catch (ArithmeticException overflow) {
+            storageBytes = -1;
+        }
         if (storage.capacity() != storageBytes)
             throw new TensorFileException(file, where + "storage '" + s.key + "' has " + storage.capacity()
                     + " bytes but " + s.numel + " elements of " + s.dtype + " need " + storageBytes);

@@ -75,11 +75,55 @@ public final class Checkpoints {
                     + layout + " layout");
         if (cfg.family() == Family.LLAMA && layout == Layout.ORIGINAL_LLAVA) layout = Layout.LLAMA;
         Map<String, HostTensor> vision = cfg.visionTowerFolder() == null ? Map.of() : read(cfg.visionTowerFolder());
+        checkSizeAgainstWeights(cfg, folder, weights, vision); // before the model's memory is reserved
         Llava model = new Llava(cfg); // parameters are uninitialised (untouched pages) until assigned
         assign(model, layout, weights, vision, folder, cfg.visionTowerFolder(), precision);
         if (layout == Layout.LLAMA) model.projector.resetParameters();
         io.llava4j.engine.Device.move(model); // --device cuda
         return new Loaded(model, layout, folder);
+    }
+
+    /**
+     * Refuses a config.json that describes a model larger than its weight files before any memory is reserved for it
+     * (a corrupt or edited {@code vocab_size} of 2^31 would otherwise ask libtorch for terabytes): a lower bound of the
+     * config's parameter count (embeddings, MLPs) must not exceed the elements the files hold.
+     */
+    static void checkSizeAgainstWeights(LlavaConfig cfg, Path folder, Map<String, HostTensor> weights, Map<String, HostTensor> vision) {
+        long held = 0;
+        for (Map<String, HostTensor> m : List.of(weights, vision))
+            for (HostTensor h : m.values()) held = sat(held, numel(h.shape()));
+        var t = cfg.text();
+        var v = cfg.vision();
+        long atLeast = sat(mul(n(t.vocabSize()), n(t.hiddenSize())),
+                mul(mul(3, n(t.numHiddenLayers())), mul(n(t.hiddenSize()), n(t.intermediateSize()))));
+        atLeast = sat(atLeast, mul(mul(2, n(v.numHiddenLayers())), mul(n(v.hiddenSize()), n(v.intermediateSize()))));
+        if (atLeast > held)
+            throw new CheckpointException(folder + ": config.json describes a model of at least " + atLeast
+                    + " parameters (vocab_size, hidden_size, intermediate_size, num_hidden_layers) but the weights hold "
+                    + held + ": the config disagrees with the weights");
+    }
+
+    private static long n(Integer x) {
+        return x == null || x < 0 ? 0 : x;
+    }
+
+    private static long numel(long[] shape) {
+        long n = 1;
+        for (long d : shape) n = mul(n, d);
+        return n;
+    }
+
+    private static long mul(long a, long b) {
+        try {
+            return Math.multiplyExact(a, b);
+        } catch (ArithmeticException overflow) {
+            return Long.MAX_VALUE;
+        }
+    }
+
+    private static long sat(long a, long b) {
+        long s = a + b;
+        return s < 0 ? Long.MAX_VALUE : s;
     }
 
     private static Map<String, HostTensor> read(Path folder) {
@@ -215,6 +259,7 @@ public final class Checkpoints {
         try {
             if (layout != Layout.LLAVA_HF && layout != Layout.TRANSFORMERS && layout != Layout.ORIGINAL_LLAVA)
                 throw new IllegalArgumentException("cannot write a LLaVA in the " + layout + " layout");
+            removeStaleTemporaries(target);
             Files.createDirectories(tmp);
             writeConfig(model, layout, tmp); // first: it refuses configs the layout cannot express
             if (layout == Layout.ORIGINAL_LLAVA && model.config.visionTowerFolder() == null)
@@ -222,13 +267,27 @@ public final class Checkpoints {
             writeWeights(tmp, checkpointTensors(model, layout, includeVision), maxShardBytes);
             if (sideFilesFrom != null)
                 for (String f : SIDE_FILES)
-                    if (Files.isRegularFile(sideFilesFrom.resolve(f)))
+                    if (Files.isRegularFile(sideFilesFrom.resolve(f))) {
                         Files.copy(sideFilesFrom.resolve(f), tmp.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+                        io.llava4j.io.Fsync.file(tmp.resolve(f));
+                    }
+            io.llava4j.io.Fsync.directory(tmp);
             publish(tmp, target);
         } catch (IOException e) {
-            throw new UncheckedIOException(out + ": cannot write the model: " + e.getMessage(), e);
+            throw new UncheckedIOException(out + ": cannot write the model: " + e.getMessage()
+                    + (String.valueOf(e.getMessage()).contains("No space left") ? " (the disk is full; nothing of the model was written)" : ""), e);
         } finally {
             deleteTree(tmp);
+        }
+    }
+
+    /** Removes {@code .NAME.tmp-*} folders beside {@code target}: half-written saves of a killed run (never read). */
+    private static void removeStaleTemporaries(Path target) throws IOException {
+        Path parent = target.getParent();
+        if (parent == null || !Files.isDirectory(parent)) return;
+        String prefix = "." + target.getFileName() + ".tmp-";
+        try (var l = Files.list(parent)) {
+            for (Path p : l.filter(p -> p.getFileName().toString().startsWith(prefix)).toList()) deleteTree(p);
         }
     }
 
@@ -249,10 +308,11 @@ public final class Checkpoints {
     /** Moves a finished temporary folder to {@code target} (see {@link #save}). */
     private static void publish(Path tmp, Path target) throws IOException {
         if (!Files.exists(target)) {
-            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            io.llava4j.io.Fsync.move(tmp, target);
             return;
         }
         Files.deleteIfExists(target.resolve("config.json")); // from here until the end the folder is no model
+        io.llava4j.io.Fsync.directory(target);
         try (var old = Files.list(target)) {
             for (Path f : old.toList()) if (isWeightFile(f.getFileName().toString())) Files.delete(f);
         }
@@ -266,7 +326,8 @@ public final class Checkpoints {
             if (Files.isDirectory(dest)) deleteTree(dest);
             Files.move(e, dest, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
         }
-        Files.move(tmp.resolve("config.json"), target.resolve("config.json"), StandardCopyOption.ATOMIC_MOVE);
+        io.llava4j.io.Fsync.directory(target); // the weights' names are durable before config.json says the model is there
+        io.llava4j.io.Fsync.move(tmp.resolve("config.json"), target.resolve("config.json"));
     }
 
     static void deleteTree(Path p) {

@@ -67,6 +67,7 @@ public final class Batches {
                             + " but the vision tower takes " + cfg.vision().imageSize() + "x" + cfg.vision().imageSize());
             }
             LlavaDataset ds = new LlavaDataset(records, tok, version, imageFolder, proc, aspectRatio, modelMaxLength, cfg.imageTokenIndex());
+            if (ds.caveat() != null) System.err.println("warning: " + ds.caveat());
             return new Data(ds, ds.collator());
         } catch (IOException e) {
             throw new UncheckedIOException(e.getMessage(), e);

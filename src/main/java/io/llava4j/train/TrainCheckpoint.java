@@ -39,7 +39,27 @@ public final class TrainCheckpoint {
         Files.createDirectories(outputDir);
         Path dir = outputDir.resolve(PREFIX + step);
         Path tmp = outputDir.resolve(".tmp-" + PREFIX + step);
-        deleteTree(tmp);
+        removeStaleTemporaries(outputDir); // left by a run killed while writing a checkpoint
+        try {
+            writeInto(tmp, model, plan, opt, state, step);
+        } catch (IOException | RuntimeException e) {
+            deleteTree(tmp); // a checkpoint is complete or absent; the previous ones stay as they were
+            List<Path> kept = list(outputDir);
+            throw new IOException(dir + ": cannot write the checkpoint: " + e.getMessage()
+                    + (String.valueOf(e.getMessage()).contains("No space left") ? " (the disk is full)" : "")
+                    + "; " + (kept.isEmpty() ? "no earlier checkpoint exists" : "the newest complete checkpoint is " + kept.get(kept.size() - 1)), e);
+        }
+        deleteTree(dir);
+        io.llava4j.io.Fsync.move(tmp, dir);
+        if (keep != null) {
+            List<Path> all = list(outputDir);
+            for (int i = 0; i < all.size() - keep; i++) deleteTree(all.get(i));
+        }
+        return dir;
+    }
+
+    /** Writes and fsyncs a checkpoint's files into the (unpublished) folder {@code tmp}. */
+    private static void writeInto(Path tmp, Llava model, FreezePlan plan, AdamW opt, ObjectNode state, int step) throws IOException {
         Files.createDirectories(tmp);
         Map<String, Tensor> params = Tensors.namedParameters(model);
         Map<String, HostTensor> trainable = new LinkedHashMap<>();
@@ -54,13 +74,14 @@ public final class TrainCheckpoint {
         Safetensors.write(tmp.resolve("optimizer.safetensors"), os, Map.of("format", "pt"));
         state.put("global_step", step);
         JsonFiles.write(tmp.resolve("trainer_state.json"), state); // fsynced before the folder is renamed into place
-        deleteTree(dir);
-        Files.move(tmp, dir, StandardCopyOption.ATOMIC_MOVE);
-        if (keep != null) {
-            List<Path> all = list(outputDir);
-            for (int i = 0; i < all.size() - keep; i++) deleteTree(all.get(i));
+        io.llava4j.io.Fsync.directory(tmp); // the files' names, before the folder is published
+    }
+
+    /** Removes {@code .tmp-checkpoint-N} folders: half-written checkpoints of a killed run (never read). */
+    static void removeStaleTemporaries(Path outputDir) throws IOException {
+        try (Stream<Path> s = Files.list(outputDir)) {
+            for (Path p : s.filter(p -> p.getFileName().toString().startsWith(".tmp-" + PREFIX)).toList()) deleteTree(p);
         }
-        return dir;
     }
 
     /** Checkpoints in {@code outputDir}, oldest (lowest step) first. */

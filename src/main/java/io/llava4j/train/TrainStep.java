@@ -31,8 +31,12 @@ public final class TrainStep {
     private final double maxGradNorm;
     private final FeatureCache cache; // null: the tower runs on every image
 
-    /** The mean micro-batch loss, the merged positions the step ran and the gradient norm before clipping. */
-    public record Result(double loss, long tokens, double gradNorm) {}
+    /**
+     * The mean micro-batch loss, the merged positions the step ran, the gradient norm before clipping, and whether the
+     * weights were updated (false: the loss or the gradient norm was not finite, and the step stopped before AdamW with
+     * the gradients dropped, so the state is the last good one).
+     */
+    public record Result(double loss, long tokens, double gradNorm, boolean updated) {}
 
     /**
      * @param recompute recompute decoder layers in the backward ({@code --gradient_checkpointing}, or half weights
@@ -70,10 +74,14 @@ public final class TrainStep {
         double gradNorm;
         try (PointerScope scope = new PointerScope()) {
             gradNorm = clipGradients(maxGradNorm);
+            if (NonFiniteException.found(loss, gradNorm)) {
+                optimizer.zeroGrad();
+                return new Result(loss / accumulation, tokens, gradNorm, false);
+            }
             optimizer.step();
             optimizer.zeroGrad();
         }
-        return new Result(loss / accumulation, tokens, gradNorm); // HF: the sum of loss / accumulation over the micro-batches
+        return new Result(loss / accumulation, tokens, gradNorm, true); // HF: the sum of loss / accumulation over the micro-batches
     }
 
     /** Total L2 norm of the trainable gradients; scaled to {@code max} when above it (0 = no clipping). */

@@ -159,13 +159,22 @@ public final class Trainer {
                 long t0 = System.nanoTime();
                 optimizer.scaleLr(schedule.factor(step));
                 List<List<Sample>> batches = new ArrayList<>();
+                List<String> stepIds = new ArrayList<>(); // named if the step goes bad
                 for (int i = 0; i < micros.size(); i++) {
                     List<Sample> samples = loader.next();
+                    for (Sample smp : samples) stepIds.add(smp.id());
                     for (Sample smp : samples)
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
                     batches.add(samples);
                 }
                 TrainStep.Result r = trainStep.run(batches);
+                if (!r.updated()) { // a non-finite loss or gradient: stopped before the update, the state is the last good one
+                    bar.done();
+                    Path last = a.outputDir().resolve(TrainCheckpoint.PREFIX + step);
+                    if (!Files.isDirectory(last))
+                        last = saveCheckpoint(step, total, stepsPerEpoch, epoch, history);
+                    throw new NonFiniteException(step + 1, r.loss(), r.gradNorm(), stepIds, last, a.precision().name());
+                }
                 double gradNorm = r.gradNorm();
                 long tokens = r.tokens();
                 step++;
@@ -189,16 +198,8 @@ public final class Trainer {
                     logw.flush();
                     history.add(rec);
                 }
-                if (a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total) {
-                    ObjectNode st = JSON.createObjectNode();
-                    st.put("total_steps", total);
-                    st.put("steps_per_epoch", stepsPerEpoch);
-                    st.put("epoch", epoch);
-                    st.put("seed", a.seed());
-                    st.put("data_order", "Sampler.order(seed, epoch)");
-                    st.set("log_history", history);
-                    TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
-                }
+                if (a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total)
+                    saveCheckpoint(step, total, stepsPerEpoch, epoch, history);
                 if (step >= stopAfter) {
                     bar.done();
                     System.err.printf("stopped after step %d%n", step);
@@ -208,6 +209,17 @@ public final class Trainer {
         }
         bar.done();
         writeOutput(loaded);
+    }
+
+    private Path saveCheckpoint(int step, int total, int stepsPerEpoch, int epoch, ArrayNode history) throws IOException {
+        ObjectNode st = JSON.createObjectNode();
+        st.put("total_steps", total);
+        st.put("steps_per_epoch", stepsPerEpoch);
+        st.put("epoch", epoch);
+        st.put("seed", a.seed());
+        st.put("data_order", "Sampler.order(seed, epoch)");
+        st.set("log_history", history);
+        return TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
     }
 
     private static void checkSame(JsonNode st, String field, int now, Path dir) {
@@ -220,9 +232,18 @@ public final class Trainer {
     private static void truncateLog(Path log, int step) throws IOException {
         if (!Files.exists(log)) return;
         List<String> keep = new ArrayList<>();
-        for (String line : Files.readAllLines(log, StandardCharsets.UTF_8))
-            if (!line.isBlank() && JSON.readTree(line).path("step").asInt() <= step) keep.add(line);
-        Files.write(log, keep, StandardCharsets.UTF_8);
+        for (String line : Files.readAllLines(log, StandardCharsets.UTF_8)) {
+            if (line.isBlank()) continue;
+            try {
+                if (JSON.readTree(line).path("step").asInt() <= step) keep.add(line);
+            } catch (com.fasterxml.jackson.core.JacksonException partial) {
+                // the last line of a run killed while writing it
+            }
+        }
+        Path tmp = log.resolveSibling("." + log.getFileName() + ".tmp"); // a kill while truncating keeps the old log
+        Files.write(tmp, keep, StandardCharsets.UTF_8);
+        io.llava4j.io.Fsync.file(tmp);
+        io.llava4j.io.Fsync.move(tmp, log);
     }
 
     /**

@@ -66,7 +66,7 @@ class GenerateCliTest {
         assertNotEquals(0, run("", "generate", "--model_name_or_path", TestData.tinyLlava().toString(), "--prompt", "x",
                 "--temperature", "-1")[0]);
         assertNotEquals(0, run("", "generate", "--model_name_or_path", TestData.tinyLlava().toString(), "--prompt", "x",
-                "--conv_mode", "llama_2")[0]);
+                "--conv_mode", "v0.5")[0]);
     }
 
     @Test

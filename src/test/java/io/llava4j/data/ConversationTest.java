@@ -59,8 +59,9 @@ class ConversationTest {
         assertEquals(Template.PLAIN, Template.of("plain"));
         assertEquals(Template.VICUNA_V1, Template.of("v1"));
         assertEquals(Template.VICUNA_V1, Template.of("vicuna_v1"));
-        DataException e = assertThrows(DataException.class, () -> Template.of("llava_llama_2"));
-        assertTrue(e.getMessage().contains("llava_llama_2"));
+        assertEquals(Template.LLAVA_LLAMA_2, Template.of("llava_llama_2"));
+        DataException e = assertThrows(DataException.class, () -> Template.of("llava_llama"));
+        assertTrue(e.getMessage().contains("\"llava_llama\"") && e.getMessage().contains("mistral_instruct"), e.getMessage());
     }
 
     @Test
