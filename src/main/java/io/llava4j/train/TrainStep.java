@@ -41,8 +41,16 @@ public final class TrainStep {
     private final int intraOpThreads = torch.get_num_threads();
     private final boolean mostlyFrozen; // under a tenth of the parameters train
 
-    /** {@code LLAVA4J_SAMPLE_THREADS=0} turns the two-halves step off (for comparing). */
-    private static final boolean SPLIT = !"0".equals(System.getenv("LLAVA4J_SAMPLE_THREADS"));
+    /**
+     * {@code LLAVA4J_SAMPLE_THREADS=0} (or system property {@code llava4j.sample_threads=0}) turns the two-halves step
+     * off, for comparing; {@code force} runs it whatever the cores and the frozen share (tests).
+     */
+    private static String halvesMode() {
+        String p = System.getProperty("llava4j.sample_threads");
+        return p != null ? p : System.getenv().getOrDefault("LLAVA4J_SAMPLE_THREADS", "auto");
+    }
+
+    private final String halvesMode = halvesMode();
     private static final java.util.concurrent.ExecutorService HALVES = java.util.concurrent.Executors.newFixedThreadPool(2, r -> {
         Thread t = new Thread(r, "llava4j-half");
         t.setDaemon(true);
@@ -83,8 +91,13 @@ public final class TrainStep {
         this.params = Tensors.namedParameters(model);
         long all = 0, trains = 0;
         for (Tensor p : params.values()) all += p.numel();
-        for (String n : trainable) trains += params.get(n).numel();
-        this.mostlyFrozen = trains * 10 < all;
+        boolean lora = false;
+        for (String n : trainable) {
+            trains += params.get(n).numel();
+            lora |= n.contains(".lora_");
+        }
+        // LoRA's dropout masks are drawn per micro-batch: halves would draw other masks than the recomputed path
+        this.mostlyFrozen = trains * 10 < all && !lora;
     }
 
     /** Runs the step on its micro-batches, in order. */
@@ -140,11 +153,13 @@ public final class TrainStep {
      * independent halves keep both cores busy (bench/README.md). Only where it paid: with most weights frozen (stage 1,
      * LoRA: a stage-1 step of the bench model went ≈ 3.3 → 2.5 s; with the LLM training, as in stage 2, it gained
      * nothing and the two halves' activations and gradient traffic raised peak memory). Only where the result is
-     * still exactly reproducible: two contributions to each gradient (a + b = b + a), one process, no recomputation.
+     * still exactly reproducible: two contributions to each gradient (a + b = b + a), one process, no recomputation,
+     * no LoRA dropout.
      */
     private boolean halves(MicroBatch mb) {
-        return SPLIT && mostlyFrozen && mb.samples().size() >= 2 && intraOpThreads == 2 && dp == DataParallel.SINGLE && !recompute
-                && BlasThreads.available();
+        if ("0".equals(halvesMode) || mb.samples().size() < 2 || dp != DataParallel.SINGLE || recompute || !BlasThreads.available())
+            return false;
+        return "force".equals(halvesMode) || mostlyFrozen && intraOpThreads == 2;
     }
 
     /**
@@ -212,7 +227,7 @@ public final class TrainStep {
             awaitAll(running);
         } finally {
             BlasThreads.set(blas);
-            torch.set_num_threads(intraOpThreads); // ATen's count is process-wide; the halves set it to 1
+            torch.set_num_threads(Math.max(1, intraOpThreads)); // ATen's count is process-wide; the halves set it to 1
         }
         try (NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : before.entrySet()) {
