@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code llava4j} command line. */
 @Command(name = "llava4j", mixinStandardHelpOptions = true, version = "llava4j 0.1.0",
         description = "Train and run LLaVA vision-language models on the JVM (libtorch through JavaCPP).",
-        subcommands = {ScoreCommand.class, InspectCommand.class, TrainCommand.class, ValidateCommand.class, MergeCommand.class, GenerateCommand.class, ChatCommand.class, ServeCommand.class, DemoCommand.class})
+        subcommands = {ScoreCommand.class, InspectCommand.class, TrainCommand.class, ValidateCommand.class, BenchCommand.class, MergeCommand.class, GenerateCommand.class, ChatCommand.class, ServeCommand.class, DemoCommand.class})
 public class Main implements Runnable {
     @picocli.CommandLine.Option(names = "--debug", scope = picocli.CommandLine.ScopeType.INHERIT,
             description = "on an error, print the Java stack trace too")

@@ -12,7 +12,6 @@ import io.llava4j.model.Llava;
 import io.llava4j.train.Batches;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -60,11 +59,11 @@ public class ScoreCommand implements Callable<Integer> {
             try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard();
                  io.llava4j.nn.Autocast ac = io.llava4j.nn.Autocast.enable(precision)) {
                 Batches.Input in = Batches.input(chunk, collator, m.config.vision().imageSize());
-                Llava.Output out = m.forward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(), maxLength);
-                Tensor perToken = Llava.tokenLosses(out.logits(), out.labels()); // [B, L-1]
+                // the LM head only at supervised positions: no [B, L, vocab] logits
+                Llava.SampleLosses losses = m.sampleLosses(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(), maxLength);
                 for (int b = 0; b < chunk.size(); b++) {
-                    double sum = perToken.get(b).sum().item_double();
-                    long n = Llava.supervisedTokens(out.labels().narrow(0, b, 1));
+                    double sum = losses.sums()[b];
+                    long n = losses.counts()[b];
                     ObjectNode o = samples.addObject();
                     o.put("id", chunk.get(b).id());
                     if (n > 0) o.put("loss", sum / n); else o.putNull("loss");

@@ -93,7 +93,8 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--tf32", arity = "1", converter = Bool.class, description = "noted; no effect on CPU") Boolean tf32;
     @Option(names = "--gradient_checkpointing", arity = "1", converter = Bool.class, description = "recompute each decoder layer in the backward") Boolean gradCkpt;
     @Option(names = "--lazy_preprocess", arity = "1", converter = Bool.class, description = "samples are always prepared lazily") Boolean lazy;
-    @Option(names = "--dataloader_num_workers", description = "noted; samples are prepared on the training thread") Integer workers;
+    @Option(names = "--dataloader_num_workers", defaultValue = "0", description = "threads that prepare samples (tokens, decoded and preprocessed images) ahead of the step; same order and losses") int workers;
+    @Option(names = "--cache_vision_features", description = "folder where the frozen vision tower's outputs are stored once per image and reused by later epochs and runs") Path cacheVisionFeatures;
     @Option(names = "--per_device_eval_batch_size", description = "noted; train runs no evaluation") Integer evalBatch;
     @Option(names = {"--evaluation_strategy", "--eval_strategy"}, description = "only no") String evalStrategy;
     @Option(names = "--save_strategy", description = "steps (default) or no") String saveStrategy;
@@ -135,7 +136,6 @@ public class TrainCommand implements Callable<Integer> {
         if (Boolean.TRUE.equals(bf16) || Boolean.TRUE.equals(fp16))
             notes.add("--" + (Boolean.TRUE.equals(bf16) ? "bf16" : "fp16") + " True: " + precision().describe());
         if (Boolean.TRUE.equals(tf32)) notes.add("--tf32 True: no effect on CPU");
-        if (workers != null && workers > 0) notes.add("--dataloader_num_workers " + workers + ": samples are prepared on the training thread");
         if (reportTo != null && !reportTo.equals("none")) notes.add("--report_to " + reportTo + ": metrics go to " + outputDir.resolve("log.jsonl"));
         if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": no ZeRO sharding; every rank holds the whole model (data parallel: --nproc_per_node)");
         return notes;
@@ -150,7 +150,7 @@ public class TrainCommand implements Callable<Integer> {
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
                 precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),
-                io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora());
+                io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora(), workers, cacheVisionFeatures);
     }
 
     /** LLaVA's LoRA flags; without --lora_enable True they do nothing (as in LLaVA). */

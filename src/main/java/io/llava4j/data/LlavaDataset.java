@@ -29,11 +29,26 @@ public final class LlavaDataset {
      * @param labels   same length; -100 where not supervised
      * @param pixels   CHW floats (3 x H x W of the processor), or null for a text-only sample
      * @param warning  null, or what went wrong (e.g. tokenization mismatch, sample fully masked)
+     * @param imageKey the image's key in a vision-feature cache ({@link ImageKeys}; null = none); with a key and no
+     *                 pixels the image was not decoded: its tower features are in the cache
      */
-    public record Sample(String id, int[] inputIds, int[] labels, float[] pixels, String warning) {
-        public boolean hasImage() {
-            return pixels != null;
+    public record Sample(String id, int[] inputIds, int[] labels, float[] pixels, String warning, String imageKey) {
+        public Sample(String id, int[] inputIds, int[] labels, float[] pixels, String warning) {
+            this(id, inputIds, labels, pixels, warning, null);
         }
+
+        public boolean hasImage() {
+            return pixels != null || imageKey != null;
+        }
+    }
+
+    /** A cache of per-image results (the vision-feature cache): the key of an image file, and whether it is stored. */
+    public interface ImageKeys {
+        /** The key of the image file {@code image} as this dataset preprocesses it ({@link #preprocessing()}). */
+        String key(Path image);
+
+        /** True when {@code key}'s result is stored: the image need not be decoded. */
+        boolean has(String key);
     }
 
     private final List<LlavaRecord> records;
@@ -184,14 +199,38 @@ public final class LlavaDataset {
      * an {@link UnreadableImageException}.
      */
     public Sample get(int i) {
+        return get(i, null);
+    }
+
+    /**
+     * What decides the pixels of an image besides its file: the processor's settings and the aspect-ratio mode (part
+     * of a feature cache's key).
+     */
+    public String preprocessing() {
+        if (processor == null) return "none";
+        io.llava4j.data.ProcessorConfig c = processor.config();
+        return "resize=" + c.doResize() + " size=" + c.size() + " resample=" + c.resample() + " crop=" + c.doCenterCrop()
+                + " crop_size=" + c.cropSize() + " rescale=" + c.doRescale() + ":" + c.rescaleFactor() + " normalize="
+                + c.doNormalize() + ":" + java.util.Arrays.toString(c.imageMean()) + ":" + java.util.Arrays.toString(c.imageStd())
+                + " rgb=" + c.doConvertRgb() + " aspect=" + aspectRatio;
+    }
+
+    /**
+     * As {@link #get(int)}; with {@code keys} (null = none) the sample's image file gets its cache key, and when that
+     * key is stored the image is not decoded (the sample has the key and no pixels). Safe to call from several loader
+     * threads at once.
+     */
+    public Sample get(int i, ImageKeys keys) {
         LlavaRecord r = records.get(i);
         Tokens t = tokens(i);
         float[] pixels = null;
+        String imageKey = null;
         if (r.hasImage() && t.imageKept()) {
             Path p;
             try {
                 p = existingImage(i);
-                pixels = processor.process(p, aspectRatio);
+                if (keys != null) imageKey = keys.key(p);
+                if (imageKey == null || !keys.has(imageKey)) pixels = processor.process(p, aspectRatio);
             } catch (RecordException e) {
                 throw new UnreadableImageException(e.problem(), e.getMessage(), e);
             } catch (DataException e) {
@@ -200,7 +239,7 @@ public final class LlavaDataset {
         } else if (t.imageKept()) { // plain template, text-only record with <image>: LLaVA's torch.zeros(3, crop, crop)
             pixels = new float[3 * processor.height() * processor.width()];
         }
-        return new Sample(r.id(), t.inputIds(), t.labels(), pixels, t.warning());
+        return new Sample(r.id(), t.inputIds(), t.labels(), pixels, t.warning(), imageKey);
     }
 
     Conversation conversation() {

@@ -42,6 +42,25 @@ public final class DecodeBench {
         }
         Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
         Llava m = Checkpoints.load(model, null, null, precision).model();
+        Result r = measure(m, precision, newTokens, runs, warmup);
+        System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
+                        + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"decode_tokens_per_s\": %.2f, "
+                        + "\"best_time_to_first_token_s\": %.4f, \"best_decode_tokens_per_s\": %.2f, \"first_tokens\": %s, "
+                        + "\"kv_cache_mb\": %.1f, \"peak_rss_mb\": %d}%n",
+                bf16, precision.describe(), Engine.threads(), r.promptPositions(), newTokens, r.timeToFirstTokenS(),
+                r.decodeTokensPerS(), r.bestTimeToFirstTokenS(), r.bestDecodeTokensPerS(), Arrays.toString(r.firstTokens()),
+                r.kvCacheMb(), peakRssMb());
+    }
+
+    /** Medians (and bests) over the runs; the first 8 generated tokens of the first run. */
+    public record Result(long promptPositions, int newTokens, double timeToFirstTokenS, double decodeTokensPerS,
+                         double bestTimeToFirstTokenS, double bestDecodeTokensPerS, int[] firstTokens, double kvCacheMb) {}
+
+    /**
+     * Greedy decoding of {@code newTokens} tokens (never stopping early) on BOS + one image + 32 text ids, as
+     * generate_ref.py builds the prompt; {@code warmup} runs, then the median of {@code runs}.
+     */
+    public static Result measure(Llava m, Precision precision, int newTokens, int runs, int warmup) {
         int itok = (int) m.config.imageTokenIndex();
         int size = m.config.vision().imageSize();
         int[] ids = new int[34];
@@ -64,14 +83,8 @@ public final class DecodeBench {
         Collections.sort(ttft);
         Collections.sort(dec);
         Generator.Result r0 = res.get(0);
-        long rss = peakRssMb();
-        System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
-                        + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"decode_tokens_per_s\": %.2f, "
-                        + "\"best_time_to_first_token_s\": %.4f, \"best_decode_tokens_per_s\": %.2f, \"first_tokens\": %s, "
-                        + "\"kv_cache_mb\": %.1f, \"peak_rss_mb\": %d}%n",
-                bf16, precision.describe(), Engine.threads(), r0.promptLength(), newTokens, ttft.get(runs / 2) / 1e9,
-                (newTokens - 1) / (dec.get(runs / 2) / 1e9), ttft.get(0) / 1e9, (newTokens - 1) / (dec.get(0) / 1e9), Arrays.toString(Arrays.copyOf(r0.tokens(), 8)),
-                r0.cacheBytes() / 1048576.0, rss);
+        return new Result(r0.promptLength(), newTokens, ttft.get(runs / 2) / 1e9, (newTokens - 1) / (dec.get(runs / 2) / 1e9),
+                ttft.get(0) / 1e9, (newTokens - 1) / (dec.get(0) / 1e9), Arrays.copyOf(r0.tokens(), 8), r0.cacheBytes() / 1048576.0);
     }
 
     /** VmHWM of this process (MiB), -1 where /proc is not there. */

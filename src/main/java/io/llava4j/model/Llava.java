@@ -44,9 +44,14 @@ public class Llava extends Module {
 
     /** [N, C, H, W] → [N, F, text_h]: the selected vision hidden state (CLS dropped for "default"), projected. */
     public Tensor imageFeatures(Tensor pixels) {
+        return projector.forward(towerFeatures(pixels));
+    }
+
+    /** [N, C, H, W] → [N, F, vision_h]: the selected vision hidden state (CLS dropped for "default"), the projector's input. */
+    public Tensor towerFeatures(Tensor pixels) {
         Tensor f = visionTower.features(pixels, config.featureLayerIndex()); // [N, 1 + P, vision_h]
         if ("default".equals(config.visionFeatureSelectStrategy())) f = f.narrow(1, 1, f.size(1) - 1); // [N, P, vision_h]
-        return projector.forward(f);
+        return f.contiguous(); // the projector's GEMM sees the same layout as for features read from a cache: same bits
     }
 
     /**
@@ -66,7 +71,7 @@ public class Llava extends Module {
      * to {@code maxLength} positions (LLaVA's {@code tokenizer_model_max_length}: image rows count too; 0 = no limit).
      */
     public Output forward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
-        Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+        Merged m = embed(pixels, null, inputIds, labels, attentionMask, maxLength);
         return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
     }
 
@@ -80,22 +85,29 @@ public class Llava extends Module {
      */
     public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
                                 double scale, boolean checkpointing) {
-        return forwardBackward(pixels, inputIds, labels, attentionMask, maxLength, tokens -> scale, checkpointing);
+        return forwardBackward(pixels, null, inputIds, labels, attentionMask, maxLength, tokens -> scale, checkpointing);
     }
 
     /**
      * {@link #forwardBackward} whose scale depends on the micro-batch's supervised-token count (the loss's divisor),
      * asked once the merged labels are known and before the backward: data-parallel training scales each rank's mean
-     * by its share of the global batch's tokens.
+     * by its share of the global batch's tokens. {@code towerFeatures} [N, F, vision_h] (the frozen tower's
+     * {@link #towerFeatures}, e.g. from a feature cache), when not null, stand for the images instead of {@code pixels}.
      */
-    public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
-                                java.util.function.LongToDoubleFunction scaleOfTokens, boolean checkpointing) {
-        Merged m = embed(pixels, inputIds, labels, attentionMask, maxLength);
+    public Step forwardBackward(Tensor pixels, Tensor towerFeatures, long[][] inputIds, long[][] labels, boolean[][] attentionMask,
+                                int maxLength, java.util.function.LongToDoubleFunction scaleOfTokens, boolean checkpointing) {
+        long PT0 = System.nanoTime();
+        Merged m = embed(towerFeatures != null ? null : pixels, towerFeatures, inputIds, labels, attentionMask, maxLength);
         double scale = scaleOfTokens.applyAsDouble(supervisedTokens(m.labels)) /* the loss's divisor */;
         if (!checkpointing) {
+            long PT1 = System.nanoTime();
             Tensor l = supervisedLoss(languageModel.model.forward(m.embeds), m.labels);
+            double lv = l.item_double();
+            long PT2 = System.nanoTime();
             l.mul(new org.bytedeco.pytorch.Scalar(scale)).backward();
-            return new Step(l.item_double(), m.lengths);
+            long PT3 = System.nanoTime();
+            if (System.getenv("L4J_PROF") != null) System.err.printf("PROF embed %.3f fwd %.3f bwd %.3f%n", (PT1-PT0)/1e9, (PT2-PT1)/1e9, (PT3-PT2)/1e9);
+            return new Step(lv, m.lengths);
         }
         double l = languageModel.checkpointedBackward(m.embeds, hidden -> supervisedLoss(hidden, m.labels), scale);
         return new Step(l, m.lengths);
@@ -118,8 +130,37 @@ public class Llava extends Module {
                 .div(new org.bytedeco.pytorch.Scalar((double) s));
     }
 
+    /** Per sample of a batch: the summed cross entropy of its supervised next-token targets, and how many there are. */
+    public record SampleLosses(double[] sums, long[] counts) {}
+
+    /**
+     * LLaVA's loss per sample without training ({@code llava4j score}): {@link #tokenLosses} summed per sample, with
+     * the LM head applied only at the supervised positions (no [B, L, vocab] logits).
+     */
+    public SampleLosses sampleLosses(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+        Merged m = embed(pixels, null, inputIds, labels, attentionMask, maxLength);
+        Tensor hidden = languageModel.model.forward(m.embeds); // [B, L, h]
+        int b = (int) hidden.size(0);
+        long l = hidden.size(1), h = hidden.size(2);
+        double[] sums = new double[b];
+        long[] counts = new long[b];
+        Tensor target = m.labels.narrow(1, 1, l - 1).reshape(-1);                                       // [B·(L-1)]
+        Tensor keep = target.ne(new org.bytedeco.pytorch.Scalar(IGNORE_INDEX)).nonzero().squeeze(1); // [S]
+        if (keep.size(0) == 0) return new SampleLosses(sums, counts);
+        Tensor logits = languageModel.head(hidden.narrow(1, 0, l - 1).reshape(-1, h).index_select(0, keep)); // [S, vocab]
+        Tensor losses = torch.cross_entropy_loss(logits, target.index_select(0, keep), new TensorOptional(), 0, IGNORE_INDEX, 0.0); // [S]
+        long[] where = Tensors.toLongs(keep);
+        float[] values = Tensors.toFloats(losses);
+        for (int i = 0; i < where.length; i++) {
+            int sample = (int) (where[i] / (l - 1));
+            sums[sample] += values[i];
+            counts[sample]++;
+        }
+        return new SampleLosses(sums, counts);
+    }
+
     /** Drops padding, runs the tower and projector, and merges: the LLM's input embeddings [B, L, h] and labels. */
-    private Merged embed(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+    private Merged embed(Tensor pixels, Tensor towerFeatures, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
         if (attentionMask != null) {
             long[][] ids = new long[inputIds.length][], labs = labels == null ? null : new long[inputIds.length][];
             for (int b = 0; b < inputIds.length; b++) {
@@ -129,7 +170,7 @@ public class Llava extends Module {
             inputIds = ids;
             labels = labs;
         }
-        Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
+        Tensor feats = towerFeatures != null ? projector.forward(towerFeatures) : pixels == null ? null : imageFeatures(pixels); // [N, F, h]
         return merge(inputIds, labels, feats, maxLength);
     }
 

@@ -94,12 +94,14 @@ public final class AdamW {
         else paramLr.put(name, factor);
     }
 
+    /**
+     * Drops the gradients (PyTorch's {@code zero_grad(set_to_none=True)}): their memory is free until the next backward
+     * writes them again, instead of held through the next forward's activations.
+     */
     public void zeroGrad() {
         for (Group g : groups)
-            for (Tensor p : g.params.values()) {
-                Tensor grad = p.grad();
-                if (grad.defined()) grad.zero_();
-            }
+            for (Tensor p : g.params.values())
+                if (p.grad().defined()) p.mutable_grad().reset();
     }
 
     public void step() {

@@ -60,22 +60,32 @@ public final class DataPreflight {
 
         /** Sample {@code i}, or null when its image cannot be read (warned and counted). */
         public LlavaDataset.Sample get(LlavaDataset ds, int i) {
+            return get(ds, i, null);
+        }
+
+        /**
+         * As {@link #get(LlavaDataset, int)}, with a vision-feature cache's keys (null = none; see
+         * {@link LlavaDataset#get(int, LlavaDataset.ImageKeys)}). Safe from several loader threads.
+         */
+        public LlavaDataset.Sample get(LlavaDataset ds, int i, LlavaDataset.ImageKeys keys) {
             try {
-                return ds.get(i);
+                return ds.get(i, keys);
             } catch (UnreadableImageException e) {
-                skipped++;
-                ids.add(ds.record(i).describe());
+                synchronized (this) {
+                    skipped++;
+                    ids.add(ds.record(i).describe());
+                }
                 System.err.println("\nwarning: skipped a sample whose image cannot be read: " + e.getMessage());
                 return null;
             }
         }
 
-        public int skipped() {
+        public synchronized int skipped() {
             return skipped;
         }
 
         /** Prints the count (nothing when no sample was skipped). */
-        public void report() {
+        public synchronized void report() {
             if (skipped == 0) return;
             System.err.println("warning: " + skipped + " sample(s) skipped because their image could not be read, from "
                     + ids.size() + " record(s): " + String.join(", ", ids.stream().limit(LIST_LIMIT).toList())

@@ -10,7 +10,8 @@ import java.nio.file.Path;
  * linear, -1, patch for a fresh projector; a model's own otherwise). {@code onBadSample}: what to do with records
  * that would stop training ({@link io.llava4j.data.DataValidator}); {@code checkResources}: refuse a run whose memory or
  * disk needs exceed what is there ({@link RunResources}); {@code lora}: LoRA adapters on the LLM
- * ({@code --lora_enable True}); null = none.
+ * ({@code --lora_enable True}); null = none. {@code dataloaderNumWorkers}: threads preparing samples ahead
+ * ({@link SampleLoader}); {@code cacheVisionFeatures}: a {@link FeatureCache} folder, or null.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -23,7 +24,8 @@ public record TrainArgs(
         int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
         boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
         io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
-        io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora) {
+        io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora,
+        int dataloaderNumWorkers, Path cacheVisionFeatures) {
 
     /** These arguments with LoRA set to {@code spec} (null: none) — for a stage plan's {@code llm: lora{…}}. */
     public TrainArgs withLora(LoraSpec spec) {
@@ -32,7 +34,8 @@ public record TrainArgs(
                 mmVisionTowerLr, pretrainMmMlpAdapter, imageAspectRatio, modelMaxLength, outputDir, numTrainEpochs, maxSteps,
                 perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps,
                 lrSchedulerType, maxGradNorm, adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps,
-                resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, spec);
+                resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, spec,
+                dataloaderNumWorkers, cacheVisionFeatures);
     }
 
     public TrainArgs {
@@ -49,6 +52,7 @@ public record TrainArgs(
         new LrSchedule(lrSchedulerType, 0, 1); // validates the name
         precision = precision == null ? io.llava4j.nn.Precision.FP32 : precision;
         onBadSample = onBadSample == null ? io.llava4j.data.DataReport.OnBadSample.ERROR : onBadSample;
+        require(dataloaderNumWorkers >= 0, "--dataloader_num_workers must be >= 0, got " + dataloaderNumWorkers);
         require(saveMaxShardBytes > 0, "--save_max_shard_size must be positive, got " + saveMaxShardBytes);
     }
 

@@ -144,7 +144,7 @@ public final class Trainer {
         freezes = trainability == null ? null : FreezeSchedule.of(model, trainability);
         plan = freezes == null ? FreezePlan.of(model, a.freezeFlags()) : freezes.union(); // all that ever trains
         plan.apply(model);
-        masterWeights();
+        TrainStep.masterWeights(model, plan);
         if (freezes != null) freezes.at(0).apply(model);
         TrainReport report = new TrainReport(model, freezes == null ? plan : freezes.at(0));
         if (dp.isMain()) System.out.print(report.render() + dp.describe(plan.trainable(), Tensors.namedParameters(model)));
@@ -194,12 +194,17 @@ public final class Trainer {
         int[] modality = a.groupByModalityLength() ? ds.modalityLengths() : null;
         TrainProgress bar = dp.isMain() ? progress : TrainProgress.NONE;
         bar.start(total, step);
-        int[] order = null; // this epoch's sample order, computed once per epoch
-        int orderEpoch = -1;
         AccumulationSteps steps = new AccumulationSteps(micro, a.gradientAccumulationSteps());
         steps.skip(step);
+        FeatureCache cache = a.cacheVisionFeatures() == null ? null
+                : FeatureCache.open(a.cacheVisionFeatures(), model, plan, a.precision(), ds.preprocessing());
+        TrainStep trainStep = new TrainStep(model, optimizer, collator, a.precision(), recompute, a.modelMaxLength(),
+                a.gradientAccumulationSteps(), a.maxGradNorm(), cache, dp, a.seed(), plan.trainable());
+        MicroBatchOrder order = new MicroBatchOrder(ds.size(), a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(), a.seed(),
+                modality, a.groupByModalityLength(), step, total, dp);
         try (BufferedWriter logw = dp.isMain() ? Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)
-                : new BufferedWriter(java.io.Writer.nullWriter())) {
+                : new BufferedWriter(java.io.Writer.nullWriter());
+             SampleLoader loader = new SampleLoader(i -> skips.get(ds, i, cache), order, a.dataloaderNumWorkers())) {
             while (step < total) {
                 List<int[]> micros = steps.next();
                 int epoch = micros.get(micros.size() - 1)[0];
@@ -207,60 +212,27 @@ public final class Trainer {
                 optimizer.scaleLr(schedule.factor(step));
                 if (freezes != null && freezes.beforeStep(model, optimizer, step) && step > 0 && dp.isMain())
                     System.err.printf("%nstep %d: %d tensors train now%n", step, freezes.at(step).trainable().size());
-                double loss = 0, scaled = 0; // the micro-batches' losses, and their sum × scale (this rank's share of the step's loss)
-                long tokens = 0;
+                List<TrainStep.MicroBatch> batches = new ArrayList<>();
                 List<String> stepIds = new ArrayList<>(); // named if the step goes bad
-                for (int[] em : micros) {
-                    if (em[0] != orderEpoch) {
-                        order = Sampler.order(ds.size(), a.seed(), em[0], a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps() * dp.worldSize(),
-                                modality, a.groupByModalityLength());
-                        orderEpoch = em[0];
-                    }
-                    int mb = em[1];
-                    List<Sample> samples = new ArrayList<>();
-                    int[] shard = dp.shard(mb, a.perDeviceTrainBatchSize(), ds.size());
-                    for (int i = shard[0]; i < shard[1]; i++) {
-                        Sample smp = skips.get(ds, order[i]); // null: its image became unreadable (warned, counted)
-                        if (smp != null) samples.add(smp);
-                    }
-                    for (Sample smp : samples) stepIds.add(smp.id());
-                    for (Sample smp : samples)
+                for (int i = 0; i < micros.size(); i++) {
+                    TrainStep.MicroBatch mb = loader.next();
+                    for (Sample smp : mb.samples()) stepIds.add(smp.id());
+                    for (Sample smp : mb.samples())
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
-                    if (em == micros.get(micros.size() - 1)) dp.beforeLastBackward();
-                    if (samples.isEmpty()) { // this rank's shard of the epoch's last global micro-batch is empty
-                        dp.lossScale(0, a.gradientAccumulationSteps());
-                        continue;
-                    }
-                    try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(a.precision());
-                         io.llava4j.nn.LoraDropout d = io.llava4j.nn.LoraDropout.seeded(io.llava4j.nn.LoraDropout.microBatchSeed(a.seed(), em[0], mb))) {
-                        Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize());
-                        double[] scale = new double[1];
-                        Llava.Step st = model.forwardBackward(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(),
-                                a.modelMaxLength(), n -> scale[0] = dp.lossScale(n, a.gradientAccumulationSteps()), recompute);
-                        loss += st.loss();
-                        scaled += st.loss() * scale[0];
-                        for (int len : st.lengths()) tokens += len;
-                    }
+                    batches.add(mb);
                 }
-                double gradNorm;
-                try (PointerScope scope = new PointerScope()) {
-                    dp.syncGradients(plan.trainable(), params);
-                    gradNorm = clipGradients(a.maxGradNorm());
-                    if (NonFiniteException.found(loss, gradNorm)) { // stop before the update: the state is the last good one
-                        optimizer.zeroGrad();
-                        bar.done();
-                        Path last = a.outputDir().resolve(TrainCheckpoint.PREFIX + step);
-                        if (dp.isMain() && !Files.isDirectory(last))
-                            last = saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
-                        throw new NonFiniteException(step + 1, loss / a.gradientAccumulationSteps(), gradNorm, stepIds, last,
-                                a.precision().name());
-                    }
-                    optimizer.step();
-                    optimizer.zeroGrad();
+                TrainStep.Result r = trainStep.run(batches);
+                if (!r.updated()) { // a non-finite loss or gradient: stopped before the update, the state is the last good one
+                    bar.done();
+                    Path last = a.outputDir().resolve(TrainCheckpoint.PREFIX + step);
+                    if (dp.isMain() && !Files.isDirectory(last))
+                        last = saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
+                    throw new NonFiniteException(step + 1, r.loss(), r.gradNorm(), stepIds, last, a.precision().name());
                 }
+                double gradNorm = r.gradNorm();
+                long tokens = r.tokens();
                 step++;
-                double meanLoss = dp == DataParallel.SINGLE ? loss / a.gradientAccumulationSteps() // HF: the sum of loss / accumulation over the step's micro-batches
-                        : dp.sum(scaled); // the global batch's loss
+                double meanLoss = r.loss();
                 losses.add(meanLoss);
                 double secs = (System.nanoTime() - t0) / 1e9;
                 stepSeconds.add(secs);
@@ -275,6 +247,7 @@ public final class Trainer {
                     rec.put("grad_norm", gradNorm);
                     rec.put("tokens_per_s", tokens / secs);
                     dp.stepFields().forEach(rec::put);
+                    rec.put("step_s", secs);
                     logw.write(JSON.writeValueAsString(rec));
                     logw.newLine();
                     logw.flush();
@@ -312,20 +285,6 @@ public final class Trainer {
         return TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
     }
 
-    /**
-     * Trainable tensors loaded in a half type (--bf16/--fp16) get fp32 master weights, as mixed-precision training
-     * keeps them: their gradients and AdamW state are fp32 too. Frozen tensors stay in their storage type.
-     */
-    private void masterWeights() {
-        Map<String, Tensor> params = Tensors.namedParameters(model);
-        try (PointerScope s = new PointerScope(); org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
-            for (String n : plan.trainable()) {
-                Tensor p = params.get(n);
-                if (p.scalar_type().intern() != torch.ScalarType.Float) p.__dispatch_set_data(p.to(torch.ScalarType.Float));
-            }
-        }
-    }
-
     private static void checkSame(JsonNode st, String field, int now, Path dir) {
         if (st.has(field) && st.get(field).asInt() != now)
             throw new IllegalArgumentException(dir + ": was written by a run with " + field + " " + st.get(field).asInt()
@@ -348,27 +307,6 @@ public final class Trainer {
         Files.write(tmp, keep, StandardCharsets.UTF_8);
         io.llava4j.io.Fsync.file(tmp);
         io.llava4j.io.Fsync.move(tmp, log);
-    }
-
-    /** Total L2 norm of the trainable gradients; scaled to {@code max} when above it (0 = no clipping). */
-    private double clipGradients(double max) {
-        List<Tensor> grads = new ArrayList<>();
-        for (AdamW.Group g : optimizer.groups())
-            for (Tensor p : g.params.values()) {
-                Tensor gr = p.grad();
-                if (gr.defined()) grads.add(gr);
-            }
-        double sq = 0;
-        for (Tensor g : grads) {
-            double n = g.norm().item_double();
-            sq += n * n;
-        }
-        double norm = Math.sqrt(sq);
-        if (max > 0) {
-            double coef = max / (norm + 1e-6);
-            if (coef < 1) for (Tensor g : grads) g.mul_(new Scalar(coef));
-        }
-        return norm;
     }
 
     /**

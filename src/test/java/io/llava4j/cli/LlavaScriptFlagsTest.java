@@ -31,7 +31,8 @@ class LlavaScriptFlagsTest {
         assertEquals(24000, a.saveSteps());
         assertEquals(1, a.saveTotalLimit());
         assertEquals(32, a.perDeviceTrainBatchSize());
-        assertEquals(5, a.notes().size(), a.notes().toString()); // deepspeed, bf16 (how it runs here), tf32, workers, report_to
+        assertEquals(4, a.notes().size(), a.notes().toString()); // deepspeed, bf16 (how it runs here), tf32, report_to
+        assertEquals(4, a.dataloaderNumWorkers()); // samples prepared ahead on 4 threads, no longer only noted
         assertEquals(io.llava4j.nn.Precision.BF16, a.precision());
         assertTrue(a.gradientCheckpointing());
         assertEquals(5_000_000_000L, a.saveMaxShardBytes()); // HF's default max_shard_size

@@ -1,0 +1,40 @@
+package io.llava4j.engine;
+
+import com.sun.jna.Function;
+import com.sun.jna.Pointer;
+import org.bytedeco.javacpp.Loader;
+
+/**
+ * The thread count of the OpenBLAS that libtorch's fp32 GEMMs run on ({@code openblas_set_num_threads}, which the
+ * JavaCPP preset does not bind; called through JNA at the address JavaCPP resolves). OpenBLAS's threads are its own
+ * pool, apart from libtorch's OpenMP threads: threads that each run their own GEMMs at the same time want it at 1.
+ */
+public final class BlasThreads {
+    private static final Function SET = lookup("openblas_set_num_threads");
+    private static final Function GET = lookup("openblas_get_num_threads");
+
+    private BlasThreads() {}
+
+    /** True when this process's OpenBLAS can be asked (the symbols are loaded). */
+    public static boolean available() {
+        return SET != null && GET != null;
+    }
+
+    public static int get() {
+        return GET.invokeInt(new Object[0]);
+    }
+
+    public static void set(int threads) {
+        SET.invokeVoid(new Object[]{threads});
+    }
+
+    private static Function lookup(String symbol) {
+        try {
+            Engine.init();
+            org.bytedeco.javacpp.Pointer p = Loader.addressof(symbol);
+            return p == null || p.isNull() ? null : Function.getFunction(new Pointer(p.address()));
+        } catch (RuntimeException | LinkageError e) {
+            return null;
+        }
+    }
+}
