@@ -120,6 +120,9 @@ final class Report {
         md.append("- **Captions**: caption accuracy after stage 1 was ").append(f(fr.captionAcc())).append(" frozen and ")
                 .append(f(un.captionAcc())).append(" unfrozen, against ").append(f(s1.get("caption_baseline").asDouble()))
                 .append(" for the best constant caption").append(fr.captionAcc() >= 2 * s1.get("caption_baseline").asDouble() ? "."
+                        : un.captionAcc() >= 2 * s1.get("caption_baseline").asDouble()
+                        ? ": the features carry the scene (the unfrozen LLM learned to caption it), but in this run's budget the projector "
+                        + "alone did not learn to make the frozen LLM say it; here freezing cost caption accuracy."
                         : ": in this run's budget neither variant learned to read the image well enough to beat a constant caption clearly, "
                         + "so this run shows the cost and the stability side of freezing, not an accuracy side.").append("\n\n");
         JsonNode vp = r.get("vision_probe");
