@@ -58,14 +58,9 @@ public final class DataPreflight {
         private int skipped;
         private final Set<String> ids = new LinkedHashSet<>();
 
-        /** Sample {@code i}, or null when its image cannot be read (warned and counted). */
-        public LlavaDataset.Sample get(LlavaDataset ds, int i) {
-            return get(ds, i, null);
-        }
-
         /**
-         * As {@link #get(LlavaDataset, int)}, with a vision-feature cache's keys (null = none; see
-         * {@link LlavaDataset#get(int, LlavaDataset.ImageKeys)}). Safe from several loader threads.
+         * Sample {@code i}, or null when its image cannot be read (warned and counted); {@code keys}: a vision-feature
+         * cache's (null = none; see {@link LlavaDataset#get(int, LlavaDataset.ImageKeys)}). Safe from several loader threads.
          */
         public LlavaDataset.Sample get(LlavaDataset ds, int i, LlavaDataset.ImageKeys keys) {
             try {

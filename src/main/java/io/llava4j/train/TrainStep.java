@@ -134,16 +134,26 @@ public final class TrainStep {
 
     /** One micro-batch as one batch: {loss, scale, positions}. */
     private double[] runWhole(MicroBatch mb) {
+        double[] scale = new double[1];
+        double[] r = forwardBackward(mb.samples(), LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()),
+                n -> scale[0] = dp.lossScale(n, accumulation));
+        return new double[]{r[0], scale[0], r[1]};
+    }
+
+    /**
+     * Forward and backward of {@code samples} as one batch on this thread: {loss (their mean), merged positions}.
+     * {@code scaleOfTokens}: the loss's scale from the batch's supervised-token count.
+     */
+    private double[] forwardBackward(List<Sample> samples, long dropoutSeed, java.util.function.LongToDoubleFunction scaleOfTokens) {
         try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision);
-             LoraDropout d = LoraDropout.seeded(LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()))) {
-            Batches.Input in = Batches.input(mb.samples(), collator, model.config.vision().imageSize()); // pixels of the images not in the cache
-            Tensor towerFeatures = cache == null ? null : cache.towerFeatures(mb.samples(), in.pixels(), model);
-            double[] scale = new double[1];
+             LoraDropout d = LoraDropout.seeded(dropoutSeed)) {
+            Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize()); // pixels of the images not in the cache
+            Tensor towerFeatures = cache == null ? null : cache.towerFeatures(samples, in.pixels(), model);
             Llava.Step st = model.forwardBackward(in.pixels(), towerFeatures, in.inputIds(), in.labels(), in.attentionMask(),
-                    maxLength, n -> scale[0] = dp.lossScale(n, accumulation), recompute);
+                    maxLength, scaleOfTokens, recompute);
             long positions = 0;
             for (int len : st.lengths()) positions += len;
-            return new double[]{st.loss(), scale[0], positions};
+            return new double[]{st.loss(), positions};
         }
     }
 
@@ -199,13 +209,8 @@ public final class TrainStep {
                 int half = h;
                 running.add(HALVES.submit(() -> {
                     torch.set_num_threads(1); // this thread's OpenMP team
-                    try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision);
-                         LoraDropout d = LoraDropout.seeded(LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()) + half)) {
-                        List<Sample> part = parts.get(half);
-                        Batches.Input in = Batches.input(part, collator, model.config.vision().imageSize());
-                        Tensor towerFeatures = cache == null ? null : cache.towerFeatures(part, in.pixels(), model);
-                        Llava.Step st = model.forwardBackward(in.pixels(), towerFeatures, in.inputIds(), in.labels(), in.attentionMask(),
-                                maxLength, n -> {
+                    try {
+                        double[] r = forwardBackward(parts.get(half), LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()) + half, n -> {
                                     counts[half] = n;
                                     try {
                                         counted.await();
@@ -214,9 +219,9 @@ public final class TrainStep {
                                     }
                                     long total = counts[0] + counts[1];
                                     return total == 0 ? 0 : microScale[0] * n / total;
-                                }, false);
-                        losses[half] = st.loss();
-                        for (int len : st.lengths()) positions[half] += len;
+                                });
+                        losses[half] = r[0];
+                        positions[half] = r[1];
                     } catch (RuntimeException | Error e) {
                         counted.reset(); // the other half stops waiting
                         throw e;
