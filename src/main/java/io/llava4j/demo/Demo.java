@@ -43,17 +43,18 @@ public final class Demo {
                            int llmHidden, int llmLayers, int llmSteps, int llmBatch, double llmLr,
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
-                           int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs, boolean clipTwins, boolean clipRegions) {
+                           int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
+                           boolean clipWords, boolean llmComposed) {
         public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
                 96, 3, 400, 16, 3e-3,
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
-                600, 16, 1e-3, 150, true, true);
+                600, 16, 1e-3, 150, true, true, true, true);
         public static final Settings QUICK = new Settings("quick", 200, 24, 48, 16,
                 64, 2, 80, 16, 3e-3,
                 32, 2, 40, 32, 5e-3,
                 15, 16, 3e-3,
-                20, 8, 1e-3, 40, true, true);
+                20, 8, 1e-3, 40, true, true, true, true);
     }
 
     /** Makes the progress bar of each phase (the command line shows them on stderr). */
@@ -125,7 +126,7 @@ public final class Demo {
             Llama lm = new Llama(tc);
             Pretraining.init(lm, seed);
             TrainProgress bar = start("pretrain LLM", s.llmSteps());
-            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed,
+            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed, s.llmComposed(),
                     (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
             bar.done();
             Pretraining.saveLlama(lm, tc, llamaDir, tokDir);
@@ -138,7 +139,7 @@ public final class Demo {
         Pretraining.Curve clipCurve = phase("pretrain_clip", () -> {
             Pretraining.saveClipVision(new io.llava4j.model.ClipVisionTower(vc), vc, clipDir); // processor config first
             ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
-            Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), seed + 4);
+            Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(), seed + 4);
             Pretraining.Clip clip = newClip(s, vc, vocab, seed + 1);
             int probeLayer = vc.numHiddenLayers() - 1; // the projector reads select layer -2
             long p0 = System.nanoTime();
@@ -166,6 +167,12 @@ public final class Demo {
         ProjectorSpec spec = new ProjectorSpec("mlp2x_gelu", -2, "patch");
         double pplBefore = phase("text_ppl_before", () -> Evaluation.perplexity(
                 Checkpoints.load(llamaDir, clipDir, spec).model().languageModel, docs, tok.pad()));
+        Map<String, Double> fromGrid = phase("llm_grid_check", () -> Evaluation.fromGridWords(
+                Checkpoints.load(llamaDir, clipDir, spec).model().languageModel, tok, world.test, world.testQa));
+        ObjectNode lg = report.putObject("llm_from_grid_words");
+        lg.put("what", "the pre-trained LLM alone, given the held-out scenes' true grid words where the image tokens go "
+                + "(what a perfect projector could hand it): caption attribute accuracy and VQA exact match");
+        fromGrid.forEach(lg::put);
 
         // 4. stage 1 and its ablation
         List<String> base = stage1Flags(llamaDir, clipDir, world);

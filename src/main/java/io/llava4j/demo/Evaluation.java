@@ -84,6 +84,87 @@ public final class Evaluation {
         return out;
     }
 
+    /**
+     * Greedy continuations of text-only prompts under the LLM alone (no image): prompts of equal length decode as one
+     * batch, without a KV cache (the world's prompts are short); each stops at {@code stopId} (left out) or
+     * {@code maxNew} tokens.
+     */
+    static List<int[]> textGreedy(Llama lm, List<int[]> prompts, int maxNew, int stopId) {
+        Map<Integer, List<Integer>> byLength = new LinkedHashMap<>();
+        for (int i = 0; i < prompts.size(); i++) byLength.computeIfAbsent(prompts.get(i).length, k -> new ArrayList<>()).add(i);
+        int[][] out = new int[prompts.size()][];
+        for (List<Integer> group : byLength.values())
+            for (int g = 0; g < group.size(); g += 64) {
+                List<Integer> idx = group.subList(g, Math.min(group.size(), g + 64));
+                List<List<Integer>> seqs = new ArrayList<>();
+                for (int i : idx) {
+                    List<Integer> q = new ArrayList<>();
+                    for (int id : prompts.get(i)) q.add(id);
+                    seqs.add(q);
+                }
+                int len = prompts.get(idx.get(0)).length;
+                boolean[] done = new boolean[idx.size()];
+                List<List<Integer>> gen = new ArrayList<>();
+                for (int k = 0; k < idx.size(); k++) gen.add(new ArrayList<>());
+                for (int step = 0; step < maxNew; step++) {
+                    long[] ids = new long[idx.size() * (len + step)];
+                    for (int b = 0; b < idx.size(); b++)
+                        for (int j = 0; j < len + step; j++) ids[b * (len + step) + j] = seqs.get(b).get(j);
+                    long[] next;
+                    try (PointerScope scope = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+                        Tensor logits = lm.forward(org.bytedeco.pytorch.global.torch.embedding(lm.model.embedTokens.weight,
+                                Tensors.longs(ids, idx.size(), len + step)));                    // [B, T, V]
+                        next = Tensors.toLongs(logits.select(1, len + step - 1).argmax(new org.bytedeco.pytorch.LongOptional(1), false));
+                    }
+                    boolean all = true;
+                    for (int b = 0; b < idx.size(); b++) {
+                        seqs.get(b).add((int) next[b]);
+                        if (!done[b]) {
+                            if (next[b] == stopId) done[b] = true;
+                            else gen.get(b).add((int) next[b]);
+                        }
+                        all &= done[b];
+                    }
+                    if (all) break;
+                }
+                for (int b = 0; b < idx.size(); b++) out[idx.get(b)] = gen.get(b).stream().mapToInt(Integer::intValue).toArray();
+            }
+        return List.of(out);
+    }
+
+    /**
+     * What a perfect projector would get out of the frozen LLM: its captions and answers when the image tokens are
+     * replaced by the scene's true {@link ShapesWorld#grid grid words} (text only, same templates as with images).
+     * Returns caption attribute accuracy ("caption") and VQA exact match ("vqa").
+     */
+    public static Map<String, Double> fromGridWords(Llama lm, LlavaTokenizer tok, List<Scene> scenes, List<List<Qa>> qas) {
+        List<int[]> capPrompts = new ArrayList<>(), qaPrompts = new ArrayList<>();
+        for (int i = 0; i < scenes.size(); i++) {
+            String grid = ShapesWorld.grid(scenes.get(i));
+            capPrompts.add(tok.encode(grid, true));
+            for (Qa q : qas.get(i))
+                qaPrompts.add(tok.encode(Conversation.SYSTEM_V1 + " USER: " + grid + "\n" + q.question() + " ASSISTANT:", true));
+        }
+        List<String> caps = new ArrayList<>();
+        for (int[] ids : textGreedy(lm, capPrompts, 48, tok.tokenIdOf("\n"))) caps.add(text(tok, ids));
+        List<int[]> ans = textGreedy(lm, qaPrompts, 8, tok.eos());
+        List<List<String>> answers = new ArrayList<>();
+        int k = 0;
+        for (List<Qa> q : qas) {
+            List<String> a = new ArrayList<>();
+            for (int j = 0; j < q.size(); j++) a.add(text(tok, ans.get(k++)));
+            answers.add(a);
+        }
+        Map<String, Double> out = new LinkedHashMap<>();
+        out.put("caption", captionAccuracy(scenes, caps));
+        vqaAccuracy(qas, answers).forEach((key, v) -> out.put(key.equals("all") ? "vqa" : "vqa_" + key.replace("/", "_"), v));
+        if (Boolean.getBoolean("llava4j.demo.verbose"))
+            for (int i = 0; i < Math.min(6, scenes.size()); i++)
+                System.out.println("grid: " + ShapesWorld.grid(scenes.get(i)) + "\n  caption: " + caps.get(i) + "\n  answers: " + answers.get(i)
+                        + " truth " + qas.get(i).stream().map(Qa::answer).toList());
+        return out;
+    }
+
     private static String text(LlavaTokenizer tok, int[] ids) {
         return tok.decode(ids, true).replace("\n", " ").trim().replaceAll("\\s+", " ");
     }

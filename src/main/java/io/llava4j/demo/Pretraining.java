@@ -65,30 +65,60 @@ public final class Pretraining {
     /** Losses per step, for the report. */
     public record Curve(List<Double> losses, double seconds) {}
 
-    /** Trains {@code lm} on random world documents; returns the loss curve. */
-    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, StepListener progress) {
+    /**
+     * Trains {@code lm} on random world documents; returns the loss curve. With {@code composed}, each grid word's input
+     * embedding is, throughout pre-training, the sum of its parts' embeddings ("left_small_red_circle" = left + small +
+     * red + circle, halved; {@link #composition}), as subword models compose a word from its pieces: the LLM then reads
+     * a grid word's attributes the way it reads them in a caption, instead of learning each of the 145 grid words from
+     * its few occurrences. At the end the composed rows are written into the embedding, so the saved model is a plain
+     * LLaMA whose grid-word embeddings are those sums.
+     */
+    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
         Random r = new Random(seed);
         AdamW opt = optimizer(lm, lr, 0.01);
         LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
         List<Double> losses = new ArrayList<>();
+        Tensor weight = lm.model.embedTokens.weight;
+        Tensor compose = composed ? composition(tok, (int) weight.size(0)) : null;
         long t0 = System.nanoTime();
         for (int step = 0; step < steps; step++) {
             List<int[]> docs = new ArrayList<>();
             for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r), true));
             opt.scaleLr(schedule.factor(step));
             try (PointerScope scope = new PointerScope()) {
-                Tensor loss = lmLoss(lm, docs, tok.pad());
+                Tensor loss = lmLoss(lm, compose == null ? weight : compose.matmul(weight), docs, tok.pad());
                 losses.add(update(opt, loss));
             }
             progress.step(step + 1, losses.get(step));
         }
+        if (compose != null)
+            try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+                weight.copy_(compose.matmul(weight));
+            }
         return new Curve(losses, (System.nanoTime() - t0) / 1e9);
     }
 
-    /** Mean next-token cross entropy of documents (each BOS-first), padded on the right. */
-    static Tensor lmLoss(Llama lm, List<int[]> docs, int pad) {
+    /**
+     * [V, V]: the identity, except that the row of each grid word ({@link ShapesWorld#cellWord}) holds 1/2 at each of its
+     * four parts' ids (and 0 at its own), so that {@code composition × E} gives every grid word the halved sum of its
+     * parts' embeddings.
+     */
+    static Tensor composition(LlavaTokenizer tok, int vocab) {
+        float[] m = new float[vocab * vocab];
+        for (int i = 0; i < vocab; i++) m[i * vocab + i] = 1;
+        for (String w : ShapesWorld.vocabulary()) {
+            if (!w.contains("_")) continue;
+            int row = tok.tokenIdOf(w);
+            m[row * vocab + row] = 0;
+            for (String part : w.split("_")) m[row * vocab + tok.tokenIdOf(part)] += 0.5f;
+        }
+        return Tensors.floats(m, vocab, vocab);
+    }
+
+    /** Mean next-token cross entropy of documents (each BOS-first), padded on the right, with {@code embedding} as the input embedding. */
+    static Tensor lmLoss(Llama lm, Tensor embedding, List<int[]> docs, int pad) {
         Tensor[] t = padded(docs, pad);
-        Tensor embeds = torch.embedding(lm.model.embedTokens.weight, t[0]); // [B, T, h]
+        Tensor embeds = torch.embedding(embedding, t[0]);                     // [B, T, h]
         Tensor logits = lm.forward(embeds);                                  // [B, T, V]
         Tensor per = Llava.tokenLosses(logits, t[1]);                        // [B, T-1]
         return per.sum().div(new Scalar((double) Math.max(1, Llava.supervisedTokens(t[1]))));
@@ -153,22 +183,25 @@ public final class Pretraining {
         }
 
         /**
-         * The regions of objects: for each (image b, column c) in {@code regions} (as b * 3 + c), the mean of the patch
-         * tokens whose centre lies in column c, post_layernorm'd and projected → [R, dim], unit length.
+         * The regions of objects: for each (image b, cell k of the 3×3 grid, k = row * 3 + column) in {@code regions}
+         * (as b * 9 + k), the mean of the patch tokens whose centre lies in that cell, post_layernorm'd and projected →
+         * [R, dim], unit length.
          */
         Tensor regionEmbeds(Tensor states, long[] regions) {
             long b = states.size(0), p = states.size(1) - 1, h = states.size(2);
             int side = (int) Math.round(Math.sqrt(p));
-            float[] m = new float[(int) (3 * p)];
-            int[] per = new int[3];
-            for (int i = 0; i < p; i++) per[(i % side) * 3 / side]++;
-            for (int i = 0; i < p; i++) {
-                int c = (i % side) * 3 / side;
-                m[(int) (c * p + i)] = 1f / per[c];
-            }
-            Tensor cols = Tensors.floats(m, 3, p).matmul(states.narrow(1, 1, p));         // [B, 3, h]
-            Tensor picked = cols.reshape(b * 3, h).index_select(0, Tensors.longs(regions, regions.length)); // [R, h]
+            float[] m = new float[(int) (9 * p)];
+            int[] per = new int[9];
+            for (int i = 0; i < p; i++) per[cell(i, side)]++;
+            for (int i = 0; i < p; i++) m[(int) (cell(i, side) * p + i)] = 1f / per[cell(i, side)];
+            Tensor cells = Tensors.floats(m, 9, p).matmul(states.narrow(1, 1, p));        // [B, 9, h]
+            Tensor picked = cells.reshape(b * 9, h).index_select(0, Tensors.longs(regions, regions.length)); // [R, h]
             return unit(visualProjection.forward(vision.visionModel.postLayernorm.forward(picked)));
+        }
+
+        /** The grid cell (row * 3 + column) of patch {@code i} of a {@code side}×{@code side} patch grid. */
+        private static int cell(int i, int side) {
+            return (i / side) * 3 / side * 3 + (i % side) * 3 / side;
         }
 
         /** Token ids (each ending in EOS) → [B, dim], unit length: the mean of the encoder's hidden states over each text's tokens. */
@@ -194,14 +227,28 @@ public final class Pretraining {
         /**
          * CLIP's loss: mean of the image→text and text→image cross entropies over the batch's pairs; plus, where
          * {@code regions} is given, the region–phrase term (as RegionCLIP / GLIP align regions with phrases): each object's
-         * column of patch tokens against the phrases of the batch's distinct objects ("left : small red circle": the column
+         * cell of patch tokens against the phrases of the batch's distinct objects ("left : small red circle": the column
          * is in the phrase, so each patch token must carry its own column, which the LLM cannot get from rotary
          * positions), cross entropy towards its own phrase.
          *
-         * @param regions       b * 3 + column of each object in the batch, or null
+         * @param regions       b * 9 + cell (row * 3 + column) of each object in the batch, or null
          * @param regionPhrase  for each region, the index of its phrase in {@code phrases}
          */
         Tensor loss(Tensor pixels, List<int[]> texts, int pad, long[] regions, long[] regionPhrase, List<int[]> phrases) {
+            return loss(pixels, texts, pad, regions, regionPhrase, phrases, null, null);
+        }
+
+        /**
+         * As above, plus, where {@code attributeWords} is given, the region–word terms (GLIP's word–region alignment):
+         * each object's region against the words of each attribute (the kinds, the colours, the sizes), cross entropy
+         * towards its own word. In-batch phrases rarely differ in the kind alone, so the region–phrase term can match
+         * a phrase by colour and size; the kind term asks for the kind.
+         *
+         * @param attributeWords per attribute, the token ids (ending in EOS) of each of its words
+         * @param regionValues   per attribute, each region's value (index into that attribute's words)
+         */
+        Tensor loss(Tensor pixels, List<int[]> texts, int pad, long[] regions, long[] regionPhrase, List<int[]> phrases,
+                    List<List<int[]>> attributeWords, List<long[]> regionValues) {
             Tensor states = vision.features(pixels, layers);                                 // [B, 1 + P, h]
             Tensor img = imageEmbeds(states), txt = textEmbeds(texts, pad);                 // [B, d] each
             Tensor logits = img.matmul(txt.t()).mul(scale());                               // [B, B]
@@ -213,9 +260,17 @@ public final class Pretraining {
             Tensor c = torch.cross_entropy_loss(logits.t(), target, new TensorOptional(), 1, -100, 0.0);
             Tensor loss = a.add(c).div(new Scalar(2.0));
             if (regions == null || regions.length == 0) return loss;
-            Tensor rl = regionEmbeds(states, regions).matmul(textEmbeds(phrases, pad).t()).mul(scale()); // [R, U]
+            Tensor region = regionEmbeds(states, regions);                                   // [R, d]
+            Tensor rl = region.matmul(textEmbeds(phrases, pad).t()).mul(scale());            // [R, U]
             Tensor r = torch.cross_entropy_loss(rl, Tensors.longs(regionPhrase, regionPhrase.length), new TensorOptional(), 1, -100, 0.0);
-            return loss.add(r);
+            loss = loss.add(r);
+            if (attributeWords == null) return loss;
+            for (int k = 0; k < attributeWords.size(); k++) {
+                Tensor wl = region.matmul(textEmbeds(attributeWords.get(k), pad).t()).mul(scale()); // [R, values]
+                long[] v = regionValues.get(k);
+                loss = loss.add(torch.cross_entropy_loss(wl, Tensors.longs(v, v.length), new TensorOptional(), 1, -100, 0.0));
+            }
+            return loss;
         }
     }
 
@@ -246,11 +301,13 @@ public final class Pretraining {
                 Tensor loss;
                 if (data.regions()) {
                     List<Long> regions = new ArrayList<>(), regionPhrase = new ArrayList<>();
+                    List<long[]> values = new ArrayList<>();
                     Map<String, Integer> phraseIds = new LinkedHashMap<>();
                     List<int[]> phrases = new ArrayList<>();
                     for (int k = 0; k < batch; k++)
                         for (ShapesWorld.Obj o : data.scenes().get((int) idx[k]).objects()) {
-                            regions.add((long) k * 3 + o.position());
+                            regions.add((long) k * 9 + o.row() * 3 + o.position());
+                            values.add(new long[]{o.kind(), o.colour(), o.size()});
                             Integer id = phraseIds.get(regionPhrase(o));
                             if (id == null) {
                                 id = phrases.size();
@@ -259,8 +316,17 @@ public final class Pretraining {
                             }
                             regionPhrase.add((long) id);
                         }
+                    List<long[]> regionValues = null;
+                    if (data.attributeWords() != null) {
+                        regionValues = new ArrayList<>();
+                        for (int a = 0; a < 3; a++) {
+                            long[] v = new long[values.size()];
+                            for (int i = 0; i < v.length; i++) v[i] = values.get(i)[a];
+                            regionValues.add(v);
+                        }
+                    }
                     loss = clip.loss(px, texts, pad, regions.stream().mapToLong(Long::longValue).toArray(),
-                            regionPhrase.stream().mapToLong(Long::longValue).toArray(), phrases);
+                            regionPhrase.stream().mapToLong(Long::longValue).toArray(), phrases, data.attributeWords(), regionValues);
                 } else {
                     loss = clip.loss(px, texts, pad, null, null, null);
                 }
@@ -277,15 +343,19 @@ public final class Pretraining {
      * hold the {@link ShapesWorld#twin} of image i, rendered in memory and preprocessed the same way.
      */
     record TowerData(Tensor pixels, List<int[]> captions, List<ShapesWorld.Scene> scenes, int anchors, boolean twins,
-                     boolean regions, Map<String, int[]> phraseIds) {
+                     boolean regions, Map<String, int[]> phraseIds, List<List<int[]>> attributeWords) {
         /** The anchors' pixels only. */
         Tensor anchorPixels() {
             return pixels.narrow(0, 0, anchors);
         }
     }
 
+    /**
+     * @param regions whether each shape's cell is matched against its phrase ({@link Clip#loss})
+     * @param words   whether each shape's cell is also matched against its kind, colour and size words
+     */
     static TowerData towerData(WorldData world, ImageProcessor proc, LlavaTokenizer tok, int imageSize, boolean twins, boolean regions,
-                               long seed) throws IOException {
+                               boolean words, long seed) throws IOException {
         List<ShapesWorld.Scene> scenes = new ArrayList<>();
         Map<String, int[]> phraseIds = new LinkedHashMap<>();
         int n = world.train.size(), per = 3 * imageSize * imageSize, rows = twins ? 2 * n : n;
@@ -310,7 +380,16 @@ public final class Pretraining {
                 phraseIds.computeIfAbsent(regionPhrase(o), k -> withEos(tok, k));
             caps.add(withEos(tok, ShapesWorld.caption(scene, 2)));
         }
-        return new TowerData(Tensors.floats(all, rows, 3, imageSize, imageSize), caps, scenes, n, twins, regions, phraseIds);
+        List<List<int[]>> attributeWords = null;
+        if (regions && words) {
+            attributeWords = new ArrayList<>();
+            for (List<String> values : List.of(ShapesWorld.KINDS, ShapesWorld.COLOURS, ShapesWorld.SIZES)) {
+                List<int[]> ids = new ArrayList<>();
+                for (String v : values) ids.add(withEos(tok, v));
+                attributeWords.add(ids);
+            }
+        }
+        return new TowerData(Tensors.floats(all, rows, 3, imageSize, imageSize), caps, scenes, n, twins, regions, phraseIds, attributeWords);
     }
 
     /** What the region–phrase term matches a shape's column against: "left : small red circle" (phrasing 2's clause). */

@@ -28,8 +28,15 @@ public final class ShapesWorld {
     public static final List<String> COUNTS = List.of("one", "two", "three");
     private static final int[][] RGB = {{220, 30, 30}, {30, 170, 40}, {40, 70, 235}, {240, 220, 30}, {150, 40, 200}, {250, 130, 20}};
 
-    /** One shape: indices into {@link #KINDS}, {@link #COLOURS}, {@link #SIZES}, {@link #POSITIONS}. */
-    public record Obj(int kind, int colour, int size, int position) {
+    /**
+     * One shape: indices into {@link #KINDS}, {@link #COLOURS}, {@link #SIZES}, {@link #POSITIONS} (its column), and its
+     * row in the 3×3 grid of cells (0 = top; captions do not mention it).
+     */
+    public record Obj(int kind, int colour, int size, int position, int row) {
+        public Obj(int kind, int colour, int size, int position) {
+            this(kind, colour, size, position, 1);
+        }
+
         public String kindName() { return KINDS.get(kind); }
         public String colourName() { return COLOURS.get(colour); }
         public String sizeName() { return SIZES.get(size); }
@@ -55,7 +62,7 @@ public final class ShapesWorld {
         List<Integer> used = new ArrayList<>(cols.subList(0, n));
         java.util.Collections.sort(used);
         List<Obj> objs = new ArrayList<>();
-        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c));
+        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c, r.nextInt(3)));
         return new Scene(objs, r.nextLong());
     }
 
@@ -72,10 +79,10 @@ public final class ShapesWorld {
         for (Obj x : objs) free.remove(Integer.valueOf(x.position()));
         double u = r.nextDouble();
         Obj t;
-        if (u < 0.45 || (u >= 0.85 && free.isEmpty())) t = new Obj(other(o.kind(), KINDS.size(), r), o.colour(), o.size(), o.position());
-        else if (u < 0.65) t = new Obj(o.kind(), other(o.colour(), COLOURS.size(), r), o.size(), o.position());
-        else if (u < 0.85) t = new Obj(o.kind(), o.colour(), 1 - o.size(), o.position());
-        else t = new Obj(o.kind(), o.colour(), o.size(), free.get(r.nextInt(free.size())));
+        if (u < 0.45 || (u >= 0.85 && free.isEmpty())) t = new Obj(other(o.kind(), KINDS.size(), r), o.colour(), o.size(), o.position(), o.row());
+        else if (u < 0.65) t = new Obj(o.kind(), other(o.colour(), COLOURS.size(), r), o.size(), o.position(), o.row());
+        else if (u < 0.85) t = new Obj(o.kind(), o.colour(), 1 - o.size(), o.position(), o.row());
+        else t = new Obj(o.kind(), o.colour(), o.size(), free.get(r.nextInt(free.size())), o.row());
         objs.set(i, t);
         objs.sort(java.util.Comparator.comparingInt(Obj::position));
         return new Scene(objs, s.renderSeed());
@@ -104,11 +111,11 @@ public final class ShapesWorld {
         }
         double col = size / 3.0;
         for (Obj o : s.objects()) {
-            // each shape sits in a cell of a 3x3 grid: its column is its position, its row is random; a small jitter
+            // each shape sits in a cell of a 3x3 grid (its column is its position), with a small jitter inside the cell
             double rad = (o.size() == 0 ? 0.17 : 0.30) * col * 1.5 * (0.9 + 0.2 * r.nextDouble());
             double jitter = Math.max(0, Math.min(col / 2 - rad - 0.5, size / 24.0));
             double cx = col * (o.position() + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
-            double cy = col * (r.nextInt(3) + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
+            double cy = col * (o.row() + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
             int[] rgb = RGB[o.colour()];
             g.setColor(new Color(jit(rgb[0], r), jit(rgb[1], r), jit(rgb[2], r)));
             switch (o.kindName()) {
@@ -207,6 +214,27 @@ public final class ShapesWorld {
 
     private static String join(List<String> parts, String sep) {
         return String.join(sep, parts);
+    }
+
+    /** The word of an empty cell in {@link #grid}. */
+    public static final String EMPTY_CELL = "empty";
+
+    /** The one word naming a cell's shape in {@link #grid}: "left_small_red_circle". */
+    public static String cellWord(Obj o) {
+        return o.positionName() + "_" + o.sizeName() + "_" + o.colourName() + "_" + o.kindName();
+    }
+
+    /**
+     * The scene as nine words, one per cell of the 3×3 grid in raster order (the order of a 3×3 patch grid's image
+     * tokens): {@link #cellWord} where a shape sits, {@link #EMPTY_CELL} elsewhere. The LLM reads this "visual
+     * vocabulary" in its pre-training text, so that a projector can later speak to the frozen LLM one word per image
+     * token.
+     */
+    public static String grid(Scene s) {
+        String[] cells = new String[9];
+        java.util.Arrays.fill(cells, EMPTY_CELL);
+        for (Obj o : s.objects()) cells[o.row() * 3 + o.position()] = cellWord(o);
+        return String.join(" ", cells);
     }
 
     /** A question, its answer and its type (colour, shape, size, position, count, yes/no). */
@@ -336,6 +364,11 @@ public final class ShapesWorld {
         words.addAll(POSITIONS);
         words.addAll(COUNTS);
         words.addAll(List.of("yes", "no"));
+        words.add(EMPTY_CELL);
+        for (int p = 0; p < POSITIONS.size(); p++)
+            for (int z = 0; z < SIZES.size(); z++)
+                for (int c = 0; c < COLOURS.size(); c++)
+                    for (int k = 0; k < KINDS.size(); k++) words.add(cellWord(new Obj(k, c, z, p)));
         return new ArrayList<>(words);
     }
 }

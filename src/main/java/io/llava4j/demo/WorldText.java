@@ -32,7 +32,7 @@ import java.util.regex.Pattern;
  */
 public final class WorldText {
     /** What the pre-tokenizer keeps: a newline, a word, or one punctuation character. */
-    static final String PIECES = "\\n|[A-Za-z0-9]+|[^\\sA-Za-z0-9]";
+    static final String PIECES = "\\n|[A-Za-z0-9_]+|[^\\sA-Za-z0-9_]";
     private static final Pattern PIECE = Pattern.compile(PIECES);
     private static final ObjectMapper JSON = new ObjectMapper();
 
@@ -65,15 +65,19 @@ public final class WorldText {
     }
 
     /**
-     * One pre-training document (without BOS): a caption alone, two phrasings of a scene ("A B\n"), or a chat in
-     * vicuna_v1 format about a described scene.
+     * One pre-training document (without BOS): a caption alone; two phrasings of a scene ("A B\n"); the scene's
+     * {@link ShapesWorld#grid nine cell words} followed by a caption ("G A\n", the layout of LLaVA's plain template,
+     * "&lt;image&gt;caption\n", with one word where each image token goes); or a chat in vicuna_v1 format whose first
+     * user turn holds the grid (where stage 2's image goes) or a caption.
      */
     static String document(Random r) {
         Scene s = ShapesWorld.scene(r);
         int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
         double u = r.nextDouble();
-        if (u < 0.15) return ShapesWorld.caption(s, a) + "\n";
-        if (u < 0.7) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
+        if (u < 0.10) return ShapesWorld.caption(s, a) + "\n";
+        if (u < 0.25) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
+        if (u < 0.60) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, b) + "\n";
+        if (u < 0.90) return chat(ShapesWorld.grid(s), questions(s, 1 + r.nextInt(3), r));
         return chat(ShapesWorld.caption(s, a), questions(s, 1 + r.nextInt(3), r));
     }
 

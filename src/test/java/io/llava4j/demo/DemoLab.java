@@ -52,11 +52,27 @@ public final class DemoLab {
         Files.createDirectories(tokDir);
         WorldText.writeTokenizer(tokDir);
         LlavaTokenizer tok = LlavaTokenizer.load(tokDir);
+        if (mode.equals("llm")) { // pre-train the LLM only; how well it reads the true grid words
+            var tc = new io.llava4j.config.TextConfig("llama", s.llmHidden(), s.llmHidden() * 8 / 3 / 16 * 16, s.llmLayers(), 4, 4, null,
+                    tok.vocabSize(), 1e-5, 10000.0, 512, "silu", false, false, false, null, null, null);
+            io.llava4j.model.Llama lm = new io.llava4j.model.Llama(tc);
+            Pretraining.init(lm, seed);
+            int steps = s.llmSteps();
+            boolean composed = s.llmComposed();
+            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, steps, s.llmBatch(), s.llmLr(), seed, composed, (i, loss) -> {
+                if (i % Math.max(1, steps / 10) == 0) System.out.printf("  step %d loss %.4f (%.1f s)%n", i, loss, (System.nanoTime() - t0) / 1e9);
+                if (!composed && i % Math.max(1, steps / 4) == 0 && i < steps)
+                    System.out.println("  from grid words " + Evaluation.fromGridWords(lm, tok, world.test, world.testQa));
+            });
+            System.out.printf("llm %.1f s%n", c.seconds());
+            System.out.println("from grid words " + Evaluation.fromGridWords(lm, tok, world.test, world.testQa));
+            return;
+        }
         VisionConfig vc = Demo.visionConfig(s);
         Path clipDir = out.resolve("clip");
         Pretraining.saveClipVision(new io.llava4j.model.ClipVisionTower(vc), vc, clipDir);
         ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
-        Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), seed + 4);
+        Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(), seed + 4);
         System.out.printf("world + data %.1f s%n", (System.nanoTime() - t0) / 1e9);
         Pretraining.Clip clip = Demo.newClip(s, vc, tok.vocabSize(), seed + 1);
         long t1 = System.nanoTime();

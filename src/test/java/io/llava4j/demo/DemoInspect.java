@@ -1,0 +1,63 @@
+package io.llava4j.demo;
+
+import io.llava4j.data.ImageProcessor;
+import io.llava4j.data.LlavaTokenizer;
+import io.llava4j.demo.ShapesWorld.Qa;
+import io.llava4j.demo.ShapesWorld.Scene;
+import io.llava4j.engine.Engine;
+import io.llava4j.model.Checkpoints;
+import io.llava4j.model.Llava;
+import org.bytedeco.pytorch.Tensor;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+
+/** Dev tool: loads a finished demo run's stage-2 model and looks at its answers on test and train images. */
+public final class DemoInspect {
+    public static void main(String[] args) throws Exception {
+        Path run = Path.of(args[0]);
+        long seed = args.length > 1 ? Long.parseLong(args[1]) : 42;
+        int nTrain = args.length > 2 ? Integer.parseInt(args[2]) : 2000;
+        int nTest = args.length > 3 ? Integer.parseInt(args[3]) : 120;
+        Engine.init();
+        WorldData world = WorldData.write(Path.of("/tmp/inspect-world"), seed, nTrain, nTest, 48, i -> {});
+        LlavaTokenizer tok = LlavaTokenizer.load(run.resolve("world/tokenizer"));
+        Llava model = Checkpoints.load(Path.of(System.getProperty("model", run.resolve("models/stage2").toString()))).model();
+        ImageProcessor proc = ImageProcessor.load(run.resolve("models/clip/preprocessor_config.json"));
+        List<Tensor> testPx = new ArrayList<>(), trainPx = new ArrayList<>();
+        for (int i = 0; i < nTest; i++) testPx.add(Evaluation.pixels(proc, world.images.resolve(WorldData.testImage(i))));
+        for (int i = 0; i < nTest; i++) trainPx.add(Evaluation.pixels(proc, world.images.resolve(WorldData.trainImage(i))));
+        Random r = new Random(7);
+        List<List<Qa>> trainQa = new ArrayList<>();
+        for (int i = 0; i < nTest; i++) {
+            List<Qa> q = new ArrayList<>();
+            for (String t : ShapesWorld.QA_TYPES) q.add(ShapesWorld.question(world.train.get(i), t, r));
+            trainQa.add(q);
+        }
+        Decoder d = Decoder.generator();
+        var ansTest = Evaluation.answers(model, d, tok, testPx, world.testQa, 48);
+        var ansTrain = Evaluation.answers(model, d, tok, trainPx, trainQa, 48);
+        System.out.println("test  " + Evaluation.vqaAccuracy(world.testQa, ansTest));
+        System.out.println("train " + Evaluation.vqaAccuracy(trainQa, ansTrain));
+        // shuffled images: answers to test questions with the wrong image
+        List<Tensor> shuffled = new ArrayList<>(testPx);
+        java.util.Collections.rotate(shuffled, 1);
+        var ansShuf = Evaluation.answers(model, d, tok, shuffled, world.testQa, 48);
+        System.out.println("wrong image " + Evaluation.vqaAccuracy(world.testQa, ansShuf));
+        for (int i = 0; i < 12; i++) {
+            Scene s = world.test.get(i);
+            System.out.println("# " + ShapesWorld.caption(s, 2));
+            for (int j = 0; j < world.testQa.get(i).size(); j++) {
+                Qa q = world.testQa.get(i).get(j);
+                System.out.printf("  %-50s exp=%-8s got=%-10s wrongimg=%s%n", q.question(), q.answer(), ansTest.get(i).get(j), ansShuf.get(i).get(j));
+            }
+        }
+        // answer distribution for colour questions
+        Map<String, Integer> dist = new java.util.TreeMap<>();
+        for (int i = 0; i < nTest; i++) dist.merge(ansTest.get(i).get(0), 1, Integer::sum);
+        System.out.println("colour answers " + dist);
+    }
+}
