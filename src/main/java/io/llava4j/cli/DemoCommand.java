@@ -1,6 +1,8 @@
 package io.llava4j.cli;
 
 import io.llava4j.demo.Decoder;
+import io.llava4j.engine.BlasThreads;
+import io.llava4j.engine.Engine;
 import io.llava4j.demo.Demo;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -16,10 +18,19 @@ public class DemoCommand implements Callable<Integer> {
     @Option(names = "--output_dir", defaultValue = "runs/demo", description = "where models, data and the report go (default: ${DEFAULT-VALUE})") Path output;
     @Option(names = "--quick", description = "the CI-sized run (about 3 minutes)") boolean quick;
     @Option(names = "--seed", defaultValue = "42", description = "world, initialisation and data order (default: ${DEFAULT-VALUE})") long seed;
+    @Option(names = "--threads", description = "libtorch and OpenBLAS threads (default: OMP_NUM_THREADS if set, else 1: the demo's "
+            + "tensors are tiny, and on a shared machine threads that wait on each other made steps up to 10x slower)") Integer threads;
 
     @Override
     public Integer call() throws Exception {
         Demo.Settings settings = quick ? Demo.Settings.QUICK : Demo.Settings.FULL;
+        if (threads == null && System.getenv("OMP_NUM_THREADS") == null) threads = 1;
+        if (threads != null) {
+            if (threads < 1) throw new IllegalArgumentException("--threads must be at least 1, got " + threads);
+            Engine.init();
+            org.bytedeco.pytorch.global.torch.set_num_threads(threads);
+            if (BlasThreads.available()) BlasThreads.set(threads);
+        }
         var report = new Demo(settings, output, seed, Decoder.generator(), Progress::new, TrainCommand::parse).run();
         var bars = report.get("bars");
         System.out.printf("demo (%s) done in %.1f min: stage1 caption accuracy %.3f (best constant caption %.3f), stage2 VQA %.3f, "

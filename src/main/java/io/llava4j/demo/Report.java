@@ -83,9 +83,12 @@ final class Report {
                 .append(" held-out images (").append(r.path("image_size").asInt()).append("x").append(r.path("image_size").asInt())
                 .append(", ").append(r.path("image_tokens").asInt()).append(" image tokens); a tiny LLaMA pre-trained on the world's text and a tiny "
                         + "CLIP vision tower pre-trained contrastively on its image–caption pairs — each batch holds every image beside a twin "
-                        + "that differs in one attribute of one shape (a hard negative), and each shape's column of patch tokens is also "
-                        + "matched against the phrase naming it (\"left : small red circle\", a region–phrase term as in RegionCLIP / GLIP) — "
-                        + "(both in `models/` as HF folders); LLaVA's stage 1 "
+                        + "that differs in one attribute of one shape (a hard negative), and each shape's cell of patch tokens is also "
+                        + "matched against the phrase naming it (\"left : small red circle\", a region–phrase term as in RegionCLIP / GLIP) "
+                        + "and against its kind, colour and size words (region–word terms) — "
+                        + "(both in `models/` as HF folders; the LLM's text also holds scenes as nine grid words, one per cell, e.g. "
+                        + "\"empty left_small_red_circle empty …\", where the image tokens go, so that the projector can speak to the frozen "
+                        + "LLM one word per image token); LLaVA's stage 1 "
                         + "(`--tune_mm_mlp_adapter True`, only the projector trains) and stage 2 (projector + LLM), run by "
                         + "`llava4j train`'s code; an ablation of stage 1 with the LLM unfrozen and at 10x the learning rate.\n\n");
         md.append("## What freezing the LLM bought here\n\n");
@@ -138,6 +141,19 @@ final class Report {
             md.append("); a single patch token's feature names its own column (left / middle / right) with accuracy ")
                     .append(f(a.get("token_column").asDouble())).append(" (most frequent column: ").append(f(a.get("token_column_majority").asDouble()))
                     .append("), which the LLM needs to say where a shape is. What the tower does not encode, neither stage can learn to say.\n\n");
+        }
+        JsonNode lg = r.get("llm_from_grid_words");
+        if (lg != null) {
+            md.append("- **What the LLM can read**: given each held-out scene's true grid words where the image tokens go (what a "
+                    + "perfect projector could hand it), the pre-trained LLM alone captions with attribute accuracy ")
+                    .append(f(lg.get("caption").asDouble())).append(" and answers VQA with exact match ").append(f(lg.get("vqa").asDouble()))
+                    .append(" (");
+            lg.properties().forEach(e -> {
+                if (e.getKey().startsWith("vqa_")) md.append(e.getKey().substring(4)).append(" ").append(f(e.getValue().asDouble())).append("; ");
+            });
+            md.append("). This caps what stage 1 (LLM frozen) can reach whatever the projector learns; where it is low, the LLM "
+                    + "has not learned in pre-training to fetch a described shape's attributes from its context, and that, as much as "
+                    + "the vision tower, is what limits captions and answers.\n\n");
         }
         md.append("## Bars\n\n");
         md.append("| bar | reached | numbers |\n|---|---|---|\n");

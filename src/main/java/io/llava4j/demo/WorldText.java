@@ -25,10 +25,12 @@ import java.util.regex.Pattern;
  * ({@code WordLevel} model, a {@code Split} pre-tokenizer that keeps words, punctuation and newlines) with LLaMA's
  * special tokens {@code <unk>} (also the pad), {@code <s>} and {@code </s>}, so any HF tokenizers runtime reads it.
  *
- * <p>Documents are written so that a projector alone can later learn to drive the frozen LLM: most documents describe
- * one scene twice in two phrasings (the second conditioned on the first, as a caption is on the image tokens), and chat
- * documents in LLaVA's vicuna_v1 format answer questions about a scene described in the user's first turn (where the
- * image goes in stage 2).
+ * <p>Documents are written so that a projector alone can later learn to drive the frozen LLM: many documents hold a
+ * scene as its nine {@link ShapesWorld#grid grid words} (one per cell of the 3×3 grid, as the image has one token per
+ * cell) followed by a caption, as LLaVA's plain template puts the image tokens before the caption; others describe a
+ * scene twice in two phrasings; chat documents in LLaVA's vicuna_v1 format answer questions about a scene given in the
+ * user's first turn (where the image goes in stage 2) as grid words or a caption. Grid words are single tokens
+ * ({@code _} joins a word).
  */
 public final class WorldText {
     /** What the pre-tokenizer keeps: a newline, a word, or one punctuation character. */

@@ -40,6 +40,10 @@ class DemoTest {
                 assertTrue(p >= 0 && p <= 1, k + " " + a + " probe accuracy " + p);
             }
         assertTrue(r.get("phases").get("probe_clip").asDouble() > 0);
+        for (String k : List.of("caption", "vqa")) {
+            double g = r.at("/llm_from_grid_words/" + k).asDouble(-1);
+            assertTrue(g >= 0 && g <= 1, "LLM from grid words " + k + " " + g);
+        }
         double acc = r.at("/stage2/vqa_accuracy").asDouble();
         assertTrue(acc >= 0 && acc <= 1, "accuracy " + acc);
         for (String f : List.of("report.md", "charts/stage1_loss.png", "charts/stage2_loss.png", "samples/test_00.png",

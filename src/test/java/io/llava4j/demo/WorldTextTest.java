@@ -48,6 +48,36 @@ class WorldTextTest {
     }
 
     @Test
+    void gridWordsAreOneTokenPerCellAndComposeFromTheirParts(@TempDir Path dir) throws Exception {
+        WorldText.writeTokenizer(dir);
+        try (LlavaTokenizer tok = LlavaTokenizer.load(dir)) {
+            Random r = new Random(5);
+            for (int i = 0; i < 200; i++) {
+                Scene s = ShapesWorld.scene(r);
+                String[] cells = ShapesWorld.grid(s).split(" ");
+                assertEquals(9, cells.length);
+                int filled = 0;
+                for (String c : cells) if (!c.equals(ShapesWorld.EMPTY_CELL)) filled++;
+                assertEquals(s.objects().size(), filled);
+                for (ShapesWorld.Obj o : s.objects()) assertEquals(ShapesWorld.cellWord(o), cells[o.row() * 3 + o.position()]);
+                int[] ids = tok.encode(ShapesWorld.grid(s), false);
+                assertEquals(9, ids.length, "one token per cell");
+                for (int id : ids) assertNotEquals(0, id);
+            }
+            int v = tok.vocabSize();
+            float[] m = io.llava4j.engine.Tensors.toFloats(Pretraining.composition(tok, v));
+            int w = tok.tokenIdOf("left_small_red_circle"), red = tok.tokenIdOf("red"), circle = tok.tokenIdOf("circle");
+            assertEquals(0f, m[w * v + w]);
+            assertEquals(0.5f, m[w * v + red]);
+            assertEquals(0.5f, m[w * v + circle]);
+            assertEquals(1f, m[red * v + red], "other words keep their own embedding");
+            float rowSum = 0;
+            for (int j = 0; j < v; j++) rowSum += m[w * v + j];
+            assertEquals(2f, rowSum, "four parts, halved");
+        }
+    }
+
+    @Test
     void everyPhrasingParsesBackToItsScene() {
         Random r = new Random(7);
         for (int i = 0; i < 500; i++) {
