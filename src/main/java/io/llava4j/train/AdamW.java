@@ -56,8 +56,11 @@ public final class AdamW {
     private final Map<String, State> state = new LinkedHashMap<>();
     private final Map<String, Double> paramLr = new java.util.HashMap<>(); // per-tensor factors on the group's lr
     private final double beta1, beta2, eps;
-    /** float32 tensors take {@link FusedAdamW}'s one-pass update; off: libtorch's tensor ops (the same arithmetic). */
-    private boolean fusedEnabled = !"0".equals(System.getenv("LLAVA4J_FUSED_ADAMW"));
+    /**
+     * float32 tensors take {@link FusedAdamW}'s one-pass update; off ({@code LLAVA4J_FUSED_ADAMW=0} or property
+     * {@code llava4j.fused_adamw=0}): libtorch's tensor ops (the same arithmetic).
+     */
+    private boolean fusedEnabled = !"0".equals(System.getProperty("llava4j.fused_adamw", System.getenv("LLAVA4J_FUSED_ADAMW")));
 
     public AdamW(List<Group> groups, double beta1, double beta2, double eps) {
         this.groups.addAll(groups);

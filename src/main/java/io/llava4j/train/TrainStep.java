@@ -186,7 +186,7 @@ public final class TrainStep {
         for (String n : trainable) {
             Tensor p = params.get(n);
             if (p.requires_grad() && p.grad().defined()) {
-                before.put(n, p.grad());
+                before.put(n, new Tensor(p.grad())); // grad() is a handle to the field itself: reset() would empty it
                 p.mutable_grad().reset();
             }
         }
