@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# --cache_vision_features and --dataloader_num_workers measured with `llava4j train` itself: stage 1 on llava_ref.py's
+# --cache_vision_features and --dataloader_num_workers measured with `llava4j train` itself: stage 1 (STAGE=finetune:
+# stage 2, the LLM trains; the tower stays frozen, so the cache applies) on llava_ref.py's
 # bench model (random weights from `llava_ref.py make --config bench`) over IMAGES distinct 480x360 JPEGs (decoded,
 # resized and cropped to 224 as CLIP's processor does), batch 2, EPOCHS epochs, three runs:
 #   plain   — no cache;
 #   cache   — --cache_vision_features: epoch 1 fills the cache, later epochs read it;
 #   again   — a later run on the same cache (a learning-rate sweep's second run): every image read from the cache.
 # Prints each run's median step time per epoch and checks the three runs' losses are equal.
-#   [IMAGES=8] [EPOCHS=2] [THREADS=2] [WORKERS=0] [SKIP_BUILD=1: use the built jar] bench/feature-cache.sh [WORK_DIR]
+#   [STAGE=pretrain|finetune] [IMAGES=8] [EPOCHS=2] [THREADS=2] [WORKERS=0] [SKIP_BUILD=1: use the built jar] \
+#   bench/feature-cache.sh [WORK_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W="${1:-/tmp/llava4j-bench-cache}"
-IMAGES="${IMAGES:-8}" EPOCHS="${EPOCHS:-2}" WORKERS="${WORKERS:-0}"
+IMAGES="${IMAGES:-8}" EPOCHS="${EPOCHS:-2}" WORKERS="${WORKERS:-0}" STAGE="${STAGE:-pretrain}"
+case "$STAGE" in pretrain) ADAPTER_ONLY=True;; finetune) ADAPTER_ONLY=False;; *) echo "STAGE=$STAGE: use pretrain or finetune" >&2; exit 2;; esac
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS="${THREADS:-2}"
 REF="${REF:-../shared/reference}"
 mkdir -p "$W"
@@ -42,7 +45,7 @@ run() { # name, extra flags
   rm -rf "$W/out-$name"
   echo "$name: load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
   ./llava4j train --model_name_or_path "$W/model" --version plain --data_path "$W/data/data.json" --image_folder "$W/data/images" \
-    --tune_mm_mlp_adapter True --per_device_train_batch_size 2 --num_train_epochs "$EPOCHS" --learning_rate 1e-3 \
+    --tune_mm_mlp_adapter "$ADAPTER_ONLY" --per_device_train_batch_size 2 --num_train_epochs "$EPOCHS" --learning_rate 1e-3 \
     --lr_scheduler_type constant --max_grad_norm 0 --logging_steps 1 --save_strategy no --dataloader_num_workers "$WORKERS" \
     --output_dir "$W/out-$name" "$@" >"$W/$name.log" 2>&1
 }

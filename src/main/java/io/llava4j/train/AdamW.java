@@ -56,12 +56,23 @@ public final class AdamW {
     private final Map<String, State> state = new LinkedHashMap<>();
     private final Map<String, Double> paramLr = new java.util.HashMap<>(); // per-tensor factors on the group's lr
     private final double beta1, beta2, eps;
+    /**
+     * float32 tensors take {@link FusedAdamW}'s one-pass update; off ({@code LLAVA4J_FUSED_ADAMW=0} or property
+     * {@code llava4j.fused_adamw=0}): libtorch's tensor ops (the same arithmetic).
+     */
+    private boolean fusedEnabled = !"0".equals(System.getProperty("llava4j.fused_adamw", System.getenv("LLAVA4J_FUSED_ADAMW")));
 
     public AdamW(List<Group> groups, double beta1, double beta2, double eps) {
         this.groups.addAll(groups);
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.eps = eps;
+    }
+
+    /** Chooses the one-pass float32 update (default) or libtorch's tensor ops; both compute torch's AdamW. */
+    public AdamW fused(boolean on) {
+        fusedEnabled = on;
+        return this;
     }
 
     public List<Group> groups() {
@@ -105,6 +116,7 @@ public final class AdamW {
     }
 
     public void step() {
+        List<FusedAdamW.Update> fused = new ArrayList<>();
         try (NoGradGuard ng = new NoGradGuard()) {
             for (Group g : groups) {
                 for (Map.Entry<String, Tensor> e : g.params.entrySet()) {
@@ -115,15 +127,22 @@ public final class AdamW {
                     s.step++;
                     Double f = paramLr.get(e.getKey());
                     double lr = f == null ? g.lr : g.lr * f;
+                    double bc1 = 1 - Math.pow(beta1, s.step);
+                    double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, s.step));
+                    if (fusedEnabled && FusedAdamW.applies(p, grad, s.expAvg, s.expAvgSq)) {
+                        fused.add(new FusedAdamW.Update(p, grad, s.expAvg, s.expAvgSq, (float) (1 - lr * g.weightDecay),
+                                (float) (1 - beta1), (float) beta2, (float) (1 - beta2), (float) bc2Sqrt, (float) eps,
+                                (float) (-lr / bc1)));
+                        continue;
+                    }
                     p.mul_(new Scalar(1 - lr * g.weightDecay));
                     s.expAvg.lerp_(grad, new Scalar(1 - beta1));
                     s.expAvgSq.mul_(new Scalar(beta2)).addcmul_(grad, grad, new Scalar(1 - beta2));
-                    double bc1 = 1 - Math.pow(beta1, s.step);
-                    double bc2Sqrt = Math.sqrt(1 - Math.pow(beta2, s.step));
                     Tensor denom = s.expAvgSq.sqrt().div_(new Scalar(bc2Sqrt)).add_(new Scalar(eps));
                     p.addcdiv_(s.expAvg, denom, new Scalar(-lr / bc1));
                 }
             }
+            FusedAdamW.run(fused);
         }
     }
 

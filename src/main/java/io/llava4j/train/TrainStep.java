@@ -39,7 +39,7 @@ public final class TrainStep {
     private final List<String> trainable;
     private final Map<String, Tensor> params;
     private final int intraOpThreads = torch.get_num_threads();
-    private final boolean mostlyFrozen; // under a tenth of the parameters train
+    private final boolean lora; // LoRA adapters train
 
     /**
      * {@code LLAVA4J_SAMPLE_THREADS=0} (or system property {@code llava4j.sample_threads=0}) turns the two-halves step
@@ -89,15 +89,10 @@ public final class TrainStep {
         this.seed = seed;
         this.trainable = trainable;
         this.params = Tensors.namedParameters(model);
-        long all = 0, trains = 0;
-        for (Tensor p : params.values()) all += p.numel();
         boolean lora = false;
-        for (String n : trainable) {
-            trains += params.get(n).numel();
-            lora |= n.contains(".lora_");
-        }
+        for (String n : trainable) lora |= n.contains(".lora_");
         // LoRA's dropout masks are drawn per micro-batch: halves would draw other masks than the recomputed path
-        this.mostlyFrozen = trains * 10 < all && !lora;
+        this.lora = lora;
     }
 
     /** Runs the step on its micro-batches, in order. */
@@ -160,16 +155,15 @@ public final class TrainStep {
     /**
      * Whether the micro-batch runs as two halves at once, each on its own thread with one intra-op thread: on two cores
      * the GEMMs of a few hundred rows and the small element-wise ops scale poorly across threads, while two
-     * independent halves keep both cores busy (bench/README.md). Only where it paid: with most weights frozen (stage 1,
-     * LoRA: a stage-1 step of the bench model went ≈ 3.3 → 2.5 s; with the LLM training, as in stage 2, it gained
-     * nothing and the two halves' activations and gradient traffic raised peak memory). Only where the result is
-     * still exactly reproducible: two contributions to each gradient (a + b = b + a), one process, no recomputation,
-     * no LoRA dropout.
+     * independent halves keep both cores busy (bench/README.md: a stage-1 step of the bench model went ≈ 3.3 → 2.5 s,
+     * a stage-2 step ≈ 5.0 → 4.4 s once AdamW's update was one pass). Only where the result is still exactly
+     * reproducible: two contributions to each gradient (a + b = b + a), one process, no recomputation, no LoRA
+     * dropout.
      */
     private boolean halves(MicroBatch mb) {
         if ("0".equals(halvesMode) || mb.samples().size() < 2 || dp != DataParallel.SINGLE || recompute || !BlasThreads.available())
             return false;
-        return "force".equals(halvesMode) || mostlyFrozen && intraOpThreads == 2;
+        return "force".equals(halvesMode) || !lora && intraOpThreads == 2;
     }
 
     /**
@@ -192,7 +186,7 @@ public final class TrainStep {
         for (String n : trainable) {
             Tensor p = params.get(n);
             if (p.requires_grad() && p.grad().defined()) {
-                before.put(n, p.grad());
+                before.put(n, new Tensor(p.grad())); // grad() is a handle to the field itself: reset() would empty it
                 p.mutable_grad().reset();
             }
         }
