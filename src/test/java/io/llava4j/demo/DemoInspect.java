@@ -15,7 +15,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.Random;
 
-/** Dev tool: loads a finished demo run's stage-2 model and looks at its answers on test and train images. */
+/**
+ * Development tool (not a test): {@code DemoInspect RUN_DIR [seed] [train images] [test images]} (with
+ * {@code -Dmodel=DIR} for another stage-2 folder) remakes the run's world, loads its stage-2 model and prints VQA accuracy
+ * by type on held-out images, on training images, and with each question asked about the wrong image, then answers
+ * beside the truth for a few images.
+ */
 public final class DemoInspect {
     public static void main(String[] args) throws Exception {
         Path run = Path.of(args[0]);
@@ -23,7 +28,7 @@ public final class DemoInspect {
         int nTrain = args.length > 2 ? Integer.parseInt(args[2]) : 2000;
         int nTest = args.length > 3 ? Integer.parseInt(args[3]) : 120;
         Engine.init();
-        WorldData world = WorldData.write(Path.of("/tmp/inspect-world"), seed, nTrain, nTest, 48, i -> {});
+        WorldData world = WorldData.write(java.nio.file.Files.createTempDirectory("demo-inspect"), seed, nTrain, nTest, 48, i -> {});
         LlavaTokenizer tok = LlavaTokenizer.load(run.resolve("world/tokenizer"));
         Llava model = Checkpoints.load(Path.of(System.getProperty("model", run.resolve("models/stage2").toString()))).model();
         ImageProcessor proc = ImageProcessor.load(run.resolve("models/clip/preprocessor_config.json"));
