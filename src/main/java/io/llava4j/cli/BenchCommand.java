@@ -23,7 +23,7 @@ public class BenchCommand implements Callable<Integer> {
     @Option(names = "--steps", defaultValue = "5", description = "timed steps (generate: timed runs) (default: ${DEFAULT-VALUE})") int steps;
     @Option(names = "--warmup", defaultValue = "1", description = "untimed steps first (default: ${DEFAULT-VALUE})") int warmup;
     @Option(names = "--gradient_checkpointing", arity = "1", converter = TrainCommand.Bool.class, defaultValue = "False") boolean gradCkpt;
-    @Option(names = "--threads", description = "libtorch intra-op threads (default: libtorch's, one per core)") Integer threads;
+    @Option(names = "--threads", description = "libtorch intra-op threads and OpenBLAS threads (default: libtorch's, one per core)") Integer threads;
     @Option(names = "--new_tokens", defaultValue = "32", description = "generate: tokens per run (default: ${DEFAULT-VALUE})") int newTokens;
     @Option(names = "--seed", defaultValue = "0") long seed;
     @Option(names = "--output_json", description = "also write the result here") Path output;
@@ -35,10 +35,7 @@ public class BenchCommand implements Callable<Integer> {
         if (steps < 1) throw new IllegalArgumentException("--steps must be >= 1, got " + steps);
         if (warmup < 0) throw new IllegalArgumentException("--warmup must be >= 0, got " + warmup);
         io.llava4j.engine.Engine.init();
-        if (threads != null) {
-            if (threads < 1) throw new IllegalArgumentException("--threads must be >= 1, got " + threads);
-            org.bytedeco.pytorch.global.torch.set_num_threads(threads);
-        }
+        if (threads != null) io.llava4j.engine.Engine.setThreads(threads, "--threads");
         ObjectNode r = Bench.run(new Bench.Options(stage, precisionOption.precision(), batch, steps, warmup, gradCkpt, seed, newTokens));
         System.out.println(new ObjectMapper().writeValueAsString(r));
         if (output != null) JsonFiles.write(output, r);

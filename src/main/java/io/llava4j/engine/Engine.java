@@ -34,4 +34,17 @@ public final class Engine {
         init();
         return org.bytedeco.pytorch.global.torch.get_num_threads();
     }
+
+    /**
+     * Sets libtorch's intra-op threads and OpenBLAS's own pool (where it can be asked) to {@code n}: libtorch's count
+     * alone leaves OpenBLAS's fp32 GEMMs on all cores.
+     *
+     * @param flag the option that gave {@code n}, for the error message
+     */
+    public static void setThreads(int n, String flag) {
+        if (n < 1) throw new IllegalArgumentException(flag + " must be >= 1, got " + n);
+        init();
+        org.bytedeco.pytorch.global.torch.set_num_threads(n);
+        if (BlasThreads.available()) BlasThreads.set(n);
+    }
 }
