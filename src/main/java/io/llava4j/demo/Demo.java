@@ -121,7 +121,7 @@ public final class Demo {
         // 2. the LLM
         Path llamaDir = out.resolve("models/llama");
         TextConfig tc = new TextConfig("llama", s.llmHidden(), s.llmHidden() * 8 / 3 / 16 * 16, s.llmLayers(), 4, 4, null, vocab,
-                1e-5, 10000.0, 512, "silu", false, false, false, null, null, null);
+                1e-5, 10000.0, 512, "silu", Boolean.getBoolean("llava4j.demo.tie"), false, false, null, null, null);
         Pretraining.Curve llmCurve = phase("pretrain_llm", () -> {
             Llama lm = new Llama(tc);
             Pretraining.init(lm, seed);

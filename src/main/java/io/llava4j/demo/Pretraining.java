@@ -73,6 +73,8 @@ public final class Pretraining {
      * its few occurrences. At the end the composed rows are written into the embedding, so the saved model is a plain
      * LLaMA whose grid-word embeddings are those sums.
      */
+    static final double EASY = Double.parseDouble(System.getProperty("llava4j.demo.easy", "0"));
+
     static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
         Random r = new Random(seed);
         AdamW opt = optimizer(lm, lr, 0.01);
@@ -83,7 +85,7 @@ public final class Pretraining {
         long t0 = System.nanoTime();
         for (int step = 0; step < steps; step++) {
             List<int[]> docs = new ArrayList<>();
-            for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r), true));
+            for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r, step < EASY * steps ? 1 : 3), true));
             opt.scaleLr(schedule.factor(step));
             try (PointerScope scope = new PointerScope()) {
                 Tensor loss = lmLoss(lm, compose == null ? weight : compose.matmul(weight), docs, tok.pad());

@@ -52,6 +52,8 @@ public final class ShapesWorld {
         }
     }
 
+    static final int ROWS = Integer.getInteger("llava4j.demo.rows", 3);
+
     private ShapesWorld() {}
 
     /** A random scene of 1–3 objects in distinct columns. */
@@ -62,7 +64,7 @@ public final class ShapesWorld {
         List<Integer> used = new ArrayList<>(cols.subList(0, n));
         java.util.Collections.sort(used);
         List<Obj> objs = new ArrayList<>();
-        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c, r.nextInt(3)));
+        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c, ROWS == 1 ? 1 : r.nextInt(3)));
         return new Scene(objs, r.nextLong());
     }
 

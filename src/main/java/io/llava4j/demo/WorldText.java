@@ -73,7 +73,23 @@ public final class WorldText {
      * user turn holds the grid (where stage 2's image goes) or a caption.
      */
     static String document(Random r) {
+        return document(r, 3);
+    }
+
+    static final boolean DENSE = Boolean.getBoolean("llava4j.demo.dense");
+
+    static String document(Random r, int maxObjects) {
         Scene s = ShapesWorld.scene(r);
+        while (s.objects().size() > maxObjects) s = ShapesWorld.scene(r);
+        if (DENSE) {
+            int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
+            double u = r.nextDouble();
+            if (u < 0.05) return ShapesWorld.caption(s, a) + "\n";
+            if (u < 0.15) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
+            if (u < 0.60) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, b) + "\n";
+            if (u < 0.95) return chat(ShapesWorld.grid(s), questions(s, 2 + r.nextInt(3), r));
+            return chat(ShapesWorld.caption(s, a), questions(s, 1 + r.nextInt(3), r));
+        }
         int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
         double u = r.nextDouble();
         if (u < 0.10) return ShapesWorld.caption(s, a) + "\n";

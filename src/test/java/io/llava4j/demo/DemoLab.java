@@ -54,7 +54,7 @@ public final class DemoLab {
         LlavaTokenizer tok = LlavaTokenizer.load(tokDir);
         if (mode.equals("llm")) { // pre-train the LLM only; how well it reads the true grid words
             var tc = new io.llava4j.config.TextConfig("llama", s.llmHidden(), s.llmHidden() * 8 / 3 / 16 * 16, s.llmLayers(), 4, 4, null,
-                    tok.vocabSize(), 1e-5, 10000.0, 512, "silu", false, false, false, null, null, null);
+                    tok.vocabSize(), 1e-5, 10000.0, 512, "silu", Boolean.getBoolean("llava4j.demo.tie"), false, false, null, null, null);
             io.llava4j.model.Llama lm = new io.llava4j.model.Llama(tc);
             Pretraining.init(lm, seed);
             int steps = s.llmSteps();
@@ -66,6 +66,12 @@ public final class DemoLab {
             });
             System.out.printf("llm %.1f s%n", c.seconds());
             System.out.println("from grid words " + Evaluation.fromGridWords(lm, tok, world.test, world.testQa));
+            List<int[]> rp = new ArrayList<>();
+            for (var sc : world.test) rp.add(tok.encode(ShapesWorld.caption(sc, 0) + " a picture of", true));
+            List<String> caps = new ArrayList<>();
+            for (int[] ids : Evaluation.textGreedy(lm, rp, 48, tok.tokenIdOf("\n"))) caps.add(tok.decode(ids, true).trim());
+            for (int i = 0; i < 4; i++) System.out.println("  rephrase: " + ShapesWorld.caption(world.test.get(i), 0) + " => " + caps.get(i));
+            System.out.println("rephrase caption accuracy " + Evaluation.captionAccuracy(world.test, caps));
             return;
         }
         VisionConfig vc = Demo.visionConfig(s);
