@@ -73,6 +73,7 @@ public final class Pretraining {
      * its few occurrences. At the end the composed rows are written into the embedding, so the saved model is a plain
      * LLaMA whose grid-word embeddings are those sums.
      */
+    static final boolean BUCKETS = Boolean.getBoolean("llava4j.demo.buckets");
     static final double EASY = Double.parseDouble(System.getProperty("llava4j.demo.easy", "0"));
 
     static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
@@ -87,6 +88,27 @@ public final class Pretraining {
             List<int[]> docs = new ArrayList<>();
             for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r, step < EASY * steps ? 1 : 3), true));
             opt.scaleLr(schedule.factor(step));
+            if (BUCKETS) {
+                docs.sort(java.util.Comparator.comparingInt(d -> d.length));
+                long total = 0;
+                for (int[] d : docs) total += d.length - 1;
+                int cut = docs.size() / 2; // the short half and the long half: little padding in either
+                double sum = 0;
+                for (List<int[]> part : List.of(docs.subList(0, cut), docs.subList(cut, docs.size())))
+                    try (PointerScope scope = new PointerScope()) {
+                        Tensor[] t = padded(part, tok.pad());
+                        Tensor embeds = torch.embedding(compose == null ? weight : compose.matmul(weight), t[0]);
+                        Tensor loss = Llava.tokenLosses(lm.forward(embeds), t[1]).sum().div(new Scalar((double) total));
+                        loss.backward();
+                        sum += loss.item_double();
+                    }
+                try (PointerScope scope = new PointerScope()) {
+                    clip(opt, 1.0);
+                    opt.step();
+                    opt.zeroGrad();
+                }
+                losses.add(sum);
+            } else
             try (PointerScope scope = new PointerScope()) {
                 Tensor loss = lmLoss(lm, compose == null ? weight : compose.matmul(weight), docs, tok.pad());
                 losses.add(update(opt, loss));

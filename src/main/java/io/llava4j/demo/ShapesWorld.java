@@ -164,14 +164,16 @@ public final class ShapesWorld {
 
     /**
      * The scene described in phrasing {@code k}. Every phrasing names each object's size, colour, kind and position in
-     * one clause; clauses are separated by "and", ",", ";" or "." so that {@link #parseCaption} reads them all.
+     * one clause that starts with the position ("on the left …"), so that a reader of the grid knows which cell the
+     * words that follow describe; clauses are separated by "and", ",", ";" or "." so that {@link #parseCaption} reads
+     * them all.
      */
     public static String caption(Scene s, int k) {
         List<Obj> os = s.objects();
         List<String> parts = new ArrayList<>();
         switch (k) {
-            case 0 -> { // there is a small red circle on the left and a large blue square on the right .
-                for (Obj o : os) parts.add("a " + o.phrase() + " " + on(o));
+            case 0 -> { // there are two shapes : on the left a small red circle and on the right a large blue square .
+                for (Obj o : os) parts.add(on(o) + " a " + o.phrase());
                 return (os.size() == 1 ? "there is " : "there are " + count(os) + " shapes : ") + join(parts, " and ") + " .";
             }
             case 1 -> { // on the left is a small red circle ; on the right is a large blue square .
@@ -182,24 +184,24 @@ public final class ShapesWorld {
                 for (Obj o : os) parts.add(o.positionName() + " : " + o.phrase() + " .");
                 return join(parts, " ");
             }
-            case 3 -> { // the image shows a small red circle at the left , and a large blue square at the right .
-                for (Obj o : os) parts.add("a " + o.phrase() + " at the " + o.positionName());
+            case 3 -> { // the image shows at the left a small red circle , and at the right a large blue square .
+                for (Obj o : os) parts.add("at the " + o.positionName() + " a " + o.phrase());
                 return "the image shows " + join(parts, " , and ") + " .";
             }
-            case 4 -> { // a picture of a small red circle on the left , a large blue square on the right .
-                for (Obj o : os) parts.add("a " + o.phrase() + " " + on(o));
-                return "a picture of " + join(parts, " , ") + " .";
+            case 4 -> { // a picture showing on the left a small red circle , on the right a large blue square .
+                for (Obj o : os) parts.add(on(o) + " a " + o.phrase());
+                return "a picture showing " + join(parts, " , ") + " .";
             }
-            case 5 -> { // we see a red circle that is small on the left and ...
-                for (Obj o : os) parts.add("a " + o.colourName() + " " + o.kindName() + " that is " + o.sizeName() + " " + on(o));
+            case 5 -> { // we see on the left a red circle that is small and on the right ...
+                for (Obj o : os) parts.add(on(o) + " a " + o.colourName() + " " + o.kindName() + " that is " + o.sizeName());
                 return "we see " + join(parts, " and ") + " .";
             }
-            case 6 -> { // one shape : small red circle , left .   (a list)
-                for (Obj o : os) parts.add(o.phrase() + " " + o.positionName());
+            case 6 -> { // two shapes : left small red circle ; right large blue square .   (a list)
+                for (Obj o : os) parts.add(o.positionName() + " " + o.phrase());
                 return count(os) + (os.size() == 1 ? " shape : " : " shapes : ") + join(parts, " ; ") + " .";
             }
-            case 7 -> { // a small red circle is on the left , and a large blue square is on the right .
-                for (Obj o : os) parts.add("a " + o.phrase() + " is " + on(o));
+            case 7 -> { // on the left there is a small red circle , and on the right there is a large blue square .
+                for (Obj o : os) parts.add(on(o) + " there is a " + o.phrase());
                 return join(parts, " , and ") + " .";
             }
             default -> throw new IllegalArgumentException("phrasing " + k);

@@ -58,6 +58,15 @@ public final class WorldText {
         return sb.toString();
     }
 
+    static String chatNoSystem(String firstUserTurn, List<Qa> qas) {
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; i < qas.size(); i++) {
+            String q = i == 0 ? firstUserTurn + "\n" + qas.get(i).question() : qas.get(i).question();
+            sb.append(i == 0 ? "" : " ").append("USER: ").append(q).append(" ASSISTANT: ").append(qas.get(i).answer()).append("</s>");
+        }
+        return sb.toString();
+    }
+
     /** Random question types for a scene. */
     static List<Qa> questions(Scene s, int n, Random r) {
         List<Qa> out = new ArrayList<>();
@@ -76,11 +85,22 @@ public final class WorldText {
         return document(r, 3);
     }
 
+    static final boolean POSFIRST = Boolean.getBoolean("llava4j.demo.posfirst");
+    static final boolean DENSE2 = Boolean.getBoolean("llava4j.demo.dense2");
     static final boolean DENSE = Boolean.getBoolean("llava4j.demo.dense");
 
     static String document(Random r, int maxObjects) {
         Scene s = ShapesWorld.scene(r);
         while (s.objects().size() > maxObjects) s = ShapesWorld.scene(r);
+        if (DENSE2) {
+            int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
+            double u = r.nextDouble();
+            if (u < 0.10) return ShapesWorld.caption(s, a) + "\n";
+            if (u < 0.20) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
+            if (u < 0.70) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, Boolean.getBoolean("llava4j.demo.grid2") ? 2 : b) + "\n";
+            if (u < 0.95) return chatNoSystem(ShapesWorld.grid(s), questions(s, 3 + r.nextInt(3), r));
+            return chat(ShapesWorld.grid(s), questions(s, 1 + r.nextInt(2), r));
+        }
         if (DENSE) {
             int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
             double u = r.nextDouble();
@@ -94,7 +114,7 @@ public final class WorldText {
         double u = r.nextDouble();
         if (u < 0.10) return ShapesWorld.caption(s, a) + "\n";
         if (u < 0.25) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
-        if (u < 0.60) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, b) + "\n";
+        if (u < 0.60) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, POSFIRST ? 1 + r.nextInt(2) : b) + "\n";
         if (u < 0.90) return chat(ShapesWorld.grid(s), questions(s, 1 + r.nextInt(3), r));
         return chat(ShapesWorld.caption(s, a), questions(s, 1 + r.nextInt(3), r));
     }

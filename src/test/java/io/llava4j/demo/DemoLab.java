@@ -67,7 +67,7 @@ public final class DemoLab {
             System.out.printf("llm %.1f s%n", c.seconds());
             System.out.println("from grid words " + Evaluation.fromGridWords(lm, tok, world.test, world.testQa));
             List<int[]> rp = new ArrayList<>();
-            for (var sc : world.test) rp.add(tok.encode(ShapesWorld.caption(sc, 0) + " a picture of", true));
+            for (var sc : world.test) rp.add(tok.encode(ShapesWorld.caption(sc, 0) + " a picture showing", true));
             List<String> caps = new ArrayList<>();
             for (int[] ids : Evaluation.textGreedy(lm, rp, 48, tok.tokenIdOf("\n"))) caps.add(tok.decode(ids, true).trim());
             for (int i = 0; i < 4; i++) System.out.println("  rephrase: " + ShapesWorld.caption(world.test.get(i), 0) + " => " + caps.get(i));
