@@ -46,7 +46,7 @@ public final class Demo {
                            int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
                            boolean clipWords, boolean llmComposed) {
         public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
-                96, 3, 400, 16, 3e-3,
+                96, 3, 800, 40, 3e-3,
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
                 600, 16, 3e-3, 150, true, true, true, true);
@@ -121,7 +121,7 @@ public final class Demo {
         // 2. the LLM
         Path llamaDir = out.resolve("models/llama");
         TextConfig tc = new TextConfig("llama", s.llmHidden(), s.llmHidden() * 8 / 3 / 16 * 16, s.llmLayers(), 4, 4, null, vocab,
-                1e-5, 10000.0, 512, "silu", Boolean.getBoolean("llava4j.demo.tie"), false, false, null, null, null);
+                1e-5, 10000.0, 512, "silu", false, false, false, null, null, null);
         Pretraining.Curve llmCurve = phase("pretrain_llm", () -> {
             Llama lm = new Llama(tc);
             Pretraining.init(lm, seed);

@@ -73,9 +73,6 @@ public final class Pretraining {
      * its few occurrences. At the end the composed rows are written into the embedding, so the saved model is a plain
      * LLaMA whose grid-word embeddings are those sums.
      */
-    static final boolean BUCKETS = Boolean.getBoolean("llava4j.demo.buckets");
-    static final double EASY = Double.parseDouble(System.getProperty("llava4j.demo.easy", "0"));
-
     static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
         Random r = new Random(seed);
         AdamW opt = optimizer(lm, lr, 0.01);
@@ -86,33 +83,15 @@ public final class Pretraining {
         long t0 = System.nanoTime();
         for (int step = 0; step < steps; step++) {
             List<int[]> docs = new ArrayList<>();
-            for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r, step < EASY * steps ? 1 : 3), true));
+            for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r), true));
             opt.scaleLr(schedule.factor(step));
-            if (BUCKETS) {
-                docs.sort(java.util.Comparator.comparingInt(d -> d.length));
-                long total = 0;
-                for (int[] d : docs) total += d.length - 1;
-                int cut = docs.size() / 2; // the short half and the long half: little padding in either
-                double sum = 0;
-                for (List<int[]> part : List.of(docs.subList(0, cut), docs.subList(cut, docs.size())))
-                    try (PointerScope scope = new PointerScope()) {
-                        Tensor[] t = padded(part, tok.pad());
-                        Tensor embeds = torch.embedding(compose == null ? weight : compose.matmul(weight), t[0]);
-                        Tensor loss = Llava.tokenLosses(lm.forward(embeds), t[1]).sum().div(new Scalar((double) total));
-                        loss.backward();
-                        sum += loss.item_double();
-                    }
-                try (PointerScope scope = new PointerScope()) {
-                    clip(opt, 1.0);
-                    opt.step();
-                    opt.zeroGrad();
-                }
-                losses.add(sum);
-            } else
+            double loss = backwardInBuckets(lm, compose, docs, tok.pad());
             try (PointerScope scope = new PointerScope()) {
-                Tensor loss = lmLoss(lm, compose == null ? weight : compose.matmul(weight), docs, tok.pad());
-                losses.add(update(opt, loss));
+                clip(opt, 1.0);
+                opt.step();
+                opt.zeroGrad();
             }
+            losses.add(loss);
             progress.step(step + 1, losses.get(step));
         }
         if (compose != null)
@@ -139,13 +118,30 @@ public final class Pretraining {
         return Tensors.floats(m, vocab, vocab);
     }
 
-    /** Mean next-token cross entropy of documents (each BOS-first), padded on the right, with {@code embedding} as the input embedding. */
-    static Tensor lmLoss(Llama lm, Tensor embedding, List<int[]> docs, int pad) {
-        Tensor[] t = padded(docs, pad);
-        Tensor embeds = torch.embedding(embedding, t[0]);                     // [B, T, h]
-        Tensor logits = lm.forward(embeds);                                  // [B, T, V]
-        Tensor per = Llava.tokenLosses(logits, t[1]);                        // [B, T-1]
-        return per.sum().div(new Scalar((double) Math.max(1, Llava.supervisedTokens(t[1]))));
+    /**
+     * Backward of the mean next-token cross entropy of documents (each BOS-first) with the input embedding
+     * {@code compose × E} (E where {@code compose} is null): the documents in two length buckets
+     * (short half, long half), one forward and backward each, both divided by the tokens of all documents, so that the
+     * gradients are those of one padded batch. A list caption is a third as long as a chat: one padded batch would be
+     * mostly padding. Returns the loss.
+     */
+    static double backwardInBuckets(Llama lm, Tensor compose, List<int[]> docs, int pad) {
+        Tensor weight = lm.model.embedTokens.weight;
+        List<int[]> sorted = new ArrayList<>(docs);
+        sorted.sort(java.util.Comparator.comparingInt(d -> d.length));
+        long predicted = 0;
+        for (int[] d : sorted) predicted += d.length - 1;
+        int n = sorted.size();
+        double loss = 0;
+        for (List<int[]> part : n < 2 ? List.of(sorted) : List.of(sorted.subList(0, n / 2), sorted.subList(n / 2, n)))
+            try (PointerScope scope = new PointerScope()) {
+                Tensor[] t = padded(part, pad);
+                Tensor embeds = torch.embedding(compose == null ? weight : compose.matmul(weight), t[0]);   // [b, T, h]
+                Tensor sum = Llava.tokenLosses(lm.forward(embeds), t[1]).sum().div(new Scalar((double) Math.max(1, predicted)));
+                sum.backward();
+                loss += sum.item_double();
+            }
+        return loss;
     }
 
     /** Summed next-token NLL and token count of documents under {@code lm} (no grad). */

@@ -16,7 +16,7 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * ShapesWorld: small images of 1–3 shapes, each in its own column (left, middle, right) and in a random row of a 3×3
+ * ShapesWorld: small images of 1–3 shapes, each in its own column (left, middle, right) of the middle row of a 3×3
  * grid of cells, with a kind, a colour and a size, on a varied background (grey levels, gradients, noise). Everything the demo trains on is derived from a
  * {@link Scene}: the rendered PNG, captions in many phrasings, and question–answer pairs. Deterministic per seed.
  */
@@ -52,11 +52,9 @@ public final class ShapesWorld {
         }
     }
 
-    static final int ROWS = Integer.getInteger("llava4j.demo.rows", 3);
-
     private ShapesWorld() {}
 
-    /** A random scene of 1–3 objects in distinct columns. */
+    /** A random scene of 1–3 objects in distinct columns of the middle row. */
     public static Scene scene(Random r) {
         int n = 1 + r.nextInt(3);
         List<Integer> cols = new ArrayList<>(List.of(0, 1, 2));
@@ -64,7 +62,7 @@ public final class ShapesWorld {
         List<Integer> used = new ArrayList<>(cols.subList(0, n));
         java.util.Collections.sort(used);
         List<Obj> objs = new ArrayList<>();
-        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c, ROWS == 1 ? 1 : r.nextInt(3)));
+        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c, 1));
         return new Scene(objs, r.nextLong());
     }
 
@@ -161,6 +159,9 @@ public final class ShapesWorld {
 
     /** Number of caption phrasings {@link #caption} knows. */
     public static final int PHRASINGS = 8;
+
+    /** The compact list phrasing, "left : small red circle . right : large blue square .": stage 1's captions. */
+    public static final int LIST_PHRASING = 2;
 
     /**
      * The scene described in phrasing {@code k}. Every phrasing names each object's size, colour, kind and position in

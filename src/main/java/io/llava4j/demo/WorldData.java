@@ -73,8 +73,7 @@ public final class WorldData {
         List<String> captions = new ArrayList<>();
         for (int i = 0; i < nTrain; i++) {
             Scene s = train.get(i);
-            int phr = textRandom.nextInt(ShapesWorld.PHRASINGS);
-            String cap = ShapesWorld.caption(s, Integer.getInteger("llava4j.demo.s1phr", phr));
+            String cap = ShapesWorld.caption(s, ShapesWorld.LIST_PHRASING);
             captions.add(cap);
             String instr = INSTRUCTIONS.get(textRandom.nextInt(INSTRUCTIONS.size()));
             s1.add(record("train-" + i, trainImage(i), List.of(

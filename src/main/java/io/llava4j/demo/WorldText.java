@@ -48,18 +48,12 @@ public final class WorldText {
         return out;
     }
 
-    /** A vicuna_v1 chat about a scene: the scene in the user's first turn (where the image goes), then QA rounds. */
-    static String chat(String firstUserTurn, List<Qa> qas) {
-        StringBuilder sb = new StringBuilder(Conversation.SYSTEM_V1).append(' ');
-        for (int i = 0; i < qas.size(); i++) {
-            String q = i == 0 ? firstUserTurn + "\n" + qas.get(i).question() : qas.get(i).question();
-            sb.append("USER: ").append(q).append(" ASSISTANT: ").append(qas.get(i).answer()).append("</s>");
-        }
-        return sb.toString();
-    }
-
-    static String chatNoSystem(String firstUserTurn, List<Qa> qas) {
-        StringBuilder sb = new StringBuilder();
+    /**
+     * A chat about a scene in vicuna_v1's turns after {@code system} (its system prompt and a space, or nothing): the
+     * scene in the user's first turn (where the image goes), then QA rounds.
+     */
+    static String chat(String system, String firstUserTurn, List<Qa> qas) {
+        StringBuilder sb = new StringBuilder(system);
         for (int i = 0; i < qas.size(); i++) {
             String q = i == 0 ? firstUserTurn + "\n" + qas.get(i).question() : qas.get(i).question();
             sb.append(i == 0 ? "" : " ").append("USER: ").append(q).append(" ASSISTANT: ").append(qas.get(i).answer()).append("</s>");
@@ -76,47 +70,27 @@ public final class WorldText {
     }
 
     /**
-     * One pre-training document (without BOS): a caption alone; two phrasings of a scene ("A B\n"); the scene's
-     * {@link ShapesWorld#grid nine cell words} followed by a caption ("G A\n", the layout of LLaVA's plain template,
-     * "&lt;image&gt;caption\n", with one word where each image token goes); or a chat in vicuna_v1 format whose first
-     * user turn holds the grid (where stage 2's image goes) or a caption.
+     * One pre-training document (without BOS). Half of them hold a scene as its {@link ShapesWorld#grid nine cell
+     * words} followed by the scene's compact list caption ("G left : small red circle .\n": the layout of LLaVA's
+     * plain template, "&lt;image&gt;caption\n", with one word where each image token goes); a quarter are chats whose
+     * first user turn holds the grid, with 3–5 questions and no system prompt (short documents: each answer is a lookup
+     * in the grid); the rest are captions alone, a scene in two phrasings ("A B\n"), and chats in vicuna_v1 format with
+     * its system prompt (as stage 2 and the evaluation ask).
+     *
+     * <p>Why this mix: a tiny LLaMA learns to look words up in the grid only from many short documents where each
+     * supervised word is such a lookup. In the list caption each attribute follows its column's name within three
+     * words; with every phrasing mixed in, a 400-step pre-training read the grid at 0.32 caption accuracy, with the
+     * list caption at 0.54 (seed 42).
      */
     static String document(Random r) {
-        return document(r, 3);
-    }
-
-    static final boolean POSFIRST = Boolean.getBoolean("llava4j.demo.posfirst");
-    static final boolean DENSE2 = Boolean.getBoolean("llava4j.demo.dense2");
-    static final boolean DENSE = Boolean.getBoolean("llava4j.demo.dense");
-
-    static String document(Random r, int maxObjects) {
         Scene s = ShapesWorld.scene(r);
-        while (s.objects().size() > maxObjects) s = ShapesWorld.scene(r);
-        if (DENSE2) {
-            int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
-            double u = r.nextDouble();
-            if (u < 0.10) return ShapesWorld.caption(s, a) + "\n";
-            if (u < 0.20) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
-            if (u < 0.70) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, Boolean.getBoolean("llava4j.demo.grid2") ? 2 : b) + "\n";
-            if (u < 0.95) return chatNoSystem(ShapesWorld.grid(s), questions(s, 3 + r.nextInt(3), r));
-            return chat(ShapesWorld.grid(s), questions(s, 1 + r.nextInt(2), r));
-        }
-        if (DENSE) {
-            int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
-            double u = r.nextDouble();
-            if (u < 0.05) return ShapesWorld.caption(s, a) + "\n";
-            if (u < 0.15) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
-            if (u < 0.60) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, b) + "\n";
-            if (u < 0.95) return chat(ShapesWorld.grid(s), questions(s, 2 + r.nextInt(3), r));
-            return chat(ShapesWorld.caption(s, a), questions(s, 1 + r.nextInt(3), r));
-        }
         int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
         double u = r.nextDouble();
         if (u < 0.10) return ShapesWorld.caption(s, a) + "\n";
-        if (u < 0.25) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
-        if (u < 0.60) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, POSFIRST ? 1 + r.nextInt(2) : b) + "\n";
-        if (u < 0.90) return chat(ShapesWorld.grid(s), questions(s, 1 + r.nextInt(3), r));
-        return chat(ShapesWorld.caption(s, a), questions(s, 1 + r.nextInt(3), r));
+        if (u < 0.20) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
+        if (u < 0.70) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, ShapesWorld.LIST_PHRASING) + "\n";
+        if (u < 0.95) return chat("", ShapesWorld.grid(s), questions(s, 3 + r.nextInt(3), r));
+        return chat(Conversation.SYSTEM_V1 + " ", ShapesWorld.grid(s), questions(s, 1 + r.nextInt(2), r));
     }
 
     /** Every piece the world's text can contain, in a fixed order. */

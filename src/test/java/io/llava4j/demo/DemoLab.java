@@ -54,7 +54,7 @@ public final class DemoLab {
         LlavaTokenizer tok = LlavaTokenizer.load(tokDir);
         if (mode.equals("llm")) { // pre-train the LLM only; how well it reads the true grid words
             var tc = new io.llava4j.config.TextConfig("llama", s.llmHidden(), s.llmHidden() * 8 / 3 / 16 * 16, s.llmLayers(), 4, 4, null,
-                    tok.vocabSize(), 1e-5, 10000.0, 512, "silu", Boolean.getBoolean("llava4j.demo.tie"), false, false, null, null, null);
+                    tok.vocabSize(), 1e-5, 10000.0, 512, "silu", false, false, false, null, null, null);
             io.llava4j.model.Llama lm = new io.llava4j.model.Llama(tc);
             Pretraining.init(lm, seed);
             int steps = s.llmSteps();
