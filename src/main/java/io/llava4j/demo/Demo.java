@@ -218,7 +218,8 @@ public final class Demo {
 
     /** The tiny CLIP vision tower of these settings. */
     static VisionConfig visionConfig(Settings s) {
-        return new VisionConfig(s.clipHidden(), s.clipHidden() * 4, s.clipLayers(), 4, s.imageSize(), s.patchSize(), 3,
+        int h = Integer.getInteger("llava4j.demo.visionHidden", s.clipHidden());
+        return new VisionConfig(h, h * 4, s.clipLayers(), 4, s.imageSize(), s.patchSize(), 3,
                 "quick_gelu", 1e-5, null);
     }
 

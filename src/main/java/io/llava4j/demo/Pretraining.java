@@ -73,6 +73,7 @@ public final class Pretraining {
      * its few occurrences. At the end the composed rows are written into the embedding, so the saved model is a plain
      * LLaMA whose grid-word embeddings are those sums.
      */
+    static final double[] WORD_WEIGHTS = java.util.Arrays.stream(System.getProperty("llava4j.demo.wordWeights", "1,1,1").split(",")).mapToDouble(Double::parseDouble).toArray();
     static final double EASY = Double.parseDouble(System.getProperty("llava4j.demo.easy", "0"));
 
     static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
@@ -163,6 +164,8 @@ public final class Pretraining {
         final Linear visualProjection, textProjection;
         final Tensor logitScale; // [] log of the inverse temperature
         final int layers;
+        /** With the system property llava4j.demo.terms: running sums of each loss term (clip, region, kind, colour, size) for the lab. */
+        final double[] terms = Boolean.getBoolean("llava4j.demo.terms") ? new double[5] : null;
 
         Clip(VisionConfig vc, TextConfig tc, int dim) {
             vision = register_module("vision_model_tower", new ClipVisionTower(vc));
@@ -265,12 +268,19 @@ public final class Pretraining {
             Tensor region = regionEmbeds(states, regions);                                   // [R, d]
             Tensor rl = region.matmul(textEmbeds(phrases, pad).t()).mul(scale());            // [R, U]
             Tensor r = torch.cross_entropy_loss(rl, Tensors.longs(regionPhrase, regionPhrase.length), new TensorOptional(), 1, -100, 0.0);
+            if (terms != null) {
+                terms[0] += loss.item_double();
+                terms[1] += r.item_double();
+            }
             loss = loss.add(r);
             if (attributeWords == null) return loss;
             for (int k = 0; k < attributeWords.size(); k++) {
                 Tensor wl = region.matmul(textEmbeds(attributeWords.get(k), pad).t()).mul(scale()); // [R, values]
                 long[] v = regionValues.get(k);
-                loss = loss.add(torch.cross_entropy_loss(wl, Tensors.longs(v, v.length), new TensorOptional(), 1, -100, 0.0));
+                Tensor w = torch.cross_entropy_loss(wl, Tensors.longs(v, v.length), new TensorOptional(), 1, -100, 0.0);
+                if (WORD_WEIGHTS[k] != 1) w = w.mul(new Scalar(WORD_WEIGHTS[k]));
+                if (terms != null) terms[2 + k] += w.item_double();
+                loss = loss.add(w);
             }
             return loss;
         }
