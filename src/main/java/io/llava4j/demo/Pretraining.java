@@ -73,7 +73,6 @@ public final class Pretraining {
      * its few occurrences. At the end the composed rows are written into the embedding, so the saved model is a plain
      * LLaMA whose grid-word embeddings are those sums.
      */
-    static final double[] WORD_WEIGHTS = java.util.Arrays.stream(System.getProperty("llava4j.demo.wordWeights", "1,1,1").split(",")).mapToDouble(Double::parseDouble).toArray();
     static final double EASY = Double.parseDouble(System.getProperty("llava4j.demo.easy", "0"));
 
     static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
@@ -164,6 +163,13 @@ public final class Pretraining {
         final Linear visualProjection, textProjection;
         final Tensor logitScale; // [] log of the inverse temperature
         final int layers;
+        /**
+         * Weights of the region–word terms (kind, colour, size). Each term starts on a plateau at ln(values): while the
+         * region features do not tell the values apart, the words' text features drift together and neither side gets
+         * a gradient to leave it. Weighted 1 like the other terms, colour and size (linear in the pixels) leave it early
+         * and kind (a shape, not a colour sum) stays near ln 4 for most of the run; weighted up, each leaves it early.
+         */
+        double[] wordWeights = {1, 1, 1};
         /** With the system property llava4j.demo.terms: running sums of each loss term (clip, region, kind, colour, size) for the lab. */
         final double[] terms = Boolean.getBoolean("llava4j.demo.terms") ? new double[5] : null;
 
@@ -278,7 +284,7 @@ public final class Pretraining {
                 Tensor wl = region.matmul(textEmbeds(attributeWords.get(k), pad).t()).mul(scale()); // [R, values]
                 long[] v = regionValues.get(k);
                 Tensor w = torch.cross_entropy_loss(wl, Tensors.longs(v, v.length), new TensorOptional(), 1, -100, 0.0);
-                if (WORD_WEIGHTS[k] != 1) w = w.mul(new Scalar(WORD_WEIGHTS[k]));
+                if (wordWeights[k] != 1) w = w.mul(new Scalar(wordWeights[k]));
                 if (terms != null) terms[2 + k] += w.item_double();
                 loss = loss.add(w);
             }
