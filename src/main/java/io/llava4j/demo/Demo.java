@@ -38,23 +38,28 @@ import java.util.Random;
 public final class Demo {
     private static final ObjectMapper JSON = new ObjectMapper();
 
-    /** Sizes of one demo run. */
+    /**
+     * Sizes of one demo run.
+     *
+     * @param clipKindWeight weight of the CLIP pre-training's region–kind-word term ({@link Pretraining.Clip#wordWeights})
+     * @param clipWordWeight weight of its region–colour-word and region–size-word terms
+     */
     public record Settings(String name, int trainImages, int testImages, int imageSize, int patchSize,
                            int llmHidden, int llmLayers, int llmSteps, int llmBatch, double llmLr,
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
                            int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
-                           boolean clipWords, boolean llmComposed) {
+                           boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight) {
         public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
                 96, 3, 800, 40, 3e-3,
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
-                600, 16, 3e-3, 150, true, true, true, true);
+                600, 16, 3e-3, 150, true, true, true, true, 5, 3);
         public static final Settings QUICK = new Settings("quick", 200, 24, 48, 16,
                 64, 2, 80, 16, 3e-3,
                 32, 2, 40, 32, 5e-3,
                 15, 16, 3e-3,
-                20, 8, 1e-3, 40, true, true, true, true);
+                20, 8, 1e-3, 40, true, true, true, true, 5, 3);
     }
 
     /** Makes the progress bar of each phase (the command line shows them on stderr). */
@@ -228,6 +233,7 @@ public final class Demo {
                 1e-5, 10000.0, 128, "silu", true, false, false, null, null, null);
         Pretraining.Clip clip = new Pretraining.Clip(vc, textEnc, s.clipHidden());
         Pretraining.init(clip, seed);
+        clip.wordWeights = new double[]{s.clipKindWeight(), s.clipWordWeight(), s.clipWordWeight()};
         // Position embeddings as large as the patch content (not N(0, 0.02)): each patch token then carries its own
         // place from the start, and the LLM, which reads image tokens by content, can tell left from right.
         try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {

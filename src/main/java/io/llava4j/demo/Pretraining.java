@@ -181,6 +181,15 @@ public final class Pretraining {
         final Linear visualProjection, textProjection;
         final Tensor logitScale; // [] log of the inverse temperature
         final int layers;
+        /**
+         * Weights of the region–word terms (kind, colour, size). Each term starts on a plateau at ln(values): while the
+         * region features do not tell the values apart, the words' text features drift together and neither side gets
+         * a gradient to leave it. Weighted 1 like the other terms, colour and size (linear in the pixels) leave it early
+         * and kind (a shape, not a colour sum) stays near ln 4 for most of the run; weighted up, each leaves it early.
+         */
+        double[] wordWeights = {1, 1, 1};
+        /** With the system property llava4j.demo.terms: running sums of each loss term (clip, region, kind, colour, size) for the lab. */
+        final double[] terms = Boolean.getBoolean("llava4j.demo.terms") ? new double[5] : null;
 
         Clip(VisionConfig vc, TextConfig tc, int dim) {
             vision = register_module("vision_model_tower", new ClipVisionTower(vc));
@@ -283,12 +292,19 @@ public final class Pretraining {
             Tensor region = regionEmbeds(states, regions);                                   // [R, d]
             Tensor rl = region.matmul(textEmbeds(phrases, pad).t()).mul(scale());            // [R, U]
             Tensor r = torch.cross_entropy_loss(rl, Tensors.longs(regionPhrase, regionPhrase.length), new TensorOptional(), 1, -100, 0.0);
+            if (terms != null) {
+                terms[0] += loss.item_double();
+                terms[1] += r.item_double();
+            }
             loss = loss.add(r);
             if (attributeWords == null) return loss;
             for (int k = 0; k < attributeWords.size(); k++) {
                 Tensor wl = region.matmul(textEmbeds(attributeWords.get(k), pad).t()).mul(scale()); // [R, values]
                 long[] v = regionValues.get(k);
-                loss = loss.add(torch.cross_entropy_loss(wl, Tensors.longs(v, v.length), new TensorOptional(), 1, -100, 0.0));
+                Tensor w = torch.cross_entropy_loss(wl, Tensors.longs(v, v.length), new TensorOptional(), 1, -100, 0.0);
+                if (wordWeights[k] != 1) w = w.mul(new Scalar(wordWeights[k]));
+                if (terms != null) terms[2 + k] += w.item_double();
+                loss = loss.add(w);
             }
             return loss;
         }

@@ -88,7 +88,7 @@ public final class DemoLab {
             tail.add(loss);
             if (i % Math.max(1, steps / 10) == 0) {
                 double m = tail.stream().mapToDouble(Double::doubleValue).average().orElse(0);
-                System.out.printf("  step %d loss %.4f (%.1f s)%n", i, m, (System.nanoTime() - t1) / 1e9);
+                System.out.printf("  step %d loss %.4f (%.1f s)%s%n", i, m, (System.nanoTime() - t1) / 1e9, terms(clip.terms, tail.size()));
                 tail.clear();
             }
         });
@@ -98,6 +98,17 @@ public final class DemoLab {
             var m = Demo.probe(clip.vision, data.anchorPixels(), world.train, layer);
             System.out.printf("probe layer %d%s: %s (%.1f s)%n", layer, layer == vc.numHiddenLayers() - 1 ? " (select -2)" : "", m, (System.nanoTime() - t2) / 1e9);
         }
+    }
+
+    /** The mean of each loss term since the last call (clip, region, kind, colour, size), and resets them. */
+    private static String terms(double[] t, int n) {
+        if (t == null) return "";
+        StringBuilder b = new StringBuilder(" terms");
+        for (int i = 0; i < t.length; i++) {
+            b.append(String.format(" %.3f", t[i] / n));
+            t[i] = 0;
+        }
+        return b.toString();
     }
 
     /** {@code s} with one field replaced, parsed from text by its type. */
