@@ -122,7 +122,13 @@ final class Report {
                 .append(", the unfrozen one's went to ").append(f(ppl.get("after_stage1_unfrozen_lr10x").asDouble())).append(".\n");
         md.append("- **Captions**: caption accuracy after stage 1 was ").append(f(fr.captionAcc())).append(" frozen and ")
                 .append(f(un.captionAcc())).append(" unfrozen, against ").append(f(s1.get("caption_baseline").asDouble()))
-                .append(" for the best constant caption").append(fr.captionAcc() >= 2 * s1.get("caption_baseline").asDouble() ? "."
+                .append(" for the best constant caption").append(fr.captionAcc() >= 2 * s1.get("caption_baseline").asDouble()
+                        ? String.format(Locale.ROOT, " (%.1fx): the projector alone learned to make the frozen LLM describe the image, "
+                                + "in the words the LLM learned in pre-training for a grid of cells. ", fr.captionAcc() / s1.get("caption_baseline").asDouble())
+                        + (un.captionAcc() > fr.captionAcc()
+                        ? String.format(Locale.ROOT, "Letting the LLM train gained %.2f of caption accuracy and cost its language knowledge (above).",
+                                un.captionAcc() - fr.captionAcc())
+                        : "Letting the LLM train gained no caption accuracy and cost its language knowledge (above).")
                         : un.captionAcc() >= 2 * s1.get("caption_baseline").asDouble()
                         ? ": the features carry the scene (the unfrozen LLM learned to caption it), but in this run's budget the projector "
                         + "alone did not learn to make the frozen LLM say it; here freezing cost caption accuracy."
