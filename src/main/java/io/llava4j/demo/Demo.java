@@ -54,7 +54,7 @@ public final class Demo {
                 96, 3, 800, 40, 3e-3,
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
-                600, 16, 3e-3, 150, true, true, true, true, 5, 3);
+                1000, 16, 3e-3, 150, true, true, true, true, 5, 3);
         public static final Settings QUICK = new Settings("quick", 200, 24, 48, 16,
                 64, 2, 80, 16, 3e-3,
                 32, 2, 40, 32, 5e-3,
