@@ -52,6 +52,14 @@ public final class ShapesWorld {
         }
     }
 
+    /**
+     * Scale of a shape's jitter inside its cell (lab switch). 0 by default: with ±2 px of jitter a small shape (8 px) in
+     * its 16 px patch is no fixed template, and the tiny tower's linear patch embedding read its kind late and badly
+     * (select-layer kind probe 0.98–1.00 without jitter against 0.72–0.97 with it, two seeds, one middle row; see
+     * Pretraining.Clip#wordWeights).
+     */
+    static final double JITTER = Double.parseDouble(System.getProperty("llava4j.demo.jitter", "0"));
+
     private ShapesWorld() {}
 
     /** A random scene of 1–3 objects in distinct columns of the middle row. */
@@ -111,9 +119,9 @@ public final class ShapesWorld {
         }
         double col = size / 3.0;
         for (Obj o : s.objects()) {
-            // each shape sits in a cell of a 3x3 grid (its column is its position), with a small jitter inside the cell
+            // each shape sits in a cell of a 3x3 grid (its column is its position), centred (or jittered: JITTER)
             double rad = (o.size() == 0 ? 0.17 : 0.30) * col * 1.5 * (0.9 + 0.2 * r.nextDouble());
-            double jitter = Math.max(0, Math.min(col / 2 - rad - 0.5, size / 24.0));
+            double jitter = JITTER * Math.max(0, Math.min(col / 2 - rad - 0.5, size / 24.0));
             double cx = col * (o.position() + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
             double cy = col * (o.row() + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
             int[] rgb = RGB[o.colour()];
