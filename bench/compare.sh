@@ -10,6 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 W="${1:-/tmp/llava4j-compare}"
 REF="${REF:-../shared/reference}/llava_ref.py"
+[ -f "$REF" ] || { echo "compare.sh: no $REF (the reference beside the checkout); set REF to the folder that holds llava_ref.py" >&2; exit 1; }
 ROUNDS="${ROUNDS:-3}" STEPS="${STEPS:-5}" THREADS="${THREADS:-2}"
 export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS="$THREADS"
 /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "compare.sh: /usr/bin/python3 has no torch (apt-get install -y python3-torch libopenblas0-pthread)" >&2; exit 1; }
