@@ -87,9 +87,7 @@ public final class Pretraining {
             opt.scaleLr(schedule.factor(step));
             double loss = backwardInBuckets(lm, compose, docs, tok.pad());
             try (PointerScope scope = new PointerScope()) {
-                clip(opt, 1.0);
-                opt.step();
-                opt.zeroGrad();
+                step(opt);
             }
             losses.add(loss);
             progress.step(step + 1, losses.get(step));
@@ -414,7 +412,7 @@ public final class Pretraining {
             scenes.add(scene);
             for (ShapesWorld.Obj o : scene.objects())
                 phraseIds.computeIfAbsent(regionPhrase(o), k -> withEos(tok, k));
-            caps.add(withEos(tok, ShapesWorld.caption(scene, 2)));
+            caps.add(withEos(tok, ShapesWorld.caption(scene, ShapesWorld.LIST_PHRASING)));
         }
         List<List<int[]>> attributeWords = null;
         if (regions && words) {
@@ -428,7 +426,7 @@ public final class Pretraining {
         return new TowerData(Tensors.floats(all, rows, 3, imageSize, imageSize), caps, scenes, n, twins, regions, phraseIds, attributeWords);
     }
 
-    /** What the region–phrase term matches a shape's column against: "left : small red circle" (phrasing 2's clause). */
+    /** What the region–phrase term matches a shape's column against: "left : small red circle" (a clause of {@link ShapesWorld#LIST_PHRASING}). */
     static String regionPhrase(ShapesWorld.Obj o) {
         return o.positionName() + " : " + o.phrase();
     }
@@ -452,10 +450,15 @@ public final class Pretraining {
     /** One optimizer step on {@code loss}: backward, clip the gradients' norm to 1, AdamW, zero the gradients. */
     private static double update(AdamW opt, Tensor loss) {
         loss.backward();
+        step(opt);
+        return loss.item_double();
+    }
+
+    /** The step after the backward: clip the gradients' norm to 1, AdamW, zero the gradients. */
+    private static void step(AdamW opt) {
         clip(opt, 1.0);
         opt.step();
         opt.zeroGrad();
-        return loss.item_double();
     }
 
     private static void clip(AdamW opt, double max) {
