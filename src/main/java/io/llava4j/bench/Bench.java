@@ -80,7 +80,7 @@ public final class Bench {
                 samples.add(new Sample("bench-" + b, ids, labels, pixels[b], null));
             }
             long t0 = System.nanoTime();
-            TrainStep.Result r = step.run(List.of(new TrainStep.MicroBatch(0, s, samples)));
+            TrainStep.Result r = step.run(List.of(new TrainStep.MicroBatch(0, s, samples, true)));
             double dt = (System.nanoTime() - t0) / 1e9;
             if (s >= o.warmup()) {
                 secs.add(dt);

@@ -11,8 +11,11 @@ import java.util.function.Supplier;
  * optimizer steps (null from then on).
  */
 final class MicroBatchOrder implements Supplier<MicroBatchOrder.Micro> {
-    /** Global micro-batch {@code index} of {@code epoch}: this rank's dataset indices (may be empty). */
-    record Micro(int epoch, int index, int[] indices) {}
+    /**
+     * Global micro-batch {@code index} of {@code epoch}: this rank's dataset indices (may be empty), and whether it is the
+     * last micro-batch of its optimizer step.
+     */
+    record Micro(int epoch, int index, int[] indices, boolean endsStep) {}
 
     private final AccumulationSteps steps;
     private final int size, batch, accumulation;
@@ -60,6 +63,6 @@ final class MicroBatchOrder implements Supplier<MicroBatchOrder.Micro> {
         int[] shard = dp.shard(em[1], batch, size);
         int[] idx = new int[shard[1] - shard[0]];
         System.arraycopy(order, shard[0], idx, 0, idx.length);
-        return new Micro(em[0], em[1], idx);
+        return new Micro(em[0], em[1], idx, pending.isEmpty());
     }
 }

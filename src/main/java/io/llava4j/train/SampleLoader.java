@@ -59,7 +59,7 @@ final class SampleLoader implements AutoCloseable {
                 Sample smp = source.apply(i);
                 if (smp != null) out.add(smp);
             }
-            return new TrainStep.MicroBatch(m.epoch(), m.index(), out);
+            return new TrainStep.MicroBatch(m.epoch(), m.index(), out, m.endsStep());
         }
         fill();
         Pending p = ahead.pollFirst();
@@ -70,7 +70,7 @@ final class SampleLoader implements AutoCloseable {
             if (smp != null) out.add(smp);
         }
         fill(); // the worker that just finished starts on the next one while the step runs
-        return new TrainStep.MicroBatch(p.micro().epoch(), p.micro().index(), out);
+        return new TrainStep.MicroBatch(p.micro().epoch(), p.micro().index(), out, p.micro().endsStep());
     }
 
     private void fill() {

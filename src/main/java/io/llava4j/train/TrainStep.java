@@ -57,8 +57,11 @@ public final class TrainStep {
         return t;
     });
 
-    /** The samples of one micro-batch (this rank's shard; may be empty) and where it sits in the run. */
-    public record MicroBatch(int epoch, int index, List<Sample> samples) {}
+    /**
+     * The samples of one micro-batch (this rank's shard; may be empty), where it sits in the run, and whether it is the
+     * last micro-batch of its optimizer step.
+     */
+    public record MicroBatch(int epoch, int index, List<Sample> samples, boolean endsStep) {}
 
     /**
      * The mean micro-batch loss, the merged positions the step ran, the gradient norm before clipping, and whether the

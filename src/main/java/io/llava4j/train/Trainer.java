@@ -194,8 +194,6 @@ public final class Trainer {
         int[] modality = a.groupByModalityLength() ? ds.modalityLengths() : null;
         TrainProgress bar = dp.isMain() ? progress : TrainProgress.NONE;
         bar.start(total, step);
-        AccumulationSteps steps = new AccumulationSteps(micro, a.gradientAccumulationSteps());
-        steps.skip(step);
         FeatureCache cache = a.cacheVisionFeatures() == null ? null
                 : FeatureCache.open(a.cacheVisionFeatures(), model, plan, a.precision(), ds.preprocessing());
         TrainStep trainStep = new TrainStep(model, optimizer, collator, a.precision(), recompute, a.modelMaxLength(),
@@ -206,21 +204,20 @@ public final class Trainer {
                 : new BufferedWriter(java.io.Writer.nullWriter());
              SampleLoader loader = new SampleLoader(i -> skips.get(ds, i, cache), order, a.dataloaderNumWorkers())) {
             while (step < total) {
-                List<int[]> micros = steps.next();
-                int epoch = micros.get(micros.size() - 1)[0];
                 long t0 = System.nanoTime();
                 optimizer.scaleLr(schedule.factor(step));
                 if (freezes != null && freezes.beforeStep(model, optimizer, step) && step > 0 && dp.isMain())
                     System.err.printf("%nstep %d: %d tensors train now%n", step, freezes.at(step).trainable().size());
                 List<TrainStep.MicroBatch> batches = new ArrayList<>();
                 List<String> stepIds = new ArrayList<>(); // named if the step goes bad
-                for (int i = 0; i < micros.size(); i++) {
+                do { // the micro-batches of this step (MicroBatchOrder groups them)
                     TrainStep.MicroBatch mb = loader.next();
                     for (Sample smp : mb.samples()) stepIds.add(smp.id());
                     for (Sample smp : mb.samples())
                         if (smp.warning() != null && warned.add(smp.id())) System.err.println("\nwarning: sample " + smp.id() + ": " + smp.warning());
                     batches.add(mb);
-                }
+                } while (!batches.get(batches.size() - 1).endsStep());
+                int epoch = batches.get(batches.size() - 1).epoch();
                 TrainStep.Result r = trainStep.run(batches);
                 if (!r.updated()) { // a non-finite loss or gradient: stopped before the update, the state is the last good one
                     bar.done();
