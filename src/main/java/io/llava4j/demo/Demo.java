@@ -73,7 +73,9 @@ public final class Demo {
     private final Decoder decoder;
     private final Listener listener;
     private final java.util.function.Function<String[], TrainArgs> trainFlags;
-    private final Map<String, Double> phases = new LinkedHashMap<>();
+    private final Map<String, Double> phases = java.util.Collections.synchronizedMap(new LinkedHashMap<>());
+    /** The LLM's pre-training progress ("LLM step/total loss x"), written by its thread and shown on the tower's bar. */
+    private volatile String llmStatus = "LLM 0";
     private final ObjectNode report = JSON.createObjectNode();
     /** Linear-probe accuracy of the vision tower's features per attribute, before and after its pre-training. */
     private final Map<String, Map<String, Double>> probe = new LinkedHashMap<>();
@@ -123,36 +125,38 @@ public final class Demo {
         LlavaTokenizer tok = LlavaTokenizer.load(tokDir);
         int vocab = tok.vocabSize();
 
-        // 2. the LLM
+        // 2–3. the LLM and the vision tower, pre-trained side by side: they are independent, and each runs on one thread
+        // (its tensors are too small for intra-op threads to pay), so on two cores the pair takes about the longer one's time.
+        // Both models are made and seeded here first: torch's random generator is global. Each trains deterministically.
         Path llamaDir = out.resolve("models/llama");
         TextConfig tc = new TextConfig("llama", s.llmHidden(), s.llmHidden() * 8 / 3 / 16 * 16, s.llmLayers(), 4, 4, null, vocab,
                 1e-5, 10000.0, 512, "silu", false, false, false, null, null, null);
-        Pretraining.Curve llmCurve = phase("pretrain_llm", () -> {
-            Llama lm = new Llama(tc);
-            Pretraining.init(lm, seed);
-            TrainProgress bar = start("pretrain LLM", s.llmSteps());
-            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed, s.llmComposed(),
-                    (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
-            bar.done();
-            Pretraining.saveLlama(lm, tc, llamaDir, tokDir);
-            return c;
-        });
-
-        // 3. the vision tower
+        Llama lm = new Llama(tc);
+        Pretraining.init(lm, seed);
         Path clipDir = out.resolve("models/clip");
         VisionConfig vc = visionConfig(s);
+        Pretraining.saveClipVision(new io.llava4j.model.ClipVisionTower(vc), vc, clipDir); // processor config first
+        Pretraining.Clip clip = newClip(s, vc, vocab, seed + 1);
+        phases.put("pretrain_llm", 0.0); // set when it ends (keeps the phases' order)
+        long sideBySide = System.nanoTime();
+        SideTask<Pretraining.Curve> llmRun = SideTask.start("llava4j-pretrain-llm", () -> {
+            long t0 = System.nanoTime();
+            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed, s.llmComposed(),
+                    (i, loss) -> llmStatus = String.format(java.util.Locale.ROOT, "LLM %d/%d loss %.4f", i, s.llmSteps(), loss));
+            Pretraining.saveLlama(lm, tc, llamaDir, tokDir);
+            phases.put("pretrain_llm", (System.nanoTime() - t0) / 1e9);
+            return c;
+        });
         Pretraining.Curve clipCurve = phase("pretrain_clip", () -> {
-            Pretraining.saveClipVision(new io.llava4j.model.ClipVisionTower(vc), vc, clipDir); // processor config first
             ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
             Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(), seed + 4);
-            Pretraining.Clip clip = newClip(s, vc, vocab, seed + 1);
             int probeLayer = vc.numHiddenLayers() - 1; // the projector reads select layer -2
             long p0 = System.nanoTime();
             probe.put("random_init", probe(clip.vision, data.anchorPixels(), world.train, probeLayer));
             double probeSeconds = (System.nanoTime() - p0) / 1e9;
             TrainProgress bar = start("pretrain CLIP", s.clipSteps());
             Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
-                    (i, loss) -> bar.update(i, String.format("loss %.4f", loss)));
+                    (i, loss) -> bar.update(i, String.format(java.util.Locale.ROOT, "loss %.4f | %s", loss, llmStatus)));
             bar.done();
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
             p0 = System.nanoTime();
@@ -161,6 +165,14 @@ public final class Demo {
             return c;
         });
         phases.put("pretrain_clip", phases.get("pretrain_clip") - phases.get("probe_clip")); // the probes are their own phase
+        Pretraining.Curve llmCurve;
+        {
+            TrainProgress bar = listener.bar("pretrain LLM"); // what is left of it once the tower is done
+            bar.start(s.llmSteps(), Math.min(s.llmSteps(), llmStep()));
+            llmCurve = llmRun.join(() -> bar.update(Math.min(s.llmSteps(), llmStep()), llmStatus));
+            bar.done();
+        }
+        phases.put("pretraining_side_by_side", (System.nanoTime() - sideBySide) / 1e9);
 
         // held-out world text and test images
         Random heldout = new Random(seed + 3);
@@ -381,6 +393,52 @@ public final class Demo {
         bars.put("text_ppl_after_stage1_equal_bit_for_bit", Double.doubleToLongBits(pplBefore) == Double.doubleToLongBits(stage1.get("stage1").pplAfter()));
         bars.put("unfrozen_ppl_at_least_doubles", stage1.get("stage1_unfrozen").pplAfter() >= 2 * pplBefore);
         bars.put("minutes_total", phases.get("total") / 60);
+    }
+
+    /** The step in {@link #llmStatus}. */
+    private int llmStep() {
+        String[] w = llmStatus.split("[ /]");
+        try {
+            return Integer.parseInt(w[1]);
+        } catch (RuntimeException e) {
+            return 0;
+        }
+    }
+
+    /** A body run on its own thread; {@link #join} waits for it and rethrows what it threw. */
+    static final class SideTask<T> {
+        private final java.util.concurrent.FutureTask<T> task;
+
+        private SideTask(IoSupplier<T> body) {
+            task = new java.util.concurrent.FutureTask<>(body::get);
+        }
+
+        static <T> SideTask<T> start(String name, IoSupplier<T> body) {
+            SideTask<T> t = new SideTask<>(body);
+            Thread th = new Thread(t.task, name);
+            th.setDaemon(true);
+            th.start();
+            return t;
+        }
+
+        /** Waits for the body, calling {@code tick} about twice a second meanwhile; its result, or what it threw. */
+        T join(Runnable tick) throws IOException {
+            while (true) {
+                try {
+                    return task.get(500, java.util.concurrent.TimeUnit.MILLISECONDS);
+                } catch (java.util.concurrent.TimeoutException e) {
+                    tick.run();
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    throw new IOException("interrupted while the LLM pre-trained", e);
+                } catch (java.util.concurrent.ExecutionException e) {
+                    if (e.getCause() instanceof IOException io) throw io;
+                    if (e.getCause() instanceof RuntimeException re) throw re;
+                    if (e.getCause() instanceof Error err) throw err;
+                    throw new IOException(e.getCause());
+                }
+            }
+        }
     }
 
     @FunctionalInterface
