@@ -41,6 +41,10 @@ public final class Demo {
     /**
      * Sizes of one demo run.
      *
+     * @param stage2Lr          stage 2's learning rate of the LLM ({@code --learning_rate})
+     * @param stage2ProjectorLr stage 2's learning rate of the projector ({@code --mm_projector_lr}, LLaVA's flag): the
+     *                          projector adapts fast while the pre-trained LLM moves slowly; at 3e-3 for both, stage 2
+     *                          unlearnt what the LLM could do (seed 42: VQA 0.74; 0.82 with the LLM at 2e-4 to 1e-3)
      * @param clipKindWeight weight of the CLIP pre-training's region–kind-word term ({@link Pretraining.Clip#wordWeights})
      * @param clipWordWeight weight of its region–colour-word and region–size-word terms
      */
@@ -48,18 +52,18 @@ public final class Demo {
                            int llmHidden, int llmLayers, int llmSteps, int llmBatch, double llmLr,
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
-                           int stage2Steps, int stage2Batch, double stage2Lr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
+                           int stage2Steps, int stage2Batch, double stage2Lr, double stage2ProjectorLr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
                            boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight) {
         public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
-                96, 3, 800, 40, 3e-3,
+                96, 3, 1600, 40, 3e-3,
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
-                1000, 16, 3e-3, 150, true, true, true, true, 5, 3);
+                1000, 16, 2e-4, 3e-3, 150, true, true, true, true, 5, 3);
         public static final Settings QUICK = new Settings("quick", 200, 24, 48, 16,
                 64, 2, 80, 16, 3e-3,
                 32, 2, 40, 32, 5e-3,
                 15, 16, 3e-3,
-                20, 8, 1e-3, 40, true, true, true, true, 5, 3);
+                20, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3);
     }
 
     /** Makes the progress bar of each phase (the command line shows them on stderr). */
@@ -212,6 +216,7 @@ public final class Demo {
                 "--data_path", world.stage2.toString(), "--image_folder", world.images.toString(),
                 "--pretrain_mm_mlp_adapter", out.resolve("models/stage1/mm_projector.safetensors").toString(),
                 "--per_device_train_batch_size", Integer.toString(s.stage2Batch()), "--learning_rate", Double.toString(s.stage2Lr()),
+                "--mm_projector_lr", Double.toString(s.stage2ProjectorLr()),
                 "--lr_scheduler_type", "cosine", "--warmup_ratio", "0.03", "--max_steps", Integer.toString(s.stage2Steps()),
                 "--max_grad_norm", "1.0", "--save_strategy", "no", "--logging_steps", "10", "--seed", Long.toString(seed),
                 "--output_dir", out.resolve("models/stage2").toString()));

@@ -89,7 +89,8 @@ final class Report {
                         + "(both in `models/` as HF folders; the LLM's text also holds scenes as nine grid words, one per cell, e.g. "
                         + "\"empty left_small_red_circle empty …\", where the image tokens go, so that the projector can speak to the frozen "
                         + "LLM one word per image token); LLaVA's stage 1 "
-                        + "(`--tune_mm_mlp_adapter True`, only the projector trains) and stage 2 (projector + LLM), run by "
+                        + "(`--tune_mm_mlp_adapter True`, only the projector trains) and stage 2 (projector + LLM; the LLM at a "
+                        + "lower learning rate than the projector, `--mm_projector_lr`, so that it keeps what it learnt), run by "
                         + "`llava4j train`'s code; an ablation of stage 1 with the LLM unfrozen and at 10x the learning rate.\n\n");
         md.append("## What freezing the LLM bought here\n\n");
         md.append("| stage 1 run | trainable params | optimizer state | step time (s) | peak RSS (MB) | text ppl after | caption accuracy | final loss | loss step spread | diverged |\n");
@@ -193,7 +194,9 @@ final class Report {
         md.append("## Phase times (s)\n\n").append("On ").append(m.get("cores").asInt()).append(" cores (libtorch threads ")
                 .append(m.get("torch_threads").asInt()).append("), 1-minute load average ").append(m.get("load_average_at_start").asDouble())
                 .append(" at the start and ").append(m.get("load_average_at_end").asDouble())
-                .append(" at the end: a load above the core count means other processes shared the cores and the times are pessimistic.\n\n");
+                .append(" at the end: a load above the core count means other processes shared the cores and the times are pessimistic. "
+                        + "The LLM and the vision tower pre-train side by side, one thread each: pretrain_llm and pretrain_clip overlap, "
+                        + "pretraining_side_by_side is the pair's wall time, and the total counts it once.\n\n");
         r.get("phases").properties().forEach(e -> md.append("- ").append(e.getKey()).append(": ")
                 .append(String.format(Locale.ROOT, "%.1f", e.getValue().asDouble())).append("\n"));
         md.append("\nThe tokenizer is word-level (a tokenizer.json WordLevel model over the world's closed vocabulary), not a trained BPE.\n");
