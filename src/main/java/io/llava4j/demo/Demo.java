@@ -78,8 +78,9 @@ public final class Demo {
     private final Listener listener;
     private final java.util.function.Function<String[], TrainArgs> trainFlags;
     private final Map<String, Double> phases = java.util.Collections.synchronizedMap(new LinkedHashMap<>());
-    /** The LLM's pre-training progress ("LLM step/total loss x"), written by its thread and shown on the tower's bar. */
-    private volatile String llmStatus = "LLM 0";
+    /** The LLM's pre-training progress (steps done, last loss), written by its thread and shown on the tower's bar. */
+    private volatile int llmStep;
+    private volatile double llmLoss = Double.NaN;
     private final ObjectNode report = JSON.createObjectNode();
     /** Linear-probe accuracy of the vision tower's features per attribute, before and after its pre-training. */
     private final Map<String, Map<String, Double>> probe = new LinkedHashMap<>();
@@ -146,7 +147,10 @@ public final class Demo {
         SideTask<Pretraining.Curve> llmRun = SideTask.start("llava4j-pretrain-llm", () -> {
             long t0 = System.nanoTime();
             Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed, s.llmComposed(),
-                    (i, loss) -> llmStatus = String.format(java.util.Locale.ROOT, "LLM %d/%d loss %.4f", i, s.llmSteps(), loss));
+                    (i, loss) -> {
+                        llmLoss = loss;
+                        llmStep = i;
+                    });
             Pretraining.saveLlama(lm, tc, llamaDir, tokDir);
             phases.put("pretrain_llm", (System.nanoTime() - t0) / 1e9);
             return c;
@@ -160,7 +164,7 @@ public final class Demo {
             double probeSeconds = (System.nanoTime() - p0) / 1e9;
             TrainProgress bar = start("pretrain CLIP", s.clipSteps());
             Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
-                    (i, loss) -> bar.update(i, String.format(java.util.Locale.ROOT, "loss %.4f | %s", loss, llmStatus)));
+                    (i, loss) -> bar.update(i, String.format(java.util.Locale.ROOT, "loss %.4f | %s", loss, llmStatus())));
             bar.done();
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
             p0 = System.nanoTime();
@@ -172,8 +176,8 @@ public final class Demo {
         Pretraining.Curve llmCurve;
         {
             TrainProgress bar = listener.bar("pretrain LLM"); // what is left of it once the tower is done
-            bar.start(s.llmSteps(), Math.min(s.llmSteps(), llmStep()));
-            llmCurve = llmRun.join(() -> bar.update(Math.min(s.llmSteps(), llmStep()), llmStatus));
+            bar.start(s.llmSteps(), llmStep);
+            llmCurve = llmRun.join(() -> bar.update(llmStep, llmStatus()));
             bar.done();
         }
         phases.put("pretraining_side_by_side", (System.nanoTime() - sideBySide) / 1e9);
@@ -400,14 +404,9 @@ public final class Demo {
         bars.put("minutes_total", phases.get("total") / 60);
     }
 
-    /** The step in {@link #llmStatus}. */
-    private int llmStep() {
-        String[] w = llmStatus.split("[ /]");
-        try {
-            return Integer.parseInt(w[1]);
-        } catch (RuntimeException e) {
-            return 0;
-        }
+    /** "LLM step/total loss x", for the progress bars. */
+    private String llmStatus() {
+        return String.format(java.util.Locale.ROOT, "LLM %d/%d loss %.4f", llmStep, s.llmSteps(), llmLoss);
     }
 
     /** A body run on its own thread; {@link #join} waits for it and rethrows what it threw. */

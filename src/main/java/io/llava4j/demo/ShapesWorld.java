@@ -28,14 +28,10 @@ public final class ShapesWorld {
     public static final List<String> COUNTS = List.of("one", "two", "three");
     private static final int[][] RGB = {{220, 30, 30}, {30, 170, 40}, {40, 70, 235}, {240, 220, 30}, {150, 40, 200}, {250, 130, 20}};
 
-    /**
-     * One shape: indices into {@link #KINDS}, {@link #COLOURS}, {@link #SIZES}, {@link #POSITIONS} (its column), and its
-     * row in the 3×3 grid of cells (0 = top; captions do not mention it).
-     */
-    public record Obj(int kind, int colour, int size, int position, int row) {
-        public Obj(int kind, int colour, int size, int position) {
-            this(kind, colour, size, position, 1);
-        }
+    /** One shape: indices into {@link #KINDS}, {@link #COLOURS}, {@link #SIZES} and {@link #POSITIONS} (its column). */
+    public record Obj(int kind, int colour, int size, int position) {
+        /** Its row in the 3×3 grid of cells (0 = top): every shape sits in the middle row; captions do not mention it. */
+        public int row() { return 1; }
 
         public String kindName() { return KINDS.get(kind); }
         public String colourName() { return COLOURS.get(colour); }
@@ -70,7 +66,7 @@ public final class ShapesWorld {
         List<Integer> used = new ArrayList<>(cols.subList(0, n));
         java.util.Collections.sort(used);
         List<Obj> objs = new ArrayList<>();
-        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c, 1));
+        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c));
         return new Scene(objs, r.nextLong());
     }
 
@@ -87,10 +83,10 @@ public final class ShapesWorld {
         for (Obj x : objs) free.remove(Integer.valueOf(x.position()));
         double u = r.nextDouble();
         Obj t;
-        if (u < 0.45 || (u >= 0.85 && free.isEmpty())) t = new Obj(other(o.kind(), KINDS.size(), r), o.colour(), o.size(), o.position(), o.row());
-        else if (u < 0.65) t = new Obj(o.kind(), other(o.colour(), COLOURS.size(), r), o.size(), o.position(), o.row());
-        else if (u < 0.85) t = new Obj(o.kind(), o.colour(), 1 - o.size(), o.position(), o.row());
-        else t = new Obj(o.kind(), o.colour(), o.size(), free.get(r.nextInt(free.size())), o.row());
+        if (u < 0.45 || (u >= 0.85 && free.isEmpty())) t = new Obj(other(o.kind(), KINDS.size(), r), o.colour(), o.size(), o.position());
+        else if (u < 0.65) t = new Obj(o.kind(), other(o.colour(), COLOURS.size(), r), o.size(), o.position());
+        else if (u < 0.85) t = new Obj(o.kind(), o.colour(), 1 - o.size(), o.position());
+        else t = new Obj(o.kind(), o.colour(), o.size(), free.get(r.nextInt(free.size())));
         objs.set(i, t);
         objs.sort(java.util.Comparator.comparingInt(Obj::position));
         return new Scene(objs, s.renderSeed());
