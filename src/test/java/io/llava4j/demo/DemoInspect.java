@@ -60,6 +60,15 @@ public final class DemoInspect {
                 System.out.printf("  %-50s exp=%-8s got=%-10s wrongimg=%s%n", q.question(), q.answer(), ansTest.get(i).get(j), ansShuf.get(i).get(j));
             }
         }
+        // by question form and number of shapes, as GridQa tallies the LLM alone
+        Map<String, int[]> byKey = new java.util.TreeMap<>();
+        for (int i = 0; i < nTest; i++)
+            for (int j = 0; j < world.testQa.get(i).size(); j++) {
+                int[] c = byKey.computeIfAbsent(GridQa.key(world.testQa.get(i).get(j), world.test.get(i)), k -> new int[2]);
+                c[0] += ansTest.get(i).get(j).equals(world.testQa.get(i).get(j).answer()) ? 1 : 0;
+                c[1]++;
+            }
+        byKey.forEach((k, v) -> System.out.printf("by form %-20s %.2f (%d)%n", k, (double) v[0] / v[1], v[1]));
         // answer distribution for colour questions
         Map<String, Integer> dist = new java.util.TreeMap<>();
         for (int i = 0; i < nTest; i++) dist.merge(ansTest.get(i).get(0), 1, Integer::sum);

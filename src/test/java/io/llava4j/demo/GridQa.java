@@ -16,7 +16,10 @@ import java.util.Map;
 import java.util.Random;
 import java.util.TreeMap;
 
-/** Development tool (not a test): {@code GridQa RUN_DIR} — the run's pre-trained LLM on grid-word QA, by type and object count. */
+/**
+ * Development tool (not a test): {@code GridQa RUN_DIR [nosys]} — the run's pre-trained LLM on grid-word QA, by type and
+ * object count ({@link #key}).
+ */
 public final class GridQa {
     public static void main(String[] args) throws Exception {
         Path run = Path.of(args[0]);
@@ -27,7 +30,7 @@ public final class GridQa {
         List<Scene> scenes = new ArrayList<>();
         List<Qa> qas = new ArrayList<>();
         List<int[]> prompts = new ArrayList<>();
-        for (int i = 0; i < 900; i++) {
+        for (int i = 0; i < 2400; i++) {
             Scene s = ShapesWorld.scene(r);
             Qa q = ShapesWorld.question(s, ShapesWorld.QA_TYPES.get(i % 6), r);
             scenes.add(s);
@@ -40,12 +43,23 @@ public final class GridQa {
         for (int i = 0; i < qas.size(); i++) {
             String a = tok.decode(ans.get(i), true).trim();
             boolean ok = a.equals(qas.get(i).answer());
-            String key = qas.get(i).type() + " n=" + scenes.get(i).objects().size();
+            String key = key(qas.get(i), scenes.get(i));
             tally.computeIfAbsent(key, k -> new int[2]);
             tally.get(key)[0] += ok ? 1 : 0;
             tally.get(key)[1]++;
             if (i < 36 && !ok) System.out.println("  " + ShapesWorld.caption(scenes.get(i), 2) + " | " + qas.get(i).question() + " -> " + a + " (" + qas.get(i).answer() + ")");
         }
         tally.forEach((k, v) -> System.out.printf("%-16s %.2f (%d)%n", k, (double) v[0] / v[1], v[1]));
+    }
+
+    /**
+     * A question's tally key: its type, with colour questions split by what they name the shape by ("by kind": "what
+     * colour is the circle ?"; "by place": "what colour is the shape on the left ?"), and the scene's number of shapes.
+     * With one shape every lookup is trivial; with two or three the key shows which lookups the LLM has learnt.
+     */
+    static String key(Qa q, Scene s) {
+        String form = !q.type().equals("colour") ? q.type()
+                : q.question().startsWith("what colour is the shape") ? "colour by place" : "colour by kind";
+        return form + " n=" + s.objects().size();
     }
 }
