@@ -412,13 +412,15 @@ public final class Demo {
     /** A body run on its own thread; {@link #join} waits for it and rethrows what it threw. */
     static final class SideTask<T> {
         private final java.util.concurrent.FutureTask<T> task;
+        private final String name;
 
-        private SideTask(IoSupplier<T> body) {
+        private SideTask(String name, IoSupplier<T> body) {
+            this.name = name;
             task = new java.util.concurrent.FutureTask<>(body::get);
         }
 
         static <T> SideTask<T> start(String name, IoSupplier<T> body) {
-            SideTask<T> t = new SideTask<>(body);
+            SideTask<T> t = new SideTask<>(name, body);
             Thread th = new Thread(t.task, name);
             th.setDaemon(true);
             th.start();
@@ -434,7 +436,7 @@ public final class Demo {
                     tick.run();
                 } catch (InterruptedException e) {
                     Thread.currentThread().interrupt();
-                    throw new IOException("interrupted while the LLM pre-trained", e);
+                    throw new IOException("interrupted while waiting for " + name, e);
                 } catch (java.util.concurrent.ExecutionException e) {
                     if (e.getCause() instanceof IOException io) throw io;
                     if (e.getCause() instanceof RuntimeException re) throw re;

@@ -138,23 +138,11 @@ public final class Evaluation {
      * Returns caption attribute accuracy ("caption") and VQA exact match ("vqa").
      */
     public static Map<String, Double> fromGridWords(Llama lm, LlavaTokenizer tok, List<Scene> scenes, List<List<Qa>> qas) {
-        List<int[]> capPrompts = new ArrayList<>(), qaPrompts = new ArrayList<>();
-        for (int i = 0; i < scenes.size(); i++) {
-            String grid = ShapesWorld.grid(scenes.get(i));
-            capPrompts.add(tok.encode(grid, true));
-            for (Qa q : qas.get(i))
-                qaPrompts.add(tok.encode(Conversation.SYSTEM_V1 + " USER: " + grid + "\n" + q.question() + " ASSISTANT:", true));
-        }
+        List<int[]> capPrompts = new ArrayList<>();
+        for (Scene s : scenes) capPrompts.add(tok.encode(ShapesWorld.grid(s), true));
         List<String> caps = new ArrayList<>();
         for (int[] ids : textGreedy(lm, capPrompts, 48, tok.tokenIdOf("\n"))) caps.add(text(tok, ids));
-        List<int[]> ans = textGreedy(lm, qaPrompts, 8, tok.eos());
-        List<List<String>> answers = new ArrayList<>();
-        int k = 0;
-        for (List<Qa> q : qas) {
-            List<String> a = new ArrayList<>();
-            for (int j = 0; j < q.size(); j++) a.add(text(tok, ans.get(k++)));
-            answers.add(a);
-        }
+        List<List<String>> answers = gridAnswers(lm, tok, scenes, qas, Conversation.SYSTEM_V1 + " ");
         Map<String, Double> out = new LinkedHashMap<>();
         out.put("caption", captionAccuracy(scenes, caps));
         vqaAccuracy(qas, answers).forEach((key, v) -> out.put(key.equals("all") ? "vqa" : "vqa_" + key.replace("/", "_"), v));
@@ -163,6 +151,26 @@ public final class Evaluation {
                 System.out.println("grid: " + ShapesWorld.grid(scenes.get(i)) + "\n  caption: " + caps.get(i) + "\n  answers: " + answers.get(i)
                         + " truth " + qas.get(i).stream().map(Qa::answer).toList());
         return out;
+    }
+
+    /**
+     * The LLM's greedy answers to each scene's questions with the scene's true grid words in the user's first turn
+     * (vicuna_v1's turns after {@code system}: its system prompt and a space, or nothing).
+     */
+    static List<List<String>> gridAnswers(Llama lm, LlavaTokenizer tok, List<Scene> scenes, List<List<Qa>> qas, String system) {
+        List<int[]> prompts = new ArrayList<>();
+        for (int i = 0; i < scenes.size(); i++)
+            for (Qa q : qas.get(i))
+                prompts.add(tok.encode(system + "USER: " + ShapesWorld.grid(scenes.get(i)) + "\n" + q.question() + " ASSISTANT:", true));
+        List<int[]> ans = textGreedy(lm, prompts, 8, tok.eos());
+        List<List<String>> answers = new ArrayList<>();
+        int k = 0;
+        for (List<Qa> q : qas) {
+            List<String> a = new ArrayList<>();
+            for (int j = 0; j < q.size(); j++) a.add(text(tok, ans.get(k++)));
+            answers.add(a);
+        }
+        return answers;
     }
 
     private static String text(LlavaTokenizer tok, int[] ids) {
@@ -197,19 +205,29 @@ public final class Evaluation {
         Map<String, int[]> counts = new LinkedHashMap<>();
         counts.put("all", new int[2]);
         for (String t : ShapesWorld.QA_TYPES) counts.put(t, new int[2]);
-        for (int i = 0; i < qas.size(); i++)
-            for (int j = 0; j < qas.get(i).size(); j++) {
-                Qa q = qas.get(i).get(j);
-                boolean ok = q.answer().equals(answers.get(i).get(j).replace(" .", "").trim());
-                for (String key : List.of("all", q.type())) {
-                    counts.get(key)[0] += ok ? 1 : 0;
-                    counts.get(key)[1]++;
-                }
-            }
+        tally(qas, answers, (i, q) -> List.of("all", q.type()), counts);
         Map<String, Double> out = new LinkedHashMap<>();
         counts.forEach((k, c) -> {
             if (c[1] > 0) out.put(k, (double) c[0] / c[1]);
         });
         return out;
+    }
+
+    /**
+     * Adds each answer to {@code counts} ({correct, asked}) under every key {@code keys} gives its question (from the
+     * index of its image and the question); an answer is correct when it is the expected one, a trailing " ." aside.
+     */
+    static void tally(List<List<Qa>> qas, List<List<String>> answers, java.util.function.BiFunction<Integer, Qa, List<String>> keys,
+                      Map<String, int[]> counts) {
+        for (int i = 0; i < qas.size(); i++)
+            for (int j = 0; j < qas.get(i).size(); j++) {
+                Qa q = qas.get(i).get(j);
+                boolean ok = q.answer().equals(answers.get(i).get(j).replace(" .", "").trim());
+                for (String key : keys.apply(i, q)) {
+                    int[] c = counts.computeIfAbsent(key, k -> new int[2]);
+                    c[0] += ok ? 1 : 0;
+                    c[1]++;
+                }
+            }
     }
 }

@@ -25,10 +25,10 @@ public final class DemoInspect {
     public static void main(String[] args) throws Exception {
         Path run = Path.of(args[0]);
         long seed = args.length > 1 ? Long.parseLong(args[1]) : 42;
-        int nTrain = args.length > 2 ? Integer.parseInt(args[2]) : 2000;
-        int nTest = args.length > 3 ? Integer.parseInt(args[3]) : 120;
+        int nTrain = args.length > 2 ? Integer.parseInt(args[2]) : Demo.Settings.FULL.trainImages();
+        int nTest = args.length > 3 ? Integer.parseInt(args[3]) : Demo.Settings.FULL.testImages();
         Engine.init();
-        WorldData world = WorldData.write(java.nio.file.Files.createTempDirectory("demo-inspect"), seed, nTrain, nTest, 48, i -> {});
+        WorldData world = WorldData.write(java.nio.file.Files.createTempDirectory("demo-inspect"), seed, nTrain, nTest, Demo.Settings.FULL.imageSize(), i -> {});
         LlavaTokenizer tok = LlavaTokenizer.load(run.resolve("world/tokenizer"));
         Llava model = Checkpoints.load(Path.of(System.getProperty("model", run.resolve("models/stage2").toString()))).model();
         ImageProcessor proc = ImageProcessor.load(run.resolve("models/clip/preprocessor_config.json"));
@@ -61,14 +61,7 @@ public final class DemoInspect {
             }
         }
         // by question form and number of shapes, as GridQa tallies the LLM alone
-        Map<String, int[]> byKey = new java.util.TreeMap<>();
-        for (int i = 0; i < nTest; i++)
-            for (int j = 0; j < world.testQa.get(i).size(); j++) {
-                int[] c = byKey.computeIfAbsent(GridQa.key(world.testQa.get(i).get(j), world.test.get(i)), k -> new int[2]);
-                c[0] += ansTest.get(i).get(j).equals(world.testQa.get(i).get(j).answer()) ? 1 : 0;
-                c[1]++;
-            }
-        byKey.forEach((k, v) -> System.out.printf("by form %-20s %.2f (%d)%n", k, (double) v[0] / v[1], v[1]));
+        GridQa.printByKey(world.test, world.testQa, ansTest, "by form ");
         // answer distribution for colour questions
         Map<String, Integer> dist = new java.util.TreeMap<>();
         for (int i = 0; i < nTest; i++) dist.merge(ansTest.get(i).get(0), 1, Integer::sum);

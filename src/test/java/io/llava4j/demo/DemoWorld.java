@@ -5,6 +5,8 @@ import java.nio.file.Path;
 /** Development tool (not a test): {@code DemoWorld DIR SEED [TRAIN_IMAGES]} writes the world of a full run. */
 public final class DemoWorld {
     public static void main(String[] args) throws Exception {
-        WorldData.write(Path.of(args[0]), Long.parseLong(args[1]), args.length > 2 ? Integer.parseInt(args[2]) : 2000, 120, 48, i -> {});
+        Demo.Settings full = Demo.Settings.FULL;
+        WorldData.write(Path.of(args[0]), Long.parseLong(args[1]), args.length > 2 ? Integer.parseInt(args[2]) : full.trainImages(),
+                full.testImages(), full.imageSize(), i -> {});
     }
 }

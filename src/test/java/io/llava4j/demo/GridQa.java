@@ -28,28 +28,26 @@ public final class GridQa {
         Llama lm = Checkpoints.load(run.resolve("models/llama"), run.resolve("models/clip"), new ProjectorSpec("mlp2x_gelu", -2, "patch")).model().languageModel;
         Random r = new Random(123);
         List<Scene> scenes = new ArrayList<>();
-        List<Qa> qas = new ArrayList<>();
-        List<int[]> prompts = new ArrayList<>();
+        List<List<Qa>> qas = new ArrayList<>();
         for (int i = 0; i < 2400; i++) {
             Scene s = ShapesWorld.scene(r);
-            Qa q = ShapesWorld.question(s, ShapesWorld.QA_TYPES.get(i % 6), r);
             scenes.add(s);
-            qas.add(q);
-            String sys = args.length > 1 && args[1].equals("nosys") ? "" : Conversation.SYSTEM_V1 + " ";
-            prompts.add(tok.encode(sys + "USER: " + ShapesWorld.grid(s) + "\n" + q.question() + " ASSISTANT:", true));
+            qas.add(List.of(ShapesWorld.question(s, ShapesWorld.QA_TYPES.get(i % 6), r)));
         }
-        List<int[]> ans = Evaluation.textGreedy(lm, prompts, 4, tok.eos());
-        Map<String, int[]> tally = new TreeMap<>();
-        for (int i = 0; i < qas.size(); i++) {
-            String a = tok.decode(ans.get(i), true).trim();
-            boolean ok = a.equals(qas.get(i).answer());
-            String key = key(qas.get(i), scenes.get(i));
-            tally.computeIfAbsent(key, k -> new int[2]);
-            tally.get(key)[0] += ok ? 1 : 0;
-            tally.get(key)[1]++;
-            if (i < 36 && !ok) System.out.println("  " + ShapesWorld.caption(scenes.get(i), 2) + " | " + qas.get(i).question() + " -> " + a + " (" + qas.get(i).answer() + ")");
-        }
-        tally.forEach((k, v) -> System.out.printf("%-16s %.2f (%d)%n", k, (double) v[0] / v[1], v[1]));
+        String system = args.length > 1 && args[1].equals("nosys") ? "" : Conversation.SYSTEM_V1 + " ";
+        List<List<String>> answers = Evaluation.gridAnswers(lm, tok, scenes, qas, system);
+        for (int i = 0; i < 36; i++)
+            if (!answers.get(i).get(0).equals(qas.get(i).get(0).answer()))
+                System.out.println("  " + ShapesWorld.caption(scenes.get(i), 2) + " | " + qas.get(i).get(0).question() + " -> "
+                        + answers.get(i).get(0) + " (" + qas.get(i).get(0).answer() + ")");
+        printByKey(scenes, qas, answers, "");
+    }
+
+    /** Exact-match accuracy by {@link #key}, one line each ({@code prefix}, key, accuracy, count). */
+    static void printByKey(List<Scene> scenes, List<List<Qa>> qas, List<List<String>> answers, String prefix) {
+        Map<String, int[]> counts = new TreeMap<>();
+        Evaluation.tally(qas, answers, (i, q) -> List.of(key(q, scenes.get(i))), counts);
+        counts.forEach((k, v) -> System.out.printf("%s%-20s %.2f (%d)%n", prefix, k, (double) v[0] / v[1], v[1]));
     }
 
     /**
