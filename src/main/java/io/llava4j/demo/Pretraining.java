@@ -122,36 +122,22 @@ public final class Pretraining {
 
     /**
      * Orthogonal codes of norm {@code norm} for the world's attribute words (kinds, colours, sizes, places: the parts of
-     * every grid word): Gram–Schmidt on Gaussian vectors drawn from {@code seed}, so the same seed gives the same codes.
+     * every grid word): the QR factor of a Gaussian matrix drawn from {@code seed} (java.util.Random, not torch's global
+     * generator, which the models' initialisation draws from), so the same seed gives the same codes.
      */
     static PartCodes partCodes(LlavaTokenizer tok, int hidden, double norm, long seed) {
         List<String> words = new ArrayList<>();
         for (List<String> g : List.of(ShapesWorld.KINDS, ShapesWorld.COLOURS, ShapesWorld.SIZES, ShapesWorld.POSITIONS)) words.addAll(g);
-        if (words.size() > hidden)
-            throw new IllegalArgumentException(words.size() + " attribute words need a hidden size of at least " + words.size() + ", not " + hidden);
+        int p = words.size();
+        if (p > hidden)
+            throw new IllegalArgumentException(p + " attribute words need a hidden size of at least " + p + ", not " + hidden);
         Random g = new Random(seed ^ 0x5EED_0F_9A27L);
-        double[][] v = new double[words.size()][hidden];
-        for (int i = 0; i < v.length; i++) {
-            for (int j = 0; j < hidden; j++) v[i][j] = g.nextGaussian();
-            for (int k = 0; k < i; k++) { // twice: Gram–Schmidt loses orthogonality in one pass
-                for (int pass = 0; pass < 2; pass++) {
-                    double d = 0;
-                    for (int j = 0; j < hidden; j++) d += v[i][j] * v[k][j];
-                    for (int j = 0; j < hidden; j++) v[i][j] -= d * v[k][j];
-                }
-            }
-            double n = 0;
-            for (int j = 0; j < hidden; j++) n += v[i][j] * v[i][j];
-            n = Math.sqrt(n);
-            for (int j = 0; j < hidden; j++) v[i][j] /= n;
-        }
-        float[] rows = new float[words.size() * hidden];
-        long[] ids = new long[words.size()];
-        for (int i = 0; i < v.length; i++) {
-            ids[i] = tok.tokenIdOf(words.get(i));
-            for (int j = 0; j < hidden; j++) rows[i * hidden + j] = (float) (v[i][j] * norm);
-        }
-        return new PartCodes(Tensors.longs(ids, words.size()), Tensors.floats(rows, words.size(), hidden));
+        float[] gaussian = new float[hidden * p];
+        for (int i = 0; i < gaussian.length; i++) gaussian[i] = (float) g.nextGaussian();
+        Tensor q = new Tensor(torch.linalg_qr(Tensors.floats(gaussian, hidden, p)).get0()); // [hidden, p], orthonormal columns
+        long[] ids = new long[p];
+        for (int i = 0; i < p; i++) ids[i] = tok.tokenIdOf(words.get(i));
+        return new PartCodes(Tensors.longs(ids, p), q.t().mul(new Scalar(norm)).contiguous()); // [p, hidden]
     }
 
     /**
@@ -173,10 +159,9 @@ public final class Pretraining {
 
     /**
      * Length buckets of a pre-training batch. A list caption is a third as long as a chat: one padded batch of 40 world
-     * documents holds 3,135 positions for 1,439 tokens; two buckets 2,132, eight 1,578. On the 128-wide LLM (one
-     * thread) eight buckets took 0.81× the time of two a step, but the demo stays at two: the gradients are the same up
-     * to rounding, yet with eight the seed-42 demo reached VQA 0.71 instead of 0.82 (yes/no fell to chance, 0.49 against
-     * 0.84). Which lookups the tiny LLM learns swings with rounding; the measured default
+     * documents holds 3,135 positions for 1,439 tokens; two buckets 2,132, eight 1,578. The demo stays at two: eight
+     * give the same gradients up to rounding, yet with them the seed-42 demo reached VQA 0.71 instead of 0.82 (yes/no
+     * fell to chance, 0.49 against 0.84). Which lookups the tiny LLM learns swings with rounding; the measured default
      * is kept.
      */
     static final int LENGTH_BUCKETS = 2;

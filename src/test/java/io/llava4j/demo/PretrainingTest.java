@@ -1,6 +1,7 @@
 package io.llava4j.demo;
 
 import io.llava4j.config.TextConfig;
+import io.llava4j.data.LlavaTokenizer;
 import io.llava4j.engine.Engine;
 import io.llava4j.engine.Tensors;
 import io.llava4j.model.Llama;
@@ -10,13 +11,20 @@ import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
 
+import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The LLM pre-training's length buckets change the padding, not the loss or its gradients. */
 class PretrainingTest {
@@ -67,10 +75,10 @@ class PretrainingTest {
     }
 
     @Test
-    void attributeWordsKeepTheirFixedOrthogonalCodesThroughPreTraining(@org.junit.jupiter.api.io.TempDir java.nio.file.Path dir) throws Exception {
+    void attributeWordsKeepTheirFixedOrthogonalCodesThroughPreTraining(@TempDir Path dir) throws Exception {
         Engine.init();
         WorldText.writeTokenizer(dir);
-        io.llava4j.data.LlavaTokenizer tok = io.llava4j.data.LlavaTokenizer.load(dir);
+        LlavaTokenizer tok = LlavaTokenizer.load(dir);
         int hidden = 32;
         TextConfig tc = new TextConfig("llama", hidden, 64, 1, 4, 4, null, tok.vocabSize(), 1e-5, 10000.0, 512, "silu", false, false, false,
                 null, null, null);
@@ -85,7 +93,7 @@ class PretrainingTest {
         long[] ids = Tensors.toLongs(codes.ids());
         float[] rows = Tensors.toFloats(codes.rows());
         assertEquals(4 + 6 + 2 + 3, ids.length); // kinds, colours, sizes, places
-        java.util.Set<Long> fixed = new java.util.HashSet<>();
+        Set<Long> fixed = new HashSet<>();
         for (int i = 0; i < ids.length; i++) {
             fixed.add(ids[i]);
             for (int j = 0; j < hidden; j++)
@@ -101,11 +109,11 @@ class PretrainingTest {
             if (fixed.contains((long) id)) continue;
             for (int j = 0; j < hidden; j++) if (after[id * hidden + j] != before[id * hidden + j]) { moved++; break; }
         }
-        org.junit.jupiter.api.Assertions.assertTrue(moved > tok.vocabSize() / 2, moved + " rows moved");
+        assertTrue(moved > tok.vocabSize() / 2, moved + " rows moved");
         float[] again = Tensors.toFloats(Pretraining.partCodes(tok, hidden, 0.8, 5).rows());
-        org.junit.jupiter.api.Assertions.assertArrayEquals(rows, again, "same seed, same codes");
-        IllegalArgumentException e = org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        assertArrayEquals(rows, again, "same seed, same codes");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> Pretraining.partCodes(tok, 8, 0.8, 5));
-        org.junit.jupiter.api.Assertions.assertTrue(e.getMessage().contains("15 attribute words"), e.getMessage());
+        assertTrue(e.getMessage().contains("15 attribute words"), e.getMessage());
     }
 }
