@@ -47,30 +47,23 @@ public final class Demo {
      *                          unlearnt what the LLM could do (seed 42: VQA 0.74; 0.82 with the LLM at 2e-4 to 1e-3)
      * @param clipKindWeight weight of the CLIP pre-training's region–kind-word term ({@link Pretraining.Clip#wordWeights})
      * @param clipWordWeight weight of its region–colour-word and region–size-word terms
-     * @param llmPartNorm    norm of fixed orthogonal embeddings for the attribute words in the LLM's pre-training
-     *                       ({@link Pretraining#trainLlm}); 0, the default: learnt like any word. Measured at 0.8
-     *                       (seed 42): the LLM given true grid words answers shape, size and every question that
-     *                       names a shape by its place without error and captions at 1.00, but "where is the red
-     *                       circle ?" fell from 0.92 to 0.54 and yes/no stayed at chance; after stage 2 VQA was 0.868
-     *                       with one draw of the codes and 0.808 with another (yes/no 0.79 against 0.49), so it is
-     *                       off by default
      */
     public record Settings(String name, int trainImages, int testImages, int imageSize, int patchSize,
                            int llmHidden, int llmLayers, int llmSteps, int llmBatch, double llmLr,
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
                            int stage2Steps, int stage2Batch, double stage2Lr, double stage2ProjectorLr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
-                           boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight, double llmPartNorm) {
+                           boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight) {
         public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
                 96, 3, 1600, 40, 3e-3,
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
-                1000, 16, 2e-4, 3e-3, 150, true, true, true, true, 5, 3, 0.0);
+                1000, 16, 2e-4, 3e-3, 150, true, true, true, true, 5, 3);
         public static final Settings QUICK = new Settings("quick", 200, 24, 48, 16,
                 64, 2, 80, 16, 3e-3,
                 32, 2, 40, 32, 5e-3,
                 15, 16, 3e-3,
-                20, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3, 0.0);
+                20, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3);
     }
 
     /** Makes the progress bar of each phase (the command line shows them on stderr). */
@@ -153,7 +146,7 @@ public final class Demo {
         long sideBySide = System.nanoTime();
         SideTask<Pretraining.Curve> llmRun = SideTask.start("llava4j-pretrain-llm", () -> {
             long t0 = System.nanoTime();
-            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed, s.llmComposed(), s.llmPartNorm(),
+            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, s.llmSteps(), s.llmBatch(), s.llmLr(), seed, s.llmComposed(),
                     (i, loss) -> {
                         llmLoss = loss;
                         llmStep = i;

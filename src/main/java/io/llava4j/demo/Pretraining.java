@@ -72,25 +72,14 @@ public final class Pretraining {
      * a grid word's attributes the way it reads them in a caption, instead of learning each of the 145 grid words from
      * its few occurrences. At the end the composed rows are written into the embedding, so the saved model is a plain
      * LLaMA whose grid-word embeddings are those sums.
-     *
-     * <p>With {@code partNorm > 0} the parts themselves — the kind, colour, size and place words — are not learnt: their
-     * embeddings are fixed {@link #partCodes orthogonal vectors} of that norm, put back after every step. Learnt, the
-     * four kind words drifted together (mean cosine 0.52–0.76 between them; the text rarely needs them told apart), so
-     * a grid word's kind hardly showed in its sum and the LLM could not look a shape up by its kind or place: given the
-     * true grid words it answered "what colour is the circle ?" at 0.43 with two shapes (seed 42). With fixed
-     * orthogonal parts every attribute of a grid word stays its own direction ({@link Demo.Settings} says what that
-     * measured; the demo leaves it off).
      */
-    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed,
-                          double partNorm, StepListener progress) {
+    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
         Random r = new Random(seed);
         AdamW opt = optimizer(lm, lr, 0.01);
         LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
         List<Double> losses = new ArrayList<>();
         Tensor weight = lm.model.embedTokens.weight;
         Tensor compose = composed ? composition(tok, (int) weight.size(0)) : null;
-        PartCodes parts = partNorm > 0 ? partCodes(tok, (int) weight.size(1), partNorm, seed) : null;
-        if (parts != null) parts.writeInto(weight);
         long t0 = System.nanoTime();
         for (int step = 0; step < steps; step++) {
             List<int[]> docs = new ArrayList<>();
@@ -100,7 +89,6 @@ public final class Pretraining {
             try (PointerScope scope = new PointerScope()) {
                 step(opt);
             }
-            if (parts != null) parts.writeInto(weight); // fixed: undo the step's (and weight decay's) change
             losses.add(loss);
             progress.step(step + 1, losses.get(step));
         }
@@ -109,35 +97,6 @@ public final class Pretraining {
                 weight.copy_(compose.matmul(weight));
             }
         return new Curve(losses, (System.nanoTime() - t0) / 1e9);
-    }
-
-    /** The fixed embedding rows of the attribute words: token ids [P] and their rows [P, hidden]. */
-    record PartCodes(Tensor ids, Tensor rows) {
-        void writeInto(Tensor embedding) {
-            try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
-                embedding.index_copy_(0, ids, rows);
-            }
-        }
-    }
-
-    /**
-     * Orthogonal codes of norm {@code norm} for the world's attribute words (kinds, colours, sizes, places: the parts of
-     * every grid word): the QR factor of a Gaussian matrix drawn from {@code seed} (java.util.Random, not torch's global
-     * generator, which the models' initialisation draws from), so the same seed gives the same codes.
-     */
-    static PartCodes partCodes(LlavaTokenizer tok, int hidden, double norm, long seed) {
-        List<String> words = new ArrayList<>();
-        for (List<String> g : List.of(ShapesWorld.KINDS, ShapesWorld.COLOURS, ShapesWorld.SIZES, ShapesWorld.POSITIONS)) words.addAll(g);
-        int p = words.size();
-        if (p > hidden)
-            throw new IllegalArgumentException(p + " attribute words need a hidden size of at least " + p + ", not " + hidden);
-        Random g = new Random(seed ^ 0x5EED_0F_9A27L);
-        float[] gaussian = new float[hidden * p];
-        for (int i = 0; i < gaussian.length; i++) gaussian[i] = (float) g.nextGaussian();
-        Tensor q = new Tensor(torch.linalg_qr(Tensors.floats(gaussian, hidden, p)).get0()); // [hidden, p], orthonormal columns
-        long[] ids = new long[p];
-        for (int i = 0; i < p; i++) ids[i] = tok.tokenIdOf(words.get(i));
-        return new PartCodes(Tensors.longs(ids, p), q.t().mul(new Scalar(norm)).contiguous()); // [p, hidden]
     }
 
     /**

@@ -1,7 +1,6 @@
 package io.llava4j.demo;
 
 import io.llava4j.config.TextConfig;
-import io.llava4j.data.LlavaTokenizer;
 import io.llava4j.engine.Engine;
 import io.llava4j.engine.Tensors;
 import io.llava4j.model.Llama;
@@ -11,20 +10,13 @@ import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.Test;
-import org.junit.jupiter.api.io.TempDir;
 
-import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
-import java.util.Set;
 
-import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
-import static org.junit.jupiter.api.Assertions.assertTrue;
 
 /** The LLM pre-training's length buckets change the padding, not the loss or its gradients. */
 class PretrainingTest {
@@ -38,7 +30,7 @@ class PretrainingTest {
         Pretraining.init(lm, 3);
         Random r = new Random(4);
         List<int[]> docs = new ArrayList<>();
-        for (int i = 0; i < 19; i++) { // lengths 3..30 in buckets of 2 or 3: they pad differently from one batch
+        for (int i = 0; i < 7; i++) { // lengths 3..30: the buckets pad differently from one batch
             int[] d = new int[3 + r.nextInt(28)];
             d[0] = 1;
             for (int j = 1; j < d.length; j++) d[j] = 3 + r.nextInt(vocab - 3);
@@ -72,48 +64,5 @@ class PretrainingTest {
             float[] a = grads.get(k), b = Tensors.toFloats(p.grad());
             for (int i = 0; i < a.length; i++) assertEquals(b[i], a[i], 1e-6 + 1e-4 * Math.abs(b[i]), k + "[" + i + "]");
         });
-    }
-
-    @Test
-    void attributeWordsKeepTheirFixedOrthogonalCodesThroughPreTraining(@TempDir Path dir) throws Exception {
-        Engine.init();
-        WorldText.writeTokenizer(dir);
-        LlavaTokenizer tok = LlavaTokenizer.load(dir);
-        int hidden = 32;
-        TextConfig tc = new TextConfig("llama", hidden, 64, 1, 4, 4, null, tok.vocabSize(), 1e-5, 10000.0, 512, "silu", false, false, false,
-                null, null, null);
-        Llama lm = new Llama(tc);
-        Pretraining.init(lm, 5);
-        Tensor weight = lm.model.embedTokens.weight;
-        float[] before = Tensors.toFloats(weight);
-        Pretraining.trainLlm(lm, tok, 3, 4, 1e-2, 5, true, 0.8, (i, loss) -> {});
-        float[] after = Tensors.toFloats(weight);
-
-        Pretraining.PartCodes codes = Pretraining.partCodes(tok, hidden, 0.8, 5);
-        long[] ids = Tensors.toLongs(codes.ids());
-        float[] rows = Tensors.toFloats(codes.rows());
-        assertEquals(4 + 6 + 2 + 3, ids.length); // kinds, colours, sizes, places
-        Set<Long> fixed = new HashSet<>();
-        for (int i = 0; i < ids.length; i++) {
-            fixed.add(ids[i]);
-            for (int j = 0; j < hidden; j++)
-                assertEquals(rows[i * hidden + j], after[(int) ids[i] * hidden + j], 0.0, "row of " + ids[i] + " moved");
-            for (int k = 0; k <= i; k++) {
-                double dot = 0;
-                for (int j = 0; j < hidden; j++) dot += (double) rows[i * hidden + j] * rows[k * hidden + j];
-                assertEquals(i == k ? 0.64 : 0.0, dot, 1e-5, "codes " + i + " · " + k);
-            }
-        }
-        int moved = 0; // the other words (and the composed grid words) do train
-        for (int id = 0; id < tok.vocabSize(); id++) {
-            if (fixed.contains((long) id)) continue;
-            for (int j = 0; j < hidden; j++) if (after[id * hidden + j] != before[id * hidden + j]) { moved++; break; }
-        }
-        assertTrue(moved > tok.vocabSize() / 2, moved + " rows moved");
-        float[] again = Tensors.toFloats(Pretraining.partCodes(tok, hidden, 0.8, 5).rows());
-        assertArrayEquals(rows, again, "same seed, same codes");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Pretraining.partCodes(tok, 8, 0.8, 5));
-        assertTrue(e.getMessage().contains("15 attribute words"), e.getMessage());
     }
 }
