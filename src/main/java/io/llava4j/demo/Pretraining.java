@@ -74,6 +74,15 @@ public final class Pretraining {
      * LLaMA whose grid-word embeddings are those sums.
      */
     static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
+        return trainLlm(lm, tok, steps, batch, lr, seed, composed, () -> false, progress);
+    }
+
+    /**
+     * As above; while {@code spareCore} says so, a step's two length buckets run at once, each on its own thread
+     * ({@link #backwardInBuckets}: the same gradients bit for bit, so when the spare core comes does not change the result).
+     */
+    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed,
+                          java.util.function.BooleanSupplier spareCore, StepListener progress) {
         Random r = new Random(seed);
         AdamW opt = optimizer(lm, lr, 0.01);
         LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
@@ -85,7 +94,7 @@ public final class Pretraining {
             List<int[]> docs = new ArrayList<>();
             for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r), true));
             opt.scaleLr(schedule.factor(step));
-            double loss = backwardInBuckets(lm, compose, docs, tok.pad());
+            double loss = backwardInBuckets(lm, compose, docs, tok.pad(), spareCore.getAsBoolean());
             try (PointerScope scope = new PointerScope()) {
                 step(opt);
             }
@@ -130,25 +139,73 @@ public final class Pretraining {
      * {@code compose × E} (E where {@code compose} is null): the documents sorted by length and cut into
      * {@link #LENGTH_BUCKETS} buckets, one forward and backward each, all divided by the tokens of all documents, so that
      * the gradients are those of one padded batch. Returns the loss.
+     *
+     * <p>With {@code concurrent} the two buckets run at once, the first on a second thread (one intra-op thread each):
+     * each tensor's gradient is then the sum of the same two bucket gradients, added in whichever order the backward
+     * passes finish, and with two terms a + b = b + a bit for bit, so the result is the sequential one exactly.
      */
     static double backwardInBuckets(Llama lm, Tensor compose, List<int[]> docs, int pad) {
-        Tensor weight = lm.model.embedTokens.weight;
+        return backwardInBuckets(lm, compose, docs, pad, false);
+    }
+
+    static double backwardInBuckets(Llama lm, Tensor compose, List<int[]> docs, int pad, boolean concurrent) {
         List<int[]> sorted = new ArrayList<>(docs);
         sorted.sort(java.util.Comparator.comparingInt(d -> d.length));
         long predicted = 0;
         for (int[] d : sorted) predicted += d.length - 1;
         int n = sorted.size();
-        double loss = 0;
         int k = Math.max(1, Math.min(n, LENGTH_BUCKETS));
-        for (int bucket = 0; bucket < k; bucket++)
-            try (PointerScope scope = new PointerScope()) {
-                Tensor[] t = padded(sorted.subList(bucket * n / k, (bucket + 1) * n / k), pad);
-                Tensor embeds = torch.embedding(compose == null ? weight : compose.matmul(weight), t[0]);   // [b, T, h]
-                Tensor sum = Llava.tokenLosses(lm.forward(embeds), t[1]).sum().div(new Scalar((double) Math.max(1, predicted)));
-                sum.backward();
-                loss += sum.item_double();
+        List<List<int[]>> buckets = new ArrayList<>();
+        for (int bucket = 0; bucket < k; bucket++) buckets.add(sorted.subList(bucket * n / k, (bucket + 1) * n / k));
+        long tokens = Math.max(1, predicted);
+        if (!concurrent || k != 2) {
+            double loss = 0;
+            for (List<int[]> b : buckets) loss += bucketBackward(lm, compose, b, pad, tokens);
+            return loss;
+        }
+        java.util.concurrent.Future<Double> first = BUCKET_THREAD.submit(() -> {
+            torch.set_num_threads(1); // this thread's OpenMP team
+            return bucketBackward(lm, compose, buckets.get(0), pad, tokens);
+        });
+        double second;
+        try {
+            second = bucketBackward(lm, compose, buckets.get(1), pad, tokens);
+        } catch (RuntimeException | Error e) {
+            try {
+                first.get();
+            } catch (Exception ignored) { // the first error is the one reported
             }
-        return loss;
+            throw e;
+        }
+        try {
+            return 0.0 + first.get() + second; // the sequential sum's order
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted in the LLM's pre-training step", e);
+        } catch (java.util.concurrent.ExecutionException e) {
+            if (e.getCause() instanceof RuntimeException re) throw re;
+            if (e.getCause() instanceof Error err) throw err;
+            throw new IllegalStateException(e.getCause());
+        }
+    }
+
+    /** The thread of the first bucket when two run at once. */
+    private static final java.util.concurrent.ExecutorService BUCKET_THREAD = java.util.concurrent.Executors.newSingleThreadExecutor(r -> {
+        Thread t = new Thread(r, "llava4j-pretrain-bucket");
+        t.setDaemon(true);
+        return t;
+    });
+
+    /** One bucket's forward and backward (its summed token losses over {@code tokens}); returns its share of the loss. */
+    private static double bucketBackward(Llama lm, Tensor compose, List<int[]> bucket, int pad, long tokens) {
+        Tensor weight = lm.model.embedTokens.weight;
+        try (PointerScope scope = new PointerScope()) {
+            Tensor[] t = padded(bucket, pad);
+            Tensor embeds = torch.embedding(compose == null ? weight : compose.matmul(weight), t[0]);   // [b, T, h]
+            Tensor sum = Llava.tokenLosses(lm.forward(embeds), t[1]).sum().div(new Scalar((double) tokens));
+            sum.backward();
+            return sum.item_double();
+        }
     }
 
     /** Summed next-token NLL and token count of documents under {@code lm} (no grad). */

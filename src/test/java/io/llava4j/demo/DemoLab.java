@@ -61,7 +61,7 @@ public final class DemoLab {
             Pretraining.init(lm, seed);
             int steps = s.llmSteps();
             boolean composed = s.llmComposed();
-            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, steps, s.llmBatch(), s.llmLr(), seed, composed, (i, loss) -> {
+            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, steps, s.llmBatch(), s.llmLr(), seed, composed, () -> true, (i, loss) -> {
                 if (i % Math.max(1, steps / 10) == 0) System.out.printf("  step %d loss %.4f (%.1f s)%n", i, loss, (System.nanoTime() - t0) / 1e9);
                 if (!composed && i % Math.max(1, steps / 4) == 0 && i < steps)
                     System.out.println("  from grid words " + Evaluation.fromGridWords(lm, tok, world.test, world.testQa));
