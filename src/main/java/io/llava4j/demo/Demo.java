@@ -313,7 +313,7 @@ public final class Demo {
     private Trainer train(String label, List<String> flags) throws IOException {
         System.err.println("== " + label + ": llava4j train " + String.join(" ", flags));
         TrainArgs args = trainFlags.apply(flags.toArray(new String[0]));
-        Trainer t = new Trainer(args).progress(listener.bar(label));
+        Trainer t = new Trainer(args).alwaysHalves().progress(listener.bar(label));
         t.run();
         return t;
     }

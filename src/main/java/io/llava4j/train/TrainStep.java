@@ -50,7 +50,16 @@ public final class TrainStep {
         return p != null ? p : System.getenv().getOrDefault("LLAVA4J_SAMPLE_THREADS", "auto");
     }
 
-    private final String halvesMode = halvesMode();
+    private String halvesMode = halvesMode();
+
+    /**
+     * Runs micro-batches as two halves at once whatever the intra-op thread count (unless {@code llava4j.sample_threads=0}
+     * turns the halves off): the result then does not depend on how many threads or cores there are.
+     */
+    public TrainStep alwaysHalves() {
+        if (!"0".equals(halvesMode)) halvesMode = "force";
+        return this;
+    }
     private static final java.util.concurrent.ExecutorService HALVES = java.util.concurrent.Executors.newFixedThreadPool(2, r -> {
         Thread t = new Thread(r, "llava4j-half");
         t.setDaemon(true);

@@ -44,6 +44,7 @@ public final class Trainer {
     private final List<Double> losses = new ArrayList<>();
     private final List<Double> stepSeconds = new ArrayList<>();
     private int stopAfter = Integer.MAX_VALUE;
+    private boolean alwaysHalves;
     private final java.util.Set<String> warned = new java.util.HashSet<>(); // samples whose warning was printed
     private Trainability trainability; // a plan's stage: replaces the flags' FreezePlan by a per-step schedule
     private FreezeSchedule freezes;
@@ -98,6 +99,16 @@ public final class Trainer {
     /** Data-parallel training: this process is one rank of {@code dp} (default: one process). */
     public Trainer parallel(DataParallel dp) {
         this.dp = dp;
+        return this;
+    }
+
+    /**
+     * Every micro-batch of two or more samples runs as two halves at once on two threads, each with one intra-op thread
+     * ({@link TrainStep#alwaysHalves}), also where libtorch has one intra-op thread. The demo's tiny models use it: their
+     * tensors are too small for intra-op threads, but two halves keep two cores busy.
+     */
+    public Trainer alwaysHalves() {
+        this.alwaysHalves = true;
         return this;
     }
 
@@ -198,6 +209,7 @@ public final class Trainer {
                 : FeatureCache.open(a.cacheVisionFeatures(), model, plan, a.precision(), ds.preprocessing());
         TrainStep trainStep = new TrainStep(model, optimizer, collator, a.precision(), recompute, a.modelMaxLength(),
                 a.gradientAccumulationSteps(), a.maxGradNorm(), cache, dp, a.seed(), plan.trainable());
+        if (alwaysHalves) trainStep.alwaysHalves();
         MicroBatchOrder order = new MicroBatchOrder(ds.size(), a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(), a.seed(),
                 modality, a.groupByModalityLength(), step, total, dp);
         try (BufferedWriter logw = dp.isMain() ? Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)

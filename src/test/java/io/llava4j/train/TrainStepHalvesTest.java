@@ -32,6 +32,10 @@ class TrainStepHalvesTest {
     }
 
     static List<Double> run(Path out, String mode, boolean stage2) throws Exception {
+        return run(out, mode, stage2, false);
+    }
+
+    static List<Double> run(Path out, String mode, boolean stage2, boolean alwaysHalves) throws Exception {
         String before = System.getProperty("llava4j.sample_threads");
         System.setProperty("llava4j.sample_threads", mode);
         try {
@@ -41,7 +45,8 @@ class TrainStepHalvesTest {
             f.set(f.indexOf("--max_steps") + 1, "3");
             if (stage2) f.set(f.indexOf("--tune_mm_mlp_adapter") + 1, "False");
             f.set(f.indexOf("--data_path") + 1, data(out.getParent()).toString());
-            TrainRuns.run(f);
+            if (alwaysHalves) new Trainer(io.llava4j.cli.TrainCommand.parse(f.toArray(new String[0]))).alwaysHalves().run();
+            else TrainRuns.run(f);
             List<Double> out2 = new java.util.ArrayList<>();
             for (String line : java.nio.file.Files.readAllLines(out.resolve("log.jsonl"))) {
                 com.fasterxml.jackson.databind.JsonNode j = new com.fasterxml.jackson.databind.ObjectMapper().readTree(line);
@@ -52,6 +57,23 @@ class TrainStepHalvesTest {
         } finally {
             if (before == null) System.clearProperty("llava4j.sample_threads");
             else System.setProperty("llava4j.sample_threads", before);
+        }
+    }
+
+    /** Trainer.alwaysHalves at one intra-op thread runs the halves path: the forced run's numbers bit for bit. */
+    @Test
+    void alwaysHalvesRunsTheHalvesAtOneThread(@TempDir Path tmp) throws Exception {
+        int threads = org.bytedeco.pytorch.global.torch.get_num_threads();
+        io.llava4j.engine.Engine.init();
+        org.bytedeco.pytorch.global.torch.set_num_threads(1);
+        try {
+            List<Double> forced = run(tmp.resolve("a"), "force", false, false);
+            List<Double> batched = run(tmp.resolve("b"), "auto", false, false);
+            List<Double> always = run(tmp.resolve("c"), "auto", false, true);
+            assertEquals(forced, always, "alwaysHalves did not run the halves");
+            assertNotEquals(batched, always, "at one thread the auto mode ran halves too: the test shows nothing");
+        } finally {
+            org.bytedeco.pytorch.global.torch.set_num_threads(threads);
         }
     }
 
