@@ -20,18 +20,25 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 /** The LLM pre-training's length buckets change the padding, not the loss or its gradients. */
 class PretrainingTest {
+    private static final int VOCAB = 40;
+
+    /** A 2-layer, 32-wide LLaMA of {@link #VOCAB} ids, initialised as the demo initialises its LLM. */
+    private static Llama tinyLlama(long seed) {
+        Engine.init();
+        TextConfig tc = new TextConfig("llama", 32, 64, 2, 4, 4, null, VOCAB, 1e-5, 10000.0, 128, "silu", false, false, false,
+                null, null, null);
+        Llama lm = new Llama(tc);
+        Pretraining.init(lm, seed);
+        return lm;
+    }
     /**
      * Two buckets run at once on two threads give the sequential loss and gradients bit for bit, with and without the
      * composed grid-word embedding, over repeated steps (whichever bucket's backward finishes first).
      */
     @Test
     void concurrentBucketsEqualSequentialBitForBit() {
-        Engine.init();
-        int vocab = 40;
-        TextConfig tc = new TextConfig("llama", 32, 64, 2, 4, 4, null, vocab, 1e-5, 10000.0, 128, "silu", false, false, false,
-                null, null, null);
-        Llama lm = new Llama(tc);
-        Pretraining.init(lm, 5);
+        int vocab = VOCAB;
+        Llama lm = tinyLlama(5);
         Map<String, Tensor> params = Tensors.namedParameters(lm);
         params.values().forEach(p -> p.requires_grad_(true));
         float[] c = new float[vocab * vocab];
@@ -66,12 +73,8 @@ class PretrainingTest {
 
     @Test
     void bucketedBackwardEqualsOnePaddedBatch() {
-        Engine.init();
-        int vocab = 40;
-        TextConfig tc = new TextConfig("llama", 32, 64, 2, 4, 4, null, vocab, 1e-5, 10000.0, 128, "silu", false, false, false,
-                null, null, null);
-        Llama lm = new Llama(tc);
-        Pretraining.init(lm, 3);
+        int vocab = VOCAB;
+        Llama lm = tinyLlama(3);
         Random r = new Random(4);
         List<int[]> docs = new ArrayList<>();
         for (int i = 0; i < 7; i++) { // lengths 3..30: the buckets pad differently from one batch
