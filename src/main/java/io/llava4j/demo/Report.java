@@ -110,7 +110,13 @@ final class Report {
         md.append("- **Compute**: a frozen stage-1 step took ").append(f(fr.stepS() / un.stepS()))
                 .append("x an unfrozen one, and the optimizer holds ").append(f((double) fr.optimizerBytes() / Math.max(1, un.optimizerBytes())))
                 .append("x the state (only the projector's moments). The backward pass still runs through the whole LLM to reach the projector, "
-                        + "so the step saves less than the parameter ratio suggests; at this size peak RSS is dominated by the JVM and libtorch, not the weights.\n");
+                        + "so the step saves less than the parameter ratio suggests. At this size peak RSS is dominated by the JVM and libtorch, not the weights")
+                .append(fr.peakRssMb() > un.peakRssMb()
+                        ? String.format(Locale.ROOT, ", and it does not compare fairly here: the frozen run, first after the pre-training, peaked at %.0f MB "
+                                + "against %.0f MB unfrozen, most likely because each run's peak is reset to the process's memory when it begins "
+                                + "and that is highest right after the pre-training. "
+                                + "The optimizer state is the memory freezing saves.\n", fr.peakRssMb(), un.peakRssMb())
+                        : ".\n");
         md.append("- **Language knowledge**: frozen, the LLM's text perplexity cannot move; unfrozen it went from ")
                 .append(f(ppl.get("before").asDouble())).append(" to ").append(f(ppl.get("after_stage1_unfrozen").asDouble()))
                 .append(" (10x lr: ").append(f(ppl.get("after_stage1_unfrozen_lr10x").asDouble())).append(").\n");
