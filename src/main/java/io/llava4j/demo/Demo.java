@@ -177,7 +177,7 @@ public final class Demo {
             phases.put("probe_clip", probeSeconds + (System.nanoTime() - p0) / 1e9);
             return c;
         });
-        towerDone.set(true); // the LLM's steps now run their two length buckets on both cores (the same result bit for bit)
+        towerDone.set(true);
         phases.put("pretrain_clip", phases.get("pretrain_clip") - phases.get("probe_clip")); // the probes are their own phase
         Pretraining.Curve llmCurve;
         {

@@ -72,13 +72,8 @@ public final class Pretraining {
      * a grid word's attributes the way it reads them in a caption, instead of learning each of the 145 grid words from
      * its few occurrences. At the end the composed rows are written into the embedding, so the saved model is a plain
      * LLaMA whose grid-word embeddings are those sums.
-     */
-    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed, StepListener progress) {
-        return trainLlm(lm, tok, steps, batch, lr, seed, composed, () -> false, progress);
-    }
-
-    /**
-     * As above; while {@code spareCore} says so, a step's two length buckets run at once, each on its own thread
+     *
+     * <p>While {@code spareCore} says so, a step's two length buckets run at once, each on its own thread
      * ({@link #backwardInBuckets}: the same gradients bit for bit, so when the spare core comes does not change the result).
      */
     static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed,
@@ -144,10 +139,6 @@ public final class Pretraining {
      * each tensor's gradient is then the sum of the same two bucket gradients, added in whichever order the backward
      * passes finish, and with two terms a + b = b + a bit for bit, so the result is the sequential one exactly.
      */
-    static double backwardInBuckets(Llama lm, Tensor compose, List<int[]> docs, int pad) {
-        return backwardInBuckets(lm, compose, docs, pad, false);
-    }
-
     static double backwardInBuckets(Llama lm, Tensor compose, List<int[]> docs, int pad, boolean concurrent) {
         List<int[]> sorted = new ArrayList<>(docs);
         sorted.sort(java.util.Comparator.comparingInt(d -> d.length));

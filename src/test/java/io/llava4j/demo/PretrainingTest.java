@@ -31,6 +31,7 @@ class PretrainingTest {
         Pretraining.init(lm, seed);
         return lm;
     }
+
     /**
      * Two buckets run at once on two threads give the sequential loss and gradients bit for bit, with and without the
      * composed grid-word embedding, over repeated steps (whichever bucket's backward finishes first).
@@ -86,7 +87,7 @@ class PretrainingTest {
         Map<String, Tensor> params = Tensors.namedParameters(lm);
         params.values().forEach(p -> p.requires_grad_(true));
 
-        double bucketed = Pretraining.backwardInBuckets(lm, null, docs, 0);
+        double bucketed = Pretraining.backwardInBuckets(lm, null, docs, 0, false);
         Map<String, float[]> grads = new java.util.LinkedHashMap<>();
         params.forEach((k, p) -> grads.put(k, Tensors.toFloats(p.grad())));
         params.values().forEach(p -> p.mutable_grad().reset());

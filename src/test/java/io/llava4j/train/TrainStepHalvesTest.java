@@ -63,8 +63,8 @@ class TrainStepHalvesTest {
     /** Trainer.alwaysHalves at one intra-op thread runs the halves path: the forced run's numbers bit for bit. */
     @Test
     void alwaysHalvesRunsTheHalvesAtOneThread(@TempDir Path tmp) throws Exception {
-        int threads = org.bytedeco.pytorch.global.torch.get_num_threads();
         io.llava4j.engine.Engine.init();
+        int threads = org.bytedeco.pytorch.global.torch.get_num_threads();
         org.bytedeco.pytorch.global.torch.set_num_threads(1);
         try {
             List<Double> forced = run(tmp.resolve("a"), "force", false, false);
