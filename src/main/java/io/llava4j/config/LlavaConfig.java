@@ -35,7 +35,26 @@ import java.util.regex.Pattern;
  */
 public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, int imageTokenIndex,
                           int projectorDepth, String projectorAct, int visionFeatureLayer,
-                          String visionFeatureSelectStrategy, Path visionTowerFolder, ObjectNode raw) {
+                          String visionFeatureSelectStrategy, Path visionTowerFolder, ObjectNode raw, AnyResSpec anyres) {
+
+    /** A model whose images are one tile each (LLaVA-1.5, interleave, TinyLLaVA). */
+    public LlavaConfig(Family family, VisionConfig vision, TextConfig text, int imageTokenIndex, int projectorDepth,
+                       String projectorAct, int visionFeatureLayer, String visionFeatureSelectStrategy, Path visionTowerFolder,
+                       ObjectNode raw) {
+        this(family, vision, text, imageTokenIndex, projectorDepth, projectorAct, visionFeatureLayer, visionFeatureSelectStrategy,
+                visionTowerFolder, raw, null);
+    }
+
+    /**
+     * LLaVA-NeXT's AnyRes image path (LLaVA-1.6, OneVision): the image is cut into tiles on the best grid of
+     * {@code pinpointsHW}, each tile and a base image run through the tower, and the grid's features are packed with
+     * {@code spatial_unpad} and an {@code image_newline} per row.
+     *
+     * @param pinpointsHW candidate resolutions as (height, width), in the config's order (ties go to the first)
+     * @param maxN        {@code anyres_max_N}'s N: the grid's features are downsampled bilinearly above N tiles' worth; null for plain anyres
+     * @param hfRounding  transformers' unpad rounding ({@code int(round(x, 7))}); false: LLaVA-NeXT's {@code int(x)}
+     */
+    public record AnyResSpec(List<int[]> pinpointsHW, Integer maxN, boolean hfRounding) {}
 
     public enum Family { HF_LLAVA, ORIGINAL_LLAVA, LLAMA }
 
@@ -68,9 +87,12 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         return visionFeatureLayer < 0 ? n + visionFeatureLayer : visionFeatureLayer;
     }
 
-    /** Image feature rows each image contributes to the sequence. */
+    /**
+     * Feature rows one tile contributes: the patches, plus CLIP's class token under {@code full}; {@code default} drops
+     * the first row (CLIP's class token; for SigLIP, which has none, the top-left patch, as TinyLLaVA does).
+     */
     public int imageFeatureTokens() {
-        return vision.numPatches() + ("full".equals(visionFeatureSelectStrategy) ? 1 : 0);
+        return vision.numPatches() + (vision.isSiglip() ? 0 : 1) - ("default".equals(visionFeatureSelectStrategy) ? 1 : 0);
     }
 
     /**
@@ -84,28 +106,52 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         String where = file.toString();
         Unsupported.refuse(root, folder, where);
         LlavaConfig cfg;
-        if ("llava".equals(modelType) && (root.has("text_config") || !root.has("mm_vision_tower"))) {
-            cfg = hf(root, where);
-        } else if (root.has("mm_vision_tower") || "llava".equals(modelType) || "llava_llama".equals(modelType)) {
+        if (HF_TYPES.contains(modelType) && (root.has("text_config") || !root.has("mm_vision_tower"))) {
+            cfg = hf(root, where, modelType);
+        } else if (root.has("mm_vision_tower") || ORIGINAL_TYPES.contains(modelType)) {
             cfg = original(root, folder, where, visionTowerOverride);
-        } else if ("llama".equals(modelType) || "mistral".equals(modelType)) {
+        } else if (TextConfig.MODEL_TYPES.contains(modelType)) {
             if (visionTowerOverride == null)
-                throw new ConfigException(where + ": a plain " + modelType + " model has no vision tower; pass --vision_tower DIR (a CLIP folder)");
-            VisionConfig vision = readClip(visionTowerOverride);
-            TextConfig text = parse(TextConfig.withMistralDefaults(root), TextConfig.class, where);
+                throw new ConfigException(where + ": a plain " + modelType + " model has no vision tower; pass --vision_tower DIR (a CLIP or SigLIP folder)");
+            VisionConfig vision = readTower(visionTowerOverride);
+            TextConfig text = parse(TextConfig.withFamilyDefaults(root), TextConfig.class, where);
             ProjectorSpec p = projector == null ? ProjectorSpec.LLAVA_DEFAULT : projector;
             int[] depthAct = parseProjectorType(p.type(), where, "mm_projector_type");
-            cfg = new LlavaConfig(Family.LLAMA, vision, text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0],
-                    depthAct[1] == 0 ? "gelu" : actOf(p.type()), p.selectLayer(), strategyOf(p.selectFeature(), where, "mm_vision_select_feature"),
-                    visionTowerOverride, root);
+            String act = depthAct[1] == 0 ? "gelu" : actOf(p.type());
+            cfg = vision.isSiglip()
+                    ? new LlavaConfig(Family.LLAMA, llavaNextSiglip(vision), text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0], act, -1, "full",
+                            visionTowerOverride, root)
+                    : new LlavaConfig(Family.LLAMA, vision, text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0], act, p.selectLayer(),
+                            strategyOf(p.selectFeature(), where, "mm_vision_select_feature"), visionTowerOverride, root);
         } else {
             throw new ConfigException(where + ": field 'model_type': '" + modelType
-                    + "' is not a LLaVA (llava, llava_llama), LLaMA or Mistral model");
+                    + "' is not a LLaVA (llava, llava_next, llava_onevision, llava_llama, llava_qwen, llava_mistral), LLaMA, Mistral or Qwen2 model");
         }
         cfg.validate(where);
         return cfg;
     }
 
+    /** transformers' LLaVA model types: {@code vision_config} and {@code text_config} inside. */
+    static final List<String> HF_TYPES = List.of("llava", "llava_next", "llava_onevision");
+    /** Original LLaVA / LLaVA-NeXT model types (LLM fields at the top level, the tower named by {@code mm_vision_tower}). */
+    static final List<String> ORIGINAL_TYPES = List.of("llava", "llava_llama", "llava_qwen", "llava_mistral");
+
+    /**
+     * LLaVA-NeXT's {@code SigLipVisionTower}: it deletes the tower's last encoder layer and takes the output of the
+     * new last one, whatever {@code mm_vision_select_layer} / {@code mm_vision_select_feature} say.
+     */
+    static VisionConfig llavaNextSiglip(VisionConfig folderConfig) {
+        return folderConfig.withLayers(folderConfig.numHiddenLayers() - 1);
+    }
+
+    /**
+     * {@code google/siglip-so400m-patch14-384}'s vision config, as LLaVA-NeXT's tower builds it, for original checkpoints
+     * that name it by its hub id and carry the (trained) tower's weights themselves: 27 layers, the last deleted.
+     */
+    static VisionConfig siglipSo400m() {
+        return llavaNextSiglip(new VisionConfig(1152, 4304, 27, 16, 384, 14, 3, "gelu_pytorch_tanh", 1e-6, 0.0,
+                VisionConfig.SIGLIP, false));
+    }
     /**
      * What LLaVA's model flags ({@code --vision_tower}, {@code --mm_projector_type}, {@code --mm_vision_select_layer},
      * {@code --mm_vision_select_feature}; null = not given) mean for this model, as notes; a contradiction is a
@@ -124,7 +170,8 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
             if (!java.nio.file.Files.isDirectory(visionTower))
                 throw new ConfigException("--vision_tower " + visionTower + ": no such folder (llava4j never downloads)");
             if (family == Family.HF_LLAVA) {
-                VisionConfig flag = readClip(visionTower);
+                VisionConfig flag = readTower(visionTower);
+                if (flag.isSiglip() && family != Family.HF_LLAVA) flag = llavaNextSiglip(flag);
                 if (!flag.equals(vision))
                     throw new ConfigException("--vision_tower " + visionTower + ": its config (" + flag + ") contradicts the llava-hf"
                             + " folder's vision_config (" + vision + "); a llava-hf folder carries its own tower");
@@ -138,6 +185,11 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
             if (!flag.equals(projectorType()))
                 throw new ConfigException("--mm_projector_type " + projectorType + " contradicts the model's projector " + projectorType()
                         + " (" + where + "); the loaded projector is kept, so drop the flag or start from a LLaMA folder");
+        }
+        if (vision.isSiglip() && family != Family.HF_LLAVA && (selectLayer != null || selectFeature != null)) {
+            notes.add("--mm_vision_select_layer / --mm_vision_select_feature: ignored for a SigLIP tower, as LLaVA-NeXT ignores"
+                    + " them (its tower drops the last layer and takes the new last one, every patch)");
+            return notes;
         }
         if (selectLayer != null && selectLayer != visionFeatureLayer)
             throw new ConfigException("--mm_vision_select_layer " + selectLayer + " contradicts the model's " + visionFeatureLayer
@@ -157,61 +209,172 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         return v == null || v.isNull() ? null : v.asText();
     }
 
-    private static LlavaConfig hf(ObjectNode root, String where) {
-        VisionConfig vision = parse(child(root, "vision_config", where), VisionConfig.class, where + " vision_config");
-        TextConfig text = parse(TextConfig.withMistralDefaults(child(root, "text_config", where)), TextConfig.class, where + " text_config");
+    private static LlavaConfig hf(ObjectNode root, String where, String modelType) {
+        JsonNode visionNode = child(root, "vision_config", where);
+        VisionConfig vision = parse(visionNode, VisionConfig.class, where + " vision_config");
+        TextConfig text = parse(TextConfig.withFamilyDefaults(child(root, "text_config", where)), TextConfig.class, where + " text_config");
+        boolean onevision = "llava_onevision".equals(modelType);
         JsonNode layer = root.get("vision_feature_layer");
         if (layer != null && !layer.isInt())
-            throw new ConfigException(where + ": field 'vision_feature_layer': expected one integer, got " + layer);
+            throw new ConfigException(where + ": field 'vision_feature_layer': expected one integer, got " + layer
+                    + " (several feature layers are not supported)");
         JsonNode tok = root.has("image_token_index") ? root.get("image_token_index") : root.get("image_token_id");
         if (tok == null || !tok.isInt())
             throw new ConfigException(where + ": field 'image_token_index': missing or not an integer");
         String act = root.hasNonNull("projector_hidden_act") ? root.get("projector_hidden_act").asText() : "gelu";
-        String strategy = root.hasNonNull("vision_feature_select_strategy") ? root.get("vision_feature_select_strategy").asText() : "default";
+        String strategy = root.hasNonNull("vision_feature_select_strategy") ? root.get("vision_feature_select_strategy").asText()
+                : onevision ? "full" : "default";
+        AnyResSpec anyres = null;
+        if (!"llava".equals(modelType)) {
+            List<int[]> pinpoints = root.hasNonNull("image_grid_pinpoints")
+                    ? pinpoints(root.get("image_grid_pinpoints"), false, vision.imageSize(), where)
+                    : onevision ? squareMultiples(vision.imageSize(), 6) : defaultNextPinpoints();
+            Integer maxN = null;
+            if (onevision) {
+                String aspect = root.hasNonNull("vision_aspect_ratio") ? root.get("vision_aspect_ratio").asText() : "anyres_max_9";
+                maxN = anyresMax(aspect, where, "vision_aspect_ratio");
+            }
+            anyres = new AnyResSpec(pinpoints, maxN, true);
+        }
         return new LlavaConfig(Family.HF_LLAVA, vision, text, tok.asInt(), 2, act,
-                layer == null ? -2 : layer.asInt(), strategy, null, root);
+                layer == null ? (onevision ? -1 : -2) : layer.asInt(), strategy, null, root, anyres);
+    }
+
+    /** transformers' LlavaNextConfig default pinpoints (LLaVA-1.6 at 336 px), as (height, width). */
+    private static List<int[]> defaultNextPinpoints() {
+        return List.of(new int[]{336, 672}, new int[]{672, 336}, new int[]{672, 672}, new int[]{1008, 336}, new int[]{336, 1008});
+    }
+
+    /** (i·p, j·p) for i, j in 1..n, i outer (LlavaOnevisionConfig's default list; symmetric, so the order is moot). */
+    private static List<int[]> squareMultiples(int p, int n) {
+        List<int[]> out = new java.util.ArrayList<>();
+        for (int i = 1; i <= n; i++) for (int j = 1; j <= n; j++) out.add(new int[]{i * p, j * p});
+        return out;
+    }
+
+    private static final Pattern GRID_RANGE = Pattern.compile("\\((\\d+)x(\\d+)\\)");
+
+    /**
+     * A config's {@code image_grid_pinpoints} as (height, width) pairs in the config's order. transformers lists pairs as
+     * (height, width); original LLaVA / LLaVA-NeXT as (width, height) ({@code widthFirst}), or as a range string
+     * {@code "(1x1),...,(6x6)"} that LLaVA-NeXT's train() expands to every (i, j) from the first to the last pair, i
+     * outer, each times the tile size {@code tile}.
+     */
+    public static List<int[]> pinpoints(JsonNode node, boolean widthFirst, int tile, String where) {
+        List<int[]> pairs = new java.util.ArrayList<>();
+        if (node.isTextual()) {
+            Matcher m = GRID_RANGE.matcher(node.asText());
+            List<int[]> ends = new java.util.ArrayList<>();
+            while (m.find()) ends.add(new int[]{Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))});
+            if (ends.size() < 2)
+                throw new ConfigException(where + ": field 'image_grid_pinpoints': '" + node.asText() + "' is no range like \"(1x1),...,(6x6)\"");
+            int[] a = ends.get(0), b = ends.get(ends.size() - 1);
+            for (int i = a[0]; i <= b[0]; i++) for (int j = a[1]; j <= b[1]; j++) pairs.add(new int[]{i * tile, j * tile});
+        } else if (node.isArray()) {
+            for (JsonNode pair : node) {
+                if (!pair.isArray() || pair.size() != 2 || !pair.get(0).canConvertToInt() || !pair.get(1).canConvertToInt()
+                        || pair.get(0).asInt() <= 0 || pair.get(1).asInt() <= 0)
+                    throw new ConfigException(where + ": field 'image_grid_pinpoints': " + pair + " is not a pair of positive integers");
+                pairs.add(new int[]{pair.get(0).asInt(), pair.get(1).asInt()});
+            }
+        } else {
+            throw new ConfigException(where + ": field 'image_grid_pinpoints': expected a list of pairs, got " + node);
+        }
+        if (pairs.isEmpty()) throw new ConfigException(where + ": field 'image_grid_pinpoints': empty");
+        if (!widthFirst && !node.isTextual()) return pairs;
+        List<int[]> hw = new java.util.ArrayList<>();
+        for (int[] p : pairs) hw.add(new int[]{p[1], p[0]});
+        return hw;
+    }
+
+    private static final Pattern ANYRES_MAX = Pattern.compile("^anyres_max_(\\d+)$");
+
+    /** {@code anyres} → null, {@code anyres_max_N} → N. */
+    static Integer anyresMax(String aspect, String where, String field) {
+        if ("anyres".equals(aspect)) return null;
+        Matcher m = ANYRES_MAX.matcher(aspect);
+        if (m.matches() && Integer.parseInt(m.group(1)) > 0) return Integer.parseInt(m.group(1));
+        throw new ConfigException(where + ": field '" + field + "': '" + aspect + "' is not anyres or anyres_max_N");
     }
 
     private static LlavaConfig original(ObjectNode root, Path folder, String where, Path override) {
         String towerName = text(root, "mm_vision_tower");
         Path tower = override;
-        if (tower == null) {
+        VisionConfig vision;
+        if (tower == null && towerName != null) tower = resolveLocal(folder, towerName);
+        if (tower != null) {
+            vision = readTower(tower);
+            if (vision.isSiglip()) vision = llavaNextSiglip(vision);
+        } else if (towerName != null && towerName.contains("siglip-so400m-patch14-384")) {
+            vision = siglipSo400m(); // its weights must be in the checkpoint (model.vision_tower.vision_tower.*)
+        } else {
             if (towerName == null)
                 throw new ConfigException(where + ": field 'mm_vision_tower': missing; pass --vision_tower DIR");
-            tower = resolveLocal(folder, towerName);
-            if (tower == null)
-                throw new ConfigException(where + ": field 'mm_vision_tower': '" + towerName
-                        + "' is not a local folder (llava4j never downloads); pass --vision_tower DIR with that CLIP model");
+            throw new ConfigException(where + ": field 'mm_vision_tower': '" + towerName
+                    + "' is not a local folder (llava4j never downloads); pass --vision_tower DIR with that CLIP or SigLIP model");
         }
-        VisionConfig vision = readClip(tower);
         ObjectNode textNode = root.deepCopy();
-        textNode.put("model_type", "llama");
-        TextConfig text = parse(textNode, TextConfig.class, where);
+        textNode.put("model_type", originalTextType(root));
+        TextConfig text = parse(TextConfig.withFamilyDefaults(textNode), TextConfig.class, where);
         String type = root.hasNonNull("mm_projector_type") ? root.get("mm_projector_type").asText() : "linear";
         int[] depthAct = parseProjectorType(type, where, "mm_projector_type");
         int layer = root.hasNonNull("mm_vision_select_layer") ? root.get("mm_vision_select_layer").asInt() : -1;
         String feature = root.hasNonNull("mm_vision_select_feature") ? root.get("mm_vision_select_feature").asText() : "patch";
+        String strategy = strategyOf(feature, where, "mm_vision_select_feature");
+        if (vision.isSiglip()) { // LLaVA-NeXT's SigLIP tower ignores both flags
+            layer = -1;
+            strategy = "full";
+        }
         if (root.hasNonNull("mm_hidden_size") && root.get("mm_hidden_size").asInt() != vision.hiddenSize())
             throw new ConfigException(where + ": field 'mm_hidden_size': " + root.get("mm_hidden_size").asInt()
-                    + " differs from the vision tower's hidden_size " + vision.hiddenSize() + " (" + tower + ")");
+                    + " differs from the vision tower's hidden_size " + vision.hiddenSize() + " (" + (tower != null ? tower : towerName) + ")");
+        AnyResSpec anyres = null;
+        String aspect = text(root, "image_aspect_ratio");
+        if (aspect != null && aspect.startsWith("anyres")) {
+            if (!root.hasNonNull("image_grid_pinpoints"))
+                throw new ConfigException(where + ": field 'image_grid_pinpoints': missing for image_aspect_ratio '" + aspect + "'");
+            anyres = new AnyResSpec(pinpoints(root.get("image_grid_pinpoints"), true, vision.imageSize(), where),
+                    anyresMax(aspect, where, "image_aspect_ratio"), false);
+        }
         return new LlavaConfig(Family.ORIGINAL_LLAVA, vision, text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0],
-                depthAct[1] == 0 ? "gelu" : actOf(type), layer, strategyOf(feature, where, "mm_vision_select_feature"), tower, root);
+                depthAct[1] == 0 ? "gelu" : actOf(type), layer, strategy, tower, root, anyres);
     }
 
-    /** Reads a CLIP folder's config.json: a CLIPVisionModel config or a full CLIP config with vision_config. */
+    /** The LLM of an original LLaVA config: {@code llava_qwen} / {@code LlavaQwenForCausalLM} → qwen2, Mistral → mistral, else llama. */
+    static String originalTextType(JsonNode root) {
+        String type = String.valueOf(text(root, "model_type"));
+        String arch = String.valueOf(root.path("architectures"));
+        if (type.equals("llava_qwen") || arch.contains("Qwen")) return "qwen2";
+        if (type.equals("llava_mistral") || arch.contains("Mistral")) return "mistral";
+        return "llama";
+    }
+
+    /** Reads a CLIP folder's config.json (see {@link #readTower}); a SigLIP folder is refused. */
     public static VisionConfig readClip(Path folder) {
+        VisionConfig v = readTower(folder);
+        if (v.isSiglip())
+            throw new ConfigException(folder.resolve("config.json") + ": field 'model_type': a SigLIP tower where a CLIP one is expected");
+        return v;
+    }
+
+    /**
+     * Reads a vision tower folder's config.json: a CLIPVisionModel / SiglipVisionModel config, or a full CLIP / SigLIP
+     * config with {@code vision_config}.
+     */
+    public static VisionConfig readTower(Path folder) {
         Path file = folder.resolve("config.json");
         ObjectNode root = readObject(file);
         String type = text(root, "model_type");
-        JsonNode vision = "clip".equals(type) || root.has("vision_config") ? child(root, "vision_config", file.toString()) : root;
-        String visionType = vision.has("model_type") ? vision.get("model_type").asText() : null;
-        if (visionType != null && visionType.startsWith("siglip") || type != null && type.startsWith("siglip"))
-            throw new ConfigException(file + ": field 'model_type': '" + (visionType != null ? visionType : type)
-                    + "': SigLIP is not supported as the vision tower (llava4j runs CLIP)");
-        if (visionType != null && !"clip_vision_model".equals(visionType))
+        boolean full = "clip".equals(type) || "siglip".equals(type) || root.has("vision_config");
+        JsonNode vision = full ? child(root, "vision_config", file.toString()) : root;
+        String visionType = vision.has("model_type") ? vision.get("model_type").asText()
+                : "siglip".equals(type) ? VisionConfig.SIGLIP : VisionConfig.CLIP;
+        if (!VisionConfig.CLIP.equals(visionType) && !VisionConfig.SIGLIP.equals(visionType))
             throw new ConfigException(file + ": field 'model_type': '" + visionType
-                    + "' is not a CLIP vision model (clip_vision_model or clip)");
-        VisionConfig v = parse(vision, VisionConfig.class, file.toString());
+                    + "' is not a CLIP or SigLIP vision model (clip_vision_model, clip, siglip_vision_model, siglip)");
+        ObjectNode typed = ((ObjectNode) vision).deepCopy();
+        typed.put("model_type", visionType);
+        VisionConfig v = parse(typed, VisionConfig.class, file.toString());
         v.validate(file.toString());
         return v;
     }
@@ -250,6 +413,8 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         vision.validate(where + " (vision)");
         text.validate(where + " (text)");
         JsonNode textNode = family == Family.HF_LLAVA ? raw.path("text_config") : raw;
+        Check.that(text.effectiveSlidingWindow() == null || !"qwen2".equals(text.modelType()), where + " (text)", "use_sliding_window",
+                "Qwen2's sliding-window attention is not implemented (use_sliding_window true)");
         Check.that(textNode.hasNonNull("head_dim") || text.hiddenSize() % text.numAttentionHeads() == 0, where + " (text)",
                 "hidden_size", "hidden_size " + text.hiddenSize() + " is not divisible by num_attention_heads "
                         + text.numAttentionHeads() + " (and no head_dim is given)");
@@ -264,8 +429,8 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         Check.that(imageTokenIndex < 0 || imageTokenIndex < text.vocabSize(), where, "image_token_index",
                 imageTokenIndex + " is outside the vocabulary of " + text.vocabSize());
         String aspect = imageAspectRatio();
-        Check.that(aspect == null || aspect.equals("square") || aspect.equals("pad"), where, "image_aspect_ratio",
-                "'" + aspect + "' is not supported (square or pad)");
+        Check.that(aspect == null || aspect.equals("square") || aspect.equals("pad") || anyres != null, where, "image_aspect_ratio",
+                "'" + aspect + "' is not supported (square, pad, anyres, anyres_max_N)");
     }
 
     static ObjectNode readObject(Path file) {

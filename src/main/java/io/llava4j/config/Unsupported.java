@@ -9,12 +9,17 @@ import java.util.Locale;
 
 /**
  * The parts of LLaVA-family configs that llava4j does not implement, found in the raw config.json before anything is
- * parsed, so that a LLaVA-NeXT, Qwen2 or SigLIP model is refused by what it is, never by a later, unrelated check
- * (and never loaded as something else). One message lists every such part.
+ * parsed, so that such a model is refused by what it is, never by a later, unrelated check (and never loaded as
+ * something else). One message lists every such part.
+ *
+ * <p>Read: LLaMA / Vicuna / Mistral / Qwen2 (and Qwen1.5) language models, CLIP and SigLIP towers, LLaVA-1.5, LLaVA-NeXT
+ * AnyRes ({@code anyres}, {@code anyres_max_N}, {@code spatial_unpad}) and OneVision. Refused by name: Phi, Gemma,
+ * OpenELM and other language models; Idefics3 / SmolVLM and other VLM types; resamplers; other patch-merge types.
  */
 final class Unsupported {
-    static final String ANYRES = "LLaVA-NeXT anyres is not supported yet";
-    private static final List<String> TEXT_MODELS = List.of("llama", "mistral", "vicuna");
+    private static final List<String> TEXT_MODELS = TextConfig.MODEL_TYPES;
+    /** Original-layout model types whose LLM is not one llava4j runs. */
+    private static final List<String> ORIGINAL_OTHER_LLMS = List.of("llava_phi", "llava_gemma", "llava_mixtral", "llava_mpt");
 
     private Unsupported() {}
 
@@ -22,44 +27,61 @@ final class Unsupported {
     static void refuse(JsonNode root, Path folder, String where) {
         List<String> parts = new ArrayList<>();
         String type = text(root, "model_type");
+        String arch = String.valueOf(root.path("architectures")).toLowerCase(Locale.ROOT);
 
-        List<String> anyres = new ArrayList<>();
-        if (type != null && (type.startsWith("llava_next") || type.equals("llava_onevision")))
-            anyres.add("model_type '" + type + "'");
-        String aspect = text(root, "image_aspect_ratio");
-        if (aspect != null && aspect.contains("anyres")) anyres.add("image_aspect_ratio '" + aspect + "'");
-        String merge = text(root, "mm_patch_merge_type");
-        if (merge != null && !merge.equals("flat")) anyres.add("mm_patch_merge_type '" + merge + "'");
-        JsonNode pinpoints = root.get("image_grid_pinpoints");
-        if (pinpoints != null && !pinpoints.isNull() && !(pinpoints.isArray() && pinpoints.isEmpty()))
-            anyres.add("image_grid_pinpoints " + pinpoints);
-        if (root.path("use_image_newline_parameter").asBoolean(false)) anyres.add("use_image_newline_parameter true (image_newline)");
-        if (!anyres.isEmpty()) parts.add(ANYRES + " (" + String.join(", ", anyres) + ")");
+        if (type != null && (type.equals("idefics3") || type.equals("smolvlm") || type.equals("idefics2") || type.equals("idefics")))
+            parts.add("model_type '" + type + "' (Idefics3 / SmolVLM: pixel-shuffle projector and image splitting) is not supported");
+        else if (type != null && type.equals("tinyllava") && (textType(root).equals("phi") || textType(root).equals("gemma")
+                || textType(root).equals("openelm")))
+            parts.add("TinyLLaVA with a " + textType(root) + " language model is not supported (llava4j runs its Qwen2 variant)");
+        else if (type != null && type.startsWith("llava_next_video") || type != null && type.contains("video"))
+            parts.add("video models (model_type '" + type + "') are not supported");
+        else if (type != null && ORIGINAL_OTHER_LLMS.contains(type))
+            parts.add("model_type '" + type + "': its language model is not supported (llava4j runs " + TEXT_MODELS + ")");
+        else if (type != null && type.startsWith("llava_") && !LlavaConfig.ORIGINAL_TYPES.contains(type) && !LlavaConfig.HF_TYPES.contains(type))
+            parts.add("model_type '" + type + "' is not supported (LLaVA variants read: " + LlavaConfig.HF_TYPES + ", "
+                    + LlavaConfig.ORIGINAL_TYPES + ")");
+        for (String name : List.of("phi", "gemma", "openelm"))
+            if (arch.contains(name) && !(type != null && type.equals("tinyllava")))
+                parts.add("architectures " + root.path("architectures") + ": " + name + " language models are not supported");
+        if (type != null && (type.equals("phi") || type.equals("phi3") || type.startsWith("gemma") || type.equals("openelm")))
+            parts.add("model_type '" + type + "': " + type + " language models are not supported (llava4j runs " + TEXT_MODELS + ")");
 
-        JsonNode textConfig = root.path("text_config");
-        String textType = text(textConfig, "model_type");
-        if ("llava_qwen".equals(type) || "qwen2".equals(type) || "qwen2".equals(textType))
-            parts.add("Qwen2 is not supported as the language model (llava4j runs LLaMA / Vicuna / Mistral): "
-                    + ("qwen2".equals(textType) ? "text_config.model_type 'qwen2'" : "model_type '" + type + "'"));
-        else if (textType != null && !TEXT_MODELS.contains(textType))
+        String textType = text(root.path("text_config"), "model_type");
+        if (textType != null && !TEXT_MODELS.contains(textType) && !"tinyllava".equals(type))
             parts.add("language model text_config.model_type '" + textType + "' is not supported (llava4j runs " + TEXT_MODELS + ")");
-        if ("llava_mistral".equals(type))
-            parts.add("original LLaVA's Mistral model (model_type 'llava_mistral', LlavaMistralForCausalLM) is not supported:"
-                    + " original LLaVA folders are read for LLaMA models (llava, llava_llama)");
-        else if (type != null && type.startsWith("llava_") && !type.equals("llava_llama") && !type.equals("llava_qwen")
-                && !type.startsWith("llava_next") && !type.equals("llava_onevision"))
-            parts.add("model_type '" + type + "' is not supported (LLaVA variants read: llava, llava_llama)");
+
+        String aspect = text(root, "image_aspect_ratio");
+        if (aspect != null && !List.of("square", "pad", "anyres").contains(aspect) && !aspect.matches("anyres_max_\\d+"))
+            parts.add("image_aspect_ratio '" + aspect + "' is not supported (square, pad, anyres, anyres_max_N)");
+        String visionAspect = text(root, "vision_aspect_ratio");
+        if (visionAspect != null && !visionAspect.equals("anyres") && !visionAspect.matches("anyres_max_\\d+"))
+            parts.add("vision_aspect_ratio '" + visionAspect + "' is not supported (anyres, anyres_max_N)");
+        String merge = text(root, "mm_patch_merge_type");
+        boolean anyres = aspect != null && aspect.startsWith("anyres");
+        if (merge != null && anyres && !merge.equals("spatial_unpad"))
+            parts.add("mm_patch_merge_type '" + merge + "' with AnyRes is not supported (spatial_unpad)");
+        if (merge != null && !anyres && !merge.equals("flat") && !merge.equals("spatial_unpad"))
+            parts.add("mm_patch_merge_type '" + merge + "' is not supported (flat, spatial_unpad)");
+        JsonNode layer = root.get("vision_feature_layer");
+        if (layer != null && layer.isArray()) parts.add("vision_feature_layer " + layer + ": several feature layers are not supported");
 
         String visionType = text(root.path("vision_config"), "model_type");
         String tower = text(root, "mm_vision_tower");
-        if (visionType != null && visionType.startsWith("siglip"))
-            parts.add("SigLIP is not supported as the vision tower (llava4j runs CLIP): vision_config.model_type '" + visionType + "'");
-        else if (visionType != null && !visionType.equals("clip_vision_model"))
-            parts.add("vision tower vision_config.model_type '" + visionType + "' is not supported (llava4j runs CLIP, clip_vision_model)");
-        if (tower != null && tower.toLowerCase(Locale.ROOT).contains("siglip") && LlavaConfig.resolveLocal(folder, tower) == null)
-            parts.add("SigLIP is not supported as the vision tower (llava4j runs CLIP): mm_vision_tower '" + tower + "'");
+        if (visionType != null && !visionType.equals(VisionConfig.CLIP) && !visionType.equals(VisionConfig.SIGLIP))
+            parts.add("vision tower vision_config.model_type '" + visionType + "' is not supported (llava4j runs "
+                    + VisionConfig.CLIP + ", " + VisionConfig.SIGLIP + ")");
+        if (tower != null && LlavaConfig.resolveLocal(folder, tower) == null) {
+            String t = tower.toLowerCase(Locale.ROOT);
+            if (t.contains("siglip") && !t.contains("siglip-so400m-patch14-384"))
+                parts.add("mm_vision_tower '" + tower + "': not a local folder, and llava4j knows only siglip-so400m-patch14-384's"
+                        + " config by heart; pass --vision_tower DIR");
+            else if (!t.contains("clip") && !t.contains("siglip"))
+                parts.add("mm_vision_tower '" + tower + "': only CLIP and SigLIP towers are supported");
+        }
         if (text(root, "mm_resampler_type") != null)
             parts.add("vision resamplers are not supported: mm_resampler_type '" + text(root, "mm_resampler_type") + "'");
+        if (root.path("add_faster_video").asBoolean(false)) parts.add("add_faster_video true (video) is not supported");
 
         for (String f : List.of("mm_use_im_start_end", "mm_use_im_patch_token"))
             if (root.path(f).asBoolean(false)) parts.add(f + " true is not supported (LLaVA-1.5 uses false)");
@@ -67,6 +89,11 @@ final class Unsupported {
             parts.add("multimodal_projector_bias false is not supported (LLaVA's projector has biases)");
 
         if (!parts.isEmpty()) throw new ConfigException(where + ": not supported: " + String.join("; ", parts));
+    }
+
+    private static String textType(JsonNode root) {
+        String t = text(root.path("text_config"), "model_type");
+        return t == null ? "" : t;
     }
 
     private static String text(JsonNode node, String field) {

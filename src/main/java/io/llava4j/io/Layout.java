@@ -30,6 +30,8 @@ public enum Layout {
     public static final String PROJECTOR = "multi_modal_projector.";
     public static final String LLM = "language_model.model.";
     public static final String LM_HEAD = "language_model.lm_head.";
+    /** AnyRes models' row separator: {@code image_newline} (llava-hf), {@code model.image_newline} (transformers, original). */
+    public static final String IMAGE_NEWLINE = "image_newline";
     /** Prefix of a trained tower inside an original LLaVA checkpoint. */
     public static final String ORIGINAL_VISION_IN_CHECKPOINT = "model.vision_tower.vision_tower.";
 
@@ -73,6 +75,7 @@ public enum Layout {
                 if (name.startsWith(VISION)) yield name.substring(VISION.length());
                 if (name.startsWith(LM_HEAD)) yield "lm_head." + name.substring(LM_HEAD.length());
                 if (name.startsWith(LLM)) yield "model." + name.substring(LLM.length());
+                if (name.equals(IMAGE_NEWLINE)) yield "model." + IMAGE_NEWLINE;
                 yield originalProjectorName(name, projectorDepth);
             }
         };

@@ -182,8 +182,16 @@ public final class Checkpoints {
             }
             plan.put(name, h);
         }
-        // a CLIP folder may hold a whole CLIPModel: its text half and projections are not LLaVA's
-        unusedVision.removeIf(k -> !k.startsWith("vision_model.") || k.startsWith("vision_model.head."));
+        // a CLIP folder may hold a whole CLIPModel: its text half and projections are not LLaVA's; a SigLIP folder its
+        // pooling head, and the layer LLaVA-NeXT's tower deletes
+        int towerLayers = model.config.vision().numHiddenLayers();
+        unusedVision.removeIf(k -> !k.startsWith("vision_model.") || k.startsWith("vision_model.head.")
+                || model.config.vision().isSiglip() && encoderLayer(k) >= towerLayers);
+        // a SigLIP tower's pooling head (vision_use_head) is never used by LLaVA models
+        unusedMain.removeIf(k -> k.contains("vision_tower.vision_model.head."));
+        // a tied head: converted files may still carry lm_head.weight, a copy of the embedding
+        if (model.languageModel.lmHead == null)
+            unusedMain.remove(layout.fileName(Layout.LM_HEAD + "weight", depth));
         List<String> unexpected = new ArrayList<>();
         unusedMain.forEach(k -> unexpected.add(k + " (" + folder + ")"));
         unusedVision.forEach(k -> unexpected.add(k + " (" + visionFolder + ")"));
@@ -193,6 +201,18 @@ public final class Checkpoints {
             Tensors.load(params.get(name), h, storageType(name, h, precision));
             model.loadedFrom.put(name, h);
         });
+    }
+
+    /** N of a {@code vision_model.encoder.layers.N.…} key, -1 for other keys. */
+    private static int encoderLayer(String key) {
+        String p = "vision_model.encoder.layers.";
+        if (!key.startsWith(p)) return -1;
+        int end = key.indexOf('.', p.length());
+        try {
+            return Integer.parseInt(key.substring(p.length(), end < 0 ? key.length() : end));
+        } catch (NumberFormatException e) {
+            return -1;
+        }
     }
 
     /** Matrices of the tower and the LLM in the run's half type; the projector, norms and biases in fp32. */
@@ -265,9 +285,10 @@ public final class Checkpoints {
             removeStaleTemporaries(target);
             Files.createDirectories(tmp);
             writeConfig(model, layout, tmp); // first: it refuses configs the layout cannot express
-            if (layout == Layout.ORIGINAL_LLAVA && model.config.visionTowerFolder() == null)
+            boolean towerInside = towerByHubName(model.config);
+            if (layout == Layout.ORIGINAL_LLAVA && model.config.visionTowerFolder() == null && !towerInside)
                 saveVisionTower(model, tmp.resolve(VISION_TOWER_DIR));
-            writeWeights(tmp, checkpointTensors(model, layout, includeVision), maxShardBytes);
+            writeWeights(tmp, checkpointTensors(model, layout, includeVision || towerInside), maxShardBytes);
             if (sideFilesFrom != null)
                 for (String f : SIDE_FILES)
                     if (Files.isRegularFile(sideFilesFrom.resolve(f))) {
@@ -347,9 +368,18 @@ public final class Checkpoints {
         Files.createDirectories(out);
         LlavaConfig cfg = model.config;
         ObjectNode config = layout == Layout.ORIGINAL_LLAVA
-                ? originalConfig(cfg, cfg.visionTowerFolder() == null ? VISION_TOWER_DIR : cfg.visionTowerFolder().toAbsolutePath().normalize().toString())
+                ? originalConfig(cfg, towerByHubName(cfg) ? cfg.raw().get("mm_vision_tower").asText()
+                        : cfg.visionTowerFolder() == null ? VISION_TOWER_DIR : cfg.visionTowerFolder().toAbsolutePath().normalize().toString())
                 : hfConfig(cfg);
         JsonFiles.write(out.resolve("config.json"), config);
+    }
+
+    /**
+     * An original checkpoint whose SigLIP tower is named by its hub id (no local folder): the tower is read from and
+     * written into the checkpoint, and the config keeps the id, so that LLaVA-NeXT's layer deletion is not applied twice.
+     */
+    static boolean towerByHubName(LlavaConfig cfg) {
+        return cfg.family() == Family.ORIGINAL_LLAVA && cfg.visionTowerFolder() == null && cfg.vision().isSiglip();
     }
 
     /** A CLIPVisionModel folder (config.json + model.safetensors with {@code vision_model.…}). */
@@ -360,8 +390,9 @@ public final class Checkpoints {
             t.put(p.getKey(), forSaving(model, "vision_tower." + p.getKey(), p.getValue()));
         Safetensors.write(dir.resolve("model.safetensors"), t, Map.of("format", "pt"));
         ObjectNode c = JSON.valueToTree(model.config.vision());
-        c.put("model_type", "clip_vision_model");
-        c.putArray("architectures").add("CLIPVisionModel");
+        boolean siglip = model.config.vision().isSiglip();
+        if (!siglip) c.remove("vision_use_head");
+        c.putArray("architectures").add(siglip ? "SiglipVisionModel" : "CLIPVisionModel");
         JsonFiles.write(dir.resolve("config.json"), c);
     }
 
@@ -381,8 +412,14 @@ public final class Checkpoints {
         } else {
             c = cfg.raw().deepCopy();
         }
-        c.put("model_type", "llava_llama");
-        c.putArray("architectures").add("LlavaLlamaForCausalLM");
+        if (cfg.family() != Family.ORIGINAL_LLAVA) { // the original model class of the LLM
+            String llm = cfg.text().modelType();
+            c.put("model_type", llm.equals("qwen2") ? "llava_qwen" : llm.equals("mistral") ? "llava_mistral" : "llava_llama");
+            c.putArray("architectures").add(llm.equals("qwen2") ? "LlavaQwenForCausalLM"
+                    : llm.equals("mistral") ? "LlavaMistralForCausalLM" : "LlavaLlamaForCausalLM");
+        } else if (!c.hasNonNull("model_type")) {
+            c.put("model_type", "llava_llama");
+        }
         c.put("mm_vision_tower", tower);
         c.put("mm_projector_type", cfg.projectorType());
         c.put("mm_vision_select_layer", cfg.visionFeatureLayer());

@@ -26,7 +26,7 @@ import java.util.function.UnaryOperator;
  * after the selected one are not run (their output is never used). The frozen prefix of the tower (embeddings and the
  * leading layers whose parameters are all frozen) runs under {@link NoGradGuard}: no autograd graph is built for it.
  */
-public class ClipVisionTower extends Module {
+public class ClipVisionTower extends VisionTower {
     public final VisionModel visionModel;
 
     public ClipVisionTower(VisionConfig c) {
@@ -39,6 +39,7 @@ public class ClipVisionTower extends Module {
      * @param pixels [B, C, H, W]
      * @return [B, 1 + P, h]
      */
+    @Override
     public Tensor features(Tensor pixels, int layerIndex) {
         VisionModel v = visionModel;
         int firstTrainable = v.firstTrainableStage(layerIndex);
@@ -52,11 +53,11 @@ public class ClipVisionTower extends Module {
     }
 
     /** One layer in its own scope: its temporaries are freed as it ends (autograd keeps what the backward needs). */
-    private static Tensor layer(EncoderLayer l, Tensor x) {
+    static Tensor layer(EncoderLayer l, Tensor x) {
         return Scopes.keep(() -> l.forward(x));
     }
 
-    /** True when no parameter of the tower requires a gradient. */
+    @Override
     public boolean fullyFrozen() {
         return visionModel.firstTrainableStage(visionModel.layers.size()) > visionModel.layers.size();
     }
@@ -90,7 +91,7 @@ public class ClipVisionTower extends Module {
             return lastStage + 1;
         }
 
-        private static boolean anyRequiresGrad(Module m) {
+        static boolean anyRequiresGrad(Module m) {
             TensorVector ps = m.parameters(true);
             for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) return true;
             return false;
@@ -130,7 +131,7 @@ public class ClipVisionTower extends Module {
         final Mlp mlp;
         final LayerNorm layerNorm2;
 
-        EncoderLayer(VisionConfig c) {
+        public EncoderLayer(VisionConfig c) {
             selfAttn = register_module("self_attn", new Attention(c));
             layerNorm1 = register_module("layer_norm1", new LayerNorm(c.hiddenSize(), c.layerNormEps()));
             mlp = register_module("mlp", new Mlp(c));

@@ -18,7 +18,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * HF {@code LlamaForCausalLM} (registered as {@code language_model}: {@code model.embed_tokens}, {@code model.layers.N...},
+ * HF {@code LlamaForCausalLM}, {@code MistralForCausalLM} or {@code Qwen2ForCausalLM} — one architecture: Qwen2 only adds
+ * biases to q/k/v ({@link TextConfig#qkvBias}) and usually ties the head to the embedding (registered as {@code language_model}: {@code model.embed_tokens}, {@code model.layers.N...},
  * {@code model.norm}, {@code lm_head}; no lm_head with tied embeddings).
  */
 public class Llama extends Module {
@@ -233,9 +234,10 @@ public class Llama extends Module {
             heads = c.numAttentionHeads();
             kvHeads = c.numKeyValueHeads();
             headDim = c.headDim();
-            qProj = register_module("q_proj", new Linear(c.hiddenSize(), heads * headDim, false));
-            kProj = register_module("k_proj", new Linear(c.hiddenSize(), kvHeads * headDim, false));
-            vProj = register_module("v_proj", new Linear(c.hiddenSize(), kvHeads * headDim, false));
+            boolean bias = c.qkvBias(); // Qwen2: q/k/v biased, o not
+            qProj = register_module("q_proj", new Linear(c.hiddenSize(), heads * headDim, bias));
+            kProj = register_module("k_proj", new Linear(c.hiddenSize(), kvHeads * headDim, bias));
+            vProj = register_module("v_proj", new Linear(c.hiddenSize(), kvHeads * headDim, bias));
             oProj = register_module("o_proj", new Linear(heads * headDim, c.hiddenSize(), false));
         }
 

@@ -12,18 +12,23 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * LLaVA: CLIP vision tower → projector → LLaMA, with each image token of the input replaced by that image's projected
- * feature rows. Parameter names are transformers' {@code LlavaForConditionalGeneration} names (llava-hf layout):
- * {@code vision_tower.vision_model...}, {@code multi_modal_projector.linear_k...}, {@code language_model.model...},
- * {@code language_model.lm_head.weight}.
+ * LLaVA: vision tower (CLIP or SigLIP) → projector → LLM (LLaMA, Mistral, Qwen2), with each image token of the input
+ * replaced by that image's projected feature rows. With AnyRes (LLaVA-NeXT, OneVision; {@link LlavaConfig#anyres()}) an
+ * image is a base tile plus a grid of tiles, and its rows are packed by {@link AnyResPacking} with {@code image_newline}:
+ * the number of rows then depends on the image's size, which travels with the pixels ({@code imageSizes}).
+ * Parameter names are transformers' {@code LlavaForConditionalGeneration} / {@code LlavaNextForConditionalGeneration}
+ * names (llava-hf layout): {@code vision_tower.vision_model...}, {@code multi_modal_projector.linear_k...},
+ * {@code image_newline}, {@code language_model.model...}, {@code language_model.lm_head.weight}.
  */
 public class Llava extends Module {
     public static final long IGNORE_INDEX = -100;
 
     public final LlavaConfig config;
-    public final ClipVisionTower visionTower;
+    public final VisionTower visionTower;
     public final Projector projector;
     public final Llama languageModel;
+    /** [text_h] the row closing each grid row of an AnyRes image; null without AnyRes. */
+    public final Tensor imageNewline;
     /**
      * The file tensor (memory-mapped) each parameter was loaded from, by llava-hf name; an entry is dropped when its
      * parameter is overwritten from elsewhere. Frozen parameters are saved from here: bit-identical, in the file's own
@@ -33,9 +38,11 @@ public class Llava extends Module {
 
     public Llava(LlavaConfig c) {
         config = c;
-        visionTower = register_module("vision_tower", new ClipVisionTower(c.vision()));
+        visionTower = register_module("vision_tower",
+                c.vision().isSiglip() ? new SiglipVisionTower(c.vision()) : new ClipVisionTower(c.vision()));
         projector = register_module("multi_modal_projector",
                 new Projector(c.projectorDepth(), c.vision().hiddenSize(), c.text().hiddenSize(), c.projectorAct()));
+        imageNewline = c.anyres() == null ? null : io.llava4j.nn.Params.register(this, "image_newline", torch.empty(c.text().hiddenSize()));
         languageModel = register_module("language_model", new Llama(c.text()));
     }
 
@@ -47,10 +54,55 @@ public class Llava extends Module {
         return projector.forward(towerFeatures(pixels));
     }
 
-    /** [N, C, H, W] → [N, F, vision_h]: the selected vision hidden state (CLS dropped for "default"), the projector's input. */
+    /**
+     * Each image's rows for the LLM, in order: [F, text_h] per image without AnyRes; with AnyRes, image i takes the next
+     * 1 + rows·cols tiles (base first, then the grid row-major, as the processor makes them) and is packed to
+     * [tokens_i, text_h] by {@link AnyResPacking}.
+     *
+     * @param projected  [tiles, F, text_h] the projector's output for every tile of the batch
+     * @param imageSizes per image its original (height, width); required with AnyRes, ignored otherwise
+     */
+    public List<Tensor> perImage(Tensor projected, int[][] imageSizes) {
+        List<Tensor> out = new ArrayList<>();
+        LlavaConfig.AnyResSpec any = config.anyres();
+        if (any == null) {
+            for (long i = 0; i < projected.size(0); i++) out.add(projected.get(i)); // [F, h]
+            return out;
+        }
+        if (imageSizes == null)
+            throw new IllegalArgumentException("an AnyRes model needs each image's size (image_sizes) beside its tiles");
+        int offset = 0;
+        int s = config.vision().patchesPerSide();
+        for (int[] hw : imageSizes) {
+            int[] grid = AnyResPacking.gridShape(hw[0], hw[1], any.pinpointsHW(), config.vision().imageSize());
+            int tiles = 1 + grid[0] * grid[1];
+            if (offset + tiles > projected.size(0))
+                throw new IllegalArgumentException("image of size " + hw[0] + "x" + hw[1] + " needs " + tiles + " tiles; the batch has "
+                        + (projected.size(0) - offset) + " left");
+            Tensor f = projected.narrow(0, offset, tiles); // [1 + rows·cols, S·S, h]
+            out.add(AnyResPacking.pack(f, grid[0], grid[1], hw[0], hw[1], s, imageNewline, any.maxN(), any.hfRounding()));
+            offset += tiles;
+        }
+        if (offset != projected.size(0))
+            throw new IllegalArgumentException("the batch has " + projected.size(0) + " tiles but its images' sizes account for " + offset);
+        return out;
+    }
+
+    /** Rows image {@code (height, width)} becomes in the LLM's input: {@link LlavaConfig#imageFeatureTokens()} without AnyRes. */
+    public int imageTokens(int height, int width) {
+        LlavaConfig.AnyResSpec any = config.anyres();
+        if (any == null) return config.imageFeatureTokens();
+        return AnyResPacking.numTokens(height, width, any.pinpointsHW(), config.vision().imageSize(),
+                config.vision().patchesPerSide(), any.maxN(), any.hfRounding());
+    }
+
+    /**
+     * [N, C, H, W] → [N, F, vision_h]: the selected vision hidden state, the projector's input. {@code default} drops the
+     * first row: CLIP's class token, or for SigLIP (no class token) the top-left patch, as TinyLLaVA does.
+     */
     public Tensor towerFeatures(Tensor pixels) {
-        Tensor f = visionTower.features(pixels, config.featureLayerIndex()); // [N, 1 + P, vision_h]
-        if ("default".equals(config.visionFeatureSelectStrategy())) f = f.narrow(1, 1, f.size(1) - 1); // [N, P, vision_h]
+        Tensor f = visionTower.features(pixels, config.featureLayerIndex()); // [N, T, vision_h]
+        if ("default".equals(config.visionFeatureSelectStrategy())) f = f.narrow(1, 1, f.size(1) - 1); // [N, T - 1, vision_h]
         return f.contiguous(); // the projector's GEMM sees the same layout as for features read from a cache: same bits
     }
 
@@ -71,7 +123,12 @@ public class Llava extends Module {
      * to {@code maxLength} positions (LLaVA's {@code tokenizer_model_max_length}: image rows count too; 0 = no limit).
      */
     public Output forward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
-        Merged m = embed(pixels, null, inputIds, labels, attentionMask, maxLength);
+        return forward(pixels, null, inputIds, labels, attentionMask, maxLength);
+    }
+
+    /** As {@link #forward(Tensor, long[][], long[][], boolean[][], int)} with each image's (height, width) (AnyRes). */
+    public Output forward(Tensor pixels, int[][] imageSizes, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+        Merged m = embed(pixels, imageSizes, null, inputIds, labels, attentionMask, maxLength);
         return new Output(languageModel.forward(m.embeds), m.labels, m.lengths);
     }
 
@@ -85,7 +142,13 @@ public class Llava extends Module {
      */
     public Step forwardBackward(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength,
                                 double scale, boolean checkpointing) {
-        return forwardBackward(pixels, null, inputIds, labels, attentionMask, maxLength, tokens -> scale, checkpointing);
+        return forwardBackward(pixels, null, null, inputIds, labels, attentionMask, maxLength, tokens -> scale, checkpointing);
+    }
+
+    /** As below, without AnyRes image sizes. */
+    public Step forwardBackward(Tensor pixels, Tensor towerFeatures, long[][] inputIds, long[][] labels, boolean[][] attentionMask,
+                                int maxLength, java.util.function.LongToDoubleFunction scaleOfTokens, boolean checkpointing) {
+        return forwardBackward(pixels, null, towerFeatures, inputIds, labels, attentionMask, maxLength, scaleOfTokens, checkpointing);
     }
 
     /**
@@ -93,11 +156,13 @@ public class Llava extends Module {
      * asked once the merged labels are known and before the backward: data-parallel training scales each rank's mean
      * by its share of the global batch's tokens. {@code towerFeatures} [N, F, vision_h] (the frozen tower's
      * {@link #towerFeatures}, e.g. from a feature cache), when not null, stand for the images instead of {@code pixels}.
+     * {@code imageSizes}: each image's (height, width), for AnyRes (null otherwise).
      */
-    public Step forwardBackward(Tensor pixels, Tensor towerFeatures, long[][] inputIds, long[][] labels, boolean[][] attentionMask,
-                                int maxLength, java.util.function.LongToDoubleFunction scaleOfTokens, boolean checkpointing) {
+    public Step forwardBackward(Tensor pixels, int[][] imageSizes, Tensor towerFeatures, long[][] inputIds, long[][] labels,
+                                boolean[][] attentionMask, int maxLength, java.util.function.LongToDoubleFunction scaleOfTokens,
+                                boolean checkpointing) {
         long PT0 = System.nanoTime();
-        Merged m = embed(towerFeatures != null ? null : pixels, towerFeatures, inputIds, labels, attentionMask, maxLength);
+        Merged m = embed(towerFeatures != null ? null : pixels, imageSizes, towerFeatures, inputIds, labels, attentionMask, maxLength);
         double scale = scaleOfTokens.applyAsDouble(supervisedTokens(m.labels)) /* the loss's divisor */;
         if (!checkpointing) {
             long PT1 = System.nanoTime();
@@ -138,7 +203,12 @@ public class Llava extends Module {
      * the LM head applied only at the supervised positions (no [B, L, vocab] logits).
      */
     public SampleLosses sampleLosses(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
-        Merged m = embed(pixels, null, inputIds, labels, attentionMask, maxLength);
+        return sampleLosses(pixels, null, inputIds, labels, attentionMask, maxLength);
+    }
+
+    /** As above with each image's (height, width) (AnyRes). */
+    public SampleLosses sampleLosses(Tensor pixels, int[][] imageSizes, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+        Merged m = embed(pixels, imageSizes, null, inputIds, labels, attentionMask, maxLength);
         Tensor hidden = languageModel.model.forward(m.embeds); // [B, L, h]
         int b = (int) hidden.size(0);
         long l = hidden.size(1), h = hidden.size(2);
@@ -160,7 +230,8 @@ public class Llava extends Module {
     }
 
     /** Drops padding, runs the tower and projector, and merges: the LLM's input embeddings [B, L, h] and labels. */
-    private Merged embed(Tensor pixels, Tensor towerFeatures, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int maxLength) {
+    private Merged embed(Tensor pixels, int[][] imageSizes, Tensor towerFeatures, long[][] inputIds, long[][] labels,
+                         boolean[][] attentionMask, int maxLength) {
         if (attentionMask != null) {
             long[][] ids = new long[inputIds.length][], labs = labels == null ? null : new long[inputIds.length][];
             for (int b = 0; b < inputIds.length; b++) {
@@ -170,8 +241,8 @@ public class Llava extends Module {
             inputIds = ids;
             labels = labs;
         }
-        Tensor feats = towerFeatures != null ? projector.forward(towerFeatures) : pixels == null ? null : imageFeatures(pixels); // [N, F, h]
-        return merge(inputIds, labels, feats, maxLength);
+        Tensor projected = towerFeatures != null ? projector.forward(towerFeatures) : pixels == null ? null : imageFeatures(pixels); // [tiles, F, h]
+        return merge(inputIds, labels, projected == null ? List.of() : perImage(projected, imageSizes), maxLength);
     }
 
     /**
@@ -179,7 +250,12 @@ public class Llava extends Module {
      * image's projected feature rows, [1, L, h] ({@code pixels} [1, C, H, W], or null for a text-only prompt).
      */
     public Tensor embedPrompt(Tensor pixels, long[] inputIds) {
-        Tensor feats = pixels == null ? null : imageFeatures(pixels); // [N, F, h]
+        return embedPrompt(pixels, null, inputIds);
+    }
+
+    /** As above with each image's (height, width) (AnyRes; null otherwise). */
+    public Tensor embedPrompt(Tensor pixels, int[][] imageSizes, long[] inputIds) {
+        List<Tensor> feats = pixels == null ? List.of() : perImage(imageFeatures(pixels), imageSizes);
         return merge(new long[][]{inputIds}, null, feats, 0).embeds;
     }
 
@@ -189,11 +265,10 @@ public class Llava extends Module {
 
     private record Merged(Tensor embeds, Tensor labels, int[] lengths) {}
 
-    /** Replaces each image token by that image's F feature rows; pads to the longest sample with zeros / -100. */
-    private Merged merge(long[][] inputIds, long[][] labels, Tensor feats, int maxLength) {
+    /** Replaces each image token by that image's feature rows [F_i, h]; pads to the longest sample with zeros / -100. */
+    private Merged merge(long[][] inputIds, long[][] labels, List<Tensor> feats, int maxLength) {
         long imageToken = config.imageTokenIndex();
-        int nImages = feats == null ? 0 : (int) feats.size(0);
-        int f = feats == null ? 0 : (int) feats.size(1);
+        int nImages = feats.size();
         int tokens = 0;
         for (long[] ids : inputIds) for (long id : ids) if (id == imageToken) tokens++;
         if (tokens != nImages)
@@ -217,8 +292,9 @@ public class Llava extends Module {
                     if (i > start) pieces.push_back(text.narrow(0, start, i - start));
                     for (int j = start; j < i; j++) lab.add(labels == null ? IGNORE_INDEX : labels[b][j]);
                     if (i < ids.length) {
-                        pieces.push_back(feats.get(img++)); // [F, h]
-                        for (int j = 0; j < f; j++) lab.add(IGNORE_INDEX);
+                        Tensor rowsOfImage = feats.get(img++); // [F_i, h]
+                        pieces.push_back(rowsOfImage);
+                        for (long j = 0; j < rowsOfImage.size(0); j++) lab.add(IGNORE_INDEX);
                     }
                     start = i + 1;
                 }

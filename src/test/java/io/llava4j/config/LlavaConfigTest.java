@@ -155,8 +155,8 @@ class LlavaConfigTest {
     @Test
     void unsupportedTextModelIsRefused() throws IOException {
         Path dir = write("hf", """
-                {"model_type": "llava", "image_token_index": 3, "vision_config": {}, "text_config": {"model_type": "qwen2"}}""");
-        assertMentions(error(dir).getMessage(), "model_type", "qwen2");
+                {"model_type": "llava", "image_token_index": 3, "vision_config": {}, "text_config": {"model_type": "falcon"}}""");
+        assertMentions(error(dir).getMessage(), "model_type", "falcon");
         Path bias = write("hf2", """
                 {"model_type": "llava", "image_token_index": 3, "vision_config": {}, "text_config": {"attention_bias": true}}""");
         assertMentions(error(bias).getMessage(), "attention_bias");
@@ -273,11 +273,11 @@ class LlavaConfigTest {
     }
 
     @Test
-    void towerThatIsNotClipIsRefused() throws IOException {
-        Path tower = write("siglip", """
-                {"model_type": "siglip_vision_model", "hidden_size": 32}""");
+    void towerThatIsNotClipOrSiglipIsRefused() throws IOException {
+        Path tower = write("dino", """
+                {"model_type": "dinov2", "hidden_size": 32}""");
         assertMentions(error(write("orig", original(tower.toAbsolutePath().toString(), "linear"))).getMessage(),
-                "model_type", "siglip_vision_model", tower.toString());
+                "model_type", "dinov2", tower.toString());
     }
 
     // ------------------------------------------------------------------------------------------------ plain LLaMA

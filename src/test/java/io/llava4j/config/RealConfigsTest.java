@@ -14,8 +14,9 @@ import java.util.function.Consumer;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * The published configs of real LLaVA-family models (resources/real-configs, see its SOURCES.md): LLaVA-1.5 parses
- * into its real shapes; every model llava4j does not implement is refused by what it is, before any weight is read.
+ * The published configs of real LLaVA-family models (resources/real-configs, see its SOURCES.md): LLaVA-1.5, LLaVA-1.6,
+ * interleave and OneVision parse into their real shapes; every model llava4j does not implement is refused by what it
+ * is, before any weight is read.
  */
 class RealConfigsTest {
     static final ObjectMapper JSON = new ObjectMapper();
@@ -121,61 +122,130 @@ class RealConfigsTest {
         assertMentions(refusal(edited("liuhaotian__llava-v1.5-7b", c -> c.put("mm_use_im_start_end", true))), "mm_use_im_start_end");
     }
 
-    // ------------------------------------------------------------------------------------------------ refusals
+    // ------------------------------------------------------------------------------------------------ LLaVA-NeXT family
 
-    @Test
-    void llavaV16VicunaAnyresIsRefused() {
-        String m = refusal(REAL.resolve("liuhaotian__llava-v1.6-vicuna-7b"));
-        assertMentions(m, Unsupported.ANYRES, "image_aspect_ratio 'anyres'", "mm_patch_merge_type 'spatial_unpad'", "image_grid_pinpoints");
-        assertFalse(m.contains("--vision_tower"), m);
+    private static void assertSo400m26(VisionConfig v) {
+        assertTrue(v.isSiglip());
+        assertEquals(1152, v.hiddenSize());
+        assertEquals(4304, v.intermediateSize());
+        assertEquals(26, v.numHiddenLayers(), "LLaVA-NeXT's tower without its last layer");
+        assertEquals(16, v.numAttentionHeads());
+        assertEquals(384, v.imageSize());
+        assertEquals(14, v.patchSize());
+        assertEquals(729, v.numPatches(), "27 x 27: the valid convolution drops the last 6 pixels");
+        assertEquals("gelu_pytorch_tanh", v.hiddenAct());
+        assertEquals(1e-6, v.layerNormEps());
+    }
+
+    private static String pairs(java.util.List<int[]> hw) {
+        StringBuilder b = new StringBuilder();
+        for (int[] p : hw) b.append('(').append(p[0]).append(',').append(p[1]).append(')');
+        return b.toString();
     }
 
     @Test
-    void anyresFieldsAloneAreRefused() throws IOException {
-        // a LLaVA-1.5 config carrying only one anyres field would otherwise run as 336x336 squares
-        assertMentions(refusal(edited("liuhaotian__llava-v1.5-7b", c -> c.put("mm_patch_merge_type", "spatial_unpad"))),
-                Unsupported.ANYRES, "mm_patch_merge_type");
-        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> c.putArray("image_grid_pinpoints").addArray().add(336).add(672))),
-                Unsupported.ANYRES, "image_grid_pinpoints");
-        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> c.put("use_image_newline_parameter", true))),
-                Unsupported.ANYRES, "image_newline");
-        // flat merging and null pinpoints are LLaVA-1.5's own values
-        LlavaConfig.load(edited("liuhaotian__llava-v1.5-7b", c -> c.put("mm_patch_merge_type", "flat").putNull("image_grid_pinpoints")),
-                CLIP_L_336, null);
+    void llavaV16VicunaOriginalReadsAnyresWithWidthFirstPinpoints() {
+        LlavaConfig c = LlavaConfig.load(REAL.resolve("liuhaotian__llava-v1.6-vicuna-7b"), CLIP_L_336, null);
+        assertEquals(Family.ORIGINAL_LLAVA, c.family());
+        assertEquals("llama", c.text().modelType());
+        assertClipL336(c.vision());
+        assertNotNull(c.anyres());
+        assertNull(c.anyres().maxN());
+        assertFalse(c.anyres().hfRounding(), "LLaVA-NeXT's int() in unpad");
+        // the file lists (w, h): [336, 672] first is a tall tile pair
+        assertEquals("(672,336)(336,672)(672,672)(336,1008)(1008,336)", pairs(c.anyres().pinpointsHW()));
+        assertEquals(-2, c.visionFeatureLayer());
+        assertEquals("default", c.visionFeatureSelectStrategy());
+        assertEquals(576, c.imageFeatureTokens());
     }
 
     @Test
-    void llavaNextHfIsRefused() {
-        assertMentions(refusal(REAL.resolve("llava-hf__llava-v1.6-mistral-7b-hf")), Unsupported.ANYRES, "model_type 'llava_next'");
+    void llavaNextMistralHfReadsHeightFirstPinpoints() {
+        LlavaConfig c = LlavaConfig.load(REAL.resolve("llava-hf__llava-v1.6-mistral-7b-hf"), null, null);
+        assertEquals(Family.HF_LLAVA, c.family());
+        assertEquals("mistral", c.text().modelType());
+        assertNull(c.text().slidingWindow());
+        assertTrue(c.anyres().hfRounding());
+        assertEquals("(336,672)(672,336)(672,672)(1008,336)(336,1008)", pairs(c.anyres().pinpointsHW()));
+        assertEquals(32000, c.imageTokenIndex());
     }
 
     @Test
-    void llavaQwenIsRefusedForQwen2AnyresAndSiglip() {
-        String m = refusal(REAL.resolve("lmms-lab__llava-next-interleave-qwen-0.5b"));
-        assertMentions(m, "Qwen2", "model_type 'llava_qwen'", Unsupported.ANYRES, "SigLIP", "google/siglip-so400m-patch14-384");
+    void interleaveOriginalIsQwenWithBuiltInSo400m() {
+        LlavaConfig c = LlavaConfig.load(REAL.resolve("lmms-lab__llava-next-interleave-qwen-0.5b"), null, null);
+        assertEquals(Family.ORIGINAL_LLAVA, c.family());
+        assertEquals("qwen2", c.text().modelType());
+        assertTrue(c.text().qkvBias());
+        assertTrue(c.text().tieWordEmbeddings());
+        assertNull(c.text().effectiveSlidingWindow(), "use_sliding_window false: the 32768 is not used");
+        assertSo400m26(c.vision());
+        assertEquals(-1, c.visionFeatureLayer(), "LLaVA-NeXT's SigLIP tower ignores mm_vision_select_layer -2");
+        assertEquals("full", c.visionFeatureSelectStrategy());
+        assertEquals(729, c.imageFeatureTokens());
+        assertEquals("(768,384)(384,768)(768,768)(384,1152)(1152,384)", pairs(c.anyres().pinpointsHW()));
     }
 
     @Test
-    void hfQwen2WithSiglipIsRefusedByName() {
-        String m = refusal(REAL.resolve("llava-hf__llava-interleave-qwen-0.5b-hf"));
-        assertMentions(m, "Qwen2", "text_config.model_type 'qwen2'", "SigLIP", "siglip_vision_model");
-        assertFalse(m.contains("divisible"), "not the unrelated image_size check: " + m);
+    void interleaveHfIsQwenAndSiglipFlat() {
+        LlavaConfig c = LlavaConfig.load(REAL.resolve("llava-hf__llava-interleave-qwen-0.5b-hf"), null, null);
+        assertEquals(Family.HF_LLAVA, c.family());
+        assertEquals("qwen2", c.text().modelType());
+        assertSo400m26(c.vision());
+        assertNull(c.anyres());
+        assertEquals(729, c.imageFeatureTokens());
     }
 
     @Test
-    void siglipVisionConfigAloneIsRefused() throws IOException {
-        Path dir = edited("llava-hf__llava-1.5-7b-hf", c -> ((ObjectNode) c.get("vision_config")).put("model_type", "siglip_vision_model"));
-        assertMentions(refusal(dir), "SigLIP", "siglip_vision_model");
+    void oneVisionHfAndOriginal() {
+        LlavaConfig hf = LlavaConfig.load(REAL.resolve("llava-hf__llava-onevision-qwen2-0.5b-ov-hf"), null, null);
+        assertEquals("qwen2", hf.text().modelType());
+        assertEquals(896, hf.text().hiddenSize());
+        assertEquals(2, hf.text().numKeyValueHeads());
+        assertEquals(152000, hf.text().vocabSize());
+        assertSo400m26(hf.vision());
+        assertEquals(9, hf.anyres().maxN());
+        assertEquals(36, hf.anyres().pinpointsHW().size());
+        assertEquals(151646, hf.imageTokenIndex());
+        LlavaConfig orig = LlavaConfig.load(REAL.resolve("lmms-lab__llava-onevision-qwen2-0.5b-ov"), null, null);
+        assertEquals(Family.ORIGINAL_LLAVA, orig.family());
+        assertEquals("qwen2", orig.text().modelType());
+        assertEquals(9, orig.anyres().maxN());
+        assertEquals(36, orig.anyres().pinpointsHW().size(), "the (1x1),...,(6x6) range");
+        assertEquals("(384,384)(768,384)", pairs(orig.anyres().pinpointsHW().subList(0, 2)),
+                "(1x1) then (1x2) read as (w, h): (w 384, h 768)");
+        assertSo400m26(orig.vision());
     }
 
     @Test
-    void llavaMistralIsRefused() throws IOException {
+    void llavaMistralOriginalIsRead() throws IOException {
         // no published llava_mistral config is vendored; liuhaotian/llava-v1.6-mistral-7b is the v1.6 vicuna one with this type
         Path dir = edited("liuhaotian__llava-v1.6-vicuna-7b", c -> c.put("model_type", "llava_mistral"));
-        assertMentions(refusal(dir), "llava_mistral", "LlavaMistralForCausalLM");
-        Path flat = edited("liuhaotian__llava-v1.5-7b", c -> c.put("model_type", "llava_mistral"));
-        assertMentions(refusal(flat), "llava_mistral");
+        LlavaConfig c = LlavaConfig.load(dir, CLIP_L_336, null);
+        assertEquals("mistral", c.text().modelType());
+        assertNotNull(c.anyres());
+    }
+
+    @Test
+    void otherFamiliesAreRefusedByName() throws IOException {
         assertMentions(refusal(edited("liuhaotian__llava-v1.5-7b", c -> c.put("model_type", "llava_mpt"))), "llava_mpt");
+        assertMentions(refusal(edited("liuhaotian__llava-v1.5-7b", c -> c.put("model_type", "llava_phi"))), "llava_phi");
+        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> ((ObjectNode) c.get("text_config")).put("model_type", "phi"))),
+                "text_config.model_type 'phi'");
+        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> ((ObjectNode) c.get("text_config")).put("model_type", "gemma"))),
+                "text_config.model_type 'gemma'");
+        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> ((ObjectNode) c.get("text_config")).put("model_type", "openelm"))),
+                "text_config.model_type 'openelm'");
+        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> c.put("model_type", "idefics3"))), "idefics3");
+        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> c.put("model_type", "smolvlm"))), "smolvlm");
+        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> c.put("model_type", "llava_next_video"))), "video");
+        assertMentions(refusal(edited("liuhaotian__llava-v1.6-vicuna-7b", c -> c.put("mm_patch_merge_type", "spatial"))),
+                "mm_patch_merge_type 'spatial'");
+        assertMentions(refusal(edited("liuhaotian__llava-v1.6-vicuna-7b", c -> c.put("image_aspect_ratio", "anyres_max"))),
+                "image_aspect_ratio 'anyres_max'");
+        assertMentions(refusal(edited("llava-hf__llava-interleave-qwen-0.5b-hf", c -> ((ObjectNode) c.get("text_config")).put("use_sliding_window", true))),
+                "use_sliding_window");
+        assertMentions(refusal(edited("llava-hf__llava-1.5-7b-hf", c -> c.putArray("vision_feature_layer").add(-2).add(-5))),
+                "vision_feature_layer");
     }
 
     // ------------------------------------------------------------------------------------------------ Mistral text

@@ -30,7 +30,7 @@ class FrozenTowerTest {
         assertTrue(m.visionTower.fullyFrozen());
         // pixels that require grad: without the no-grad guard the frozen layers would record a graph through them
         Tensor px = Tensors.fromHost(CASE.get("case.pixel_values")).requires_grad_(true);
-        Tensor unguarded = m.visionTower.visionModel.embeddings.forward(px);
+        Tensor unguarded = ((ClipVisionTower) m.visionTower).visionModel.embeddings.forward(px);
         assertTrue(unguarded.requires_grad() && !unguarded.is_leaf(), "the same layers record a graph outside the guard");
         Tensor f = m.visionTower.features(px, m.config.featureLayerIndex());
         assertFalse(f.requires_grad(), "a frozen tower's features must not carry an autograd graph");
