@@ -30,6 +30,15 @@ public final class TestData {
         }
     }
 
+    /** The OneVision reference (SigLIP + Qwen2 + AnyRes; ../shared/reference-onevision): tiny-onevision, tiny-data, expected. */
+    public static Path onevision() {
+        try {
+            return Path.of(TestData.class.getResource("/reference-onevision").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     public static Path tinyLlava() {
         return reference().resolve("tiny-llava");
     }

@@ -252,49 +252,32 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         return out;
     }
 
-    private static final Pattern GRID_RANGE = Pattern.compile("\\((\\d+)x(\\d+)\\)");
-
     /**
-     * A config's {@code image_grid_pinpoints} as (height, width) pairs in the config's order. transformers lists pairs as
-     * (height, width); original LLaVA / LLaVA-NeXT as (width, height) ({@code widthFirst}), or as a range string
-     * {@code "(1x1),...,(6x6)"} that LLaVA-NeXT's train() expands to every (i, j) from the first to the last pair, i
-     * outer, each times the tile size {@code tile}.
+     * A config's {@code image_grid_pinpoints} as (height, width) pairs in the config's order: transformers lists pairs
+     * as (height, width), original LLaVA / LLaVA-NeXT as (width, height) ({@code widthFirst}) or as a range string
+     * {@code "(1x1),...,(6x6)"} of tile multiples ({@link io.llava4j.data.AnyRes#pinpointsHW}).
      */
     public static List<int[]> pinpoints(JsonNode node, boolean widthFirst, int tile, String where) {
-        List<int[]> pairs = new java.util.ArrayList<>();
-        if (node.isTextual()) {
-            Matcher m = GRID_RANGE.matcher(node.asText());
-            List<int[]> ends = new java.util.ArrayList<>();
-            while (m.find()) ends.add(new int[]{Integer.parseInt(m.group(1)), Integer.parseInt(m.group(2))});
-            if (ends.size() < 2)
-                throw new ConfigException(where + ": field 'image_grid_pinpoints': '" + node.asText() + "' is no range like \"(1x1),...,(6x6)\"");
-            int[] a = ends.get(0), b = ends.get(ends.size() - 1);
-            for (int i = a[0]; i <= b[0]; i++) for (int j = a[1]; j <= b[1]; j++) pairs.add(new int[]{i * tile, j * tile});
-        } else if (node.isArray()) {
-            for (JsonNode pair : node) {
-                if (!pair.isArray() || pair.size() != 2 || !pair.get(0).canConvertToInt() || !pair.get(1).canConvertToInt()
-                        || pair.get(0).asInt() <= 0 || pair.get(1).asInt() <= 0)
-                    throw new ConfigException(where + ": field 'image_grid_pinpoints': " + pair + " is not a pair of positive integers");
-                pairs.add(new int[]{pair.get(0).asInt(), pair.get(1).asInt()});
-            }
-        } else {
-            throw new ConfigException(where + ": field 'image_grid_pinpoints': expected a list of pairs, got " + node);
+        List<int[]> hw;
+        try {
+            hw = io.llava4j.data.AnyRes.pinpointsHW(node, widthFirst, tile);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(where + ": field 'image_grid_pinpoints': " + e.getMessage(), e);
         }
-        if (pairs.isEmpty()) throw new ConfigException(where + ": field 'image_grid_pinpoints': empty");
-        if (!widthFirst && !node.isTextual()) return pairs;
-        List<int[]> hw = new java.util.ArrayList<>();
-        for (int[] p : pairs) hw.add(new int[]{p[1], p[0]});
+        for (int[] p : hw)
+            Check.that(p[0] > 0 && p[1] > 0 && p[0] % tile == 0 && p[1] % tile == 0, where, "image_grid_pinpoints",
+                    java.util.Arrays.toString(p) + " is not a positive multiple of the tile size " + tile);
+        if (hw.isEmpty()) throw new ConfigException(where + ": field 'image_grid_pinpoints': empty");
         return hw;
     }
 
-    private static final Pattern ANYRES_MAX = Pattern.compile("^anyres_max_(\\d+)$");
-
     /** {@code anyres} → null, {@code anyres_max_N} → N. */
     static Integer anyresMax(String aspect, String where, String field) {
-        if ("anyres".equals(aspect)) return null;
-        Matcher m = ANYRES_MAX.matcher(aspect);
-        if (m.matches() && Integer.parseInt(m.group(1)) > 0) return Integer.parseInt(m.group(1));
-        throw new ConfigException(where + ": field '" + field + "': '" + aspect + "' is not anyres or anyres_max_N");
+        try {
+            return io.llava4j.data.AnyRes.maxTiles(aspect);
+        } catch (IllegalArgumentException e) {
+            throw new ConfigException(where + ": field '" + field + "': '" + aspect + "' is not anyres or anyres_max_N", e);
+        }
     }
 
     private static LlavaConfig original(ObjectNode root, Path folder, String where, Path override) {

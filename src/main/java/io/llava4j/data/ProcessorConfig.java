@@ -14,7 +14,9 @@ import java.nio.file.Path;
 /**
  * A CLIP image processor's {@code preprocessor_config.json}, with transformers' CLIPImageProcessor defaults for the
  * flags ({@code do_resize}, {@code do_center_crop}, {@code do_rescale}, {@code do_normalize}, {@code do_convert_rgb}:
- * true; {@code rescale_factor} 1/255; {@code resample} 3 = bicubic). Unknown fields are ignored.
+ * true; {@code rescale_factor} 1/255; {@code resample} 3 = bicubic). Unknown fields are ignored. Exception: when
+ * {@code image_processor_type} names SigLIP's or LLaVA-OneVision's processor, a missing {@code do_center_crop} means
+ * false, as those processors never crop (they resize straight to {@code size.height x size.width}).
  *
  * <p>Never defaulted (an error naming the field instead): {@code image_mean}, {@code image_std}, {@code size} when
  * resizing and {@code crop_size} when cropping. {@code size} may be an int or {@code {"shortest_edge": n}} (resize the
@@ -52,9 +54,10 @@ public record ProcessorConfig(boolean doResize, Size size, int resample, boolean
                                      @JsonProperty("do_normalize") Boolean doNormalize,
                                      @JsonProperty("image_mean") JsonNode imageMean,
                                      @JsonProperty("image_std") JsonNode imageStd,
-                                     @JsonProperty("do_convert_rgb") Boolean doConvertRgb) {
+                                     @JsonProperty("do_convert_rgb") Boolean doConvertRgb,
+                                     @JsonProperty("image_processor_type") String processorType) {
         boolean resize = doResize == null || doResize;
-        boolean crop = doCenterCrop == null || doCenterCrop;
+        boolean crop = doCenterCrop != null ? doCenterCrop : cropsByDefault(processorType);
         int filter = resample == null ? 3 : resample;
         if (filter < 1 || filter > 5)
             throw new IllegalArgumentException("field resample: " + filter
@@ -84,6 +87,15 @@ public record ProcessorConfig(boolean doResize, Size size, int resample, boolean
         } catch (IOException e) {
             throw new DataException(source + ": not a valid preprocessor config: " + e.getMessage(), e);
         }
+    }
+
+    /**
+     * Whether a config without {@code do_center_crop} crops: CLIP's processor (and LLaVA-NeXT's, built on it) does;
+     * SigLIP's and LLaVA-OneVision's have no centre crop at all (they resize straight to {@code size}).
+     */
+    static boolean cropsByDefault(String processorType) {
+        return processorType == null
+                || !(processorType.startsWith("Siglip") || processorType.startsWith("LlavaOnevision"));
     }
 
     private static Size size(String field, JsonNode n, boolean defaultToSquare) {

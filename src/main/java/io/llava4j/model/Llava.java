@@ -71,16 +71,16 @@ public class Llava extends Module {
         }
         if (imageSizes == null)
             throw new IllegalArgumentException("an AnyRes model needs each image's size (image_sizes) beside its tiles");
+        io.llava4j.data.AnyRes.Spec spec = io.llava4j.data.AnyRes.spec(config);
         int offset = 0;
-        int s = config.vision().patchesPerSide();
         for (int[] hw : imageSizes) {
-            int[] grid = AnyResPacking.gridShape(hw[0], hw[1], any.pinpointsHW(), config.vision().imageSize());
-            int tiles = 1 + grid[0] * grid[1];
+            io.llava4j.data.AnyRes.Grid grid = io.llava4j.data.AnyRes.grid(hw[0], hw[1], spec);
+            int tiles = 1 + grid.tiles();
             if (offset + tiles > projected.size(0))
                 throw new IllegalArgumentException("image of size " + hw[0] + "x" + hw[1] + " needs " + tiles + " tiles; the batch has "
                         + (projected.size(0) - offset) + " left");
             Tensor f = projected.narrow(0, offset, tiles); // [1 + rows·cols, S·S, h]
-            out.add(AnyResPacking.pack(f, grid[0], grid[1], hw[0], hw[1], s, imageNewline, any.maxN(), any.hfRounding()));
+            out.add(AnyResPacking.pack(f, grid.rows(), grid.cols(), hw[0], hw[1], imageNewline, spec.maxTiles(), spec.rounding()));
             offset += tiles;
         }
         if (offset != projected.size(0))
@@ -92,8 +92,7 @@ public class Llava extends Module {
     public int imageTokens(int height, int width) {
         LlavaConfig.AnyResSpec any = config.anyres();
         if (any == null) return config.imageFeatureTokens();
-        return AnyResPacking.numTokens(height, width, any.pinpointsHW(), config.vision().imageSize(),
-                config.vision().patchesPerSide(), any.maxN(), any.hfRounding());
+        return io.llava4j.data.AnyRes.numImageTokens(height, width, io.llava4j.data.AnyRes.spec(config));
     }
 
     /**

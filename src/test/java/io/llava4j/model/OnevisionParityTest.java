@@ -1,0 +1,93 @@
+package io.llava4j.model;
+
+import io.llava4j.TestData;
+import io.llava4j.engine.Tensors;
+import io.llava4j.io.HostTensor;
+import io.llava4j.io.Layout;
+import org.bytedeco.pytorch.Tensor;
+import org.junit.jupiter.api.Test;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.function.Predicate;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * LLaVA-OneVision (SigLIP + mlp2x_gelu + image_newline + Qwen2 with tied embeddings, AnyRes anyres_max_2) against
+ * reference-onevision's expect output: packed image features per image, logits, loss, and the stage-1 (projector +
+ * image_newline) and stage-2 (projector + image_newline + LLM) gradients, the tower frozen.
+ */
+class OnevisionParityTest {
+    static final Path MODEL = TestData.onevision().resolve("tiny-onevision");
+    static final Map<String, HostTensor> EX = TestData.tensors(TestData.onevision().resolve("expected/forward-and-grads.safetensors"));
+
+    static int[][] sizes(String prefix) {
+        long[] hw = EX.get(prefix + (EX.containsKey(prefix + "image_size") ? "image_size" : "image_sizes")).toLongs();
+        return new int[][]{{(int) hw[0], (int) hw[1]}};
+    }
+
+    @Test
+    void packedImageFeaturesMatchPerImage() {
+        Llava m = Checkpoints.load(MODEL).model();
+        assertTrue(m.visionTower instanceof SiglipVisionTower);
+        for (String img : new String[]{"img0_16x16", "img1_30x17", "img2_40x64", "img3_70x33", "img4_17x40"}) {
+            String p = img + ".";
+            Tensor px = Tensors.fromHost(EX.get(p + "pixel_values"));
+            int[][] hw = sizes(p);
+            Tensor ref = Tensors.fromHost(EX.get(p + "image_features"));
+            Tensor got = m.perImage(m.imageFeatures(px), hw).get(0);
+            assertArrayEquals(Tensors.shape(ref), Tensors.shape(got), img + " rows");
+            double e = Tensors.relativeError(got, ref);
+            assertTrue(e < 1e-5, img + " features rel err " + e);
+            assertEquals(EX.get(p + "num_image_tokens").toLongs()[0], m.imageTokens(hw[0][0], hw[0][1]), img + " token count");
+        }
+    }
+
+    /** Forward + backward of one case with the parameters {@code trains} selects trainable; checks logits, loss, grads. */
+    private static void checkCase(int k, String stage, Predicate<String> trains) {
+        Llava m = Checkpoints.load(MODEL).model();
+        Map<String, Tensor> params = Tensors.namedParameters(m);
+        params.forEach((n, p) -> p.requires_grad_(trains.test(n)));
+        assertTrue(m.visionTower.fullyFrozen());
+        String c = "case" + k + ".";
+        Tensor px = Tensors.fromHost(EX.get(c + "pixel_values"));
+        long[] ids = EX.get(c + "input_ids").toLongs();
+        long[] labels = EX.get(c + "labels").toLongs();
+        Llava.Output out = m.forward(px, sizes(c), new long[][]{ids}, new long[][]{labels}, null, 0);
+        double le = Tensors.relativeError(out.logits().get(0), Tensors.fromHost(EX.get(c + "logits")));
+        assertTrue(le < 1e-5, c + " logits rel err " + le);
+        assertArrayEquals(EX.get(c + "labels_expanded").toLongs(), Tensors.toLongs(out.labels().get(0)), c + " expanded labels");
+        Tensor loss = Llava.loss(out);
+        double ref = EX.get(c + "loss").toFloats()[0];
+        assertEquals(ref, loss.item_double(), 1e-5 * Math.abs(ref), c + " loss");
+        loss.backward();
+        int checked = 0;
+        for (Map.Entry<String, Tensor> e : params.entrySet()) {
+            String name = e.getKey();
+            Tensor p = e.getValue();
+            if (!trains.test(name)) {
+                assertFalse(p.grad().defined(), "frozen " + name + " got a gradient");
+                continue;
+            }
+            HostTensor g = EX.get(c + stage + ".grad." + Layout.TRANSFORMERS.fileName(name, 2));
+            assertNotNull(g, "no reference gradient for " + name);
+            double err = Tensors.relativeError(p.grad(), Tensors.fromHost(g));
+            assertTrue(err < 1e-4, stage + " " + c + " grad " + name + " rel err " + err);
+            checked++;
+        }
+        assertTrue(checked > 0);
+    }
+
+    @Test
+    void stage1GradientsOfProjectorAndNewline() {
+        for (int k = 0; k < 3; k++)
+            checkCase(k, "stage1", n -> n.startsWith("multi_modal_projector.") || n.equals("image_newline"));
+    }
+
+    @Test
+    void stage2GradientsOfProjectorNewlineAndLlm() {
+        for (int k = 0; k < 3; k++)
+            checkCase(k, "stage2", n -> !n.startsWith("vision_tower."));
+    }
+}
