@@ -40,6 +40,32 @@ import java.util.Locale;
  *       of answers are not: this is LLaVA's masking, reproduced as it is ({@link Template#caveat}).</li>
  *   <li>{@code v0_mmtag}, {@code v1_mmtag}: preprocess_multimodal writes the moved image as
  *       {@code <Image><image></Image>}; v1_mmtag then trains as v1 (its version starts with "v1").</li>
+ *   <li>{@code qwen_1_5} / {@code qwen_2} (LLaVA-NeXT's conv_qwen, SeparatorStyle.CHATML; trained by LLaVA-NeXT's
+ *       preprocess_qwen, the OneVision / interleave / LLaVA-NeXT-Qwen recipes): LLaVA-NeXT's own preprocess_multimodal
+ *       places the image ({@link #moveImageFirstNext}: only a turn with exactly one {@code <image>} that does not start
+ *       with it is rewritten; {@code <video>} is removed). The text is the system message
+ *       {@code <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n}, then every message as
+ *       {@code <|im_start|>user|assistant\n{text}<|im_end|>\n}, each encoded on its own (no BOS) and concatenated.
+ *       Labels: system and user messages masked, assistant messages supervised in full, their
+ *       {@code <|im_start|>assistant\n} header included; then every id equal to that of {@code "\n"} (198 in Qwen; looked
+ *       up here), {@code <|im_start|>} or {@code <|im_end|>} is supervised wherever it is, system and user turns included.
+ *       A {@code \n} merged into another token stays as its message left it. No round counting, so no mismatch. Quirks
+ *       kept: the model learns to predict the structural tokens of prompts; the pad is the unk token if the tokenizer has
+ *       one, else its pad_token (Qwen: {@code <|endoftext|>}), else 0, and LLaVA-NeXT's collator drops every text token
+ *       equal to it from the attention (so from the sample, as for LLaVA's unk). Differences: LLaVA-NeXT passes unknown
+ *       roles through and does not check alternation; here roles are checked as for the other templates.</li>
+ *   <li>{@code qwen2_base} / {@code qwen2_instruct} (TinyLLaVA_Factory's templates, Vicuna-style text, not ChatML):
+ *       {@code system + " "}, then per round {@code "USER: " + q + " ASSISTANT: " + a + eos}, eos {@code <|endoftext|>}
+ *       (base) or {@code <|im_end|>} (instruct). TinyLLaVA moves the image to the front of questions only (LLaVA-1.5's
+ *       rule), for every record, and always tokenizes with tokenizer_image_token. Labels (Template._make_masks, see
+ *       {@link #labelsTiny}): LLaVA's v1 arithmetic without BOS — counting starts at 0, instruction = tokens of
+ *       {@code part0 + " ASSISTANT: "} − 1 (the trailing space is a token of its own in Qwen's BPE), round = tokens of
+ *       the round + tokens of eos. The total checked is the number of ids other than the tokenizer's pad, plus
+ *       {@code prompt.count(eos)} when the tokenizer's pad equals <em>the tokenizer's</em> eos: so qwen2_base with an
+ *       Instruct tokenizer (eos {@code <|im_end|>}, pad {@code <|endoftext|>}) masks every sample, as TinyLLaVA does. An
+ *       odd number of turns is refused (TinyLLaVA's assert); roles are checked as above (TinyLLaVA reads them by
+ *       position only). Padding: when pad == eos TinyLLaVA's collator keeps every eos in the attention (padId -1 here);
+ *       otherwise pad tokens in the text are dropped, as for LLaVA.</li>
  * </ul>
  * A record with an image is tokenized with {@link LlavaTokenizer#tokenizerImageToken}; a text-only record with
  * {@code tokenizer(text)} (LLaVA's has_image=False), so no image token is inserted. The result must hold exactly one
@@ -217,8 +243,9 @@ public final class Conversation {
         }
 
         /**
-         * The template of a LLaVA {@code --version} / {@code --conv-mode} value (a name of LLaVA's conv_templates).
-         * Names that are not in conv_templates are refused (LLaVA's train.py silently trains vicuna_v1 for them).
+         * The template of a LLaVA {@code --version} / {@code --conv-mode} value (a name of LLaVA's conv_templates, of
+         * LLaVA-NeXT's {@code qwen_1_5} / {@code qwen_2}, or of TinyLLaVA's {@code qwen2_base} / {@code qwen2_instruct}).
+         * Other names are refused (LLaVA's train.py silently trains vicuna_v1 for them).
          */
         public static Template of(String version) {
             if (version == null) throw new DataException("conversation template: none given (expected one of " + known() + ")");
