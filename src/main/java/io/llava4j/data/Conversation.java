@@ -706,7 +706,7 @@ public final class Conversation {
         List<int[]> pieces = new ArrayList<>(segments.size());
         int n = 0;
         for (String seg : segments) {
-            int[] e = hasImage ? LlavaTokenizer.tokenizerImageToken(tok, seg, imageTokenIndex) : tok.encode(seg, false);
+            int[] e = hasImage ? encodeWithImage(seg) : tok.encode(seg, false);
             pieces.add(e);
             n += e.length;
         }
@@ -723,6 +723,30 @@ public final class Conversation {
         for (int i = 0; i < n; i++) // LLaVA-NeXT's unmask_tokens_idx = [198, im_start, im_end]
             if (ids[i] == newline || ids[i] == imStart || ids[i] == imEnd) labels[i] = ids[i];
         return new Tokenized(ids, labels, null, false);
+    }
+
+    /**
+     * apply_chat_template's tokenization with {@code <image>} added as a special token (LLaVA-NeXT does so when the
+     * sample has an image): the text split at each {@code <image>}, the pieces encoded without special tokens, the
+     * image id between them.
+     */
+    private int[] encodeWithImage(String text) {
+        List<String> chunks = pySplit(text, IMAGE);
+        List<int[]> enc = new ArrayList<>(chunks.size());
+        int n = chunks.size() - 1;
+        for (String c : chunks) {
+            int[] e = tok.encode(c, false);
+            enc.add(e);
+            n += e.length;
+        }
+        int[] out = new int[n];
+        int at = 0;
+        for (int k = 0; k < enc.size(); k++) {
+            if (k > 0) out[at++] = imageTokenIndex;
+            System.arraycopy(enc.get(k), 0, out, at, enc.get(k).length);
+            at += enc.get(k).length;
+        }
+        return out;
     }
 
     /** The one id {@code text} encodes to (a special token, or {@code "\n"}); a tokenizer that splits it is refused. */
