@@ -36,7 +36,7 @@ public class TrainCommand implements Callable<Integer> {
     }
 
     @Option(names = "--model_name_or_path", description = "LLaVA folder, or a LLaMA folder with --vision_tower") Path model;
-    @Option(names = "--version", defaultValue = "v1", description = "conversation template, a name of LLaVA's conv_templates: plain, v0_plain, v1 / vicuna_v1, llava_v1, v0, llava_v0, default, v0_mmtag, v1_mmtag, llava_llama_2, llama_2, mistral_instruct, chatml_direct, mistral_direct, mpt (default: ${DEFAULT-VALUE})") String version;
+    @Option(names = "--version", defaultValue = "v1", description = "conversation template, a name of LLaVA's conv_templates: plain, v0_plain, v1 / vicuna_v1, llava_v1, v0, llava_v0, default, v0_mmtag, v1_mmtag, llava_llama_2, llama_2, mistral_instruct, chatml_direct, mistral_direct, mpt; LLaVA-NeXT's qwen_1_5 / qwen_2; TinyLLaVA's qwen2_base, qwen2_instruct (default: ${DEFAULT-VALUE})") String version;
     @Option(names = "--data_path") Path data;
     @Option(names = "--image_folder") Path imageFolder;
     @Option(names = "--vision_tower", description = "CLIP folder") Path visionTower;

@@ -40,6 +40,32 @@ import java.util.Locale;
  *       of answers are not: this is LLaVA's masking, reproduced as it is ({@link Template#caveat}).</li>
  *   <li>{@code v0_mmtag}, {@code v1_mmtag}: preprocess_multimodal writes the moved image as
  *       {@code <Image><image></Image>}; v1_mmtag then trains as v1 (its version starts with "v1").</li>
+ *   <li>{@code qwen_1_5} / {@code qwen_2} (LLaVA-NeXT's conv_qwen, SeparatorStyle.CHATML; trained by LLaVA-NeXT's
+ *       preprocess_qwen, the OneVision / interleave / LLaVA-NeXT-Qwen recipes): LLaVA-NeXT's own preprocess_multimodal
+ *       places the image ({@link #moveImageFirstNext}: only a turn with exactly one {@code <image>} that does not start
+ *       with it is rewritten; {@code <video>} is removed). The text is the system message
+ *       {@code <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n}, then every message as
+ *       {@code <|im_start|>user|assistant\n{text}<|im_end|>\n}, each encoded on its own (no BOS) and concatenated.
+ *       Labels: system and user messages masked, assistant messages supervised in full, their
+ *       {@code <|im_start|>assistant\n} header included; then every id equal to that of {@code "\n"} (198 in Qwen; looked
+ *       up here), {@code <|im_start|>} or {@code <|im_end|>} is supervised wherever it is, system and user turns included.
+ *       A {@code \n} merged into another token stays as its message left it. No round counting, so no mismatch. Quirks
+ *       kept: the model learns to predict the structural tokens of prompts; the pad is the unk token if the tokenizer has
+ *       one, else its pad_token (Qwen: {@code <|endoftext|>}), else 0, and LLaVA-NeXT's collator drops every text token
+ *       equal to it from the attention (so from the sample, as for LLaVA's unk). Differences: LLaVA-NeXT passes unknown
+ *       roles through and does not check alternation; here roles are checked as for the other templates.</li>
+ *   <li>{@code qwen2_base} / {@code qwen2_instruct} (TinyLLaVA_Factory's templates, Vicuna-style text, not ChatML):
+ *       {@code system + " "}, then per round {@code "USER: " + q + " ASSISTANT: " + a + eos}, eos {@code <|endoftext|>}
+ *       (base) or {@code <|im_end|>} (instruct). TinyLLaVA moves the image to the front of questions only (LLaVA-1.5's
+ *       rule), for every record, and always tokenizes with tokenizer_image_token. Labels (Template._make_masks, see
+ *       {@link #labelsTiny}): LLaVA's v1 arithmetic without BOS — counting starts at 0, instruction = tokens of
+ *       {@code part0 + " ASSISTANT: "} − 1 (the trailing space is a token of its own in Qwen's BPE), round = tokens of
+ *       the round + tokens of eos. The total checked is the number of ids other than the tokenizer's pad, plus
+ *       {@code prompt.count(eos)} when the tokenizer's pad equals <em>the tokenizer's</em> eos: so qwen2_base with an
+ *       Instruct tokenizer (eos {@code <|im_end|>}, pad {@code <|endoftext|>}) masks every sample, as TinyLLaVA does. An
+ *       odd number of turns is refused (TinyLLaVA's assert); roles are checked as above (TinyLLaVA reads them by
+ *       position only). Padding: when pad == eos TinyLLaVA's collator keeps every eos in the attention (padId -1 here);
+ *       otherwise pad tokens in the text are dropped, as for LLaVA.</li>
  * </ul>
  * A record with an image is tokenized with {@link LlavaTokenizer#tokenizerImageToken}; a text-only record with
  * {@code tokenizer(text)} (LLaVA's has_image=False), so no image token is inserted. The result must hold exactly one
@@ -75,6 +101,14 @@ public final class Conversation {
     /** conv_mpt's system prompt (with its ChatML header). */
     public static final String SYSTEM_MPT = "<|im_start|>system\n"
             + "A conversation between a user and an LLM-based AI assistant. The assistant gives helpful and honest answers.";
+    /** LLaVA-NeXT's preprocess_qwen system message (and conv_qwen's system prompt, there with its ChatML header). */
+    public static final String SYSTEM_QWEN = "You are a helpful assistant.";
+    /** ChatML's turn opener, an added special token of Qwen tokenizers. */
+    public static final String IM_START = "<|im_start|>";
+    /** ChatML's turn end, an added special token of Qwen tokenizers (the EOS of Qwen Instruct/Chat models). */
+    public static final String IM_END = "<|im_end|>";
+    /** Qwen's document end (its base models' EOS and its pad token). */
+    public static final String ENDOFTEXT = "<|endoftext|>";
     /** conv_chatml_direct's system prompt (with its ChatML header). */
     public static final String SYSTEM_CHATML_DIRECT = "<|im_start|>system\nAnswer the questions.";
 
@@ -106,10 +140,10 @@ public final class Conversation {
                     + "non-renewable sources are not, and their depletion can lead to economic and social instability.\n"}};
 
     /** LLaVA's SeparatorStyle: how get_prompt joins the messages. */
-    public enum Style { SINGLE, TWO, MPT, PLAIN, LLAMA_2 }
+    public enum Style { SINGLE, TWO, MPT, PLAIN, LLAMA_2, CHATML }
 
     /** Which of LLaVA's preprocess functions makes the labels. */
-    enum Masking { PLAIN, V1, LLAMA_2, MPT, SINGLE }
+    enum Masking { PLAIN, V1, LLAMA_2, MPT, SINGLE, QWEN, TINY }
 
     /**
      * A conversation template: one of LLaVA's {@code conv_templates}, with its fields (system, roles, separator style,
@@ -148,7 +182,17 @@ public final class Conversation {
         CHATML_DIRECT(Style.MPT, Masking.MPT, SYSTEM_CHATML_DIRECT, "<|im_start|>user\n", "<|im_start|>assistant\n",
                 "<|im_end|>", null, "chatml_direct", "mistral_direct"),
         /** conv_mpt: {@code mpt}. */
-        MPT(Style.MPT, Masking.MPT, SYSTEM_MPT, "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>", null, "mpt");
+        MPT(Style.MPT, Masking.MPT, SYSTEM_MPT, "<|im_start|>user\n", "<|im_start|>assistant\n", "<|im_end|>", null, "mpt"),
+        /**
+         * LLaVA-NeXT's conv_qwen: {@code qwen_1_5}, {@code qwen_2} (SeparatorStyle.CHATML; trained by preprocess_qwen,
+         * see the class comment).
+         */
+        QWEN(Style.CHATML, Masking.QWEN, IM_START + "system\n" + SYSTEM_QWEN, IM_START + "user", IM_START + "assistant", IM_END, null,
+                "qwen_1_5", "qwen_2"),
+        /** TinyLLaVA's {@code qwen2_base}: vicuna_v1's text with {@code <|endoftext|>} ending each answer; Template._make_masks. */
+        QWEN2_BASE(Style.TWO, Masking.TINY, SYSTEM_V1, "USER", "ASSISTANT", " ", ENDOFTEXT, "qwen2_base"),
+        /** TinyLLaVA's {@code qwen2_instruct}: as qwen2_base with {@code <|im_end|>} ending each answer (not ChatML). */
+        QWEN2_INSTRUCT(Style.TWO, Masking.TINY, SYSTEM_V1, "USER", "ASSISTANT", " ", IM_END, "qwen2_instruct");
 
         private final Style style;
         private final Masking masking;
@@ -199,13 +243,49 @@ public final class Conversation {
         }
 
         /**
-         * The template of a LLaVA {@code --version} / {@code --conv-mode} value (a name of LLaVA's conv_templates).
-         * Names that are not in conv_templates are refused (LLaVA's train.py silently trains vicuna_v1 for them).
+         * The template of a LLaVA {@code --version} / {@code --conv-mode} value (a name of LLaVA's conv_templates, of
+         * LLaVA-NeXT's {@code qwen_1_5} / {@code qwen_2}, or of TinyLLaVA's {@code qwen2_base} / {@code qwen2_instruct}).
+         * Other names are refused (LLaVA's train.py silently trains vicuna_v1 for them).
          */
         public static Template of(String version) {
             if (version == null) throw new DataException("conversation template: none given (expected one of " + known() + ")");
             for (Template t : values()) if (t.names.contains(version)) return t;
             throw new DataException("conversation template \"" + version + "\" is not supported (expected one of " + known() + ")");
+        }
+
+        /**
+         * The conv mode a model was trained with, from what its config says: {@code llmModelType} is the language model's
+         * {@code model_type} ({@code text_config.model_type} in HF folders: qwen2, llama, mistral; may be null), and
+         * {@code vlmModelType} the top-level {@code model_type} (llava, llava_next, llava_onevision, tinyllava, or the
+         * original folders' llava_llama, llava_mistral, llava_qwen; null = llava).
+         * <ul>
+         *   <li>a qwen2 LLM under llava_onevision, llava (interleave), llava_next or llava_qwen: {@code qwen_1_5}
+         *       (LLaVA-NeXT's recipes; qwen_2 is the same template);</li>
+         *   <li>tinyllava with qwen2: {@code qwen2_base} (TinyLLaVA's Qwen2 recipe; a model trained from an Instruct LLM
+         *       with qwen2_instruct cannot be told apart from its config);</li>
+         *   <li>llava_next (or llava_mistral) with mistral: {@code mistral_instruct}; llava_next with llama:
+         *       {@code vicuna_v1};</li>
+         *   <li>llava / llava_llama (LLaVA-1.5) with any other LLM: {@code v1}, the CLI's default.</li>
+         * </ul>
+         * Other combinations have no known template: a {@link DataException} naming them.
+         */
+        public static String defaultConvMode(String llmModelType, String vlmModelType) {
+            String llm = llmModelType == null ? "" : llmModelType.toLowerCase(Locale.ROOT);
+            String vlm = vlmModelType == null ? "llava" : vlmModelType.toLowerCase(Locale.ROOT);
+            boolean qwen2 = llm.equals("qwen2");
+            String mode = switch (vlm) {
+                case "llava_qwen" -> "qwen_1_5";
+                case "llava_onevision" -> qwen2 ? "qwen_1_5" : null;
+                case "tinyllava" -> qwen2 ? "qwen2_base" : null;
+                case "llava_mistral" -> "mistral_instruct";
+                case "llava_next" -> qwen2 ? "qwen_1_5" : llm.equals("mistral") ? "mistral_instruct" : llm.equals("llama") ? "vicuna_v1" : null;
+                case "llava", "llava_llama" -> qwen2 ? "qwen_1_5" : "v1";
+                default -> null;
+            };
+            if (mode == null)
+                throw new DataException("no known conversation template for a " + (llmModelType == null ? "" : llmModelType + " language model under ")
+                        + "model_type " + vlm + "; pass --conv_mode / --version (one of " + known() + ")");
+            return mode;
         }
 
         private static String known() {
@@ -223,6 +303,17 @@ public final class Conversation {
          * A v0 pad that is the EOS would make LLaVA mask every sample (each v1 round ends in {@code </s>}): refused.
          */
         public int padId(LlavaTokenizer tok) {
+            if (masking == Masking.QWEN) { // LLaVA-NeXT: pad = unk when there is one, else the pad_token, else 0 (its collator)
+                if (tok.unk() >= 0) return tok.unk();
+                return Math.max(tok.padToken(), 0);
+            }
+            if (masking == Masking.TINY) {
+                int pad = tok.padToken();
+                if (pad < 0)
+                    throw new DataException(tok.folder() + ": the tokenizer has no pad_token; TinyLLaVA's " + names.get(0)
+                            + " template counts and pads with it");
+                return pad == tok.eos() ? -1 : pad; // pad == eos: TinyLLaVA's collator keeps every eos in the attention
+            }
             if (this == V0) {
                 int pad = tok.padToken();
                 if (pad >= 0 && pad == tok.eos())
@@ -245,6 +336,9 @@ public final class Conversation {
                 return "the " + names.get(0) + " template uses LLaVA's fallback preprocess, whose _mask_targets counts each turn as"
                         + " tokenized alone (BOS included) and skips 2 tokens per human turn: parts of human turns are supervised and"
                         + " parts of answers are not, as in LLaVA";
+            if (masking == Masking.QWEN)
+                return "the " + names.get(0) + " template uses LLaVA-NeXT's preprocess_qwen, which supervises every \\n,"
+                        + " <|im_start|> and <|im_end|> token wherever it is, in the system and user turns too, as in LLaVA-NeXT";
             if (masking == Masking.MPT)
                 return "the " + names.get(0) + " template uses LLaVA's preprocess_mpt, whose round lengths drop the <|im_end|> after"
                         + " each answer: with most tokenizers the rounds do not add up and LLaVA masks the sample (each one is named)";
@@ -316,6 +410,12 @@ public final class Conversation {
                     int a = 0; // Python's ret.lstrip(sep): strips any leading character of sep
                     while (a < p.length() && sep.indexOf(p.charAt(a)) >= 0) a++;
                     return p.substring(a);
+                }
+                case CHATML -> { // LLaVA-NeXT's get_prompt, SeparatorStyle.CHATML
+                    if (!system.isEmpty()) p.append(system).append(sep).append('\n');
+                    for (String[] m : messages)
+                        if (has(m[1])) p.append(m[0]).append('\n').append(m[1]).append(sep).append('\n');
+                        else p.append(m[0]).append('\n');
                 }
                 case PLAIN -> {
                     p.append(system);
@@ -404,7 +504,8 @@ public final class Conversation {
     public Tokenized untruncated(LlavaRecord r, int modelMaxLength) {
         String prompt = prompt(r);
         boolean plain = train.masking == Masking.PLAIN;
-        int[] ids = tokenizeText(prompt, plain || r.hasImage()); // preprocess_plain always uses tokenizer_image_token
+        // preprocess_plain and TinyLLaVA's Template.encode always use tokenizer_image_token
+        int[] ids = tokenizeText(prompt, plain || train.masking == Masking.TINY || r.hasImage());
         int images = 0;
         for (int id : ids) if (id == imageTokenIndex) images++;
         String warning = null;
@@ -423,6 +524,8 @@ public final class Conversation {
             case LLAMA_2 -> labelsRounds(r, prompt, ids, modelMaxLength, r.hasImage(), false);
             case MPT -> labelsMpt(r, prompt, ids, modelMaxLength, r.hasImage());
             case SINGLE -> labelsSingle(r, ids, modelMaxLength, r.hasImage());
+            case QWEN -> labelsQwen(r, r.hasImage());
+            case TINY -> labelsTiny(r, prompt, ids, modelMaxLength);
         };
         if (warning != null) t = new Tokenized(t.inputIds(), t.labels(), t.warning() == null ? warning : warning + "; " + t.warning(), t.mismatch());
         return t;
@@ -455,13 +558,34 @@ public final class Conversation {
             return IMAGE + turns.get(1).value() + "\n";
         }
         if (train.masking == Masking.SINGLE) return promptSingle(turns);
+        List<String[]> messages = messages(r, turns);
+        if (train.masking == Masking.QWEN) return String.join("", qwenSegments(messages));
+        if (train.masking == Masking.TINY) return promptTiny(r, messages);
+        try {
+            return train.prompt(messages);
+        } catch (IllegalArgumentException e) { // get_prompt's assert for LLAMA_2
+            throw new RecordException(DataProblem.TEMPLATE, r.describe() + ": field conversations[" + skip(turns) + "].value: " + e.getMessage());
+        }
+    }
+
+    /** preprocess_*: "Skip the first one if it is not from human". */
+    private static int skip(List<Turn> turns) {
+        return turns.get(0).from().equals("human") ? 0 : 1;
+    }
+
+    /**
+     * The record's messages ({role as the template writes it, text}) after the checks of LLaVA's preprocess_*: roles
+     * human and gpt only, a leading non-human turn skipped, then human and gpt alternating, at most one turn with the
+     * image.
+     */
+    private List<String[]> messages(LlavaRecord r, List<Turn> turns) {
         for (int j = 0; j < turns.size(); j++) { // preprocess_*: roles = {"human": ..., "gpt": ...}, a KeyError for any other
             String from = turns.get(j).from();
             if (!"human".equals(from) && !"gpt".equals(from))
                 throw new RecordException(DataProblem.ROLES, r.describe() + ": field conversations[" + j + "].from: unknown role \"" + from
                         + "\" (the " + template.names.get(0) + " template knows exactly human and gpt, as LLaVA's preprocess does)");
         }
-        int skip = turns.get(0).from().equals("human") ? 0 : 1; // preprocess_*: "Skip the first one if it is not from human"
+        int skip = skip(turns);
         List<String[]> messages = new ArrayList<>();
         int imageTurns = 0;
         for (int j = skip; j < turns.size(); j++) {
@@ -477,11 +601,7 @@ public final class Conversation {
         if (r.hasImage() && imageTurns > 1)
             throw new RecordException(DataProblem.IMAGE_COUNT, r.describe() + ": field conversations: " + imageTurns + " turns mention " + IMAGE
                     + " (after skipping a leading non-human turn), expected at most 1 for one image");
-        try {
-            return train.prompt(messages);
-        } catch (IllegalArgumentException e) { // get_prompt's assert for LLAMA_2
-            throw new RecordException(DataProblem.TEMPLATE, r.describe() + ": field conversations[" + skip + "].value: " + e.getMessage());
-        }
+        return messages;
     }
 
     /** _add_speaker_and_signal: the fallback preprocess's text, and each turn's own piece of it. */
@@ -500,9 +620,39 @@ public final class Conversation {
         return String.join("", singleSegments(turns)) + "### ";
     }
 
-    /** The record's turns after LLaVA's preprocess_multimodal, which runs for records with an image only. */
+    /**
+     * The record's turns after the image placement of the template's code base: LLaVA's preprocess_multimodal, which
+     * runs for records with an image only (LLaVA-NeXT's own version for qwen_1_5); TinyLLaVA's Template._prompt, which
+     * moves the image in questions (human turns) only, for every record.
+     */
     private List<Turn> turns(LlavaRecord r) {
-        return r.hasImage() ? moveImageFirst(r.conversations(), template.mmtag()) : r.conversations();
+        if (train.masking == Masking.TINY) {
+            List<Turn> out = new ArrayList<>(r.conversations().size());
+            for (Turn t : r.conversations())
+                out.add(t.from().equals("human") ? moveImageFirst(List.of(t), false).get(0) : t);
+            return out;
+        }
+        if (!r.hasImage()) return r.conversations();
+        return train.masking == Masking.QWEN ? moveImageFirstNext(r.conversations()) : moveImageFirst(r.conversations(), template.mmtag());
+    }
+
+    /**
+     * LLaVA-NeXT's preprocess_multimodal (which differs from LLaVA-1.5's): a turn with exactly one {@code <image>} that
+     * does not start with it has it removed, the value stripped, {@code "<image>\n"} put in front and the whole stripped
+     * again; a turn that starts with {@code <image>}, or holds it twice or more, is left as it is (no strip, no newline
+     * added). Then every turn that mentions {@code <video>} has it removed and is stripped.
+     */
+    static List<Turn> moveImageFirstNext(List<Turn> turns) {
+        List<Turn> out = new ArrayList<>(turns.size());
+        for (Turn t : turns) {
+            String v = t.value();
+            int n = 0;
+            for (int at = v.indexOf(IMAGE); at >= 0; at = v.indexOf(IMAGE, at + IMAGE.length())) n++;
+            if (n == 1 && !v.startsWith(IMAGE)) v = pyStrip(IMAGE + "\n" + pyStrip(v.replace(IMAGE, "")));
+            if (v.contains("<video>")) v = pyStrip(v.replace("<video>", ""));
+            out.add(new Turn(t.from(), v));
+        }
+        return out;
     }
 
     /**
@@ -525,6 +675,146 @@ public final class Conversation {
 
     private int[] tokenizeText(String text, boolean hasImage) {
         return hasImage ? LlavaTokenizer.tokenizerImageToken(tok, text, imageTokenIndex) : tok.encode(text, true);
+    }
+
+    /**
+     * The pieces LLaVA-NeXT's preprocess_qwen encodes one by one (apply_chat_template of one message each, so ChatML's
+     * {@code <|im_start|>role\ncontent<|im_end|>\n}, an empty content included): the system message, then the
+     * messages as user / assistant.
+     */
+    private List<String> qwenSegments(List<String[]> messages) {
+        List<String> out = new ArrayList<>(messages.size() + 1);
+        out.add(chatml("system", SYSTEM_QWEN));
+        for (String[] m : messages) out.add(chatml(m[0].equals(train.user) ? "user" : "assistant", m[1]));
+        return out;
+    }
+
+    private static String chatml(String role, String content) {
+        return IM_START + role + "\n" + content + IM_END + "\n";
+    }
+
+    /**
+     * LLaVA-NeXT's preprocess_qwen: each piece of {@link #qwenSegments} encoded alone (no BOS: apply_chat_template adds
+     * no special tokens) and concatenated; the system and user pieces masked, the assistant pieces supervised in full
+     * (their {@code <|im_start|>assistant\n} included); then every id of {@code \n}, {@code <|im_start|>} and
+     * {@code <|im_end|>} supervised wherever it is.
+     */
+    private Tokenized labelsQwen(LlavaRecord r, boolean hasImage) {
+        List<String[]> messages = messages(r, turns(r));
+        List<String> segments = qwenSegments(messages);
+        int newline = singleId("\n"), imStart = singleId(IM_START), imEnd = singleId(IM_END);
+        List<int[]> pieces = new ArrayList<>(segments.size());
+        int n = 0;
+        for (String seg : segments) {
+            int[] e = hasImage ? encodeWithImage(seg) : tok.encode(seg, false);
+            pieces.add(e);
+            n += e.length;
+        }
+        int[] ids = new int[n], labels = new int[n];
+        int at = 0;
+        for (int j = 0; j < pieces.size(); j++) {
+            int[] e = pieces.get(j);
+            boolean supervised = j > 0 && !messages.get(j - 1)[0].equals(train.user); // piece 0 is the system message
+            System.arraycopy(e, 0, ids, at, e.length);
+            if (supervised) System.arraycopy(e, 0, labels, at, e.length);
+            else Arrays.fill(labels, at, at + e.length, IGNORE_INDEX);
+            at += e.length;
+        }
+        for (int i = 0; i < n; i++) // LLaVA-NeXT's unmask_tokens_idx = [198, im_start, im_end]
+            if (ids[i] == newline || ids[i] == imStart || ids[i] == imEnd) labels[i] = ids[i];
+        return new Tokenized(ids, labels, null, false);
+    }
+
+    /**
+     * apply_chat_template's tokenization with {@code <image>} added as a special token (LLaVA-NeXT does so when the
+     * sample has an image): the text split at each {@code <image>}, the pieces encoded without special tokens, the
+     * image id between them.
+     */
+    private int[] encodeWithImage(String text) {
+        List<String> chunks = pySplit(text, IMAGE);
+        List<int[]> enc = new ArrayList<>(chunks.size());
+        int n = chunks.size() - 1;
+        for (String c : chunks) {
+            int[] e = tok.encode(c, false);
+            enc.add(e);
+            n += e.length;
+        }
+        int[] out = new int[n];
+        int at = 0;
+        for (int k = 0; k < enc.size(); k++) {
+            if (k > 0) out[at++] = imageTokenIndex;
+            System.arraycopy(enc.get(k), 0, out, at, enc.get(k).length);
+            at += enc.get(k).length;
+        }
+        return out;
+    }
+
+    /** The one id {@code text} encodes to (a special token, or {@code "\n"}); a tokenizer that splits it is refused. */
+    private int singleId(String text) {
+        int[] e = tok.encode(text, false);
+        if (e.length != 1)
+            throw new DataException(tok.folder() + ": \"" + text.replace("\n", "\\n") + "\" encodes to " + e.length + " ids, not one; the "
+                    + template.names.get(0) + " template needs it as a single token");
+        return e[0];
+    }
+
+    /**
+     * TinyLLaVA's Template._prompt: {@code system + " "}, then per question and answer {@code "USER: " + q + " "} and
+     * {@code "ASSISTANT: " + a + eos}; the questions and answers must pair up (TinyLLaVA's assert).
+     */
+    private String promptTiny(LlavaRecord r, List<String[]> messages) {
+        if (messages.size() % 2 != 0)
+            throw new RecordException(DataProblem.TEMPLATE, r.describe() + ": field conversations: " + messages.size()
+                    + " turns after skipping a leading non-human turn; the " + template.names.get(0)
+                    + " template needs each question answered (TinyLLaVA asserts as many answers as questions)");
+        StringBuilder p = new StringBuilder(train.system).append(train.sep);
+        for (String[] m : messages) {
+            if (m[0].equals(train.user)) p.append(train.user).append(": ").append(m[1]).append(train.sep);
+            else p.append(train.assistant).append(": ").append(m[1]).append(train.sep2);
+        }
+        return p.toString();
+    }
+
+    /**
+     * TinyLLaVA's Template.make_labels / _make_masks: the prompt is split into rounds on eos (sep2); each round on
+     * {@code " ASSISTANT: "}; counting starts at 0 (no BOS); a round counts {@code len(tokenizer_image_token(round)) +
+     * len(tokenizer.encode(eos))}, its instruction part {@code len(tokenizer_image_token(part0 + " ASSISTANT: ")) - 1}.
+     * The total it is checked against is the number of ids that are not the tokenizer's pad, plus
+     * {@code prompt.count(eos)} when the tokenizer's pad is its eos; when they differ (and the rounds end before
+     * {@code modelMaxLength}) the whole sample is masked.
+     */
+    private Tokenized labelsTiny(LlavaRecord r, String prompt, int[] ids, int modelMaxLength) {
+        String sep = train.sep + train.assistant + ": ", eos = train.sep2;
+        int[] labels = ids.clone();
+        int eosLen = tok.encode(eos, true).length;
+        int cur = 0;
+        for (String rou : pySplit(prompt, eos)) {
+            if (rou.isEmpty()) break;
+            List<String> parts = pySplit(rou, sep);
+            if (parts.size() != 2) break;
+            int roundLen = tokenizeText(rou, true).length + eosLen;
+            int instructionLen = tokenizeText(parts.get(0) + sep, true).length - 1;
+            mask(labels, cur, cur + instructionLen);
+            cur += roundLen;
+        }
+        mask(labels, cur, labels.length);
+        int pad = tok.padToken(), total = 0;
+        for (int id : ids) if (id != pad) total++;
+        if (pad == tok.eos()) total += countOf(prompt, eos);
+        if (cur < modelMaxLength && cur != total) {
+            Arrays.fill(labels, IGNORE_INDEX);
+            return new Tokenized(ids, labels, r.describe() + ": tokenization mismatch: the rounds of the " + template.names.get(0)
+                    + " template cover " + cur + " tokens but TinyLLaVA counts " + total + (pad == tok.eos() ? "" : " (ids other than the pad "
+                    + pad + ")") + "; the sample is fully masked (as TinyLLaVA does)", true);
+        }
+        return new Tokenized(ids, labels, null, false);
+    }
+
+    /** Python's {@code s.count(sub)}: non-overlapping occurrences. */
+    private static int countOf(String s, String sub) {
+        int n = 0;
+        for (int at = s.indexOf(sub); at >= 0; at = s.indexOf(sub, at + sub.length())) n++;
+        return n;
     }
 
     /** plain: mask the tokens of "<image>" alone (BOS + image token). */

@@ -39,6 +39,15 @@ import java.util.Set;
  *
  * <p>The pad id is the {@code pad_token}, else the unk token (LLaVA sets pad = unk for v1 models).
  *
+ * <p>A Qwen2 / Qwen1.5 byte-level BPE tokenizer.json ({@code tokenizer_class} Qwen2Tokenizer or Qwen2TokenizerFast) is
+ * read as transformers reads it: no BOS, ever ({@link #bos()} is the configured bos_token or -1, {@link #addsBos()} is
+ * false, {@code encode(text, true)} adds nothing; {@code add_bos_token: true} is refused); a special-token field the
+ * config does not have defaults to {@code <|endoftext|>} (unk, eos, pad), one it writes as null is no token, so for the
+ * released configs {@link #unk()} is -1, {@link #pad()} is {@code <|endoftext|>} and {@link #eos()} is
+ * {@code <|endoftext|>} (base models) or {@code <|im_end|>} (Instruct/Chat models). The added tokens
+ * ({@code <|endoftext|>}, {@code <|im_start|>}, {@code <|im_end|>}, {@code <image>}, ...) are split out of the text and
+ * encode as single ids, as in HF.
+ *
  * <p>DJL never downloads here: unless the caller set it, the system property {@code ai.djl.offline} is set to true before
  * the native library is loaded, so a platform without a bundled library fails loudly instead of fetching one.
  */
@@ -110,22 +119,31 @@ public final class LlavaTokenizer implements Closeable {
         }
         if (System.getProperty("ai.djl.offline") == null) System.setProperty("ai.djl.offline", "true");
 
+        String cls = cfg != null && cfg.hasNonNull("tokenizer_class") ? cfg.get("tokenizer_class").asText() : "";
+        boolean qwen = !sentencePiece && cls.startsWith("Qwen2Tokenizer");
         Opened opened = sentencePiece ? sentencePiece(folder, spFile, cfg, map, specials, where) : tokenizerJson(tokFile);
         Map<String, Integer> vocab = opened.vocab();
         try {
             int vocabSize = 0;
             for (int id : vocab.values()) vocabSize = Math.max(vocabSize, id + 1);
-            int unk = specialId(vocab, specials.get("unk_token"), "unk_token", "<unk>", where);
-            int bos = specialId(vocab, specials.get("bos_token"), "bos_token", "<s>", where);
-            int eos = specialId(vocab, specials.get("eos_token"), "eos_token", "</s>", where);
-            int padToken = specialId(vocab, specials.get("pad_token"), "pad_token", null, where);
+            // the defaults of the tokenizer class for a field the config does not name: LlamaTokenizer's <unk> <s> </s>;
+            // Qwen2Tokenizer's <|endoftext|> for unk, eos and pad, and no BOS. A field written as null is no token for Qwen.
+            int unk = specialId(vocab, specials.get("unk_token"), "unk_token", qwen ? qwenDefault(cfg, map, "unk_token") : "<unk>", where);
+            int bos = specialId(vocab, specials.get("bos_token"), "bos_token", qwen ? null : "<s>", where);
+            int eos = specialId(vocab, specials.get("eos_token"), "eos_token", qwen ? qwenDefault(cfg, map, "eos_token") : "</s>", where);
+            int padToken = specialId(vocab, specials.get("pad_token"), "pad_token", qwen ? qwenDefault(cfg, map, "pad_token") : null, where);
             int pad = padToken >= 0 ? padToken : unk;
             if (pad < 0) throw new DataException(where + ": no pad_token and no unk_token to pad with");
             boolean addBos = cfg == null || !cfg.has("add_bos_token") || cfg.get("add_bos_token").asBoolean(true);
+            if (qwen) { // Qwen2Tokenizer(Fast) never adds a BOS (its tokenizer.json post-processor is ByteLevel alone)
+                if (cfg.has("add_bos_token") && cfg.get("add_bos_token").asBoolean(false))
+                    throw new DataException(where + ": field add_bos_token: true is not supported for " + cls
+                            + " (transformers' Qwen2 tokenizers add no BOS whatever it says)");
+                addBos = false;
+            }
             boolean addEos = cfg != null && cfg.has("add_eos_token") && cfg.get("add_eos_token").asBoolean(false);
             if (addBos && bos < 0) throw new DataException(where + ": add_bos_token is true but there is no bos_token");
             if (addEos && eos < 0) throw new DataException(where + ": add_eos_token is true but there is no eos_token");
-            String cls = cfg != null && cfg.hasNonNull("tokenizer_class") ? cfg.get("tokenizer_class").asText() : "";
             boolean legacyAttribute = sentencePiece || cls.startsWith("Llama") || cls.startsWith("CodeLlama");
             return new LlavaTokenizer(folder, opened.backend(), vocab, vocabSize, bos, eos, unk, pad, padToken, addBos, addEos,
                     legacyAttribute);
@@ -133,6 +151,16 @@ public final class LlavaTokenizer implements Closeable {
             opened.backend().close();
             throw e;
         }
+    }
+
+    /**
+     * Qwen2Tokenizer's default for a special-token field: {@code <|endoftext|>} when neither special_tokens_map.json nor
+     * tokenizer_config.json has the field at all; none (null) when one of them writes it as null, as the released Qwen
+     * configs do for unk_token.
+     */
+    private static String qwenDefault(JsonNode cfg, JsonNode map, String field) {
+        boolean written = (map != null && map.has(field)) || (cfg != null && cfg.has(field));
+        return written ? null : "<|endoftext|>";
     }
 
     /** A backend and its vocabulary (token string to id, added tokens included). */

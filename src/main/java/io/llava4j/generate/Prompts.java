@@ -20,6 +20,11 @@ import java.util.List;
  *   <li>mpt / chatml_direct (MPT): {@code system + "<|im_end|>"}, then {@code "<|im_start|>user\nq<|im_end|>"} and
  *       {@code "<|im_start|>assistant\n"} for the open turn.</li>
  *   <li>plain (PLAIN): the user message + {@code "\n"}; one turn only (LLaVA's plain template has no sep2).</li>
+ *   <li>qwen_1_5 / qwen_2 (LLaVA-NeXT's conv_qwen, CHATML): {@code <|im_start|>system\nYou are a helpful assistant.<|im_end|>\n},
+ *       then {@code <|im_start|>user\nq<|im_end|>\n} / {@code <|im_start|>assistant\na<|im_end|>\n}; the open turn is
+ *       {@code <|im_start|>assistant\n}; stop {@code <|im_end|>}.</li>
+ *   <li>qwen2_base / qwen2_instruct (TinyLLaVA, TWO): vicuna_v1's text with {@code <|endoftext|>} / {@code <|im_end|>}
+ *       after each answer, which is also the stop string.</li>
  * </ul>
  * The image goes in the first user message: run_llava replaces {@code <image-placeholder>} by {@code <image>} when the
  * query has one, else puts {@code "<image>\n"} in front ({@code mm_use_im_start_end} False, as LLaVA-1.5).

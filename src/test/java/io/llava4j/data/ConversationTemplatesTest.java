@@ -103,6 +103,9 @@ class ConversationTemplatesTest {
         java.util.Set<Template> seen = java.util.EnumSet.noneOf(Template.class);
         for (JsonNode s : expected.get("samples")) seen.add(Template.of(s.get("version").asText()));
         seen.add(Template.PLAIN); // ConversationTest and the stage-1 reference run cover preprocess_plain
+        // LLaVA-NeXT's and TinyLLaVA's templates are not LLaVA's: QwenConversationTest covers them (OneVision reference,
+        // hand-checked TinyLLaVA labels)
+        seen.addAll(List.of(Template.QWEN, Template.QWEN2_BASE, Template.QWEN2_INSTRUCT));
         assertEquals(java.util.EnumSet.allOf(Template.class), seen);
     }
 
