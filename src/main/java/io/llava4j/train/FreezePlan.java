@@ -72,7 +72,10 @@ public final class FreezePlan {
     /** The rule per part; with LoRA adapters attached, the base starts frozen and the adapters and projector train (PEFT). */
     public static boolean trainsPart(String part, Flags f, boolean lora) {
         boolean on = lora ? part.equals("llm.lora") || part.equals("projector") : !part.equals("vision");
-        if (f.freezeBackbone() && (part.equals("llm.embed") || part.equals("llm.layers") || part.equals("llm.norm"))) on = false;
+        // image_newline (AnyRes) sits in LLaVA-NeXT's model.model beside embed_tokens: it freezes with the backbone, trains
+        // in stage 2 and under mm_language_model, and stays frozen in stage 1 and under LoRA
+        if (f.freezeBackbone() && (part.equals("llm.embed") || part.equals("llm.layers") || part.equals("llm.norm")
+                || part.equals("image_newline"))) on = false;
         if (f.tuneMmMlpAdapter()) on = part.equals("projector");
         if (f.freezeMmMlpAdapter() && part.equals("projector")) on = false;
         if (f.unfreezeMmVisionTower() && part.equals("vision")) on = true;

@@ -104,6 +104,7 @@ public final class FreezeSchedule {
             };
         }
         Trainability.Module m = t.llm();
+        if (part.equals("image_newline")) return m.kind() == Trainability.Kind.FULL; // LLaVA-NeXT's mm_language_model trains it
         if (part.equals("llm.lora")) return m.kind() == Trainability.Kind.LORA; // the adapters train under lora{...}
         return switch (m.kind()) {
             case FULL -> true;

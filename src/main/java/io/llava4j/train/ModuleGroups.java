@@ -14,12 +14,14 @@ public final class ModuleGroups {
     private ModuleGroups() {}
 
     /** The parts, in report order. */
-    public static final List<String> PARTS = List.of("vision", "projector", "llm.embed", "llm.layers", "llm.lora", "llm.norm", "llm.lm_head");
+    public static final List<String> PARTS = List.of("vision", "projector", "image_newline", "llm.embed", "llm.layers", "llm.lora",
+            "llm.norm", "llm.lm_head");
 
     /** The part of a llava-hf parameter name. */
     public static String partOf(String name) {
         if (name.startsWith(Layout.VISION)) return "vision";
         if (name.startsWith(Layout.PROJECTOR)) return "projector";
+        if (name.equals(Layout.IMAGE_NEWLINE)) return "image_newline";
         if (name.startsWith(Layout.LM_HEAD)) return "llm.lm_head";
         if (name.startsWith(Layout.LLM + "embed_tokens.")) return "llm.embed";
         if (name.startsWith(Layout.LLM + "layers.")) return isLora(name) ? "llm.lora" : "llm.layers";
@@ -41,7 +43,7 @@ public final class ModuleGroups {
         out.put("llm", 0L);
         for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) {
             String part = partOf(e.getKey());
-            out.merge(part.startsWith("llm.") ? "llm" : part, e.getValue().numel(), Long::sum);
+            out.merge(part.startsWith("llm.") ? "llm" : part, e.getValue().numel(), Long::sum); // image_newline: its own line
         }
         return out;
     }
