@@ -60,7 +60,7 @@ public class ScoreCommand implements Callable<Integer> {
                  io.llava4j.nn.Autocast ac = io.llava4j.nn.Autocast.enable(precision)) {
                 Batches.Input in = Batches.input(chunk, collator, m.config.vision().imageSize());
                 // the LM head only at supervised positions: no [B, L, vocab] logits
-                Llava.SampleLosses losses = m.sampleLosses(in.pixels(), in.inputIds(), in.labels(), in.attentionMask(), maxLength);
+                Llava.SampleLosses losses = m.sampleLosses(in.pixels(), in.imageSizes(), in.inputIds(), in.labels(), in.attentionMask(), maxLength);
                 for (int b = 0; b < chunk.size(); b++) {
                     double sum = losses.sums()[b];
                     long n = losses.counts()[b];

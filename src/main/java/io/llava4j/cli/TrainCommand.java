@@ -47,6 +47,9 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--freeze_backbone", defaultValue = "False", arity = "1", converter = Bool.class) boolean freezeBackbone;
     @Option(names = "--freeze_mm_mlp_adapter", defaultValue = "False", arity = "1", converter = Bool.class) boolean freezeProjector;
     @Option(names = "--unfreeze_mm_vision_tower", defaultValue = "False", arity = "1", converter = Bool.class) boolean unfreezeVision;
+    @Option(names = "--mm_tunable_parts", description = "LLaVA-NeXT's list of what trains: mm_vision_tower, mm_mlp_adapter,"
+            + " mm_language_model (comma-separated); when given it decides, and --tune_mm_mlp_adapter, --freeze_backbone,"
+            + " --freeze_mm_mlp_adapter and --unfreeze_mm_vision_tower are ignored, as in LLaVA-NeXT") String tunableParts;
     @Option(names = "--mm_projector_lr") Double projectorLr;
     @Option(names = "--mm_vision_tower_lr") Double visionLr;
     @Option(names = "--pretrain_mm_mlp_adapter", description = "stage-1 projector (.safetensors or LLaVA's mm_projector.bin)") Path adapter;
@@ -137,6 +140,8 @@ public class TrainCommand implements Callable<Integer> {
             notes.add("--" + (Boolean.TRUE.equals(bf16) ? "bf16" : "fp16") + " True: " + precision().describe());
         if (Boolean.TRUE.equals(tf32)) notes.add("--tf32 True: no effect on CPU");
         if (reportTo != null && !reportTo.equals("none")) notes.add("--report_to " + reportTo + ": metrics go to " + outputDir.resolve("log.jsonl"));
+        if (tunableParts != null) notes.add("--mm_tunable_parts " + tunableParts + ": decides what trains (LLaVA-NeXT); the"
+                + " --tune_mm_mlp_adapter / --freeze_backbone / --freeze_mm_mlp_adapter / --unfreeze_mm_vision_tower flags are ignored");
         if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": no ZeRO sharding; every rank holds the whole model (data parallel: --nproc_per_node)");
         return notes;
     }
@@ -145,8 +150,9 @@ public class TrainCommand implements Callable<Integer> {
         if (model == null || data == null || outputDir == null)
             throw new IllegalArgumentException("missing required option " + (model == null ? "--model_name_or_path" : data == null ? "--data_path" : "--output_dir")
                     + " (or --plan FILE)");
+        io.llava4j.train.FreezePlan.Flags f = io.llava4j.train.FreezePlan.Flags.of(tune, freezeBackbone, freezeProjector, unfreezeVision, tunableParts);
         return new TrainArgs(model, version, data, imageFolder, visionTower, projectorType, selectLayer, selectFeature,
-                tune, freezeBackbone, freezeProjector, unfreezeVision, projectorLr, visionLr, adapter, aspect, maxLength, outputDir,
+                f.tuneMmMlpAdapter(), f.freezeBackbone(), f.freezeMmMlpAdapter(), f.unfreezeMmVisionTower(), projectorLr, visionLr, adapter, aspect, maxLength, outputDir,
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
                 precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),

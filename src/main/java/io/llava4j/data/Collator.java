@@ -16,10 +16,11 @@ public final class Collator {
     /**
      * A padded batch, rows in the order of the samples.
      *
-     * @param pixels one CHW array per sample, null for a text-only sample
+     * @param pixels one CHW array per sample (AnyRes: its tiles, [T, C, H, W]), null for a text-only sample
+     * @param imageSizes per sample its image's original (height, width) under AnyRes, else null
      */
     public record Batch(String[] ids, long[][] inputIds, long[][] labels, boolean[][] attentionMask, float[][] pixels,
-                        String[] warnings) {
+                        String[] warnings, int[][] imageSizes) {
         public int size() {
             return inputIds.length;
         }
@@ -46,6 +47,7 @@ public final class Collator {
         boolean[][] mask = new boolean[n][len];
         float[][] pixels = new float[n][];
         String[] warnings = new String[n];
+        int[][] sizes = new int[n][];
         for (int b = 0; b < n; b++) {
             LlavaDataset.Sample s = samples.get(b);
             int l = s.inputIds().length;
@@ -61,7 +63,8 @@ public final class Collator {
             ids[b] = s.id();
             pixels[b] = s.pixels();
             warnings[b] = s.warning();
+            sizes[b] = s.imageSize();
         }
-        return new Batch(ids, input, labels, mask, pixels, warnings);
+        return new Batch(ids, input, labels, mask, pixels, warnings, sizes);
     }
 }

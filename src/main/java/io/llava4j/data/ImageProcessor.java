@@ -177,6 +177,23 @@ public final class ImageProcessor {
         return new RgbImage(outW, outH, out);
     }
 
+    /** An image file's (height, width), read from its header without decoding it. */
+    public static int[] size(Path file) {
+        try (javax.imageio.stream.ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
+            java.util.Iterator<javax.imageio.ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
+            if (readers == null || !readers.hasNext()) throw new DataException(file + ": cannot read image: unknown format");
+            javax.imageio.ImageReader r = readers.next();
+            try {
+                r.setInput(in);
+                return new int[]{r.getHeight(0), r.getWidth(0)};
+            } finally {
+                r.dispose();
+            }
+        } catch (IOException e) {
+            throw new DataException(file + ": cannot read image: " + e.getMessage(), e);
+        }
+    }
+
     /** Decodes an image file to 8-bit RGB as PIL's {@code Image.open(p).convert("RGB")} does. */
     static RgbImage read(Path file) {
         BufferedImage bi;

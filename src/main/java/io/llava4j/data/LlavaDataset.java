@@ -31,10 +31,16 @@ public final class LlavaDataset {
      * @param warning  null, or what went wrong (e.g. tokenization mismatch, sample fully masked)
      * @param imageKey the image's key in a vision-feature cache ({@link ImageKeys}; null = none); with a key and no
      *                 pixels the image was not decoded: its tower features are in the cache
+     * @param imageSize AnyRes: the image's original (height, width), which decides its tiles and rows (null otherwise);
+     *                 the pixels are then [1 + rows·cols, 3, P, P], base image first
      */
-    public record Sample(String id, int[] inputIds, int[] labels, float[] pixels, String warning, String imageKey) {
+    public record Sample(String id, int[] inputIds, int[] labels, float[] pixels, String warning, String imageKey, int[] imageSize) {
         public Sample(String id, int[] inputIds, int[] labels, float[] pixels, String warning) {
-            this(id, inputIds, labels, pixels, warning, null);
+            this(id, inputIds, labels, pixels, warning, null, null);
+        }
+
+        public Sample(String id, int[] inputIds, int[] labels, float[] pixels, String warning, String imageKey) {
+            this(id, inputIds, labels, pixels, warning, imageKey, null);
         }
 
         public boolean hasImage() {
@@ -59,6 +65,7 @@ public final class LlavaDataset {
     private final String aspectRatio;
     private final int modelMaxLength;
     private final int imageTokenIndex;
+    private AnyRes.Spec anyres; // null: one tile per image
 
     /**
      * @param version         LLaVA's {@code --version} (a name of {@link Conversation.Template})
@@ -98,7 +105,7 @@ public final class LlavaDataset {
         if (anyImage && imageFolder == null) throw new DataException("records have images but no image folder is given");
         if (anyPixels) {
             if (processor == null) throw new DataException("records have images but no image processor is given");
-            ImageProcessor.padding(aspectRatio);
+            if (aspectRatio == null || !aspectRatio.startsWith("anyres")) ImageProcessor.padding(aspectRatio);
         }
     }
 
@@ -212,7 +219,8 @@ public final class LlavaDataset {
         return "resize=" + c.doResize() + " size=" + c.size() + " resample=" + c.resample() + " crop=" + c.doCenterCrop()
                 + " crop_size=" + c.cropSize() + " rescale=" + c.doRescale() + ":" + c.rescaleFactor() + " normalize="
                 + c.doNormalize() + ":" + java.util.Arrays.toString(c.imageMean()) + ":" + java.util.Arrays.toString(c.imageStd())
-                + " rgb=" + c.doConvertRgb() + " aspect=" + aspectRatio;
+                + " rgb=" + c.doConvertRgb() + " aspect=" + aspectRatio + (anyres == null ? "" : " anyres=" + anyres.tileSize() + ":"
+                + anyres.pinpointsHW().stream().map(java.util.Arrays::toString).toList() + ":" + anyres.maxTiles() + ":" + anyres.rounding());
     }
 
     /**
@@ -225,21 +233,36 @@ public final class LlavaDataset {
         Tokens t = tokens(i);
         float[] pixels = null;
         String imageKey = null;
+        int[] imageSize = null;
         if (r.hasImage() && t.imageKept()) {
             Path p;
             try {
                 p = existingImage(i);
                 if (keys != null) imageKey = keys.key(p);
-                if (imageKey == null || !keys.has(imageKey)) pixels = processor.process(p, aspectRatio);
+                boolean decode = imageKey == null || !keys.has(imageKey);
+                if (anyres != null) {
+                    if (decode) {
+                        AnyRes.AnyResImage img = AnyRes.process(processor, p, anyres);
+                        pixels = img.pixels();
+                        imageSize = new int[]{img.imageHeight(), img.imageWidth()};
+                    } else {
+                        imageSize = ImageProcessor.size(p);
+                    }
+                } else if (decode) {
+                    pixels = processor.process(p, aspectRatio);
+                }
             } catch (RecordException e) {
                 throw new UnreadableImageException(e.problem(), e.getMessage(), e);
             } catch (DataException e) {
                 throw new UnreadableImageException(DataProblem.IMAGE_UNREADABLE, r.describe() + ": field image: " + e.getMessage(), e);
             }
         } else if (t.imageKept()) { // plain template, text-only record with <image>: LLaVA's torch.zeros(3, crop, crop)
-            pixels = new float[3 * processor.height() * processor.width()];
+            int side = processor.height();
+            imageSize = anyres == null ? null : new int[]{side, processor.width()};
+            int tiles = anyres == null ? 1 : 1 + AnyRes.grid(side, processor.width(), anyres).tiles();
+            pixels = new float[tiles * 3 * processor.height() * processor.width()];
         }
-        return new Sample(r.id(), t.inputIds(), t.labels(), pixels, t.warning(), imageKey);
+        return new Sample(r.id(), t.inputIds(), t.labels(), pixels, t.warning(), imageKey, imageSize);
     }
 
     Conversation conversation() {
@@ -248,6 +271,23 @@ public final class LlavaDataset {
 
     int modelMaxLength() {
         return modelMaxLength;
+    }
+
+    /**
+     * Images are cut into AnyRes tiles by {@code spec} (the model's {@link AnyRes#spec}); null keeps one tile per
+     * image. Returns this dataset.
+     */
+    public LlavaDataset anyRes(AnyRes.Spec spec) {
+        if (spec != null && aspectRatio != null && !aspectRatio.startsWith("anyres"))
+            throw new DataException("image_aspect_ratio '" + aspectRatio + "': this model packs AnyRes tiles; use anyres"
+                    + (spec.maxTiles() == null ? "" : "_max_" + spec.maxTiles()) + " (or leave it out)");
+        this.anyres = spec;
+        return this;
+    }
+
+    /** The AnyRes layout images are cut by, or null. */
+    public AnyRes.Spec anyRes() {
+        return anyres;
     }
 
     /** A collator that pads with the id LLaVA pads with under this dataset's template (unk; see {@link Conversation#collatorPadId}). */

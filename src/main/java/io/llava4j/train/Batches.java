@@ -28,7 +28,11 @@ public final class Batches {
     private Batches() {}
 
     /** Model inputs of a micro-batch: the images in order ([N, 3, H, W] or null), padded ids, labels and mask. */
-    public record Input(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask) {}
+    /**
+     * @param pixels     [tiles, C, H, W]: every decoded image's tiles in sample order (one tile per image without AnyRes)
+     * @param imageSizes AnyRes: per image of the batch (sample order, decoded or cached) its (height, width); null otherwise
+     */
+    public record Input(Tensor pixels, long[][] inputIds, long[][] labels, boolean[][] attentionMask, int[][] imageSizes) {}
 
     /** A dataset and the collator that pads its samples with the template's pad id (unk, as LLaVA sets it). */
     public record Data(LlavaDataset dataset, Collator collator) {}
@@ -67,7 +71,7 @@ public final class Batches {
                             String version, String aspectRatio, int modelMaxLength) {
         if (records.isEmpty()) throw new DataException(dataPath + ": no records");
         LlavaDataset ds = new LlavaDataset(records, tok, version, imageFolder, processor(modelFolder, cfg, records), aspect(cfg, aspectRatio),
-                modelMaxLength, cfg.imageTokenIndex());
+                modelMaxLength, cfg.imageTokenIndex()).anyRes(io.llava4j.data.AnyRes.spec(cfg));
         if (ds.caveat() != null) System.err.println("warning: " + ds.caveat());
         return new Data(ds, ds.collator());
     }
@@ -94,6 +98,7 @@ public final class Batches {
 
     private static String aspect(LlavaConfig cfg, String aspectRatio) {
         if (aspectRatio != null) return aspectRatio;
+        if (cfg.anyres() != null) return cfg.anyres().maxN() == null ? "anyres" : "anyres_max_" + cfg.anyres().maxN();
         return cfg.imageAspectRatio() != null ? cfg.imageAspectRatio() : "square";
     }
 
@@ -121,15 +126,21 @@ public final class Batches {
     /** Collates samples as LLaVA's collator does (right padding, pad id, labels -100) and stacks their images. */
     public static Input input(List<Sample> samples, Collator collator, int imageSize) {
         Collator.Batch b = collator.collate(samples);
-        int per = 3 * imageSize * imageSize, images = 0;
-        for (float[] px : b.pixels()) if (px != null) images++;
+        int per = 3 * imageSize * imageSize, tiles = 0;
+        for (float[] px : b.pixels()) if (px != null) tiles += px.length / per;
         Tensor pixels = null;
-        if (images > 0) {
-            float[] all = new float[images * per];
-            int k = 0;
-            for (float[] px : b.pixels()) if (px != null) System.arraycopy(px, 0, all, per * k++, per);
-            pixels = Tensors.floats(all, images, 3, imageSize, imageSize);
+        if (tiles > 0) {
+            float[] all = new float[tiles * per];
+            int at = 0;
+            for (float[] px : b.pixels())
+                if (px != null) {
+                    System.arraycopy(px, 0, all, at, px.length);
+                    at += px.length;
+                }
+            pixels = Tensors.floats(all, tiles, 3, imageSize, imageSize);
         }
-        return new Input(pixels, b.inputIds(), b.labels(), b.attentionMask());
+        List<int[]> sizes = new java.util.ArrayList<>();
+        for (int[] s : b.imageSizes()) if (s != null) sizes.add(s);
+        return new Input(pixels, b.inputIds(), b.labels(), b.attentionMask(), sizes.isEmpty() ? null : sizes.toArray(new int[0][]));
     }
 }

@@ -126,7 +126,8 @@ public final class FeatureCache implements LlavaDataset.ImageKeys {
     }
 
     /**
-     * The tower features [N, F, vision_h] of a micro-batch's N images, in sample order: stored ones read, the others
+     * The tower features [T, F, vision_h] of a micro-batch's images' T tiles (one per image without AnyRes; an AnyRes
+     * image's base and grid tiles are one entry), in sample order: stored ones read, the others
      * computed from {@code pixels} (the batch's decoded images, in order, as {@link Batches#input} stacks them) under
      * the caller's autocast, then stored. Null when no sample has an image.
      */
@@ -138,12 +139,15 @@ public final class FeatureCache implements LlavaDataset.ImageKeys {
             }
         }
         TensorVector rowsOut = new TensorVector();
+        long tileLen = 3L * model.config.vision().imageSize() * model.config.vision().imageSize();
         int next = 0;
         for (Sample s : samples) {
             if (!s.hasImage()) continue;
             if (s.pixels() != null) {
-                Tensor f = computed.get(next++); // [F, vision_h]
-                if (s.imageKey() != null) store(s.imageKey(), f);
+                int tiles = (int) (s.pixels().length / tileLen); // AnyRes: base + grid tiles, one entry per image
+                Tensor f = computed.narrow(0, next, tiles); // [tiles, F, vision_h]
+                next += tiles;
+                if (s.imageKey() != null) store(s.imageKey(), f.reshape(-1, f.size(2)));
                 misses.incrementAndGet();
                 rowsOut.push_back(f);
             } else {
@@ -151,7 +155,7 @@ public final class FeatureCache implements LlavaDataset.ImageKeys {
                 hits.incrementAndGet();
             }
         }
-        return rowsOut.empty() ? null : torch.stack(rowsOut, 0);
+        return rowsOut.empty() ? null : torch.cat(rowsOut, 0); // [tiles of the batch, F, vision_h]
     }
 
     private void store(String key, Tensor f) {
@@ -183,17 +187,20 @@ public final class FeatureCache implements LlavaDataset.ImageKeys {
         }
         ByteBuffer b = ByteBuffer.wrap(bytes).order(ByteOrder.LITTLE_ENDIAN);
         byte[] tag = new byte[TAG.length];
-        boolean ok = bytes.length == TAG.length + 16 + rows * width * 4;
+        boolean ok = bytes.length >= TAG.length + 16;
+        long stored = 0;
         if (ok) {
             b.get(tag);
-            ok = java.util.Arrays.equals(tag, TAG) && b.getLong() == rows && b.getLong() == width;
+            stored = b.getLong();
+            ok = java.util.Arrays.equals(tag, TAG) && stored > 0 && stored % rows == 0 && b.getLong() == width
+                    && bytes.length == TAG.length + 16 + stored * width * 4;
         }
         if (!ok)
-            throw new DataException("--cache_vision_features: " + p + " is not a " + rows + " x " + width
+            throw new DataException("--cache_vision_features: " + p + " is not a (tiles x " + rows + ") x " + width
                     + " feature entry of this cache; delete it and run again");
-        float[] v = new float[Math.toIntExact(rows * width)];
+        float[] v = new float[Math.toIntExact(stored * width)];
         b.asFloatBuffer().get(v);
-        return Tensors.floats(v, rows, width);
+        return Tensors.floats(v, stored / rows, rows, width); // [tiles, F, vision_h]
     }
 
     private static MessageDigest sha256() {

@@ -28,6 +28,31 @@ public final class FreezePlan {
     public record Flags(boolean tuneMmMlpAdapter, boolean freezeBackbone, boolean freezeMmMlpAdapter, boolean unfreezeMmVisionTower) {
         public static final Flags STAGE1 = new Flags(true, false, false, false);
         public static final Flags STAGE2 = new Flags(false, false, false, false);
+
+        /** LLaVA-NeXT's {@code --mm_tunable_parts} names. */
+        public static final java.util.List<String> TUNABLE_PARTS = java.util.List.of("mm_vision_tower", "mm_mlp_adapter", "mm_language_model");
+
+        /**
+         * LLaVA's four flags, or, when {@code tunableParts} (LLaVA-NeXT's {@code --mm_tunable_parts}, comma-separated) is
+         * given, the flags that train exactly those parts: LLaVA-NeXT freezes everything, then {@code mm_mlp_adapter}
+         * unfreezes the projector (not {@code image_newline}), {@code mm_vision_tower} the tower, and
+         * {@code mm_language_model} every other tensor (the LLM and {@code image_newline}); the four flags are then
+         * ignored, as there.
+         */
+        public static Flags of(boolean tune, boolean freezeBackbone, boolean freezeProjector, boolean unfreezeVision, String tunableParts) {
+            if (tunableParts == null) return new Flags(tune, freezeBackbone, freezeProjector, unfreezeVision);
+            java.util.Set<String> parts = new java.util.LinkedHashSet<>();
+            for (String p : tunableParts.split(",")) {
+                String t = p.trim();
+                if (t.isEmpty()) continue;
+                if (!TUNABLE_PARTS.contains(t))
+                    throw new IllegalArgumentException("--mm_tunable_parts: '" + t + "' is not one of " + TUNABLE_PARTS
+                            + (t.equals("mm_vision_resampler") ? " (llava4j has no vision resampler)" : ""));
+                parts.add(t);
+            }
+            boolean llm = parts.contains("mm_language_model");
+            return new Flags(!llm, false, !parts.contains("mm_mlp_adapter"), parts.contains("mm_vision_tower"));
+        }
     }
 
     private final Map<String, Boolean> trains; // llava-hf name → trains

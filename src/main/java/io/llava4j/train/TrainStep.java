@@ -156,8 +156,8 @@ public final class TrainStep {
              LoraDropout d = LoraDropout.seeded(dropoutSeed)) {
             Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize()); // pixels of the images not in the cache
             Tensor towerFeatures = cache == null ? null : cache.towerFeatures(samples, in.pixels(), model);
-            Llava.Step st = model.forwardBackward(in.pixels(), towerFeatures, in.inputIds(), in.labels(), in.attentionMask(),
-                    maxLength, scaleOfTokens, recompute);
+            Llava.Step st = model.forwardBackward(in.pixels(), in.imageSizes(), towerFeatures, in.inputIds(), in.labels(),
+                    in.attentionMask(), maxLength, scaleOfTokens, recompute);
             long positions = 0;
             for (int len : st.lengths()) positions += len;
             return new double[]{st.loss(), positions};
