@@ -39,6 +39,15 @@ public final class TestData {
         }
     }
 
+    /** A second OneVision case made with the same script (see its README): other widths, feature layer −2, other pinpoints. */
+    public static Path onevisionSecond() {
+        try {
+            return Path.of(TestData.class.getResource("/reference-onevision-second").toURI());
+        } catch (URISyntaxException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
     public static Path tinyLlava() {
         return reference().resolve("tiny-llava");
     }

@@ -106,11 +106,11 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         String where = file.toString();
         Unsupported.refuse(root, folder, where);
         LlavaConfig cfg;
-        if (HF_TYPES.contains(modelType) && (root.has("text_config") || !root.has("mm_vision_tower"))) {
+        if (modelType != null && HF_TYPES.contains(modelType) && (root.has("text_config") || !root.has("mm_vision_tower"))) {
             cfg = hf(root, where, modelType);
-        } else if (root.has("mm_vision_tower") || ORIGINAL_TYPES.contains(modelType)) {
+        } else if (root.has("mm_vision_tower") || modelType != null && ORIGINAL_TYPES.contains(modelType)) {
             cfg = original(root, folder, where, visionTowerOverride);
-        } else if (TextConfig.MODEL_TYPES.contains(modelType)) {
+        } else if (modelType != null && TextConfig.MODEL_TYPES.contains(modelType)) {
             if (visionTowerOverride == null)
                 throw new ConfigException(where + ": a plain " + modelType + " model has no vision tower; pass --vision_tower DIR (a CLIP or SigLIP folder)");
             VisionConfig vision = readTower(visionTowerOverride);

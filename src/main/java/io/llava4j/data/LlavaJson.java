@@ -118,6 +118,9 @@ public final class LlavaJson {
         }
 
         String image = null;
+        JsonNode video = node.get("video");
+        if (video != null && !video.isNull())
+            throw new DataException(where + ": field video: video samples are not supported (LLaVA-NeXT / OneVision video)");
         JsonNode img = node.get("image");
         if (img != null && !img.isNull()) {
             if (img.isArray())

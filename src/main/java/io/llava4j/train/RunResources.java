@@ -46,9 +46,10 @@ public final class RunResources {
         Map<String, Count> out = new LinkedHashMap<>();
         VisionConfig v = c.vision();
         long h = v.hiddenSize(), in = v.intermediateSize(), p = v.patchSize();
-        long vm = h * v.numChannels() * p * p + (v.numPatches() + 1L) * h              // patch conv, position embedding
+        boolean siglip = v.isSiglip(); // no class token, no pre layer norm, a biased patch conv
+        long vm = h * v.numChannels() * p * p + (v.numPatches() + (siglip ? 0L : 1L)) * h // patch conv, position embedding
                 + v.numHiddenLayers() * (4 * h * h + 2 * h * in);                     // q k v out, fc1 fc2
-        long vv = h + 2 * h + 2 * h                                                  // class embedding, pre / post layer norm
+        long vv = (siglip ? h + 2 * h : h + 2 * h + 2 * h)                           // patch bias / class embedding, layer norms
                 + v.numHiddenLayers() * (4 * h + in + h + 2 * 2 * h);                 // biases, two layer norms
         out.put("vision", new Count(vm, vv));
         TextConfig t = c.text();
@@ -59,10 +60,11 @@ public final class RunResources {
             pv += th;
         }
         out.put("projector", new Count(pm, pv));
+        out.put("image_newline", new Count(0, c.anyres() == null ? 0 : th));
         long heads = t.numAttentionHeads(), kv = t.numKeyValueHeads(), hd = t.headDim(), inter = t.intermediateSize();
         out.put("llm.embed", new Count((long) t.vocabSize() * th, 0));
         out.put("llm.layers", new Count(t.numHiddenLayers() * (th * heads * hd * 2 + 2 * th * kv * hd + 3 * th * inter),
-                t.numHiddenLayers() * 2 * th));
+                t.numHiddenLayers() * (2 * th + (t.qkvBias() ? heads * hd + 2 * kv * hd : 0)))); // norms, Qwen2's q/k/v biases
         long adapters = 0;
         if (lora != null) {
             Map<String, long[]> inOut = Map.of("q_proj", new long[]{th, heads * hd}, "k_proj", new long[]{th, kv * hd},

@@ -109,11 +109,11 @@ class ScoreConfigTest {
 
     @Test
     void anUnsupportedConfigFailsBeforeTheTokenizerAndTheWeights() throws Exception {
-        Path model = tiny("anyres", false, c -> c.put("model_type", "llava_next"));
+        Path model = tiny("idefics", false, c -> c.put("model_type", "idefics3"));
         Files.delete(model.resolve("tokenizer.json"));
         Run r = score(model, pretrain(), images(), "plain");
         assertNotEquals(0, r.rc());
-        assertTrue(r.err().contains("LLaVA-NeXT anyres is not supported yet"), r.err());
+        assertTrue(r.err().contains("idefics3") && r.err().contains("not supported"), r.err());
     }
 
     @Test

@@ -85,8 +85,8 @@ class LlavaDatasetTest {
         assertTrue(e.getMessage().contains("alt"), e.getMessage());
         LlavaRecord ok = record("{\"id\": \"ok\", \"image\": \"img0.png\", \"conversations\": [{\"from\": \"human\", \"value\": \"<image>\"},"
                 + " {\"from\": \"gpt\", \"value\": \"a\"}]}");
-        e = assertThrows(DataException.class, () -> new LlavaDataset(List.of(ok), tok, "v1", Fixtures.IMAGES, proc, "anyres", 2048, IMAGE_TOKEN));
-        assertTrue(e.getMessage().contains("anyres"), e.getMessage());
+        e = assertThrows(DataException.class, () -> new LlavaDataset(List.of(ok), tok, "v1", Fixtures.IMAGES, proc, "crop", 2048, IMAGE_TOKEN));
+        assertTrue(e.getMessage().contains("crop"), e.getMessage());
         e = assertThrows(DataException.class, () -> new LlavaDataset(List.of(ok), tok, "v1", Fixtures.IMAGES, null, "pad", 2048, IMAGE_TOKEN));
         assertTrue(e.getMessage().contains("image processor"), e.getMessage());
     }

@@ -69,6 +69,8 @@ class LlavaJsonTest {
         assertTrue(m.contains("conversations[0].from: missing"), m);
         m = errorOf("{\"id\": \"x8\", \"image\": [\"a.png\", \"b.png\"], \"conversations\": [{\"from\": \"human\", \"value\": \"q\"}]}");
         assertTrue(m.contains("(id \"x8\")") && m.contains("image: multiple images not supported"), m);
+        m = errorOf("{\"id\": \"v1\", \"video\": \"clip.mp4\", \"conversations\": [{\"from\": \"human\", \"value\": \"<video>\\nq\"}]}");
+        assertTrue(m.contains("(id \"v1\")") && m.contains("field video: video samples are not supported"), m);
         m = errorOf("{\"id\": \"x9\", \"image\": 5, \"conversations\": [{\"from\": \"human\", \"value\": \"q\"}]}");
         assertTrue(m.contains("image: expected a file name"), m);
         m = errorOf("[1, 2]");

@@ -27,9 +27,13 @@ class OnevisionTrainingTest {
     static final Path MODEL = REF.resolve("tiny-onevision");
 
     static List<String> common(Path out, String data, String parts, int batch, int steps) {
-        return new ArrayList<>(List.of("--model_name_or_path", MODEL.toString(), "--version", "qwen_1_5",
-                "--data_path", REF.resolve("tiny-data").resolve(data).toString(),
-                "--image_folder", REF.resolve("tiny-data/images").toString(), "--mm_tunable_parts", parts,
+        return common(MODEL, REF.resolve("tiny-data"), out, data, parts, batch, steps);
+    }
+
+    static List<String> common(Path model, Path dataDir, Path out, String data, String parts, int batch, int steps) {
+        return new ArrayList<>(List.of("--model_name_or_path", model.toString(), "--version", "qwen_1_5",
+                "--data_path", dataDir.resolve(data).toString(),
+                "--image_folder", dataDir.resolve("images").toString(), "--mm_tunable_parts", parts,
                 "--per_device_train_batch_size", String.valueOf(batch), "--max_steps", String.valueOf(steps),
                 "--learning_rate", "1e-3", "--lr_scheduler_type", "constant", "--warmup_ratio", "0", "--weight_decay", "0",
                 "--max_grad_norm", "0", "--logging_steps", "1", "--output_dir", out.toString()));
@@ -76,5 +80,26 @@ class OnevisionTrainingTest {
             assertTrue(e < (k.contains("k_proj.bias") ? 5e-2 : 1e-3), k + ": update error " + e);
         }
         assertEquals(Layout.TRANSFORMERS, io.llava4j.model.Checkpoints.load(s2).layout());
+    }
+
+    /** The second case (feature layer −2, GQA, anyres_max_3, hub-style config): projector and LLM from the start. */
+    @Test
+    void secondCaseProjectorAndLlmMatchReference(@TempDir Path out) throws Exception {
+        Path ref = TestData.onevisionSecond();
+        Trainer t = TrainRuns.run(common(ref.resolve("model"), ref.resolve("data"), out, "stage1.json",
+                "mm_mlp_adapter,mm_language_model", 5, 2));
+        TwoStageTrainingTest.assertLosses(JSON.readTree(ref.resolve("expected/stage2direct/reference.json").toFile()), t.losses());
+        Map<String, HostTensor> input = TestData.tensors(ref.resolve("model/model.safetensors"));
+        Map<String, HostTensor> want = TestData.tensors(ref.resolve("expected/stage2direct/model.safetensors"));
+        Map<String, HostTensor> got = TestData.tensors(out.resolve("model.safetensors"));
+        assertEquals(want.keySet(), got.keySet());
+        for (String k : want.keySet()) {
+            if (k.startsWith("model.vision_tower.")) {
+                assertArrayEquals(input.get(k).toFloats(), got.get(k).toFloats(), 0f, k + " must be bit-identical");
+                continue;
+            }
+            double e = TwoStageTrainingTest.updateError(got.get(k), want.get(k), input.get(k));
+            assertTrue(e < (k.contains("k_proj.bias") ? 5e-2 : 1e-3), k + ": update error " + e);
+        }
     }
 }

@@ -27,7 +27,8 @@ class RunResourcesTest {
 
     @Test
     void parameterCountsFromTheConfigAreTheModelsCounts() {
-        for (Path folder : List.of(TestData.tinyLlava(), TestData.gqa().resolve("model"))) {
+        for (Path folder : List.of(TestData.tinyLlava(), TestData.gqa().resolve("model"), TestData.onevision().resolve("tiny-onevision"),
+                TestData.onevisionSecond().resolve("model"))) {
             LlavaConfig cfg = LlavaConfig.load(folder, null, null);
             Llava m = Checkpoints.load(folder).model();
             Map<String, long[]> built = new LinkedHashMap<>();
