@@ -228,6 +228,34 @@ class TinyLlavaTest {
         assertTrue(forward(m, -200).logits().equal(forward(ref, -200).logits()));
     }
 
+    /** Score, train and generate take TinyLLaVA's −200 placeholder as the HF folder takes its image token. */
+    @Test
+    void lossGradientsAndGreedyTokensMatchHfLlava() throws IOException {
+        Llava tiny = Checkpoints.load(tinyLlava()).model(), hf = Checkpoints.load(hfLlava("default")).model();
+        long[] labels = {-100, -100, 7, 9, 11};
+        double[] losses = new double[2];
+        Tensor[] grads = new Tensor[2];
+        Llava[] models = {tiny, hf};
+        long[] tokens = {LlavaConfig.LLAVA_IMAGE_TOKEN_INDEX, HF_IMAGE_TOKEN};
+        for (int i = 0; i < 2; i++) {
+            Map<String, Tensor> p = Tensors.namedParameters(models[i]);
+            p.forEach((n, t) -> t.requires_grad_(!n.startsWith("vision_tower.")));
+            Llava.Step step = models[i].forwardBackward(pixels(), new long[][]{{5, tokens[i], 7, 9, 11}}, new long[][]{labels},
+                    null, 0, 1.0, false);
+            losses[i] = step.loss();
+            grads[i] = p.get("multi_modal_projector.linear_1.weight").grad();
+        }
+        assertTrue(Double.isFinite(losses[0]) && losses[0] > 0);
+        assertEquals(losses[1], losses[0], 0.0);
+        assertTrue(grads[0].equal(grads[1]), "projector gradient");
+        int[] a = new io.llava4j.generate.Generator(tiny).generate(pixels(), new int[]{5, -200, 7},
+                io.llava4j.generate.Sampling.greedy(6), null).tokens();
+        int[] b = new io.llava4j.generate.Generator(hf).generate(pixels(), new int[]{5, (int) HF_IMAGE_TOKEN, 7},
+                io.llava4j.generate.Sampling.greedy(6), null).tokens();
+        assertArrayEquals(b, a);
+        assertEquals(6, a.length);
+    }
+
     @Test
     void layoutNamesAndDetection() throws IOException {
         assertEquals("connector._connector.0.weight", Layout.TINYLLAVA.fileName("multi_modal_projector.linear_1.weight", 2));
