@@ -27,14 +27,14 @@ public class InspectCommand implements Callable<Integer> {
         var c = m.config;
         System.out.printf("folder:    %s%n", l.folder());
         System.out.printf("layout:    %s (%s config)%n", l.layout(), c.family());
-        System.out.printf("vision:    CLIP %d layers, width %d, %dx%d px, patch %d%s%n", c.vision().numHiddenLayers(),
+        System.out.printf("vision:    %s %d layers, width %d, %dx%d px, patch %d%s%n", c.vision().isSiglip() ? "SigLIP" : "CLIP", c.vision().numHiddenLayers(),
                 c.vision().hiddenSize(), c.vision().imageSize(), c.vision().imageSize(), c.vision().patchSize(),
                 c.visionTowerFolder() == null ? "" : " (" + c.visionTowerFolder() + ")");
         System.out.printf("features:  layer %d, strategy %s, %d rows per image%n", c.visionFeatureLayer(),
                 c.visionFeatureSelectStrategy(), c.imageFeatureTokens());
         System.out.printf("projector: %s%n", c.projectorType());
-        System.out.printf("llm:       LLaMA %d layers, width %d, heads %d/%d kv, vocab %d, rope_theta %s%s%n",
-                c.text().numHiddenLayers(), c.text().hiddenSize(), c.text().numAttentionHeads(), c.text().numKeyValueHeads(),
+        System.out.printf("llm:       %s %d layers, width %d, heads %d/%d kv, vocab %d, rope_theta %s%s%n",
+                c.text().modelType(), c.text().numHiddenLayers(), c.text().hiddenSize(), c.text().numAttentionHeads(), c.text().numKeyValueHeads(),
                 c.text().vocabSize(), c.text().ropeTheta(), c.text().tieWordEmbeddings() ? ", tied embeddings" : "");
         System.out.printf("image token index: %d%n%n", c.imageTokenIndex());
         long total = 0;

@@ -14,9 +14,18 @@ import java.util.regex.Pattern;
 /**
  * What a LLaVA model is, read once from {@code config.json} and validated at this boundary.
  *
- * <p>Three families of folders are understood:
+ * <p>Four families of folders are understood:
  * <ul>
  *   <li>{@link Family#HF_LLAVA}: transformers' {@code model_type: llava} with {@code vision_config} / {@code text_config};</li>
+ *   <li>{@link Family#TINYLLAVA}: TinyLLaVA_Factory's {@code model_type: tinyllava} ({@code TinyLlavaForConditionalGeneration}),
+ *       nested {@code text_config} (Qwen2, LLaMA; Phi, Gemma, OpenELM, StableLM refused by name) and {@code vision_config}
+ *       (SigLIP or CLIP, the full tower: all its layers are loaded); {@code connector_type} {@code linear} or
+ *       {@code mlp{N}x_gelu}; {@code vision_feature_layer}; {@code vision_feature_select_strategy} {@code patch} (drop the
+ *       first row: for SigLIP, which has no class token, the top-left patch, so so400m gives 728 rows) or
+ *       {@code cls_patch}; {@code image_aspect_ratio} square or pad; {@code tokenizer_model_max_length},
+ *       {@code tokenizer_padding_side}. Its image placeholder is LLaVA's {@link #LLAVA_IMAGE_TOKEN_INDEX} (TinyLlavaConfig
+ *       sets it whatever the file says; the tokenizer has no image token). Refused by name: resampler / qformer / MoF
+ *       connectors, a second (MoF) tower, AnyRes;</li>
  *   <li>{@link Family#ORIGINAL_LLAVA}: LLaVA's {@code llava_llama} config (LLaMA fields at the top level plus
  *       {@code mm_vision_tower}, {@code mm_projector_type}, ...), the CLIP tower in a separate folder;</li>
  *   <li>{@link Family#LLAMA}: a plain LLaMA folder, completed by a {@code --vision_tower} CLIP folder and projector flags
@@ -56,7 +65,7 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
      */
     public record AnyResSpec(List<int[]> pinpointsHW, Integer maxN, boolean hfRounding) {}
 
-    public enum Family { HF_LLAVA, ORIGINAL_LLAVA, LLAMA }
+    public enum Family { HF_LLAVA, TINYLLAVA, ORIGINAL_LLAVA, LLAMA }
 
     /** LLaVA's IMAGE_TOKEN_INDEX: the image placeholder id of original LLaVA checkpoints (not in the vocabulary). */
     public static final int LLAVA_IMAGE_TOKEN_INDEX = -200;
@@ -108,6 +117,8 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         LlavaConfig cfg;
         if (modelType != null && HF_TYPES.contains(modelType) && (root.has("text_config") || !root.has("mm_vision_tower"))) {
             cfg = hf(root, where, modelType);
+        } else if (TINYLLAVA_TYPE.equals(modelType)) {
+            cfg = tinyLlava(root, where);
         } else if (root.has("mm_vision_tower") || modelType != null && ORIGINAL_TYPES.contains(modelType)) {
             cfg = original(root, folder, where, visionTowerOverride);
         } else if (modelType != null && TextConfig.MODEL_TYPES.contains(modelType)) {
@@ -125,7 +136,7 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
                             strategyOf(p.selectFeature(), where, "mm_vision_select_feature"), visionTowerOverride, root);
         } else {
             throw new ConfigException(where + ": field 'model_type': '" + modelType
-                    + "' is not a LLaVA (llava, llava_next, llava_onevision, llava_llama, llava_qwen, llava_mistral), LLaMA, Mistral or Qwen2 model");
+                    + "' is not a LLaVA (llava, llava_next, llava_onevision, llava_llama, llava_qwen, llava_mistral, tinyllava), LLaMA, Mistral or Qwen2 model");
         }
         cfg.validate(where);
         return cfg;
@@ -133,6 +144,11 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
 
     /** transformers' LLaVA model types: {@code vision_config} and {@code text_config} inside. */
     static final List<String> HF_TYPES = List.of("llava", "llava_next", "llava_onevision");
+    /** TinyLLaVA_Factory's model type ({@code TinyLlavaForConditionalGeneration}). */
+    static final String TINYLLAVA_TYPE = "tinyllava";
+    /** TinyLLaVA connector types llava4j runs: LLaVA's projectors under TinyLLaVA's names (GELU only, as TinyLLaVA's MLP). */
+    static final Pattern TINYLLAVA_CONNECTOR = Pattern.compile("^linear$|^mlp\\d+x_gelu$");
+
     /** Original LLaVA / LLaVA-NeXT model types (LLM fields at the top level, the tower named by {@code mm_vision_tower}). */
     static final List<String> ORIGINAL_TYPES = List.of("llava", "llava_llama", "llava_qwen", "llava_mistral");
 
@@ -169,13 +185,13 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         if (visionTower != null) {
             if (!java.nio.file.Files.isDirectory(visionTower))
                 throw new ConfigException("--vision_tower " + visionTower + ": no such folder (llava4j never downloads)");
-            if (family == Family.HF_LLAVA) {
+            if (family == Family.HF_LLAVA || family == Family.TINYLLAVA) {
+                String kind = family == Family.HF_LLAVA ? "llava-hf" : "TinyLLaVA";
                 VisionConfig flag = readTower(visionTower);
-                if (flag.isSiglip() && family != Family.HF_LLAVA) flag = llavaNextSiglip(flag);
                 if (!flag.equals(vision))
-                    throw new ConfigException("--vision_tower " + visionTower + ": its config (" + flag + ") contradicts the llava-hf"
-                            + " folder's vision_config (" + vision + "); a llava-hf folder carries its own tower");
-                notes.add("--vision_tower " + visionTower + ": same architecture as the llava-hf folder's vision_config; the folder's"
+                    throw new ConfigException("--vision_tower " + visionTower + ": its config (" + flag + ") contradicts the " + kind
+                            + " folder's vision_config (" + vision + "); a " + kind + " folder carries its own tower");
+                notes.add("--vision_tower " + visionTower + ": same architecture as the " + kind + " folder's vision_config; the folder's"
                         + " tower weights are used (as LLaVA keeps a loaded model's tower)");
             }
         }
@@ -186,7 +202,7 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
                 throw new ConfigException("--mm_projector_type " + projectorType + " contradicts the model's projector " + projectorType()
                         + " (" + where + "); the loaded projector is kept, so drop the flag or start from a LLaMA folder");
         }
-        if (vision.isSiglip() && family != Family.HF_LLAVA && (selectLayer != null || selectFeature != null)) {
+        if (vision.isSiglip() && family == Family.ORIGINAL_LLAVA && (selectLayer != null || selectFeature != null)) {
             notes.add("--mm_vision_select_layer / --mm_vision_select_feature: ignored for a SigLIP tower, as LLaVA-NeXT ignores"
                     + " them (its tower drops the last layer and takes the new last one, every patch)");
             return notes;
@@ -238,6 +254,51 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         }
         return new LlavaConfig(Family.HF_LLAVA, vision, text, tok.asInt(), 2, act,
                 layer == null ? (onevision ? -1 : -2) : layer.asInt(), strategy, null, root, anyres);
+    }
+
+    /**
+     * TinyLLaVA's {@code tokenizer_model_max_length} (its training and inference truncation; TinyLlavaConfig's default
+     * 2048); null for other families.
+     */
+    public Integer tokenizerModelMaxLength() {
+        if (family != Family.TINYLLAVA) return null;
+        JsonNode v = raw.get("tokenizer_model_max_length");
+        return v == null || v.isNull() ? 2048 : v.asInt();
+    }
+
+    /** TinyLLaVA's {@code tokenizer_padding_side} ({@code right} by default); null for other families. */
+    public String tokenizerPaddingSide() {
+        if (family != Family.TINYLLAVA) return null;
+        JsonNode v = raw.get("tokenizer_padding_side");
+        return v == null || v.isNull() ? "right" : v.asText();
+    }
+
+    /**
+     * A TinyLLaVA config (TinyLlavaConfig): the LLM and tower from {@code text_config} / {@code vision_config}, both of
+     * which must name their {@code model_type} (TinyLLaVA writes them from the hub configs; a silent default would build
+     * another model). {@link Unsupported} has refused other LLMs, connectors and towers by name before this.
+     */
+    private static LlavaConfig tinyLlava(ObjectNode root, String where) {
+        JsonNode visionNode = child(root, "vision_config", where);
+        JsonNode textNode = child(root, "text_config", where);
+        if (!textNode.hasNonNull("model_type"))
+            throw new ConfigException(where + ": field 'text_config.model_type': missing (TinyLLaVA writes the LLM's config with its type)");
+        if (!visionNode.hasNonNull("model_type"))
+            throw new ConfigException(where + ": field 'vision_config.model_type': missing (TinyLLaVA writes the tower's config with its type)");
+        VisionConfig vision = parse(visionNode, VisionConfig.class, where + " vision_config");
+        TextConfig text = parse(TextConfig.withFamilyDefaults(textNode), TextConfig.class, where + " text_config");
+        String connector = root.hasNonNull("connector_type") ? root.get("connector_type").asText() : null;
+        if (connector == null) throw new ConfigException(where + ": field 'connector_type': missing");
+        int[] depthAct = parseProjectorType(connector, where, "connector_type");
+        JsonNode layer = root.get("vision_feature_layer");
+        if (layer != null && !layer.isNull() && !layer.isInt())
+            throw new ConfigException(where + ": field 'vision_feature_layer': expected one integer, got " + layer);
+        String feature = root.hasNonNull("vision_feature_select_strategy") ? root.get("vision_feature_select_strategy").asText() : "patch";
+        if (!feature.equals("patch") && !feature.equals("cls_patch"))
+            throw new ConfigException(where + ": field 'vision_feature_select_strategy': '" + feature + "' is not patch or cls_patch");
+        return new LlavaConfig(Family.TINYLLAVA, vision, text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0],
+                depthAct[1] == 0 ? "gelu" : actOf(connector), layer == null || layer.isNull() ? -2 : layer.asInt(),
+                strategyOf(feature, where, "vision_feature_select_strategy"), null, root);
     }
 
     /** transformers' LlavaNextConfig default pinpoints (LLaVA-1.6 at 336 px), as (height, width). */
@@ -395,7 +456,8 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
     private void validate(String where) {
         vision.validate(where + " (vision)");
         text.validate(where + " (text)");
-        JsonNode textNode = family == Family.HF_LLAVA ? raw.path("text_config") : raw;
+        boolean nested = family == Family.HF_LLAVA || family == Family.TINYLLAVA;
+        JsonNode textNode = nested ? raw.path("text_config") : raw;
         Check.that(text.effectiveSlidingWindow() == null || !"qwen2".equals(text.modelType()), where + " (text)", "use_sliding_window",
                 "Qwen2's sliding-window attention is not implemented (use_sliding_window true)");
         Check.that(textNode.hasNonNull("head_dim") || text.hiddenSize() % text.numAttentionHeads() == 0, where + " (text)",
@@ -403,7 +465,7 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
                         + text.numAttentionHeads() + " (and no head_dim is given)");
         int n = vision.numHiddenLayers() + 1;
         Check.that(visionFeatureLayer >= -n && visionFeatureLayer < n, where,
-                family == Family.HF_LLAVA ? "vision_feature_layer" : "mm_vision_select_layer",
+                nested ? "vision_feature_layer" : "mm_vision_select_layer",
                 visionFeatureLayer + " is outside the " + n + " hidden states of the vision tower");
         Check.oneOf(where, "vision_feature_select_strategy", visionFeatureSelectStrategy, List.of("default", "full"));
         Check.oneOf(where, "projector_hidden_act", projectorAct, Activations.NAMES);
@@ -414,6 +476,10 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         String aspect = imageAspectRatio();
         Check.that(aspect == null || aspect.equals("square") || aspect.equals("pad") || anyres != null, where, "image_aspect_ratio",
                 "'" + aspect + "' is not supported (square, pad, anyres, anyres_max_N)");
+        if (family == Family.TINYLLAVA) {
+            Check.that(tokenizerModelMaxLength() > 0, where, "tokenizer_model_max_length", "must be > 0, got " + tokenizerModelMaxLength());
+            Check.oneOf(where, "tokenizer_padding_side", tokenizerPaddingSide(), List.of("right", "left"));
+        }
     }
 
     static ObjectNode readObject(Path file) {

@@ -13,8 +13,10 @@ import java.util.Locale;
  * something else). One message lists every such part.
  *
  * <p>Read: LLaMA / Vicuna / Mistral / Qwen2 (and Qwen1.5) language models, CLIP and SigLIP towers, LLaVA-1.5, LLaVA-NeXT
- * AnyRes ({@code anyres}, {@code anyres_max_N}, {@code spatial_unpad}) and OneVision. Refused by name: Phi, Gemma,
- * OpenELM and other language models; Idefics3 / SmolVLM and other VLM types; resamplers; other patch-merge types.
+ * AnyRes ({@code anyres}, {@code anyres_max_N}, {@code spatial_unpad}), OneVision and TinyLLaVA (Qwen2 / LLaMA LLM,
+ * linear or mlpNx_gelu connector, square or pad images). Refused by name: Phi, Gemma, OpenELM and other language models
+ * (TinyLLaVA's Phi-2, Gemma, OpenELM, StableLM variants too); Idefics3 / SmolVLM and other VLM types; resamplers and
+ * TinyLLaVA's resampler / qformer / MoF connectors and second tower; TinyLLaVA with AnyRes; other patch-merge types.
  */
 final class Unsupported {
     private static final List<String> TEXT_MODELS = TextConfig.MODEL_TYPES;
@@ -31,9 +33,8 @@ final class Unsupported {
 
         if (type != null && (type.equals("idefics3") || type.equals("smolvlm") || type.equals("idefics2") || type.equals("idefics")))
             parts.add("model_type '" + type + "' (Idefics3 / SmolVLM: pixel-shuffle projector and image splitting) is not supported");
-        else if (type != null && type.equals("tinyllava") && (textType(root).equals("phi") || textType(root).equals("gemma")
-                || textType(root).equals("openelm")))
-            parts.add("TinyLLaVA with a " + textType(root) + " language model is not supported (llava4j runs its Qwen2 variant)");
+        else if ("tinyllava".equals(type))
+            tinyLlava(root, parts);
         else if (type != null && type.startsWith("llava_next_video") || type != null && type.contains("video"))
             parts.add("video models (model_type '" + type + "') are not supported");
         else if (type != null && ORIGINAL_OTHER_LLMS.contains(type))
@@ -89,6 +90,28 @@ final class Unsupported {
             parts.add("multimodal_projector_bias false is not supported (LLaVA's projector has biases)");
 
         if (!parts.isEmpty()) throw new ConfigException(where + ": not supported: " + String.join("; ", parts));
+    }
+
+    /**
+     * What of a TinyLLaVA config llava4j does not run. TinyLlavaConfig writes {@code resampler_hidden_size},
+     * {@code num_queries} and {@code num_resampler_layers} into every config (null or not), so a resampler is recognised
+     * by {@code connector_type} only.
+     */
+    private static void tinyLlava(JsonNode root, List<String> parts) {
+        String llm = textType(root);
+        if (!TEXT_MODELS.contains(llm))
+            parts.add("TinyLLaVA with a " + (llm.isEmpty() ? "text_config without model_type" : "'" + llm + "'")
+                    + " language model is not supported (llava4j runs its " + TEXT_MODELS + " variants, e.g. TinyLLaVA-Qwen2)");
+        String connector = text(root, "connector_type");
+        if (connector != null && !LlavaConfig.TINYLLAVA_CONNECTOR.matcher(connector).matches())
+            parts.add("TinyLLaVA connector_type '" + connector + "' is not supported (linear, mlpNx_gelu)");
+        String second = text(root, "vision_model_name_or_path2");
+        if (second == null) second = text(root.path("vision_config"), "model_name_or_path2");
+        if (second != null && !second.isEmpty())
+            parts.add("TinyLLaVA's second vision tower (MoF, vision_model_name_or_path2 '" + second + "') is not supported");
+        String aspect = text(root, "image_aspect_ratio");
+        if (aspect != null && aspect.startsWith("anyres"))
+            parts.add("TinyLLaVA with image_aspect_ratio '" + aspect + "' is not supported (square, pad)");
     }
 
     private static String textType(JsonNode root) {

@@ -13,6 +13,10 @@ import java.util.regex.Pattern;
  *       {@code language_model.lm_head.weight} (transformers before 4.52);</li>
  *   <li>{@link #TRANSFORMERS}: {@code model.vision_tower.…}, {@code model.multi_modal_projector.…},
  *       {@code model.language_model.…}, {@code lm_head.weight} (transformers 4.52 and later);</li>
+ *   <li>{@link #TINYLLAVA}: TinyLLaVA_Factory's {@code TinyLlavaForConditionalGeneration}: the LLM as llava-hf
+ *       ({@code language_model.model.…}, {@code language_model.lm_head.weight}), the whole tower as
+ *       {@code vision_tower._vision_tower.vision_model.…} (its unused pooling head {@code head.…} included), the
+ *       projector as {@code connector._connector.{0,2,…}} (LLaVA's Sequential indices; linear: {@code connector._connector.});</li>
  *   <li>{@link #ORIGINAL_LLAVA}: {@code model.…} and {@code lm_head.weight} for the LLM, {@code model.mm_projector.{0,2,…}}
  *       (linear: {@code model.mm_projector.}), the CLIP tower in its own folder as {@code vision_model.…} (or inside the
  *       checkpoint as {@code model.vision_tower.vision_tower.vision_model.…} when it was trained);</li>
@@ -21,7 +25,7 @@ import java.util.regex.Pattern;
  * </ul>
  */
 public enum Layout {
-    LLAVA_HF, TRANSFORMERS, ORIGINAL_LLAVA, LLAMA;
+    LLAVA_HF, TRANSFORMERS, TINYLLAVA, ORIGINAL_LLAVA, LLAMA;
 
     /** Where a tensor lives: the checkpoint itself or the separate CLIP folder. */
     public enum Source { CHECKPOINT, VISION_FOLDER, NONE }
@@ -35,19 +39,24 @@ public enum Layout {
     /** Prefix of a trained tower inside an original LLaVA checkpoint. */
     public static final String ORIGINAL_VISION_IN_CHECKPOINT = "model.vision_tower.vision_tower.";
 
+    /** TinyLLaVA's tower and connector prefixes. */
+    public static final String TINYLLAVA_VISION = "vision_tower._vision_tower.", TINYLLAVA_CONNECTOR = "connector._connector.";
+
     private static final Pattern PROJ = Pattern.compile("^multi_modal_projector\\.linear_(\\d+)\\.(.+)$");
     private static final Pattern ORIG_PROJ = Pattern.compile("^(?:.*\\.)?mm_projector\\.(?:(\\d+)\\.)?(weight|bias)$");
 
     /** Which layout a set of checkpoint tensor names is in; null when it is none of them. */
     public static Layout detect(Collection<String> keys) {
-        boolean hf = false, tr = false, orig = false, llama = false, proj = false;
+        boolean hf = false, tr = false, tiny = false, llama = false, proj = false;
         for (String k : keys) {
-            if (k.startsWith(LLM) || k.startsWith(LM_HEAD) || k.startsWith(PROJECTOR) || k.startsWith(VISION)) hf = true;
+            if (k.startsWith(TINYLLAVA_VISION) || k.startsWith(TINYLLAVA_CONNECTOR)) tiny = true;
+            else if (k.startsWith(LLM) || k.startsWith(LM_HEAD) || k.startsWith(PROJECTOR) || k.startsWith(VISION)) hf = true;
             else if (k.startsWith("model.language_model.") || k.startsWith("model.multi_modal_projector.")) tr = true;
             else if (k.startsWith("model.mm_projector.")) proj = true;
             else if (k.startsWith("model.layers.") || k.startsWith("model.embed_tokens.")) llama = true;
         }
         if (tr) return TRANSFORMERS;
+        if (tiny) return TINYLLAVA; // its LLM names are llava-hf's: the tower and connector tell them apart
         if (hf) return LLAVA_HF;
         if (llama) return proj ? ORIGINAL_LLAVA : LLAMA;
         return null;
@@ -55,7 +64,7 @@ public enum Layout {
 
     /** Where the llava-hf named tensor {@code name} is stored in this layout. */
     public Source source(String name) {
-        if (this == LLAVA_HF || this == TRANSFORMERS) return Source.CHECKPOINT;
+        if (this == LLAVA_HF || this == TRANSFORMERS || this == TINYLLAVA) return Source.CHECKPOINT;
         if (name.startsWith(VISION)) return Source.VISION_FOLDER;
         if (name.startsWith(PROJECTOR)) return this == LLAMA ? Source.NONE : Source.CHECKPOINT;
         return Source.CHECKPOINT;
@@ -71,6 +80,12 @@ public enum Layout {
             case TRANSFORMERS -> name.startsWith(LM_HEAD) ? "lm_head." + name.substring(LM_HEAD.length())
                     : name.startsWith(LLM) ? "model.language_model." + name.substring(LLM.length())
                     : "model." + name;
+            case TINYLLAVA -> {
+                if (name.startsWith(VISION)) yield TINYLLAVA_VISION + name.substring(VISION.length());
+                if (name.startsWith(PROJECTOR))
+                    yield TINYLLAVA_CONNECTOR + originalProjectorName(name, projectorDepth).substring("model.mm_projector.".length());
+                yield name; // language_model.model.…, language_model.lm_head.…
+            }
             case ORIGINAL_LLAVA, LLAMA -> {
                 if (name.startsWith(VISION)) yield name.substring(VISION.length());
                 if (name.startsWith(LM_HEAD)) yield "lm_head." + name.substring(LM_HEAD.length());

@@ -70,7 +70,7 @@ public final class Checkpoints {
         if (layout == null)
             throw new CheckpointException(folder + ": the tensor names match no known layout (llava-hf, transformers, original LLaVA, LLaMA); first names: "
                     + weights.keySet().stream().limit(5).toList());
-        if ((cfg.family() == Family.HF_LLAVA) != (layout == Layout.LLAVA_HF || layout == Layout.TRANSFORMERS))
+        if (!fits(cfg.family(), layout))
             throw new CheckpointException(folder + ": config.json describes a " + cfg.family() + " model but the weights are in the "
                     + layout + " layout");
         if (cfg.family() == Family.LLAMA && layout == Layout.ORIGINAL_LLAVA) layout = Layout.LLAMA;
@@ -81,6 +81,15 @@ public final class Checkpoints {
         if (layout == Layout.LLAMA) model.projector.resetParameters();
         io.llava4j.engine.Device.move(model); // --device cuda
         return new Loaded(model, layout, folder);
+    }
+
+    /** Whether weights in {@code layout} can belong to a config of {@code family}. */
+    static boolean fits(Family family, Layout layout) {
+        return switch (family) {
+            case HF_LLAVA -> layout == Layout.LLAVA_HF || layout == Layout.TRANSFORMERS;
+            case TINYLLAVA -> layout == Layout.TINYLLAVA;
+            case ORIGINAL_LLAVA, LLAMA -> layout == Layout.ORIGINAL_LLAVA || layout == Layout.LLAMA;
+        };
     }
 
     /**
@@ -280,7 +289,7 @@ public final class Checkpoints {
         Path target = out.toAbsolutePath().normalize();
         Path tmp = target.resolveSibling("." + target.getFileName() + ".tmp-" + Long.toHexString(System.nanoTime()));
         try {
-            if (layout != Layout.LLAVA_HF && layout != Layout.TRANSFORMERS && layout != Layout.ORIGINAL_LLAVA)
+            if (layout != Layout.LLAVA_HF && layout != Layout.TRANSFORMERS && layout != Layout.TINYLLAVA && layout != Layout.ORIGINAL_LLAVA)
                 throw new IllegalArgumentException("cannot write a LLaVA in the " + layout + " layout");
             removeStaleTemporaries(target);
             Files.createDirectories(tmp);
@@ -370,6 +379,7 @@ public final class Checkpoints {
         ObjectNode config = layout == Layout.ORIGINAL_LLAVA
                 ? originalConfig(cfg, towerByHubName(cfg) ? cfg.raw().get("mm_vision_tower").asText()
                         : cfg.visionTowerFolder() == null ? VISION_TOWER_DIR : cfg.visionTowerFolder().toAbsolutePath().normalize().toString())
+                : layout == Layout.TINYLLAVA ? tinyLlavaConfig(cfg)
                 : hfConfig(cfg);
         JsonFiles.write(out.resolve("config.json"), config);
     }
@@ -396,8 +406,17 @@ public final class Checkpoints {
         JsonFiles.write(dir.resolve("config.json"), c);
     }
 
+    /** A TinyLLaVA model's config.json as it was read (TinyLLaVA is written only in its own layout). */
+    static ObjectNode tinyLlavaConfig(LlavaConfig cfg) {
+        if (cfg.family() != Family.TINYLLAVA)
+            throw new IllegalArgumentException("converting a " + cfg.family() + " model to the TinyLLaVA layout is not supported");
+        return cfg.raw().deepCopy();
+    }
+
     static ObjectNode hfConfig(LlavaConfig cfg) {
         if (cfg.family() == Family.HF_LLAVA) return cfg.raw().deepCopy();
+        if (cfg.family() == Family.TINYLLAVA)
+            throw new IllegalArgumentException("converting a TinyLLaVA model to the HF layout is not supported: save it in the TINYLLAVA layout");
         if (cfg.imageTokenIndex() < 0)
             throw new IllegalArgumentException("an HF llava config needs an image token inside the vocabulary; this "
                     + cfg.family() + " model uses LLaVA's placeholder " + cfg.imageTokenIndex() + ": save it in the original layout");
@@ -405,6 +424,8 @@ public final class Checkpoints {
     }
 
     static ObjectNode originalConfig(LlavaConfig cfg, String tower) {
+        if (cfg.family() == Family.TINYLLAVA)
+            throw new IllegalArgumentException("converting a TinyLLaVA model to the original LLaVA layout is not supported: save it in the TINYLLAVA layout");
         ObjectNode c;
         if (cfg.family() == Family.HF_LLAVA) {
             c = JSON.valueToTree(cfg.text());

@@ -248,6 +248,84 @@ class RealConfigsTest {
                 "vision_feature_layer");
     }
 
+    // ------------------------------------------------------------------------------------------------ TinyLLaVA
+
+    static final String TINYLLAVA_QWEN2 = "Zhang199__TinyLLaVA-Qwen2-0.5B-SigLIP";
+
+    @Test
+    void tinyLlavaQwen2SiglipKeepsTheWholeTowerAndDropsTheFirstPatch() {
+        LlavaConfig c = LlavaConfig.load(REAL.resolve(TINYLLAVA_QWEN2), null, null);
+        assertEquals(Family.TINYLLAVA, c.family());
+        TextConfig t = c.text();
+        assertEquals("qwen2", t.modelType());
+        assertEquals(896, t.hiddenSize());
+        assertEquals(4864, t.intermediateSize());
+        assertEquals(24, t.numHiddenLayers());
+        assertEquals(14, t.numAttentionHeads());
+        assertEquals(2, t.numKeyValueHeads());
+        assertEquals(64, t.headDim());
+        assertEquals(151936, t.vocabSize());
+        assertTrue(t.tieWordEmbeddings());
+        assertTrue(t.qkvBias());
+        assertEquals(1e6, t.ropeTheta());
+        assertNull(t.effectiveSlidingWindow(), "use_sliding_window false");
+        VisionConfig v = c.vision();
+        assertTrue(v.isSiglip());
+        assertEquals(1152, v.hiddenSize());
+        assertEquals(4304, v.intermediateSize());
+        assertEquals(27, v.numHiddenLayers(), "TinyLLaVA runs the whole so400m tower");
+        assertEquals(16, v.numAttentionHeads());
+        assertEquals(729, v.numPatches());
+        assertEquals(-2, c.visionFeatureLayer());
+        assertEquals(26, c.featureLayerIndex(), "hidden_states[-2]: the output of layer 26, the layer LLaVA-NeXT's cut tower ends on");
+        assertEquals("default", c.visionFeatureSelectStrategy());
+        assertEquals(728, c.imageFeatureTokens(), "patch drops the top-left patch");
+        assertEquals("mlp2x_gelu", c.projectorType());
+        assertEquals(2, c.projectorDepth());
+        assertEquals(LlavaConfig.LLAVA_IMAGE_TOKEN_INDEX, c.imageTokenIndex());
+        assertEquals("square", c.imageAspectRatio());
+        assertEquals(2048, c.tokenizerModelMaxLength());
+        assertEquals("right", c.tokenizerPaddingSide());
+        assertNull(c.anyres());
+    }
+
+    @Test
+    void tinyLlavaPhi2IsRefusedByNameBeforeAnyWeightIsRead() throws IOException {
+        // TinyLLaVA-Phi-2-SigLIP-3.1B: Phi-2's text_config; the folder holds no weights at all
+        Path dir = edited(TINYLLAVA_QWEN2, c -> {
+            ObjectNode phi = c.putObject("text_config");
+            phi.put("model_type", "phi");
+            phi.putArray("architectures").add("PhiForCausalLM");
+            phi.put("hidden_size", 2560);
+            phi.put("intermediate_size", 10240);
+            phi.put("num_hidden_layers", 32);
+            phi.put("partial_rotary_factor", 0.4);
+            phi.put("vocab_size", 51200);
+            c.put("llm_model_name_or_path", "microsoft/phi-2");
+        });
+        String m = assertThrows(ConfigException.class, () -> io.llava4j.model.Checkpoints.load(dir)).getMessage();
+        assertMentions(m, "TinyLLaVA", "'phi' language model");
+        for (String llm : new String[]{"gemma", "openelm", "stablelm_epoch", "stablelm"})
+            assertMentions(refusal(edited(TINYLLAVA_QWEN2, c -> ((ObjectNode) c.get("text_config")).put("model_type", llm))),
+                    "TinyLLaVA", "'" + llm + "' language model");
+    }
+
+    @Test
+    void tinyLlavaPartsNotImplementedAreRefusedByName() throws IOException {
+        for (String connector : new String[]{"resampler", "qformer", "mof_mlp", "mlp2x_relu"})
+            assertMentions(refusal(edited(TINYLLAVA_QWEN2, c -> c.put("connector_type", connector))), "connector_type '" + connector + "'");
+        assertMentions(refusal(edited(TINYLLAVA_QWEN2, c -> c.put("vision_model_name_or_path2", "facebook/dinov2-large"))),
+                "second vision tower", "dinov2");
+        assertMentions(refusal(edited(TINYLLAVA_QWEN2, c -> c.put("image_aspect_ratio", "anyres"))), "TinyLLaVA", "image_aspect_ratio 'anyres'");
+        assertMentions(refusal(edited(TINYLLAVA_QWEN2, c -> c.put("vision_feature_select_strategy", "cls"))), "vision_feature_select_strategy", "cls");
+        assertMentions(refusal(edited(TINYLLAVA_QWEN2, c -> ((ObjectNode) c.get("vision_config")).remove("model_type"))), "vision_config.model_type");
+        assertMentions(refusal(edited(TINYLLAVA_QWEN2, c -> ((ObjectNode) c.get("vision_config")).put("model_type", "dinov2"))), "dinov2");
+        assertMentions(refusal(edited(TINYLLAVA_QWEN2, c -> c.put("tokenizer_padding_side", "middle"))), "tokenizer_padding_side");
+        // the resampler fields TinyLlavaConfig writes into every config are not a resampler
+        LlavaConfig linear = LlavaConfig.load(edited(TINYLLAVA_QWEN2, c -> c.put("connector_type", "linear")), null, null);
+        assertEquals(1, linear.projectorDepth());
+    }
+
     // ------------------------------------------------------------------------------------------------ Mistral text
 
     /** llava-1.5-7b-hf with LLaVA-NeXT-Mistral's published text_config (sliding_window as given). */
