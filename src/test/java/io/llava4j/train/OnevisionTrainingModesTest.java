@@ -1,0 +1,116 @@
+package io.llava4j.train;
+
+import io.llava4j.TestData;
+import io.llava4j.cli.Main;
+import io.llava4j.engine.Tensors;
+import io.llava4j.io.HostTensor;
+import io.llava4j.io.Layout;
+import org.bytedeco.pytorch.Tensor;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The tiny OneVision model (SigLIP + Qwen2 + AnyRes) through the training modes llava4j has for LLaVA-1.5: the vision
+ * feature cache (an entry per image holding all its tiles), LoRA on Qwen2's biased projections, and stage plans.
+ */
+class OnevisionTrainingModesTest {
+    static final Path REF = TestData.onevision();
+    static final Path MODEL = REF.resolve("tiny-onevision");
+
+    static List<String> stage1(Path out, String... more) {
+        List<String> f = OnevisionTrainingTest.common(out, "stage1.json", "mm_mlp_adapter", 5, 3);
+        f.addAll(List.of(more));
+        return f;
+    }
+
+    @Test
+    void cachedTilesGiveTheReferenceLossesAndAreReused(@TempDir Path tmp) throws Exception {
+        Path cache = tmp.resolve("cache");
+        List<Double> first = TrainRuns.run(stage1(tmp.resolve("a"), "--cache_vision_features", cache.toString())).losses();
+        List<String> entries;
+        try (var l = Files.list(cache)) {
+            entries = l.map(p -> p.getFileName().toString()).sorted().toList();
+        }
+        assertEquals(5, entries.size(), "one entry per image, with all its tiles: " + entries);
+        List<Double> second = TrainRuns.run(stage1(tmp.resolve("b"), "--cache_vision_features", cache.toString())).losses();
+        assertEquals(first, second, "features read back from the cache");
+        TwoStageTrainingTest.assertLosses(new com.fasterxml.jackson.databind.ObjectMapper()
+                .readTree(REF.resolve("expected/stage1/reference.json").toFile()), second);
+    }
+
+    @Test
+    void loraOnQwen2TrainsOnlyAdaptersAndProjector(@TempDir Path out) throws Exception {
+        List<String> f = OnevisionTrainingTest.common(out, "stage2.json", "mm_mlp_adapter,mm_language_model", 3, 2);
+        f.addAll(List.of("--lora_enable", "True", "--lora_r", "4", "--lora_alpha", "8", "--lora_dropout", "0"));
+        f.remove(f.indexOf("--mm_tunable_parts") + 1);
+        f.remove("--mm_tunable_parts");
+        Trainer t = TrainRuns.run(f);
+        Map<String, HostTensor> before = TestData.tensors(MODEL.resolve("model.safetensors"));
+        int adapters = 0;
+        for (Map.Entry<String, Tensor> e : t.parameters().entrySet()) {
+            String n = e.getKey();
+            boolean lora = ModuleGroups.isLora(n), projector = n.startsWith("multi_modal_projector.");
+            assertEquals(lora || projector, e.getValue().requires_grad(), n);
+            if (lora) adapters++;
+            if (!lora && !projector)
+                assertTrue(e.getValue().equal(Tensors.fromHost(before.get(Layout.TRANSFORMERS.fileName(n, 2)))), n + " changed");
+        }
+        assertEquals(2 * 7 * 2, adapters, "A and B on the 7 projections of both layers");
+        assertTrue(Files.isRegularFile(out.resolve("adapter_model.safetensors")));
+        assertTrue(t.losses().get(1) < t.losses().get(0), "the adapters learn: " + t.losses());
+    }
+
+    /** LLaVA-NeXT's two stages as a plan give the weights of the two CLI calls. */
+    @Test
+    void twoStagePlanEqualsTwoCliCalls(@TempDir Path tmp) throws Exception {
+        Path s1 = tmp.resolve("s1"), s2 = tmp.resolve("s2");
+        TrainRuns.run(stage1(s1));
+        List<String> f2 = OnevisionTrainingTest.common(s2, "stage2.json", "mm_mlp_adapter,mm_language_model", 3, 2);
+        f2.addAll(List.of("--pretrain_mm_mlp_adapter", s1.resolve("mm_projector.safetensors").toString()));
+        TrainRuns.run(f2);
+
+        Path data = REF.resolve("tiny-data");
+        Path plan = tmp.resolve("plan.yaml");
+        Files.writeString(plan, String.join("\n",
+                "model_name_or_path: " + MODEL,
+                "output_dir: " + tmp.resolve("plan"),
+                "args: {lr_scheduler_type: constant, warmup_ratio: 0, weight_decay: 0, max_grad_norm: 0, logging_steps: 1}",
+                "stages:",
+                "  - name: align",
+                "    data_path: " + data.resolve("stage1.json"),
+                "    image_folder: " + data.resolve("images"),
+                "    template: qwen_1_5",
+                "    max_steps: 3",
+                "    args: {per_device_train_batch_size: 5}",
+                "    vision: frozen",
+                "    projector: full",
+                "    llm: frozen",
+                "    lr: {projector: 1e-3}",
+                "  - name: tune",
+                "    data_path: " + data.resolve("stage2.json"),
+                "    image_folder: " + data.resolve("images"),
+                "    template: qwen_1_5",
+                "    max_steps: 2",
+                "    args: {per_device_train_batch_size: 3}",
+                "    projector: full",
+                "    llm: full",
+                "    lr: {llm: 1e-3, projector: 1e-3}", ""));
+        assertEquals(0, Main.run("train", "--plan", plan.toString()));
+        assertClose(s1.resolve("mm_projector.safetensors"), tmp.resolve("plan/align/mm_projector.safetensors"));
+        assertClose(s2.resolve("model.safetensors"), tmp.resolve("plan/tune/model.safetensors"));
+    }
+
+    private static void assertClose(Path want, Path got) {
+        Map<String, HostTensor> w = TestData.tensors(want), g = TestData.tensors(got);
+        assertEquals(w.keySet(), g.keySet(), got.toString());
+        for (String k : w.keySet()) assertArrayEquals(w.get(k).toFloats(), g.get(k).toFloats(), 1e-6f, k);
+    }
+}
