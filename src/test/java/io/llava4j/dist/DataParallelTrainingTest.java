@@ -74,4 +74,24 @@ class DataParallelTrainingTest {
         for (JsonNode step : DdpRuns.log(tmp.resolve("two")))
             assertTrue(step.get("buckets_started_in_backward").asLong() >= 4, "overlapped buckets of step " + step.get("step") + ": " + step);
     }
+
+    /** OneVision (SigLIP + Qwen2 + AnyRes tiles of different counts per rank) in stage 2: two ranks equal one process. */
+    @Test
+    void onevisionStage2TwoRanksEqualOneProcess(@TempDir Path tmp) throws Exception {
+        Path ref = TestData.onevision();
+        java.util.function.BiFunction<Path, Integer, List<String>> flags = (out, batch) -> new ArrayList<>(List.of("train",
+                "--model_name_or_path", ref.resolve("tiny-onevision").toString(), "--version", "qwen_1_5",
+                "--data_path", ref.resolve("tiny-data/stage2.json").toString(), "--image_folder", ref.resolve("tiny-data/images").toString(),
+                "--mm_tunable_parts", "mm_mlp_adapter,mm_language_model", "--per_device_train_batch_size", String.valueOf(batch),
+                "--max_steps", "2", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant", "--weight_decay", "0",
+                "--max_grad_norm", "0", "--logging_steps", "1", "--output_dir", out.toString()));
+        DdpRuns.Result one = DdpRuns.cli(flags.apply(tmp.resolve("one"), 2));
+        assertEquals(0, one.code(), one.output());
+        List<String> two = flags.apply(tmp.resolve("two"), 1);
+        two.addAll(List.of("--nproc_per_node", "2", "--master_port", String.valueOf(DdpRuns.freePort()), "--ddp_timeout", "60"));
+        DdpRuns.Result r = DdpRuns.cli(two);
+        assertEquals(0, r.code(), r.output());
+        DdpRuns.assertSameLosses(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(tmp.resolve("two")), 1e-5);
+        DdpRuns.assertSameTensors(DdpRuns.written(tmp.resolve("one"), true), DdpRuns.written(tmp.resolve("two"), true), 1e-4);
+    }
 }
