@@ -282,6 +282,15 @@ public final class AnyRes {
         return process(processor, ImageProcessor.read(imageFile), spec);
     }
 
+    /**
+     * As {@link #process(ImageProcessor, Path, Spec)} for an encoded image held in memory (PNG, JPEG, BMP, GIF; e.g. a
+     * request's {@code data:} URI), as {@link ImageProcessor#process(byte[], String, String)}; {@code source} names it
+     * in errors.
+     */
+    public static AnyResImage process(ImageProcessor processor, byte[] encoded, String source, Spec spec) {
+        return process(processor, ImageProcessor.read(encoded, source), spec);
+    }
+
     static AnyResImage process(ImageProcessor processor, RgbImage img, Spec spec) {
         int p = spec.tileSize();
         if (processor.height() != p || processor.width() != p)

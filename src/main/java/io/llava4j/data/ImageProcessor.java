@@ -211,13 +211,18 @@ public final class ImageProcessor {
      */
     public float[] process(byte[] encoded, String aspectRatio, String source) {
         boolean pad = padding(aspectRatio);
+        return process(read(encoded, source), pad);
+    }
+
+    /** Decodes an encoded image held in memory to 8-bit RGB, as {@link #read(Path)} decodes a file. */
+    static RgbImage read(byte[] encoded, String source) {
         BufferedImage bi;
         try {
             bi = ImageIO.read(new java.io.ByteArrayInputStream(encoded));
         } catch (IOException | RuntimeException e) {
             throw new DataException(source + ": cannot read image: " + e.getMessage(), e);
         }
-        return process(toRgb(bi, source), pad);
+        return toRgb(bi, source);
     }
 
     private static RgbImage toRgb(BufferedImage bi, String file) {

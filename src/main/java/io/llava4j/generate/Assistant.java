@@ -2,6 +2,8 @@ package io.llava4j.generate;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import io.llava4j.config.LlavaConfig;
+import io.llava4j.data.AnyRes;
 import io.llava4j.data.Conversation.Template;
 import io.llava4j.data.DataException;
 import io.llava4j.data.ImageProcessor;
@@ -18,9 +20,12 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /**
- * A model ready to answer: the LLaVA, its tokenizer and image processor, and a {@link Generator} that stops at the
- * tokenizer's {@code </s>}. Images are preprocessed as LLaVA's {@code process_images}: the config's
- * {@code image_aspect_ratio} ({@code pad} = expand to square; anything else = none).
+ * A model ready to answer: the LLaVA, its tokenizer and image processor, and {@link Generator}s that stop at the
+ * tokenizer's EOS and the conversation template's stop token. Images are preprocessed as LLaVA's
+ * {@code process_images}: for an AnyRes model (LLaVA-NeXT, OneVision) a base tile plus a grid of tiles
+ * ({@link AnyRes#process}), else one tile by the config's {@code image_aspect_ratio} ({@code pad} = expand to square;
+ * anything else = none). The conversation template defaults to the one the model was trained with
+ * ({@link #defaultConvMode()}).
  */
 public final class Assistant implements AutoCloseable {
     /** Load-time choices: the CLIP folder for original LLaVA folders (null = from the config) and the precision. */
@@ -28,17 +33,30 @@ public final class Assistant implements AutoCloseable {
         public static final Options DEFAULT = new Options(null, Precision.FP32);
     }
 
+    /**
+     * A preprocessed image as the model takes it.
+     *
+     * @param pixels CHW floats of its {@code tiles} tiles, one after another (AnyRes: the base image, then the grid row-major)
+     * @param sizes  {@code {{height, width}}} of the original image for an AnyRes model (what its packing needs); null otherwise
+     * @param tokens rows the image becomes in the LLM's input ({@link Llava#imageTokens})
+     */
+    public record Image(float[] pixels, int tiles, int[][] sizes, int tokens) {}
+
     private final Llava model;
+    private final Precision precision;
     private final LlavaTokenizer tokenizer;
     private final ImageProcessor images;
+    private final AnyRes.Spec anyres; // null: one tile per image
     private final String aspectRatio;
     private final Generator generator;
     private final String name;
 
     private Assistant(Llava model, Precision precision, LlavaTokenizer tokenizer, ImageProcessor images, String aspectRatio, String name) {
         this.model = model;
+        this.precision = precision;
         this.tokenizer = tokenizer;
         this.images = images;
+        this.anyres = AnyRes.spec(model.config);
         this.aspectRatio = aspectRatio;
         this.name = name;
         this.generator = new Generator(model, precision, tokenizer.eos());
@@ -84,28 +102,89 @@ public final class Assistant implements AutoCloseable {
         return tokenizer;
     }
 
+    /** A generator that stops at the tokenizer's EOS only. */
     public Generator generator() {
         return generator;
     }
 
-    /** [1, C, H, W] pixels of an image file. */
+    /**
+     * A generator for prompts in {@code template}: it stops at the tokenizer's EOS and at the template's stop string
+     * when that is one special token ({@code <|im_end|>} under qwen_1_5 even where EOS is {@code <|endoftext|>}).
+     */
+    public Generator generator(Template template) {
+        int stop = stopToken(template);
+        int eos = tokenizer.eos();
+        if (stop < 0 || stop == eos) return generator;
+        return eos < 0 ? new Generator(model, precision, stop) : new Generator(model, precision, eos, stop);
+    }
+
+    /**
+     * The id of the template's stop string when the tokenizer has it as one special token (decoded to nothing with
+     * special tokens skipped, as {@code </s>} or {@code <|im_end|>}), else -1 (e.g. v0's {@code ###}, left to
+     * {@link StopString}).
+     */
+    public int stopToken(Template template) {
+        String stop = template.stop();
+        if (stop == null || stop.isEmpty()) return -1;
+        int id = tokenizer.tokenIdOf(stop);
+        if (id < 0 || id >= tokenizer.vocabSize()) return -1;
+        return tokenizer.decode(new int[]{id}, true).isEmpty() ? id : -1;
+    }
+
+    /**
+     * The text at which streamed answers in {@code template} stop ({@link StopString}): the template's stop string, or
+     * "" when the generator already stops at it as a token (decoded text never holds a special token).
+     */
+    public String stopString(Template template) {
+        return stopToken(template) >= 0 || template.stop() == null ? "" : template.stop();
+    }
+
+    /**
+     * The conversation template the model was trained with, as LLaVA / LLaVA-NeXT's scripts pick {@code --conv-mode}:
+     * {@link Template#defaultConvMode} of the LLM's {@code model_type} and the folder's ({@code llava}, {@code llava_next},
+     * {@code llava_onevision}, {@code llava_llama}, {@code llava_qwen}, {@code llava_mistral}; a plain LLM folder with a
+     * separate tower counts as {@code llava}). LLaVA-1.5: {@code v1}; Qwen2 LLaVA-NeXT / OneVision: {@code qwen_1_5}.
+     */
+    public String defaultConvMode() {
+        return defaultConvMode(model.config);
+    }
+
+    static String defaultConvMode(LlavaConfig c) {
+        String vlm = c.family() == LlavaConfig.Family.LLAMA || c.raw() == null ? "llava" : c.raw().path("model_type").asText("llava");
+        return Template.defaultConvMode(c.text().modelType(), vlm);
+    }
+
+    /** An image file preprocessed for this model. */
+    public Image image(Path imageFile) {
+        if (anyres != null) return image(AnyRes.process(images, imageFile, anyres));
+        return new Image(images.process(imageFile, aspectRatio), 1, null, model.config.imageFeatureTokens());
+    }
+
+    /** An encoded image in memory (PNG, JPEG, BMP, GIF) preprocessed for this model; {@code source} names it in errors. */
+    public Image image(byte[] encoded, String source) {
+        if (anyres != null) return image(AnyRes.process(images, encoded, source, anyres));
+        return new Image(images.process(encoded, aspectRatio, source), 1, null, model.config.imageFeatureTokens());
+    }
+
+    private Image image(AnyRes.AnyResImage a) {
+        return new Image(a.pixels(), a.tiles(), new int[][]{{a.imageHeight(), a.imageWidth()}},
+                model.imageTokens(a.imageHeight(), a.imageWidth()));
+    }
+
+    /** [tiles, C, H, W] pixels of a preprocessed image (one tile without AnyRes). */
+    public Tensor tensor(Image image) {
+        return Tensors.floats(image.pixels(), image.tiles(), 3, images.height(), images.width());
+    }
+
+    /** [tiles, C, H, W] pixels of an image file; an AnyRes model also needs its size ({@link #image(Path)}). */
     public Tensor pixels(Path imageFile) {
-        return tensor(images.process(imageFile, aspectRatio));
+        return tensor(image(imageFile));
     }
 
-    /** [1, C, H, W] pixels of an encoded image in memory; {@code source} names it in errors. */
-    public Tensor pixels(byte[] encoded, String source) {
-        return tensor(images.process(encoded, aspectRatio, source));
-    }
-
-    /** CHW floats of an encoded image in memory (as the model takes them, before they become a tensor). */
-    public float[] processImage(byte[] encoded, String source) {
-        return images.process(encoded, aspectRatio, source);
-    }
-
-    /** [1, C, H, W] pixels from {@link #processImage}'s floats. */
-    public Tensor tensor(float[] chw) {
-        return Tensors.floats(chw, 1, 3, images.height(), images.width());
+    /** One answer: {@link Generator#generate} of {@code generator} with the image's tiles and size (null = no image). */
+    public Generator.Result generate(Generator generator, Image image, int[] prompt, Sampling sampling, Generator.TokenListener listener) {
+        return image == null ? generator.generate(null, null, prompt, sampling, listener)
+                : generator.generate(tensor(image), image.sizes(), prompt, sampling, listener);
     }
 
     /** Token ids of a prompt: LLaVA's tokenizer_image_token when it holds {@code <image>}, else tokenizer(prompt). */

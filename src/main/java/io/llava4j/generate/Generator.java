@@ -62,6 +62,11 @@ public final class Generator {
         this.stopTokens = stopTokens.clone();
     }
 
+    /** The ids that end generation. */
+    public int[] stopTokens() {
+        return stopTokens.clone();
+    }
+
     /** The same model without stop tokens: always {@code maxNewTokens} tokens (vLLM's {@code ignore_eos}). */
     public Generator ignoringStopTokens() {
         return new Generator(model, precision);
@@ -79,6 +84,14 @@ public final class Generator {
      * @param listener told each token as it is produced (null = none)
      */
     public Result generate(Tensor pixels, int[] prompt, Sampling sampling, TokenListener listener) {
+        return generate(pixels, null, prompt, sampling, listener);
+    }
+
+    /**
+     * As above for any model: {@code pixels} [tiles, C, P, P] (an AnyRes image's base tile and grid, one tile
+     * otherwise) and {@code imageSizes} the image's original {@code {{height, width}}} (AnyRes; null otherwise).
+     */
+    public Result generate(Tensor pixels, int[][] imageSizes, int[] prompt, Sampling sampling, TokenListener listener) {
         long t0 = System.nanoTime();
         TokenPicker picker = new TokenPicker(sampling);
         List<Integer> out = new ArrayList<>();
@@ -86,7 +99,7 @@ public final class Generator {
         long t1, promptLength, cacheBytes;
         Llama lm = model.languageModel;
         try (PointerScope request = new PointerScope(); NoGradGuard ng = new NoGradGuard(); Autocast ac = Autocast.enable(precision)) {
-            Tensor embeds = model.embedPrompt(pixels, longs(prompt)); // [1, L, h]
+            Tensor embeds = model.embedPrompt(pixels, imageSizes, longs(prompt)); // [1, L, h]
             promptLength = embeds.size(1);
             try (KvCache cache = new KvCache(model.config.text(), 1, promptLength + sampling.maxNewTokens())) {
                 cacheBytes = cache.bytes();
@@ -111,8 +124,13 @@ public final class Generator {
 
     /** The logits of the prompt's last position as the cached prefill computes them (what the first token is picked from). */
     public float[] firstLogits(Tensor pixels, int[] prompt) {
+        return firstLogits(pixels, null, prompt);
+    }
+
+    /** As above with the image's original (height, width) for an AnyRes model (null otherwise). */
+    public float[] firstLogits(Tensor pixels, int[][] imageSizes, int[] prompt) {
         try (PointerScope request = new PointerScope(); NoGradGuard ng = new NoGradGuard(); Autocast ac = Autocast.enable(precision)) {
-            Tensor embeds = model.embedPrompt(pixels, longs(prompt));
+            Tensor embeds = model.embedPrompt(pixels, imageSizes, longs(prompt));
             try (KvCache cache = new KvCache(model.config.text(), 1, embeds.size(1))) {
                 return lastLogits(model.languageModel.forwardCached(embeds, null, null, cache));
             }

@@ -3,7 +3,6 @@ package io.llava4j.serve;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import io.llava4j.data.Conversation;
 import io.llava4j.data.Conversation.Template;
 import io.llava4j.generate.Assistant;
 import io.llava4j.generate.Prompts;
@@ -20,16 +19,19 @@ import java.util.Iterator;
 import java.util.List;
 
 /**
- * A {@code /v1/chat/completions} body checked and turned into model input: the vicuna_v1 prompt of its messages
- * (an optional leading system message replaces the template's system prompt; user and assistant alternate, ending with
- * user), its one image (an {@code image_url} part holding a {@code data:} URI; it goes first in its message, as LLaVA
- * puts it), token ids and sampling. Every check throws an {@link ApiError} naming what is wrong. Nothing here reads a
- * file or the network: images only come inline.
+ * A {@code /v1/chat/completions} body checked and turned into model input: the prompt of its messages in the server's
+ * conversation template (vicuna_v1 for LLaVA-1.5, qwen_1_5 for OneVision; an optional leading system message replaces
+ * the template's system prompt; user and assistant alternate, ending with user), its one image (an {@code image_url}
+ * part holding a {@code data:} URI; it goes first in its message, as LLaVA puts it; AnyRes tiles for an AnyRes model),
+ * token ids and sampling. Every check throws an {@link ApiError} naming what is wrong. Nothing here reads a file or
+ * the network: images only come inline.
  */
-record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptIds, long promptPositions, float[] pixels, Sampling sampling) {
+record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptIds, long promptPositions, Assistant.Image image, Sampling sampling) {
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** How ChatML templates (qwen_1_5, mpt, chatml_direct) open their system prompt. */
+    private static final String CHATML_SYSTEM = "<|im_start|>system\n";
 
-    static ChatInput parse(byte[] body, Assistant a, ServeLimits limits) {
+    static ChatInput parse(byte[] body, Assistant a, Template template, ServeLimits limits) {
         JsonNode root;
         try {
             root = JSON.readTree(body);
@@ -62,12 +64,13 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
         if (!messages.isArray() || messages.isEmpty())
             throw ApiError.invalid("invalid_messages", "messages", "messages must be a non-empty array");
         int first = 0;
-        String system = Conversation.SYSTEM_V1;
+        String system = template.system();
         if ("system".equals(messages.get(0).path("role").asText())) {
-            system = text(messages.get(0), 0, null).text;
+            String given = text(messages.get(0), 0, null).text;
+            system = template.system().startsWith(CHATML_SYSTEM) ? CHATML_SYSTEM + given : given;
             first = 1;
         }
-        Prompts prompts = new Prompts(Template.VICUNA_V1, system);
+        Prompts prompts = new Prompts(template, system);
         byte[] image = null;
         for (int i = first; i < messages.size(); i++) {
             JsonNode m = messages.get(i);
@@ -90,9 +93,9 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
         if (image == null)
             throw ApiError.invalid("image_required", "messages", "no image: one user message needs an image_url part with a data: URI");
 
-        float[] pixels = pixels(a, image, limits);
+        Assistant.Image pixels = pixels(a, image, limits);
         int[] ids = a.encode(prompts.prompt(), true);
-        long positions = ids.length - 1 + a.model().config.imageFeatureTokens();
+        long positions = ids.length - 1 + pixels.tokens();
         if (positions > limits.maxPromptTokens())
             throw ApiError.invalid("context_length_exceeded", "messages", "the prompt is " + positions
                     + " tokens (image rows included); the server's limit (max_prompt_tokens) is " + limits.maxPromptTokens());
@@ -152,7 +155,7 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
     }
 
     /** Checks the image's size from its header before decoding it, then preprocesses it. */
-    private static float[] pixels(Assistant a, byte[] image, ServeLimits limits) {
+    private static Assistant.Image pixels(Assistant a, byte[] image, ServeLimits limits) {
         long w, h;
         try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(image))) {
             Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
@@ -174,7 +177,7 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
             throw ApiError.invalid("image_too_many_pixels", "messages", "the image is " + w + "x" + h + " = " + w * h
                     + " pixels; the server's limit (max_image_pixels) is " + limits.maxImagePixels());
         try {
-            return a.processImage(image, "request image");
+            return a.image(image, "request image");
         } catch (RuntimeException e) {
             throw ApiError.invalid("invalid_image", "messages", "the image cannot be decoded: " + e.getMessage());
         }

@@ -5,6 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import io.javalin.Javalin;
 import io.javalin.http.Context;
 import io.javalin.http.HttpResponseException;
+import io.llava4j.data.Conversation.Template;
 import io.llava4j.generate.Assistant;
 import io.llava4j.generate.Generator;
 import io.llava4j.generate.TextStream;
@@ -36,6 +37,8 @@ import java.util.concurrent.atomic.AtomicBoolean;
  *       ({@code "ignore_eos": true}, as vLLM has it, generates {@code max_tokens} whatever comes);</li>
  *   <li>{@code GET /v1/models}, {@code GET /health}, and a chat page at {@code /}.</li>
  * </ul>
+ * Prompts are built in one conversation template (by default the model's, {@link Assistant#defaultConvMode()}) and
+ * generation stops at the tokenizer's EOS or the template's stop token ({@link Assistant#generator(Template)}).
  * Requests run one at a time on one worker thread in front of the model; up to {@link ServeLimits#queue()} more wait,
  * the rest get 429. Errors are OpenAI's JSON error object: 400 for a bad request (naming the limit or field), 404 for
  * an unknown model, 429 when the queue is full, 504 when a request runs past its timeout, 500 otherwise.
@@ -44,14 +47,23 @@ public final class LlavaServer implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
 
     private final Assistant assistant;
+    private final Template template;
+    private final Generator generator;
     private final ServeLimits limits;
     private final ThreadPoolExecutor worker;
     private final String page;
     private final long created = System.currentTimeMillis() / 1000;
     private Javalin app;
 
+    /** A server in the model's own conversation template ({@link Assistant#defaultConvMode()}). */
     public LlavaServer(Assistant assistant, ServeLimits limits) {
+        this(assistant, Template.of(assistant.defaultConvMode()), limits);
+    }
+
+    public LlavaServer(Assistant assistant, Template template, ServeLimits limits) {
         this.assistant = assistant;
+        this.template = template;
+        this.generator = assistant.generator(template);
         this.limits = limits;
         BlockingQueue<Runnable> waiting = limits.queue() == 0 ? new java.util.concurrent.SynchronousQueue<>() : new ArrayBlockingQueue<>(limits.queue());
         this.worker = new ThreadPoolExecutor(1, 1, 0, TimeUnit.SECONDS, waiting, r -> {
@@ -140,8 +152,8 @@ public final class LlavaServer implements AutoCloseable {
                     throw new TimeoutException("timed out while waiting in the queue");
                 }
                 TextStream text = new TextStream(assistant.tokenizer());
-                Generator g = in.ignoreEos() ? assistant.generator().ignoringStopTokens() : assistant.generator();
-                Generator.Result r = g.generate(assistant.tensor(in.pixels()), in.promptIds(), in.sampling(), t -> {
+                Generator g = in.ignoreEos() ? generator.ignoringStopTokens() : generator;
+                Generator.Result r = assistant.generate(g, in.image(), in.promptIds(), in.sampling(), t -> {
                     if (cancelled.get()) return false;
                     if (System.nanoTime() > deadline) {
                         timedOut.set(true);
@@ -164,7 +176,7 @@ public final class LlavaServer implements AutoCloseable {
 
     private void completions(Context ctx) throws Exception {
         long arrived = System.nanoTime();
-        ChatInput in = ChatInput.parse(body(ctx), assistant, limits);
+        ChatInput in = ChatInput.parse(body(ctx), assistant, template, limits);
         Job job = new Job(in, arrived + (long) (limits.timeoutSeconds() * 1e9));
         try {
             worker.execute(job);

@@ -61,6 +61,28 @@ class GenerateCliTest {
         }
     }
 
+    /** The tiny OneVision folder (SigLIP + Qwen2 + AnyRes): qwen_1_5 by default, the reference's prompt ids and tokens. */
+    @Test
+    void generateOnevisionUsesQwenTemplateByDefault(@TempDir Path tmp) throws Exception {
+        JsonNode ref = JSON.readTree(TestData.onevision().resolve("expected/generate.json").toFile());
+        JsonNode req = JSON.readTree(TestData.onevision().resolve("tiny-data/generate.json").toFile());
+        Path out = tmp.resolve("g.json");
+        int n = 12; // the reference's 13th token (1030) is an embedding row past the tokenizer, which cannot decode it
+        Object[] r = run("", "generate", "--model_name_or_path", TestData.onevision().resolve("tiny-onevision").toString(),
+                "--image", TestData.onevision().resolve("tiny-data/images").resolve(req.get("image").asText()).toString(),
+                "--prompt", req.get("prompt").asText(), "--max_new_tokens", String.valueOf(n), "--output_json", out.toString());
+        assertEquals(0, r[0], String.valueOf(r[1]));
+        JsonNode g = JSON.readTree(out.toFile());
+        assertEquals("qwen_1_5", g.get("conv_mode").asText());
+        assertEquals(ref.get("prompt").asText(), g.get("prompt").asText());
+        assertEquals(ref.get("prompt_ids"), g.get("prompt_ids"));
+        for (int i = 0; i < n; i++) assertEquals(ref.get("tokens").get(i), g.get("tokens").get(i), "token " + i);
+        assertEquals(n, g.get("tokens").size());
+        assertEquals("length", g.get("stop_reason").asText());
+        assertEquals(ref.get("prompt_ids").size() - 1 + ref.get("num_image_tokens").asInt(), g.get("timings").get("prompt_positions").asInt());
+        assertEquals(g.get("text").asText() + "\n", r[1]);
+    }
+
     @Test
     void generateRefusesBadValues() {
         assertNotEquals(0, run("", "generate", "--model_name_or_path", TestData.tinyLlava().toString(), "--prompt", "x",

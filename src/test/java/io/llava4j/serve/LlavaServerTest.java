@@ -256,4 +256,29 @@ class LlavaServerTest {
         }
         assertStillServes();
     }
+
+    /** The tiny OneVision model (AnyRes tiles, qwen_1_5 by default) answers a posted image as generate does. */
+    @Test
+    void onevisionAnswersAnImage() throws Exception {
+        JsonNode ref = JSON.readTree(TestData.onevision().resolve("expected/generate.json").toFile());
+        JsonNode req = JSON.readTree(TestData.onevision().resolve("tiny-data/generate.json").toFile());
+        java.nio.file.Path img = TestData.onevision().resolve("tiny-data/images").resolve(req.get("image").asText());
+        ServeLimits limits = new ServeLimits(1, 60, 1 << 20, 1 << 16, 4000, 120, 64);
+        try (Assistant ov = Assistant.load(TestData.onevision().resolve("tiny-onevision"), Assistant.Options.DEFAULT);
+             LlavaServer s = new LlavaServer(ov, limits).start("127.0.0.1", 0)) {
+            ObjectNode body = request(req.get("prompt").asText(), dataUri(Files.readAllBytes(img)), 8, false);
+            body.put("model", ov.name());
+            HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + s.port() + "/v1/chat/completions"))
+                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, r.statusCode(), r.body());
+            JsonNode o = JSON.readTree(r.body());
+            int[] want = new int[8];
+            for (int i = 0; i < 8; i++) want[i] = ref.get("tokens").get(i).asInt();
+            assertEquals(ov.decode(want), o.at("/choices/0/message/content").asText());
+            assertFalse(o.at("/choices/0/message/content").asText().isEmpty());
+            assertEquals("length", o.at("/choices/0/finish_reason").asText());
+            assertEquals(ref.get("prompt_ids").size() - 1 + ref.get("num_image_tokens").asInt(), o.at("/usage/prompt_tokens").asInt());
+        }
+    }
 }
