@@ -396,6 +396,15 @@ public final class LlavaTokenizer implements Closeable {
         return backend.decode(ids, skipSpecialTokens);
     }
 
+    /**
+     * Decodes what a model generated: ids past the tokenizer (the padding rows of an embedding larger than the
+     * vocabulary, as Qwen2's 152,000 rows for about 151,650 tokens) have no text and are skipped, as HF's tokenizers
+     * skip ids they have no token for.
+     */
+    public String decodeGenerated(int[] ids, boolean skipSpecialTokens) {
+        return decode(java.util.Arrays.stream(ids).filter(id -> id >= 0 && id < vocabSize).toArray(), skipSpecialTokens);
+    }
+
     /** The tokens (pieces) of {@code text} without special tokens added, e.g. {@code ["▁a", "▁red"]}. */
     public List<String> tokens(String text) {
         return backend.tokenize(text);

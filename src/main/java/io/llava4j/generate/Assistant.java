@@ -194,7 +194,7 @@ public final class Assistant implements AutoCloseable {
 
     /** The answer text of generated ids, as run_llava prints it: special tokens skipped, stripped. */
     public String decode(int[] tokens) {
-        return tokenizer.decode(tokens, true).strip();
+        return tokenizer.decodeGenerated(tokens, true).strip();
     }
 
     /** A fresh prompt builder for a template name (one of LLaVA's conv_templates, see {@link Template#of}). */

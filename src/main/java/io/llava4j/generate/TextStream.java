@@ -34,7 +34,7 @@ public final class TextStream {
 
     /** The full text so far. */
     public String text() {
-        return tok.decode(ids.stream().mapToInt(Integer::intValue).toArray(), true);
+        return tok.decodeGenerated(ids.stream().mapToInt(Integer::intValue).toArray(), true);
     }
 
     private String delta(String text) {
