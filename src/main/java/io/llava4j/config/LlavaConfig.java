@@ -16,7 +16,9 @@ import java.util.regex.Pattern;
  *
  * <p>Four families of folders are understood:
  * <ul>
- *   <li>{@link Family#HF_LLAVA}: transformers' {@code model_type: llava} with {@code vision_config} / {@code text_config};</li>
+ *   <li>{@link Family#HF_LLAVA}: transformers' {@code model_type} {@code llava}, {@code llava_next} (LLaVA-1.6) or
+ *       {@code llava_onevision}, with {@code vision_config} / {@code text_config}; the last two with AnyRes
+ *       ({@link #anyres()}: {@code image_grid_pinpoints} as (height, width), OneVision's {@code vision_aspect_ratio});</li>
  *   <li>{@link Family#TINYLLAVA}: TinyLLaVA_Factory's {@code model_type: tinyllava} ({@code TinyLlavaForConditionalGeneration}),
  *       nested {@code text_config} (Qwen2, LLaMA; Phi, Gemma, OpenELM, StableLM refused by name) and {@code vision_config}
  *       (SigLIP or CLIP, the full tower: all its layers are loaded); {@code connector_type} {@code linear} or
@@ -26,14 +28,19 @@ import java.util.regex.Pattern;
  *       {@code tokenizer_padding_side}. Its image placeholder is LLaVA's {@link #LLAVA_IMAGE_TOKEN_INDEX} (TinyLlavaConfig
  *       sets it whatever the file says; the tokenizer has no image token). Refused by name: resampler / qformer / MoF
  *       connectors, a second (MoF) tower, AnyRes;</li>
- *   <li>{@link Family#ORIGINAL_LLAVA}: LLaVA's {@code llava_llama} config (LLaMA fields at the top level plus
- *       {@code mm_vision_tower}, {@code mm_projector_type}, ...), the CLIP tower in a separate folder;</li>
- *   <li>{@link Family#LLAMA}: a plain LLaMA folder, completed by a {@code --vision_tower} CLIP folder and projector flags
- *       (LLaVA's stage-1 start).</li>
+ *   <li>{@link Family#ORIGINAL_LLAVA}: LLaVA's and LLaVA-NeXT's {@code llava} / {@code llava_llama} /
+ *       {@code llava_mistral} / {@code llava_qwen} configs (LLM fields at the top level, the LLM told by
+ *       {@code model_type} or {@code architectures}, plus {@code mm_vision_tower}, {@code mm_projector_type}, ...), the
+ *       tower in a separate folder, or SigLIP-so400m named by its hub id with its weights in the checkpoint; a SigLIP
+ *       tower loses its last layer as LLaVA-NeXT's does; {@code image_aspect_ratio anyres[_max_N]} with pinpoints as
+ *       (width, height) or a {@code "(1x1),...,(6x6)"} range;</li>
+ *   <li>{@link Family#LLAMA}: a plain LLaMA / Mistral / Qwen2 folder, completed by a {@code --vision_tower} CLIP or
+ *       SigLIP folder and projector flags (LLaVA's stage-1 start).</li>
  * </ul>
- * Before anything is parsed, {@link Unsupported} refuses what llava4j does not implement (LLaVA-NeXT anyres, Qwen2,
- * SigLIP, other LLaVA variants), naming it; fields that change the computation are implemented
- * ({@code rope_scaling}, Mistral's defaults and {@code sliding_window}, {@code image_aspect_ratio}) or refused.
+ * Before anything is parsed, {@link Unsupported} refuses what llava4j does not implement (Phi, Gemma, OpenELM LLMs,
+ * Idefics3 / SmolVLM, video, resamplers, other LLaVA variants), naming it; fields that change the computation are
+ * implemented ({@code rope_scaling}, Mistral's and Qwen2's defaults and windows, {@code image_aspect_ratio}, AnyRes) or
+ * refused.
  *
  * @param projectorDepth number of Linear layers of the projector: 0 identity, 1 linear, N for mlpNx_act
  * @param projectorAct   activation between projector layers (HF {@code projector_hidden_act})
