@@ -364,4 +364,41 @@ class TinyLlavaTest {
         long proj = 32 * 48 + 48 + 48 * 48 + 48;
         assertTrue(out.matches("(?s).*projector\\s+" + String.format("%,d", proj) + "\\n.*"), out);
     }
+
+    private static java.util.List<Double> trainLosses(java.util.List<String> flags) throws Exception {
+        io.llava4j.train.Trainer t = new io.llava4j.train.Trainer(io.llava4j.cli.TrainCommand.parse(flags.toArray(new String[0])));
+        t.run();
+        return t.losses();
+    }
+
+    /** TinyLLaVA's stage 1 and stage 2 through train's flags, with its qwen2_instruct template; stage 2 writes its layout. */
+    @Test
+    void trainsBothStagesThroughTheFlags() throws Exception {
+        Path model = tinyLlava();
+        for (String f : new String[]{"tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"})
+            Files.copy(ONEVISION.resolve(f), model.resolve(f));
+        Path data = TestData.onevision().resolve("tiny-data");
+        java.util.function.BiFunction<Path, String[], java.util.List<String>> flags = (out, more) -> {
+            java.util.List<String> f = new java.util.ArrayList<>(java.util.List.of("--model_name_or_path", model.toString(),
+                    "--version", "qwen2_instruct", "--data_path", data.resolve("stage2.json").toString(),
+                    "--image_folder", data.resolve("images").toString(), "--per_device_train_batch_size", "3",
+                    "--max_steps", "3", "--learning_rate", "1e-3", "--lr_scheduler_type", "constant", "--weight_decay", "0",
+                    "--logging_steps", "1", "--output_dir", out.toString()));
+            f.addAll(java.util.List.of(more));
+            return f;
+        };
+        Path s1 = tmp.resolve("s1"), s2 = tmp.resolve("s2");
+        var t1 = trainLosses(flags.apply(s1, new String[]{"--tune_mm_mlp_adapter", "True"}));
+        assertTrue(t1.get(2) < t1.get(0), "stage 1 learns: " + t1);
+        assertTrue(Files.isRegularFile(s1.resolve("mm_projector.safetensors")));
+        var t2 = trainLosses(flags.apply(s2, new String[]{"--pretrain_mm_mlp_adapter",
+                s1.resolve("mm_projector.safetensors").toString()}));
+        assertTrue(t2.get(2) < t2.get(0), "stage 2 learns: " + t2);
+        Checkpoints.Loaded again = Checkpoints.load(s2);
+        assertEquals(Layout.TINYLLAVA, again.layout());
+        Map<String, HostTensor> in = Safetensors.read(model.resolve("model.safetensors")).tensors();
+        Map<String, HostTensor> out = Safetensors.read(s2.resolve("model.safetensors")).tensors();
+        String tower = "vision_tower._vision_tower.vision_model.encoder.layers.0.mlp.fc1.weight";
+        assertArrayEquals(in.get(tower).toFloats(), out.get(tower).toFloats(), 0f, "the frozen tower is bit-identical");
+    }
 }
