@@ -14,35 +14,27 @@ public final class TestData {
     private TestData() {}
 
     public static Path reference() {
-        try {
-            return Path.of(TestData.class.getResource("/reference").toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
+        return resource("/reference");
     }
 
     /** The second fixture (GQA, feature layer 1 with CLS, rope_theta 5e5, other mean/std), made by reference-gqa/make_gqa.py. */
     public static Path gqa() {
-        try {
-            return Path.of(TestData.class.getResource("/reference-gqa").toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
+        return resource("/reference-gqa");
     }
 
     /** The OneVision reference (SigLIP + Qwen2 + AnyRes; ../shared/reference-onevision): tiny-onevision, tiny-data, expected. */
     public static Path onevision() {
-        try {
-            return Path.of(TestData.class.getResource("/reference-onevision").toURI());
-        } catch (URISyntaxException e) {
-            throw new IllegalStateException(e);
-        }
+        return resource("/reference-onevision");
     }
 
     /** A second OneVision case made with the same script (see its README): other widths, feature layer −2, other pinpoints. */
     public static Path onevisionSecond() {
+        return resource("/reference-onevision-second");
+    }
+
+    private static Path resource(String name) {
         try {
-            return Path.of(TestData.class.getResource("/reference-onevision-second").toURI());
+            return Path.of(TestData.class.getResource(name).toURI());
         } catch (URISyntaxException e) {
             throw new IllegalStateException(e);
         }

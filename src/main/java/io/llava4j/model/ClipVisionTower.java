@@ -3,7 +3,6 @@ package io.llava4j.model;
 import io.llava4j.config.VisionConfig;
 import io.llava4j.nn.Activation;
 import io.llava4j.nn.Autocast;
-import io.llava4j.nn.Scopes;
 import io.llava4j.nn.Embedding;
 import io.llava4j.nn.LayerNorm;
 import io.llava4j.nn.Linear;
@@ -42,24 +41,18 @@ public class ClipVisionTower extends VisionTower {
     @Override
     public Tensor features(Tensor pixels, int layerIndex) {
         VisionModel v = visionModel;
-        int firstTrainable = v.firstTrainableStage(layerIndex);
-        Tensor x;
-        try (NoGradGuard g = firstTrainable > 0 ? new NoGradGuard() : null) {
-            x = Scopes.keep(() -> v.preLayrnorm.forward(v.embeddings.forward(pixels)));
-            for (int i = 0; i < Math.min(layerIndex, firstTrainable - 1); i++) x = layer(v.layers.get(i), x);
-        }
-        for (int i = Math.max(0, firstTrainable - 1); i < layerIndex; i++) x = layer(v.layers.get(i), x);
-        return x;
+        return encode(() -> v.preLayrnorm.forward(v.embeddings.forward(pixels)), layerIndex);
     }
 
-    /** One layer in its own scope: its temporaries are freed as it ends (autograd keeps what the backward needs). */
-    static Tensor layer(EncoderLayer l, Tensor x) {
-        return Scopes.keep(() -> l.forward(x));
+    /** Stage 0: the embeddings and pre_layrnorm. */
+    @Override
+    boolean embeddingStageTrains() {
+        return anyRequiresGrad(visionModel.embeddings) || anyRequiresGrad(visionModel.preLayrnorm);
     }
 
     @Override
-    public boolean fullyFrozen() {
-        return visionModel.firstTrainableStage(visionModel.layers.size()) > visionModel.layers.size();
+    List<EncoderLayer> layers() {
+        return visionModel.layers;
     }
 
     public static class VisionModel extends Module {
@@ -79,22 +72,6 @@ public class ClipVisionTower extends VisionTower {
                 layers.add(l);
             }
             postLayernorm = register_module("post_layernorm", new LayerNorm(c.hiddenSize(), c.layerNormEps()));
-        }
-
-        /**
-         * Stage 0 = embeddings + pre_layrnorm, stage i = layer i (1-based). Returns the first stage, up to
-         * {@code lastStage}, holding a parameter that requires grad; {@code lastStage + 1} when none does.
-         */
-        int firstTrainableStage(int lastStage) {
-            if (anyRequiresGrad(embeddings) || anyRequiresGrad(preLayrnorm)) return 0;
-            for (int i = 0; i < lastStage; i++) if (anyRequiresGrad(layers.get(i))) return i + 1;
-            return lastStage + 1;
-        }
-
-        static boolean anyRequiresGrad(Module m) {
-            TensorVector ps = m.parameters(true);
-            for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) return true;
-            return false;
         }
     }
 

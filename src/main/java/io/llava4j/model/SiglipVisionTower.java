@@ -5,10 +5,8 @@ import io.llava4j.nn.Autocast;
 import io.llava4j.nn.Embedding;
 import io.llava4j.nn.LayerNorm;
 import io.llava4j.nn.Params;
-import io.llava4j.nn.Scopes;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.ModuleListImpl;
-import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
@@ -24,7 +22,7 @@ import java.util.List;
  *
  * <p>LLaVA models take a hidden state before {@code post_layernorm}, which is loaded (the files carry it) but never
  * applied; the pooling head ({@code vision_use_head}) is not built. Layers after the selected one are not run. As for
- * CLIP, the frozen prefix runs under {@link NoGradGuard}.
+ * CLIP, the frozen prefix runs under {@link org.bytedeco.pytorch.NoGradGuard}.
  */
 public class SiglipVisionTower extends VisionTower {
     public final VisionModel visionModel;
@@ -39,20 +37,17 @@ public class SiglipVisionTower extends VisionTower {
      */
     @Override
     public Tensor features(Tensor pixels, int layerIndex) {
-        VisionModel v = visionModel;
-        int firstTrainable = v.firstTrainableStage(layerIndex);
-        Tensor x;
-        try (NoGradGuard g = firstTrainable > 0 ? new NoGradGuard() : null) {
-            x = Scopes.keep(() -> v.embeddings.forward(pixels));
-            for (int i = 0; i < Math.min(layerIndex, firstTrainable - 1); i++) x = ClipVisionTower.layer(v.layers.get(i), x);
-        }
-        for (int i = Math.max(0, firstTrainable - 1); i < layerIndex; i++) x = ClipVisionTower.layer(v.layers.get(i), x);
-        return x;
+        return encode(() -> visionModel.embeddings.forward(pixels), layerIndex);
     }
 
     @Override
-    public boolean fullyFrozen() {
-        return visionModel.firstTrainableStage(visionModel.layers.size()) > visionModel.layers.size();
+    boolean embeddingStageTrains() {
+        return anyRequiresGrad(visionModel.embeddings);
+    }
+
+    @Override
+    List<ClipVisionTower.EncoderLayer> layers() {
+        return visionModel.layers;
     }
 
     public static class VisionModel extends Module {
@@ -72,12 +67,6 @@ public class SiglipVisionTower extends VisionTower {
             postLayernorm = register_module("post_layernorm", new LayerNorm(c.hiddenSize(), c.layerNormEps()));
         }
 
-        /** Stage 0 = embeddings, stage i = layer i; the first stage up to {@code lastStage} that trains, else lastStage + 1. */
-        int firstTrainableStage(int lastStage) {
-            if (ClipVisionTower.VisionModel.anyRequiresGrad(embeddings)) return 0;
-            for (int i = 0; i < lastStage; i++) if (ClipVisionTower.VisionModel.anyRequiresGrad(layers.get(i))) return i + 1;
-            return lastStage + 1;
-        }
     }
 
     /** Biased conv patch embedding (stride = kernel = patch, no padding) + learned position embedding, no class token. */
