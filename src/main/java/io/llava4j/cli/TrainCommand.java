@@ -53,7 +53,9 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--mm_projector_lr") Double projectorLr;
     @Option(names = "--mm_vision_tower_lr") Double visionLr;
     @Option(names = "--pretrain_mm_mlp_adapter", description = "stage-1 projector (.safetensors or LLaVA's mm_projector.bin)") Path adapter;
-    @Option(names = "--image_aspect_ratio", description = "square or pad (default: the config's image_aspect_ratio, else square)") String aspect;
+    @Option(names = "--image_aspect_ratio", description = "square, pad, anyres or anyres_max_N (default: the config's image_aspect_ratio, else square)") String aspect;
+    @Option(names = "--image_grid_pinpoints", description = "LLaVA-NeXT's AnyRes resolutions, (w, h) pairs or a range like \"(1x1),...,(6x6)\"") String gridPinpoints;
+    @Option(names = "--mm_patch_merge_type", description = "flat (one tile), or spatial_unpad with AnyRes") String patchMergeType;
     @Option(names = "--model_max_length", defaultValue = "2048") int maxLength;
     @Option(names = "--output_dir") Path outputDir;
     @Option(names = "--num_train_epochs", defaultValue = "3") double epochs;
@@ -103,6 +105,14 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--save_strategy", description = "steps (default) or no") String saveStrategy;
     @Option(names = "--report_to", description = "noted; metrics go to output_dir/log.jsonl") String reportTo;
     @Option(names = "--deepspeed", description = "noted; no ZeRO sharding (data parallel: --nproc_per_node)") String deepspeed;
+    // LLaVA-NeXT's scripts
+    @Option(names = "--attn_implementation", description = "eager, sdpa or flash_attention_2: the same attention; noted") String attnImplementation;
+    @Option(names = "--run_name", description = "noted (a wandb run name)") String runName;
+    @Option(names = "--video_folder", description = "noted; video records are refused") Path videoFolder;
+    @Option(names = "--frames_upbound", description = "noted; video records are refused") Integer framesUpbound;
+    @Option(names = "--torch_compile", arity = "1", converter = Bool.class, description = "noted; no effect") Boolean torchCompile;
+    @Option(names = "--torch_compile_backend", description = "noted; no effect") String torchCompileBackend;
+    @Option(names = "--dataloader_drop_last", arity = "1", converter = Bool.class, description = "only False (every epoch ends with its incomplete batch)") Boolean dropLast;
 
     /** Parses LLaVA-style flags into {@link TrainArgs} (for embedding and tests); unknown flags throw. */
     public static TrainArgs parse(String... argv) {
@@ -140,6 +150,14 @@ public class TrainCommand implements Callable<Integer> {
             notes.add("--" + (Boolean.TRUE.equals(bf16) ? "bf16" : "fp16") + " True: " + precision().describe());
         if (Boolean.TRUE.equals(tf32)) notes.add("--tf32 True: no effect on CPU");
         if (reportTo != null && !reportTo.equals("none")) notes.add("--report_to " + reportTo + ": metrics go to " + outputDir.resolve("log.jsonl"));
+        if (attnImplementation != null && !List.of("eager", "sdpa", "flash_attention_2").contains(attnImplementation))
+            throw new IllegalArgumentException("--attn_implementation " + attnImplementation + " is not one of eager, sdpa, flash_attention_2");
+        if (attnImplementation != null) notes.add("--attn_implementation " + attnImplementation + ": exact softmax attention either way");
+        if (runName != null) notes.add("--run_name " + runName + ": noted (metrics go to " + outputDir.resolve("log.jsonl") + ")");
+        if (videoFolder != null || framesUpbound != null) notes.add("--video_folder / --frames_upbound: noted; a video record is refused by name");
+        if (Boolean.TRUE.equals(torchCompile) || torchCompileBackend != null) notes.add("--torch_compile / --torch_compile_backend: no effect");
+        if (Boolean.TRUE.equals(dropLast))
+            throw new IllegalArgumentException("--dataloader_drop_last True is not supported: every epoch ends with its incomplete batch; use False");
         if (tunableParts != null) notes.add("--mm_tunable_parts " + tunableParts + ": decides what trains (LLaVA-NeXT); the"
                 + " --tune_mm_mlp_adapter / --freeze_backbone / --freeze_mm_mlp_adapter / --unfreeze_mm_vision_tower flags are ignored");
         if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": no ZeRO sharding; every rank holds the whole model (data parallel: --nproc_per_node)");
@@ -156,7 +174,8 @@ public class TrainCommand implements Callable<Integer> {
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
                 precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),
-                io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora(), workers, cacheVisionFeatures);
+                io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora(), workers, cacheVisionFeatures,
+                gridPinpoints, patchMergeType);
     }
 
     /** LLaVA's LoRA flags; without --lora_enable True they do nothing (as in LLaVA). */

@@ -81,8 +81,23 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
     private static final Pattern MLP = Pattern.compile("^mlp(\\d+)x_(\\w+)$");
 
     /** Projector options as LLaVA's flags spell them ({@code --mm_projector_type} etc.). */
-    public record ProjectorSpec(String type, int selectLayer, String selectFeature) {
+    /**
+     * @param imageAspectRatio {@code --image_aspect_ratio} (null: not given); {@code anyres[_max_N]} builds an AnyRes model
+     * @param gridPinpoints    {@code --image_grid_pinpoints} as LLaVA-NeXT spells it ((w, h) pairs or a range string)
+     * @param patchMergeType   {@code --mm_patch_merge_type} ({@code spatial_unpad} with AnyRes)
+     */
+    public record ProjectorSpec(String type, int selectLayer, String selectFeature, String imageAspectRatio, String gridPinpoints,
+                                String patchMergeType) {
         public static final ProjectorSpec LLAVA_DEFAULT = new ProjectorSpec("linear", -1, "patch");
+
+        public ProjectorSpec(String type, int selectLayer, String selectFeature) {
+            this(type, selectLayer, selectFeature, null, null, null);
+        }
+
+        /** These flags with LLaVA-NeXT's image flags (null = not given). */
+        public ProjectorSpec withImages(String aspect, String pinpoints, String merge) {
+            return new ProjectorSpec(type, selectLayer, selectFeature, aspect, pinpoints, merge);
+        }
 
         /** The flags given (null = not given), LLaVA's defaults for the rest. */
         public static ProjectorSpec orDefaults(String type, Integer selectLayer, String selectFeature) {
@@ -136,17 +151,74 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
             ProjectorSpec p = projector == null ? ProjectorSpec.LLAVA_DEFAULT : projector;
             int[] depthAct = parseProjectorType(p.type(), where, "mm_projector_type");
             String act = depthAct[1] == 0 ? "gelu" : actOf(p.type());
+            if (vision.isSiglip()) vision = llavaNextSiglip(vision);
+            AnyResSpec anyres = anyresFromFlags(p, vision.imageSize());
             cfg = vision.isSiglip()
-                    ? new LlavaConfig(Family.LLAMA, llavaNextSiglip(vision), text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0], act, -1, "full",
-                            visionTowerOverride, root)
+                    ? new LlavaConfig(Family.LLAMA, vision, text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0], act, -1, "full",
+                            visionTowerOverride, root, anyres)
                     : new LlavaConfig(Family.LLAMA, vision, text, LLAVA_IMAGE_TOKEN_INDEX, depthAct[0], act, p.selectLayer(),
-                            strategyOf(p.selectFeature(), where, "mm_vision_select_feature"), visionTowerOverride, root);
+                            strategyOf(p.selectFeature(), where, "mm_vision_select_feature"), visionTowerOverride, root, anyres);
         } else {
             throw new ConfigException(where + ": field 'model_type': '" + modelType
                     + "' is not a LLaVA (llava, llava_next, llava_onevision, llava_llama, llava_qwen, llava_mistral, tinyllava), LLaMA, Mistral or Qwen2 model");
         }
         cfg.validate(where);
         return cfg;
+    }
+
+    /**
+     * LLaVA-NeXT's image flags ({@code --image_aspect_ratio anyres[_max_N]}, {@code --image_grid_pinpoints} as (w, h) pairs
+     * or a range, {@code --mm_patch_merge_type spatial_unpad}) for a model built on a plain LLM folder: an AnyRes spec
+     * read as LLaVA-NeXT reads it ({@code int()} in unpad), or null for one tile per image.
+     */
+    static AnyResSpec anyresFromFlags(ProjectorSpec p, int tile) {
+        String aspect = p.imageAspectRatio(), merge = p.patchMergeType();
+        if (aspect == null || !aspect.startsWith("anyres")) {
+            if (merge != null && !merge.equals("flat"))
+                throw new ConfigException("--mm_patch_merge_type " + merge + " needs --image_aspect_ratio anyres or anyres_max_N"
+                        + " (one tile per image merges flat)");
+            return null;
+        }
+        if (!"spatial_unpad".equals(merge))
+            throw new ConfigException("--image_aspect_ratio " + aspect + ": --mm_patch_merge_type must be spatial_unpad (LLaVA-NeXT's"
+                    + " AnyRes packing), got " + merge);
+        if (p.gridPinpoints() == null)
+            throw new ConfigException("--image_aspect_ratio " + aspect + ": --image_grid_pinpoints is missing");
+        return new AnyResSpec(pinpoints(com.fasterxml.jackson.databind.node.TextNode.valueOf(p.gridPinpoints()), true, tile,
+                "--image_grid_pinpoints"), anyresMax(aspect, "--image_aspect_ratio", "image_aspect_ratio"), false);
+    }
+
+    /**
+     * LLaVA-NeXT's image flags on a model that already has its image path (null = not given): they must say what the
+     * model does (its projector was trained on it), else a {@link ConfigException}; a plain LLM folder builds from them.
+     */
+    public List<String> checkImageFlags(String aspect, String pinpoints, String merge) {
+        List<String> notes = new java.util.ArrayList<>();
+        if (family == Family.LLAMA || aspect == null && pinpoints == null && merge == null) return notes;
+        boolean any = aspect != null && aspect.startsWith("anyres");
+        if (anyres == null) {
+            if (any || merge != null && !merge.equals("flat"))
+                throw new ConfigException("--image_aspect_ratio " + aspect + " / --mm_patch_merge_type " + merge
+                        + ": this model takes one tile per image; AnyRes starts from a plain LLM folder with --pretrain_mm_mlp_adapter");
+            return notes;
+        }
+        if (aspect != null && !any)
+            throw new ConfigException("--image_aspect_ratio " + aspect + ": this model packs AnyRes tiles ("
+                    + (anyres.maxN() == null ? "anyres" : "anyres_max_" + anyres.maxN()) + ")");
+        if (any && !java.util.Objects.equals(anyresMax(aspect, "--image_aspect_ratio", "image_aspect_ratio"), anyres.maxN()))
+            throw new ConfigException("--image_aspect_ratio " + aspect + " contradicts the model's "
+                    + (anyres.maxN() == null ? "anyres" : "anyres_max_" + anyres.maxN()));
+        if (merge != null && !merge.equals("spatial_unpad"))
+            throw new ConfigException("--mm_patch_merge_type " + merge + ": this model merges AnyRes tiles with spatial_unpad");
+        if (pinpoints != null) {
+            List<int[]> flag = pinpoints(com.fasterxml.jackson.databind.node.TextNode.valueOf(pinpoints), true, vision.imageSize(),
+                    "--image_grid_pinpoints");
+            boolean same = flag.size() == anyres.pinpointsHW().size();
+            for (int i = 0; same && i < flag.size(); i++) same = java.util.Arrays.equals(flag.get(i), anyres.pinpointsHW().get(i));
+            if (!same) throw new ConfigException("--image_grid_pinpoints " + pinpoints + " contradicts the model's image_grid_pinpoints");
+        }
+        notes.add("--image_aspect_ratio / --image_grid_pinpoints / --mm_patch_merge_type: as the model's config");
+        return notes;
     }
 
     /** transformers' LLaVA model types: {@code vision_config} and {@code text_config} inside. */
@@ -189,6 +261,11 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         java.util.List<String> notes = new java.util.ArrayList<>();
         if (family == Family.LLAMA) return notes;
         String where = "the model's config.json";
+        if (visionTower != null && !java.nio.file.Files.isDirectory(visionTower) && family == Family.ORIGINAL_LLAVA
+                && visionTower.toString().equals(raw.path("mm_vision_tower").asText(null))) {
+            notes.add("--vision_tower " + visionTower + ": the model's own mm_vision_tower; its weights are the model's");
+            visionTower = null; // LLaVA-NeXT's scripts name the tower of a checkpoint that carries it
+        }
         if (visionTower != null) {
             if (!java.nio.file.Files.isDirectory(visionTower))
                 throw new ConfigException("--vision_tower " + visionTower + ": no such folder (llava4j never downloads)");
@@ -350,6 +427,8 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
 
     private static LlavaConfig original(ObjectNode root, Path folder, String where, Path override) {
         String towerName = text(root, "mm_vision_tower");
+        if (override != null && !Files.isDirectory(override) && override.toString().equals(towerName))
+            override = null; // --vision_tower naming the checkpoint's own tower by its hub id, as LLaVA-NeXT's scripts do
         Path tower = override;
         VisionConfig vision;
         if (tower == null && towerName != null) tower = resolveLocal(folder, towerName);

@@ -321,10 +321,11 @@ public final class Conversation {
                             + " every </s> as padding and masks every sample (use --version v1: the same prompt, padded with unk)");
                 return pad;
             }
-            if (tok.unk() < 0)
-                throw new DataException(tok.folder() + ": the tokenizer has no unk_token; LLaVA pads with unk under the "
-                        + names.get(0) + " template");
-            return tok.unk();
+            if (tok.unk() >= 0) return tok.unk();
+            // LLaVA-NeXT sets pad = unk only when there is an unk (Qwen's tokenizers have none) and keeps the pad_token
+            if (tok.padToken() >= 0) return tok.padToken();
+            throw new DataException(tok.folder() + ": the tokenizer has neither unk_token nor pad_token; LLaVA pads with unk"
+                    + " (LLaVA-NeXT with the pad_token) under the " + names.get(0) + " template");
         }
 
         /**

@@ -66,7 +66,7 @@ public enum Layout {
     public Source source(String name) {
         if (this == LLAVA_HF || this == TRANSFORMERS || this == TINYLLAVA) return Source.CHECKPOINT;
         if (name.startsWith(VISION)) return Source.VISION_FOLDER;
-        if (name.startsWith(PROJECTOR)) return this == LLAMA ? Source.NONE : Source.CHECKPOINT;
+        if (name.startsWith(PROJECTOR) || name.equals(IMAGE_NEWLINE)) return this == LLAMA ? Source.NONE : Source.CHECKPOINT;
         return Source.CHECKPOINT;
     }
 

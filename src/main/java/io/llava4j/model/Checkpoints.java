@@ -78,7 +78,10 @@ public final class Checkpoints {
         checkSizeAgainstWeights(cfg, folder, weights, vision); // before the model's memory is reserved
         Llava model = new Llava(cfg); // parameters are uninitialised (untouched pages) until assigned
         assign(model, layout, weights, vision, folder, cfg.visionTowerFolder(), precision);
-        if (layout == Layout.LLAMA) model.projector.resetParameters();
+        if (layout == Layout.LLAMA) {
+            model.projector.resetParameters();
+            if (model.imageNewline != null) model.initImageNewline();
+        }
         io.llava4j.engine.Device.move(model); // --device cuda
         return new Loaded(model, layout, folder);
     }
@@ -447,6 +450,12 @@ public final class Checkpoints {
         c.put("mm_vision_select_feature", "full".equals(cfg.visionFeatureSelectStrategy()) ? "cls_patch" : "patch");
         c.put("mm_hidden_size", cfg.vision().hiddenSize());
         c.put("use_mm_proj", true);
+        if (cfg.anyres() != null && !c.has("image_aspect_ratio")) { // a model built from LLaVA-NeXT's flags
+            c.put("image_aspect_ratio", cfg.anyres().maxN() == null ? "anyres" : "anyres_max_" + cfg.anyres().maxN());
+            var pp = c.putArray("image_grid_pinpoints");
+            for (int[] hw : cfg.anyres().pinpointsHW()) pp.addArray().add(hw[1]).add(hw[0]); // (w, h), as LLaVA-NeXT lists them
+            c.put("mm_patch_merge_type", "spatial_unpad");
+        }
         return c;
     }
 }

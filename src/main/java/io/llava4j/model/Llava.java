@@ -88,6 +88,16 @@ public class Llava extends Module {
         return out;
     }
 
+    /**
+     * A fresh {@code image_newline}, as LLaVA-NeXT makes it when it builds an AnyRes model on a plain LLM: normal values
+     * times 1/√hidden.
+     */
+    public void initImageNewline() {
+        try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+            imageNewline.normal_(0.0, 1.0 / Math.sqrt(imageNewline.size(0)), null);
+        }
+    }
+
     /** Rows image {@code (height, width)} becomes in the LLM's input: {@link LlavaConfig#imageFeatureTokens()} without AnyRes. */
     public int imageTokens(int height, int width) {
         LlavaConfig.AnyResSpec any = config.anyres();

@@ -12,6 +12,8 @@ import java.nio.file.Path;
  * disk needs exceed what is there ({@link RunResources}); {@code lora}: LoRA adapters on the LLM
  * ({@code --lora_enable True}); null = none. {@code dataloaderNumWorkers}: threads preparing samples ahead
  * ({@link SampleLoader}); {@code cacheVisionFeatures}: a {@link FeatureCache} folder, or null.
+ * {@code imageGridPinpoints}, {@code mmPatchMergeType}: LLaVA-NeXT's AnyRes flags (null: not given), which build an AnyRes
+ * model on a plain LLM folder and must agree with a LLaVA model's own config.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -25,7 +27,7 @@ public record TrainArgs(
         boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
         io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
         io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora,
-        int dataloaderNumWorkers, Path cacheVisionFeatures) {
+        int dataloaderNumWorkers, Path cacheVisionFeatures, String imageGridPinpoints, String mmPatchMergeType) {
 
     /** These arguments with LoRA set to {@code spec} (null: none) — for a stage plan's {@code llm: lora{…}}. */
     public TrainArgs withLora(LoraSpec spec) {
@@ -35,7 +37,7 @@ public record TrainArgs(
                 perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps,
                 lrSchedulerType, maxGradNorm, adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps,
                 resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, spec,
-                dataloaderNumWorkers, cacheVisionFeatures);
+                dataloaderNumWorkers, cacheVisionFeatures, imageGridPinpoints, mmPatchMergeType);
     }
 
     public TrainArgs {
@@ -62,7 +64,8 @@ public record TrainArgs(
 
     /** The projector flags with LLaVA's defaults filled in (for a fresh projector on a LLaMA folder). */
     public io.llava4j.config.LlavaConfig.ProjectorSpec projectorSpec() {
-        return io.llava4j.config.LlavaConfig.ProjectorSpec.orDefaults(mmProjectorType, mmVisionSelectLayer, mmVisionSelectFeature);
+        return io.llava4j.config.LlavaConfig.ProjectorSpec.orDefaults(mmProjectorType, mmVisionSelectLayer, mmVisionSelectFeature)
+                .withImages(imageAspectRatio, imageGridPinpoints, mmPatchMergeType);
     }
 
     public FreezePlan.Flags freezeFlags() {

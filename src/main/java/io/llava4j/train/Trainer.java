@@ -144,7 +144,9 @@ public final class Trainer {
         io.llava4j.data.Conversation.Template.forTraining(a.version()); // an unknown template fails before any weight is read
         LlavaTokenizer tok = Batches.preflight(a.modelNameOrPath(), a.visionTower(), projector, a.modelMaxLength()); // before any weight
         io.llava4j.config.LlavaConfig cfg = io.llava4j.config.LlavaConfig.load(a.modelNameOrPath(), a.visionTower(), projector);
-        List<String> flagNotes = cfg.checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(), a.mmVisionSelectFeature());
+        List<String> flagNotes = new java.util.ArrayList<>(cfg.checkFlags(a.visionTower(), a.mmProjectorType(), a.mmVisionSelectLayer(),
+                a.mmVisionSelectFeature()));
+        flagNotes.addAll(cfg.checkImageFlags(a.imageAspectRatio(), a.imageGridPinpoints(), a.mmPatchMergeType()));
         FreezePlan.requireSomethingTrains(a.freezeFlags());
         List<io.llava4j.data.LlavaRecord> records = a.dryRun() ? null : DataPreflight.check(tok, cfg, a, System.out); // before any weight
         if (!a.dryRun() && a.checkResources()) RunResources.check(cfg, a, totalSteps(records.size()));

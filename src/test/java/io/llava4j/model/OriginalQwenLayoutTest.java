@@ -122,4 +122,22 @@ class OriginalQwenLayoutTest {
         assertEquals(a.keySet(), b.keySet());
         for (String k : a.keySet()) assertTrue(a.get(k).equal(b.get(k)), k);
     }
+
+    /** LLaVA-NeXT's scripts pass --vision_tower with the hub id the checkpoint names: its own tower, no folder needed. */
+    @Test
+    void visionTowerFlagNamingTheCheckpointsTowerIsItsOwn(@TempDir Path tmp) throws Exception {
+        Path folder = original(tmp);
+        ObjectNode c = (ObjectNode) JSON.readTree(folder.resolve("config.json").toFile());
+        String tower = c.get("mm_vision_tower").asText();
+        // the tower folder moves away: the checkpoint carries the weights, the config names the hub id
+        c.put("mm_vision_tower", "google/siglip-so400m-patch14-384");
+        c.put("mm_hidden_size", 1152); // a config-level check: so400m's width
+        Files.writeString(folder.resolve("config.json"), c.toPrettyString());
+        LlavaConfig cfg = LlavaConfig.load(folder, Path.of("google/siglip-so400m-patch14-384"), null);
+        assertEquals(1152, cfg.vision().hiddenSize(), "so400m by its id");
+        assertTrue(cfg.checkFlags(Path.of("google/siglip-so400m-patch14-384"), null, -2, null).stream()
+                .anyMatch(n -> n.contains("the model's own mm_vision_tower")));
+        assertThrows(io.llava4j.config.ConfigException.class, () -> cfg.checkFlags(Path.of("google/other-tower"), null, null, null));
+        assertTrue(Files.isDirectory(Path.of(tower)));
+    }
 }
