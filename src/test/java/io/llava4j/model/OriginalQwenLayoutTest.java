@@ -132,6 +132,7 @@ class OriginalQwenLayoutTest {
         // the tower folder moves away: the checkpoint carries the weights, the config names the hub id
         c.put("mm_vision_tower", "google/siglip-so400m-patch14-384");
         c.put("mm_hidden_size", 1152); // a config-level check: so400m's width
+        c.put("image_grid_pinpoints", "(1x1),...,(2x2)");
         Files.writeString(folder.resolve("config.json"), c.toPrettyString());
         LlavaConfig cfg = LlavaConfig.load(folder, Path.of("google/siglip-so400m-patch14-384"), null);
         assertEquals(1152, cfg.vision().hiddenSize(), "so400m by its id");
