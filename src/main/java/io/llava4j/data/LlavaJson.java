@@ -46,7 +46,68 @@ public final class LlavaJson {
      */
     public static List<LlavaRecord> read(Path file, java.util.function.Consumer<Finding> onBad) throws IOException {
         if (!Files.isRegularFile(file)) throw new DataException(file + ": data file not found");
-        return file.getFileName().toString().endsWith(".jsonl") ? readLines(file, onBad) : readArray(file, onBad);
+        String name = file.getFileName().toString();
+        if (name.endsWith(".yaml") || name.endsWith(".yml")) return readMix(file, onBad);
+        return name.endsWith(".jsonl") ? readLines(file, onBad) : readArray(file, onBad);
+    }
+
+    /**
+     * LLaVA-NeXT's data mixture: a YAML file {@code datasets: [{json_path, sampling_strategy}]} whose records are the
+     * concatenation, in order, of each file's selection: {@code all} (the default), {@code first:N} / {@code first:P%}
+     * (the first N, or ceil(P·n/100), entries), {@code end:…} (the last ones). {@code random:…} draws with Python's
+     * unseeded shuffle in LLaVA-NeXT, which cannot be reproduced: refused by name. A relative {@code json_path} is
+     * read as given (LLaVA-NeXT's working directory), else beside the YAML file. Records are numbered in the mixture
+     * (their {@link LlavaRecord#source} names the file and the record's place in it).
+     */
+    private static List<LlavaRecord> readMix(Path yaml, java.util.function.Consumer<Finding> onBad) throws IOException {
+        JsonNode root;
+        try {
+            root = new com.fasterxml.jackson.dataformat.yaml.YAMLMapper().readTree(yaml.toFile());
+        } catch (JsonProcessingException e) {
+            throw new DataException(yaml + ": not valid YAML: " + e.getOriginalMessage(), e);
+        }
+        JsonNode datasets = root == null ? null : root.get("datasets");
+        if (datasets == null || !datasets.isArray() || datasets.isEmpty())
+            throw new DataException(yaml + ": field datasets: expected a list of {json_path, sampling_strategy}");
+        List<LlavaRecord> out = new ArrayList<>();
+        int offset = 0, k = 0;
+        for (JsonNode d : datasets) {
+            String where = yaml + ": datasets[" + k++ + "]";
+            if (!d.isObject() || !d.path("json_path").isTextual())
+                throw new DataException(where + ": field json_path: missing or not a string");
+            Path json = Path.of(d.get("json_path").asText());
+            if (!json.isAbsolute() && !Files.isRegularFile(json) && yaml.getParent() != null) json = yaml.getParent().resolve(json);
+            List<Finding> bad = new ArrayList<>();
+            List<LlavaRecord> recs = read(json, bad::add);
+            int n = recs.size() + bad.size();
+            String strategy = d.hasNonNull("sampling_strategy") ? d.get("sampling_strategy").asText() : "all";
+            int from = 0, to = n;
+            if (!strategy.equals("all")) {
+                String[] kv = strategy.split(":", 2);
+                if (kv.length != 2 || !(kv[0].equals("first") || kv[0].equals("end")))
+                    throw new DataException(where + ": field sampling_strategy: '" + strategy + "' is not all, first:N[%] or end:N[%]"
+                            + (kv[0].equals("random") ? " (LLaVA-NeXT's random draw is unseeded and cannot be reproduced)" : ""));
+                int count;
+                try {
+                    count = kv[1].endsWith("%") ? (int) Math.ceil(Integer.parseInt(kv[1].substring(0, kv[1].length() - 1)) * (double) n / 100)
+                            : Integer.parseInt(kv[1]);
+                } catch (NumberFormatException e) {
+                    throw new DataException(where + ": field sampling_strategy: '" + strategy + "': not a number of records", e);
+                }
+                count = Math.min(Math.max(count, 0), n);
+                if (kv[0].equals("first")) to = count;
+                else from = n - count;
+            }
+            for (LlavaRecord r : recs)
+                if (r.index() >= from && r.index() < to)
+                    out.add(new LlavaRecord(yaml + " > " + json + " record #" + r.index(), offset + r.index() - from, r.id(), r.image(),
+                            r.conversations()));
+            for (Finding f : bad)
+                if (f.index() >= from && f.index() < to)
+                    onBad.accept(new Finding(offset + f.index() - from, f.id(), f.problem(), f.message()));
+            offset += to - from;
+        }
+        return out;
     }
 
     private static List<LlavaRecord> readArray(Path file, java.util.function.Consumer<Finding> onBad) throws IOException {

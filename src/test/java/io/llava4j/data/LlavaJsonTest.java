@@ -91,4 +91,31 @@ class LlavaJsonTest {
         e = assertThrows(DataException.class, () -> LlavaJson.read(dir.resolve("none.json")));
         assertTrue(e.getMessage().contains("none.json"), e.getMessage());
     }
+
+    /** LLaVA-NeXT's YAML mixture: each file's first / last share or all of it, in order, numbered in the mixture. */
+    @Test
+    void yamlMixtureSelectsAsLlavaNext() throws IOException {
+        StringBuilder a = new StringBuilder("["), b = new StringBuilder();
+        for (int i = 0; i < 3; i++)
+            a.append(i > 0 ? "," : "").append("{\"id\": \"a").append(i).append("\", \"conversations\": [{\"from\": \"human\", \"value\": \"q\"}]}");
+        a.append("]");
+        for (int i = 0; i < 4; i++) b.append("{\"id\": \"b").append(i).append("\", \"conversations\": [{\"from\": \"human\", \"value\": \"q\"}]}\n");
+        Files.writeString(dir.resolve("a.json"), a);
+        Files.writeString(dir.resolve("b.jsonl"), b);
+        Path yaml = dir.resolve("mix.yaml");
+        Files.writeString(yaml, String.join("\n", "datasets:",
+                "  - json_path: a.json", "    sampling_strategy: \"first:50%\"",   // ceil(1.5) = 2
+                "  - json_path: " + dir.resolve("b.jsonl"), "    sampling_strategy: end:1",
+                "  - json_path: a.json", ""));
+        List<LlavaRecord> rs = LlavaJson.read(yaml);
+        assertEquals(List.of("a0", "a1", "b3", "a0", "a1", "a2"), rs.stream().map(LlavaRecord::id).toList());
+        assertEquals(List.of(0, 1, 2, 3, 4, 5), rs.stream().map(LlavaRecord::index).toList(), "numbered in the mixture");
+        assertTrue(rs.get(2).describe().contains("b.jsonl record #3"), rs.get(2).describe());
+        Files.writeString(yaml, "datasets:\n  - json_path: a.json\n    sampling_strategy: random:10%\n");
+        DataException e = assertThrows(DataException.class, () -> LlavaJson.read(yaml));
+        assertTrue(e.getMessage().contains("random") && e.getMessage().contains("datasets[0]"), e.getMessage());
+        Files.writeString(yaml, "datasets:\n  - json_path: missing.json\n");
+        e = assertThrows(DataException.class, () -> LlavaJson.read(yaml));
+        assertTrue(e.getMessage().contains("missing.json"), e.getMessage());
+    }
 }
