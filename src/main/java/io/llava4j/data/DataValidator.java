@@ -30,9 +30,17 @@ public final class DataValidator {
      *
      * @param imageFeatureTokens rows one image becomes in the model's input (LLaVA-1.5: 576)
      * @param threads            worker threads (at least 1)
+     * @param imageRows          AnyRes: the rows an image of (height, width) becomes, which depend on its size; null: every
+     *                           image is {@code imageFeatureTokens} rows
      */
     public record Settings(LlavaTokenizer tokenizer, String version, Path imageFolder, ImageProcessor processor,
-                           String aspectRatio, int modelMaxLength, int imageTokenIndex, int imageFeatureTokens, int threads) {}
+                           String aspectRatio, int modelMaxLength, int imageTokenIndex, int imageFeatureTokens, int threads,
+                           java.util.function.IntBinaryOperator imageRows) {
+        public Settings(LlavaTokenizer tokenizer, String version, Path imageFolder, ImageProcessor processor, String aspectRatio,
+                        int modelMaxLength, int imageTokenIndex, int imageFeatureTokens, int threads) {
+            this(tokenizer, version, imageFolder, processor, aspectRatio, modelMaxLength, imageTokenIndex, imageFeatureTokens, threads, null);
+        }
+    }
 
     /**
      * Checks {@code records} (those {@link LlavaJson#read(Path, java.util.function.Consumer)} could read; its findings
@@ -78,15 +86,9 @@ public final class DataValidator {
     private static List<Finding> check(LlavaDataset ds, int i, Settings s, Map<String, Object> images) {
         LlavaRecord r = ds.record(i);
         List<Finding> out = null;
-        try {
-            out = add(out, r, tokenFindings(ds, i, s));
-        } catch (RecordException e) {
-            out = add(out, r, new Finding(r.index(), r.id(), e.problem(), e.getMessage()));
-        } catch (RuntimeException e) {
-            out = add(out, r, new Finding(r.index(), r.id(), DataProblem.OTHER, message(r, e)));
-        }
+        Object result = null;
         if (r.hasImage()) {
-            Object result = images.get(r.image());
+            result = images.get(r.image());
             if (result == null) { // two threads may decode the same image once each; never under a lock
                 try {
                     result = ds.checkImage(i);
@@ -97,9 +99,18 @@ public final class DataValidator {
                 }
                 images.putIfAbsent(r.image(), result);
             }
-            if (result instanceof ImageProblem p)
-                out = add(out, r, new Finding(r.index(), r.id(), p.problem(), r.describe() + p.detail()));
         }
+        int rows = s.imageFeatureTokens();
+        if (s.imageRows() != null && result instanceof int[] wh) rows = s.imageRows().applyAsInt(wh[1], wh[0]);
+        try {
+            out = add(out, r, tokenFindings(ds, i, s, rows));
+        } catch (RecordException e) {
+            out = add(out, r, new Finding(r.index(), r.id(), e.problem(), e.getMessage()));
+        } catch (RuntimeException e) {
+            out = add(out, r, new Finding(r.index(), r.id(), DataProblem.OTHER, message(r, e)));
+        }
+        if (result instanceof ImageProblem p)
+            out = add(out, r, new Finding(r.index(), r.id(), p.problem(), r.describe() + p.detail()));
         return out;
     }
 
@@ -139,16 +150,16 @@ public final class DataValidator {
      * sees them: after the image token became {@code imageFeatureTokens} rows, the sequence was cut to
      * {@code modelMaxLength} and the first position (never a target) dropped.
      */
-    private static Finding tokenFindings(LlavaDataset ds, int i, Settings s) {
+    private static Finding tokenFindings(LlavaDataset ds, int i, Settings s, int imageRows) {
         LlavaRecord r = ds.record(i);
         LlavaDataset.Tokens t = ds.tokens(i);
-        int max = s.modelMaxLength(), grow = Math.max(0, s.imageFeatureTokens() - 1);
+        int max = s.modelMaxLength(), grow = Math.max(0, imageRows - 1);
         if (t.mismatch())
             return new Finding(r.index(), r.id(), DataProblem.MASKING_MISMATCH, t.warning());
         if (t.untruncatedLabels() == 0)
             return new Finding(r.index(), r.id(), DataProblem.FULLY_MASKED, r.describe() + ": no token is supervised (every label is masked"
                     + " by the template: an empty answer?); the sample trains on nothing");
-        int kept = supervisedAfterMerge(t.inputIds(), t.labels(), s.imageTokenIndex(), s.imageFeatureTokens(), max);
+        int kept = supervisedAfterMerge(t.inputIds(), t.labels(), s.imageTokenIndex(), imageRows, max);
         int length = t.untruncatedLength() + (t.untruncatedImage() ? grow : 0);
         if (kept == 0)
             return new Finding(r.index(), r.id(), DataProblem.TRUNCATED_TO_NO_LABEL, r.describe() + ": " + length + " positions"

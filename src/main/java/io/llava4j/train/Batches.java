@@ -93,7 +93,8 @@ public final class Batches {
         if (records.isEmpty() && bad.isEmpty()) throw new DataException(dataPath + ": no records");
         return DataValidator.validate(dataPath, records, bad, new DataValidator.Settings(tok, version, imageFolder,
                 processor(modelFolder, cfg, records), aspect(cfg, aspectRatio), modelMaxLength, cfg.imageTokenIndex(),
-                cfg.imageFeatureTokens(), threads));
+                cfg.imageFeatureTokens(), threads, cfg.anyres() == null ? null
+                        : (h, w) -> io.llava4j.data.AnyRes.numImageTokens(h, w, io.llava4j.data.AnyRes.spec(cfg))));
     }
 
     private static String aspect(LlavaConfig cfg, String aspectRatio) {

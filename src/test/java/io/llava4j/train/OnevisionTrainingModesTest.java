@@ -113,4 +113,20 @@ class OnevisionTrainingModesTest {
         assertEquals(w.keySet(), g.keySet(), got.toString());
         for (String k : w.keySet()) assertArrayEquals(w.get(k).toFloats(), g.get(k).toFloats(), 1e-6f, k);
     }
+
+    /** The data check counts each AnyRes image's own rows: a sample cut by --model_max_length is named with its length. */
+    @Test
+    void dataCheckCountsEachImagesRows() throws Exception {
+        io.llava4j.config.LlavaConfig cfg = io.llava4j.config.LlavaConfig.load(MODEL, null, null);
+        try (io.llava4j.data.LlavaTokenizer tok = io.llava4j.data.LlavaTokenizer.load(MODEL)) {
+            io.llava4j.data.DataReport r = Batches.validate(tok, MODEL, cfg, REF.resolve("tiny-data/stage2.json"),
+                    REF.resolve("tiny-data/images"), "qwen_1_5", null, 90, 1);
+            // the reference's expanded lengths are 84, 85 and 99 (record 2: 54 ids, img2 of 64 x 40 becomes 46 rows);
+            // one fixed count of 16 rows per image would put record 2 at 69 and find nothing
+            var truncated = r.findings().stream().filter(f -> f.problem() == io.llava4j.data.DataProblem.TRUNCATED).toList();
+            assertEquals(1, truncated.size(), r.findings().toString());
+            assertEquals(2, truncated.get(0).index());
+            assertTrue(truncated.get(0).message().contains("99 positions"), truncated.get(0).message());
+        }
+    }
 }
