@@ -36,8 +36,8 @@ public class InspectCommand implements Callable<Integer> {
         System.out.printf("features:  layer %d, strategy %s, %d rows per %s%n", c.visionFeatureLayer(),
                 c.visionFeatureSelectStrategy(), c.imageFeatureTokens(), c.anyres() == null ? "image" : "tile");
         if (c.anyres() != null)
-            System.out.printf("anyres:    %d pinpoints%s, a base tile + a grid of tiles, image_newline after each row%n",
-                    c.anyres().pinpointsHW().size(), c.anyres().maxN() == null ? "" : ", grid features downsampled above " + c.anyres().maxN() + " tiles");
+            System.out.printf("anyres:    a base tile + a grid of tiles over %d pinpoints, image_newline after each row%s%n",
+                    c.anyres().pinpointsHW().size(), c.anyres().maxN() == null ? "" : "; grid features downsampled above " + c.anyres().maxN() + " tiles");
         System.out.printf("projector: %s%n", c.projectorType());
         System.out.printf("llm:       %s %d layers, width %d, heads %d/%d kv, vocab %d, rope_theta %s%s%n",
                 LLM_NAMES.getOrDefault(c.text().modelType(), "LLaMA"), c.text().numHiddenLayers(), c.text().hiddenSize(), c.text().numAttentionHeads(), c.text().numKeyValueHeads(),

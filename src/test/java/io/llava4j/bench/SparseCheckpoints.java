@@ -55,13 +55,15 @@ public final class SparseCheckpoints {
             }
             case "image-sample" -> System.out.println("wrote " + imageSample(Path.of(args[1]), args[2],
                     Integer.parseInt(args[3]), Integer.parseInt(args[4])));
+            case "positions" -> positions(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]), args[4]);
             case "original" -> {
                 long bytes = original(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]));
                 System.out.printf("wrote %s: %.2f GB of (sparse) weights%n", args[3], bytes / 1e9);
             }
             default -> {
                 System.err.println("usage: SparseCheckpoints hf REAL_CONFIG_DIR OUT_DIR [F16|BF16|F32] | bench TINY_MODEL_DIR OUT_DIR"
-                        + " | sample OUT_DIR SIDE | onevision REAL_CONFIG_DIR TINY_ONEVISION_DIR OUT_DIR | image-sample OUT_DIR NAME WIDTH HEIGHT");
+                        + " | sample OUT_DIR SIDE | onevision REAL_CONFIG_DIR TINY_ONEVISION_DIR OUT_DIR | image-sample OUT_DIR NAME WIDTH HEIGHT"
+                        + " | positions MODEL_DIR DATA_JSON IMAGE_FOLDER VERSION");
                 System.exit(2);
             }
         }
@@ -232,6 +234,28 @@ public final class SparseCheckpoints {
                 + "{\"from\": \"human\", \"value\": \"<image>\\nWhat is in the picture?\"},"
                 + "{\"from\": \"gpt\", \"value\": \"" + answer + "\"}]}]", StandardCharsets.UTF_8);
         return json;
+    }
+
+    /**
+     * Prints, for each record of {@code data}, its image's size, AnyRes grid and image tokens ({@code AnyRes}'s count,
+     * the processor's) and its text ids under {@code version}: the sequence the model sees is text ids − 1 + image tokens.
+     */
+    public static void positions(Path model, Path data, Path imageFolder, String version) throws IOException {
+        LlavaConfig cfg = LlavaConfig.load(model, null, null);
+        io.llava4j.data.AnyRes.Spec spec = io.llava4j.data.AnyRes.spec(cfg);
+        io.llava4j.data.LlavaTokenizer tok = io.llava4j.data.LlavaTokenizer.load(model);
+        io.llava4j.data.Conversation conv = new io.llava4j.data.Conversation(
+                io.llava4j.data.Conversation.Template.forTraining(version), tok, cfg.imageTokenIndex());
+        for (io.llava4j.data.LlavaRecord r : io.llava4j.data.LlavaJson.read(data)) {
+            io.llava4j.data.Conversation.Tokenized t = conv.tokenize(r);
+            int[] hw = io.llava4j.data.ImageProcessor.size(imageFolder.resolve(r.image()));
+            io.llava4j.data.AnyRes.Grid g = io.llava4j.data.AnyRes.grid(hw[0], hw[1], spec);
+            int image = io.llava4j.data.AnyRes.numImageTokens(hw[0], hw[1], spec);
+            long supervised = java.util.Arrays.stream(t.labels()).filter(l -> l != -100).count();
+            System.out.printf("%s: image %dx%d (WxH), grid %dx%d + base = %d tiles, %d image tokens; %d text ids (%d supervised)"
+                            + " -> %d positions%n", r.id(), hw[1], hw[0], g.rows(), g.cols(), g.rows() * g.cols() + 1, image,
+                    t.inputIds().length, supervised, t.inputIds().length - 1 + image);
+        }
     }
 
     /**
