@@ -21,6 +21,9 @@ CP="target/test-classes:target/classes:target/lib/*"
 java -cp "$CP" io.llava4j.bench.SparseCheckpoints onevision "$REAL" "$TINY" "$M"
 java -cp "$CP" io.llava4j.bench.SparseCheckpoints image-sample "$W/data" score-1024x899 1024 899 >/dev/null
 java -cp "$CP" io.llava4j.bench.SparseCheckpoints image-sample "$W/data" stage1-640x480 640 480 >/dev/null
+for n in score-1024x899 stage1-640x480; do
+  java -cp "$CP" io.llava4j.bench.SparseCheckpoints positions "$M" "$W/data/$n.json" "$W/data/images" qwen_1_5
+done
 echo "== $(date -u '+%F %T UTC') $(uptime)"
 ( time LLAVA4J_MEMORY_REPORT="$W/inspect.json" ./llava4j inspect --bf16 True --model_name_or_path "$M" ) 2>&1 | tail -20
 echo "inspect --bf16: $(cat "$W/inspect.json")"
