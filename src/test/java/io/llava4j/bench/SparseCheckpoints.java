@@ -36,7 +36,10 @@ public final class SparseCheckpoints {
 
     /**
      * {@code hf REAL_CONFIG_DIR OUT_DIR [dtype]}: the model of a published config; {@code bench OUT_DIR}: the benchmark
-     * shape of llava_ref.py with the reference tokenizer; {@code sample OUT_DIR SIDE [TEXT]}: a one-record data file.
+     * shape of llava_ref.py with the reference tokenizer; {@code sample OUT_DIR SIDE [TEXT]}: a one-record data file;
+     * {@code onevision REAL_CONFIG_DIR TINY_ONEVISION_DIR OUT_DIR}: a llava-hf OneVision folder from its config alone
+     * ({@link #onevision}); {@code image-sample OUT_DIR NAME W H}: a one-record ChatML-ready data file {@code NAME.json}
+     * with a W×H image ({@link #imageSample}).
      */
     public static void main(String[] args) throws IOException {
         switch (args.length == 0 ? "" : args[0]) {
@@ -46,12 +49,21 @@ public final class SparseCheckpoints {
             }
             case "bench" -> System.out.println("wrote " + benchShaped(Path.of(args[1]), Path.of(args[2])));
             case "sample" -> System.out.println("wrote " + oneSample(Path.of(args[1]), Integer.parseInt(args[2])));
+            case "onevision" -> {
+                long bytes = onevision(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]));
+                System.out.printf("wrote %s: %.2f GB of (sparse) BF16 weights%n", args[3], bytes / 1e9);
+            }
+            case "image-sample" -> System.out.println("wrote " + imageSample(Path.of(args[1]), args[2],
+                    Integer.parseInt(args[3]), Integer.parseInt(args[4])));
+            case "positions" -> positions(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]), args[4]);
             case "original" -> {
                 long bytes = original(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]));
                 System.out.printf("wrote %s: %.2f GB of (sparse) weights%n", args[3], bytes / 1e9);
             }
             default -> {
-                System.err.println("usage: SparseCheckpoints hf REAL_CONFIG_DIR OUT_DIR [F16|BF16|F32] | bench TINY_MODEL_DIR OUT_DIR | sample OUT_DIR SIDE");
+                System.err.println("usage: SparseCheckpoints hf REAL_CONFIG_DIR OUT_DIR [F16|BF16|F32] | bench TINY_MODEL_DIR OUT_DIR"
+                        + " | sample OUT_DIR SIDE | onevision REAL_CONFIG_DIR TINY_ONEVISION_DIR OUT_DIR | image-sample OUT_DIR NAME WIDTH HEIGHT"
+                        + " | positions MODEL_DIR DATA_JSON IMAGE_FOLDER VERSION");
                 System.exit(2);
             }
         }
@@ -116,6 +128,134 @@ public final class SparseCheckpoints {
         long total = 0;
         for (Map.Entry<String, Map<String, long[]>> s : shards.entrySet()) total += writeSparse(out.resolve(s.getKey()), s.getValue(), dtype);
         return total;
+    }
+
+    /** Shard size limit of {@link #onevision}: the BF16 OneVision-0.5B files (2.06 GB with the tied head's copy) make two shards. */
+    public static final long ONEVISION_MAX_SHARD_BYTES = 2_000_000_000L;
+
+    /**
+     * A llava-hf OneVision folder (transformers before 4.52: {@code vision_tower.vision_model.…},
+     * {@code multi_modal_projector.linear_{1,2}.…}, {@code image_newline}, {@code language_model.model.…} and
+     * {@code language_model.lm_head.weight}) made from {@code configDir}'s config.json alone, as no published weight map is
+     * in the repository: the names and shapes are those of the model llava4j builds from the config (its parameters are
+     * allocated, never touched), plus the tied head's copy {@code language_model.lm_head.weight} [vocab, hidden] that
+     * converted files carry and llava4j ignores. BF16, the data holes in sparse files, split in model order into
+     * {@code model-0000k-of-0000N.safetensors} shards of at most {@link #ONEVISION_MAX_SHARD_BYTES} with the
+     * {@code model.safetensors.index.json} transformers writes ({@code metadata.total_size}, {@code weight_map} sorted by
+     * name). The tokenizer is {@code tiny}'s toy Qwen one (ids < 1040, all valid rows of the real embedding); its
+     * preprocessor_config.json is adapted to the real tile size and the config's pinpoints.
+     *
+     * @return bytes of weight data
+     */
+    public static long onevision(Path configDir, Path tiny, Path out) throws IOException {
+        Files.createDirectories(out);
+        Files.copy(configDir.resolve("config.json"), out.resolve("config.json"), StandardCopyOption.REPLACE_EXISTING);
+        LlavaConfig cfg = LlavaConfig.load(out, null, null);
+        if (cfg.anyres() == null) throw new IllegalArgumentException(configDir + " is not an AnyRes (OneVision) config");
+        Map<String, long[]> shapes = new LinkedHashMap<>(onevisionShapes(cfg));
+
+        long total = 0;
+        List<Map<String, long[]>> shards = new java.util.ArrayList<>();
+        Map<String, long[]> current = new LinkedHashMap<>();
+        long currentBytes = 0;
+        for (Map.Entry<String, long[]> e : shapes.entrySet()) {
+            long bytes = 2 * numel(e.getValue());
+            if (!current.isEmpty() && currentBytes + bytes > ONEVISION_MAX_SHARD_BYTES) {
+                shards.add(current);
+                current = new LinkedHashMap<>();
+                currentBytes = 0;
+            }
+            current.put(e.getKey(), e.getValue());
+            currentBytes += bytes;
+        }
+        shards.add(current);
+        Map<String, String> weightMap = new TreeMap<>();
+        for (int i = 0; i < shards.size(); i++) {
+            String file = String.format("model-%05d-of-%05d.safetensors", i + 1, shards.size());
+            total += writeSparse(out.resolve(file), shards.get(i), "BF16");
+            for (String name : shards.get(i).keySet()) weightMap.put(name, file);
+        }
+        ObjectNode index = JSON.createObjectNode();
+        index.putObject("metadata").put("total_size", total);
+        ObjectNode wm = index.putObject("weight_map");
+        weightMap.forEach(wm::put);
+        Files.writeString(out.resolve("model.safetensors.index.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(index));
+
+        for (String f : List.of("tokenizer.json", "tokenizer_config.json"))
+            Files.copy(tiny.resolve(f), out.resolve(f), StandardCopyOption.REPLACE_EXISTING);
+        ObjectNode pp = (ObjectNode) JSON.readTree(tiny.resolve("preprocessor_config.json").toFile());
+        int side = cfg.vision().imageSize();
+        ((ObjectNode) pp.get("size")).removeAll().put("height", side).put("width", side);
+        pp.set("image_grid_pinpoints", JSON.readTree(out.resolve("config.json").toFile()).get("image_grid_pinpoints"));
+        Files.writeString(out.resolve("preprocessor_config.json"), JSON.writerWithDefaultPrettyPrinter().writeValueAsString(pp));
+        return total;
+    }
+
+    /**
+     * The llava-hf tensors of a OneVision checkpoint for {@code cfg}, in model order: every parameter of llava4j's model
+     * under its llava-hf name, then {@code language_model.lm_head.weight} when the head is tied (the converted files'
+     * copy of the embedding).
+     */
+    public static Map<String, long[]> onevisionShapes(LlavaConfig cfg) {
+        Llava model = new Llava(cfg); // torch.empty: allocated, never touched (3.6 GB of address space at real size)
+        Map<String, long[]> shapes = new LinkedHashMap<>();
+        Tensors.namedParameters(model).forEach((n, t) -> shapes.put(Layout.LLAVA_HF.fileName(n, cfg.projectorDepth()), Tensors.shape(t)));
+        String head = Layout.LM_HEAD + "weight";
+        if (cfg.text().tieWordEmbeddings() && !shapes.containsKey(head))
+            shapes.put(head, new long[]{cfg.text().vocabSize(), cfg.text().hiddenSize()});
+        return shapes;
+    }
+
+    static long numel(long[] shape) {
+        long n = 1;
+        for (long d : shape) n *= d;
+        return n;
+    }
+
+    /**
+     * A one-record data file {@code dir/NAME.json} (ChatML-ready: a human turn with {@code <image>} and an answer) whose
+     * image {@code images/NAME.png} is {@code width}×{@code height}: a colour ramp with a circle, so no tile is uniform.
+     */
+    public static Path imageSample(Path dir, String name, int width, int height) throws IOException {
+        Files.createDirectories(dir.resolve("images"));
+        java.awt.image.BufferedImage img = new java.awt.image.BufferedImage(width, height, java.awt.image.BufferedImage.TYPE_INT_RGB);
+        for (int y = 0; y < height; y++)
+            for (int x = 0; x < width; x++)
+                img.setRGB(x, y, (255 * x / width) << 16 | (255 * y / height) << 8 | 128);
+        java.awt.Graphics2D g = img.createGraphics();
+        g.setColor(java.awt.Color.RED);
+        int d = Math.min(width, height) / 2;
+        g.fillOval((width - d) / 2, (height - d) / 2, d, d);
+        g.dispose();
+        javax.imageio.ImageIO.write(img, "png", dir.resolve("images/" + name + ".png").toFile());
+        Path json = dir.resolve(name + ".json");
+        String answer = "A red circle in the middle of a picture that fades from blue to red and green, drawn flat, with no other shapes.";
+        Files.writeString(json, "[{\"id\": \"" + name + "\", \"image\": \"" + name + ".png\", \"conversations\": ["
+                + "{\"from\": \"human\", \"value\": \"<image>\\nWhat is in the picture?\"},"
+                + "{\"from\": \"gpt\", \"value\": \"" + answer + "\"}]}]", StandardCharsets.UTF_8);
+        return json;
+    }
+
+    /**
+     * Prints, for each record of {@code data}, its image's size, AnyRes grid and image tokens ({@code AnyRes}'s count,
+     * the processor's) and its text ids under {@code version}: the sequence the model sees is text ids − 1 + image tokens.
+     */
+    public static void positions(Path model, Path data, Path imageFolder, String version) throws IOException {
+        LlavaConfig cfg = LlavaConfig.load(model, null, null);
+        io.llava4j.data.AnyRes.Spec spec = io.llava4j.data.AnyRes.spec(cfg);
+        io.llava4j.data.LlavaTokenizer tok = io.llava4j.data.LlavaTokenizer.load(model);
+        io.llava4j.data.Conversation conv = new io.llava4j.data.Conversation(
+                io.llava4j.data.Conversation.Template.forTraining(version), tok, cfg.imageTokenIndex());
+        for (io.llava4j.data.LlavaRecord r : io.llava4j.data.LlavaJson.read(data)) {
+            io.llava4j.data.Conversation.Tokenized t = conv.tokenize(r);
+            int[] hw = io.llava4j.data.ImageProcessor.size(imageFolder.resolve(r.image()));
+            io.llava4j.data.AnyRes.Grid g = io.llava4j.data.AnyRes.grid(hw[0], hw[1], spec);
+            int image = io.llava4j.data.AnyRes.numImageTokens(hw[0], hw[1], spec);
+            long supervised = java.util.Arrays.stream(t.labels()).filter(l -> l != -100).count();
+            System.out.printf("%s: image %dx%d (WxH), grid %dx%d + base = %d tiles, %d image tokens; %d text ids (%d supervised)"
+                            + " -> %d positions%n", r.id(), hw[1], hw[0], g.rows(), g.cols(), g.rows() * g.cols() + 1, image,
+                    t.inputIds().length, supervised, t.inputIds().length - 1 + image);
+        }
     }
 
     /**
