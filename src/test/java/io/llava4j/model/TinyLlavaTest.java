@@ -355,7 +355,7 @@ class TinyLlavaTest {
         assertTrue(out.contains("TINYLLAVA (TINYLLAVA config)"), out);
         assertTrue(out.contains("SigLIP 2 layers"), out);
         assertTrue(out.contains("15 rows per image"), out);
-        assertTrue(out.contains("qwen2 2 layers"), out);
+        assertTrue(out.contains("Qwen2 2 layers"), out);
         // SigLIP: 2 layers of width 32 (MLP 80), 16 patches of 4x4x3, no class token, no pre-LN, post-LN; the head not counted
         long h = 32, inter = 80, layers = 2, patches = 16;
         long vision = h * 3 * 16 + h + patches * h + 2 * h
