@@ -129,4 +129,26 @@ class OnevisionTrainingModesTest {
             assertTrue(truncated.get(0).message().contains("99 positions"), truncated.get(0).message());
         }
     }
+
+    /** Layer recomputation gives the same run; bf16 (frozen weights in bf16, GEMMs in bf16 where the CPU has them) stays close. */
+    @Test
+    void gradientCheckpointingAndBf16(@TempDir Path tmp) throws Exception {
+        List<String> base = OnevisionTrainingTest.common(tmp.resolve("a"), "stage2.json", "mm_mlp_adapter,mm_language_model", 3, 2);
+        Trainer plain = TrainRuns.run(base);
+        List<String> ckpt = OnevisionTrainingTest.common(tmp.resolve("b"), "stage2.json", "mm_mlp_adapter,mm_language_model", 3, 2);
+        ckpt.addAll(List.of("--gradient_checkpointing", "True"));
+        Trainer recomputed = TrainRuns.run(ckpt);
+        for (int i = 0; i < 2; i++) assertEquals(plain.losses().get(i), recomputed.losses().get(i), 1e-5, "loss " + i);
+        for (Map.Entry<String, Tensor> e : plain.parameters().entrySet()) {
+            Tensor b = recomputed.parameters().get(e.getKey());
+            double err = e.getValue().sub(b).norm().item_double() / Math.max(1e-12, e.getValue().norm().item_double());
+            assertTrue(err < 1e-5, e.getKey() + " differs after recomputation: " + err);
+        }
+        List<String> bf = OnevisionTrainingTest.common(tmp.resolve("c"), "stage1.json", "mm_mlp_adapter", 5, 3);
+        bf.addAll(List.of("--bf16", "True"));
+        Trainer half = TrainRuns.run(bf);
+        List<Double> fp32 = TrainRuns.run(stage1(tmp.resolve("d"))).losses();
+        for (int i = 0; i < 3; i++)
+            assertEquals(fp32.get(i), half.losses().get(i), 0.02 * fp32.get(i), "bf16 loss " + i + ": " + half.losses() + " vs " + fp32);
+    }
 }
