@@ -15,7 +15,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** Moves data between JVM arrays / {@link HostTensor}s and libtorch tensors; small helpers used everywhere. */
+/** Moves data between JVM arrays / {@link HostTensor}s and libtorch tensors; small functions used everywhere. */
 public final class Tensors {
     static {
         Engine.init(); // before any libtorch class is touched from here (see Engine)

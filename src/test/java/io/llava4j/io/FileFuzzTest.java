@@ -434,7 +434,7 @@ class FileFuzzTest {
 
     private static final String DEEP = "__nested 5000 deep__";
 
-    // ------------------------------------------------------------------------------------------------ helpers
+    // ------------------------------------------------------------------------------------------------ utilities
 
     private static long touch(ByteBuffer data) {
         byte[] all = new byte[data.remaining()];
