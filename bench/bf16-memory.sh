@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Stage-1 peak memory on the benchmark shape of ../shared/reference/llava_ref.py (CLIP-S/16 at 224 px + a 12-layer
+# Stage-1 peak memory on the benchmark shape of the PyTorch reference llava_ref.py ($REF, see bench/README.md) (CLIP-S/16 at 224 px + a 12-layer
 # 768-wide LLaMA, vocab 32000; batch 2, plain template): llava4j fp32, fp32 --gradient_checkpointing, --bf16
 # (VARIANTS="fp32 fp32-ckpt bf16 bf16-ckpt" to choose), against PyTorch fp32 (llava_ref.py bench; PYTORCH=0 skips it). llava4j's figure is its peak anonymous RSS (the weights it holds; the
 # clean page cache of the memory-mapped checkpoint is not counted); PyTorch builds its weights in memory.
 # Needs Debian's python3-torch and libopenblas0-pthread for the PyTorch side (skipped when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W="${BENCH_DIR:-/tmp/llava4j-bench-bf16}"
+W="${BENCH_DIR:-runs/bench/bf16}"
 STEPS="${STEPS:-3}"
 mkdir -p "$W"
 mvn -q -B -DskipTests package && mvn -q -B test-compile
@@ -30,8 +30,8 @@ for v in ${VARIANTS:-fp32 fp32-ckpt bf16}; do
     bf16-ckpt) run bf16-ckpt --bf16 True --gradient_checkpointing True ;;
   esac
 done
-if [ "${PYTORCH:-1}" = 1 ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
-  OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 /usr/bin/python3 ../shared/reference/llava_ref.py bench --stage pretrain \
+if [ "${PYTORCH:-1}" = 1 ] && [ -f "${REF:-}/llava_ref.py" ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then
+  OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 /usr/bin/python3 "$REF/llava_ref.py" bench --stage pretrain \
     --batch 2 --steps "$STEPS" > "$W/pytorch.json"
   echo "pytorch fp32: $(cat "$W/pytorch.json")"
   /usr/bin/python3 - "$W" <<'PY'
@@ -43,4 +43,6 @@ for name in ("fp32", "fp32-ckpt", "bf16", "bf16-ckpt"):
     r = json.loads((w / f"{name}.json").read_text())
     print(f"{name:10s} llava4j peak anon RSS {r['peak_rss_anon_mb']:8.0f} MB = {r['peak_rss_anon_mb'] / pt:.2f} x PyTorch fp32 ({pt} MB)")
 PY
+else
+  echo "PyTorch side skipped: it needs REF (the folder holding the PyTorch reference llava_ref.py, see bench/README.md), /usr/bin/python3 with torch, and PYTORCH=1" >&2
 fi

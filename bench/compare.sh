@@ -8,9 +8,10 @@
 # load average when it ran: on a shared machine only figures taken under the same load compare.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W="${1:-/tmp/llava4j-compare}"
-REF="${REF:-../shared/reference}/llava_ref.py"
-[ -f "$REF" ] || { echo "compare.sh: no $REF (the reference beside the checkout); set REF to the folder that holds llava_ref.py" >&2; exit 1; }
+W="${1:-runs/bench/compare}"
+REF="${REF:-}"
+[ -f "$REF/llava_ref.py" ] || { echo "$(basename "$0"): set REF to the folder that holds the PyTorch reference llava_ref.py (not part of this repository; see bench/README.md)" >&2; exit 1; }
+REF="$REF/llava_ref.py"
 ROUNDS="${ROUNDS:-3}" STEPS="${STEPS:-5}" THREADS="${THREADS:-2}"
 export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS="$THREADS"
 /usr/bin/python3 -c 'import torch' 2>/dev/null || { echo "compare.sh: /usr/bin/python3 has no torch (apt-get install -y python3-torch libopenblas0-pthread)" >&2; exit 1; }

@@ -11,11 +11,12 @@
 #   bench/feature-cache.sh [WORK_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W="${1:-/tmp/llava4j-bench-cache}"
+W="${1:-runs/bench/cache}"
 IMAGES="${IMAGES:-8}" EPOCHS="${EPOCHS:-2}" WORKERS="${WORKERS:-0}" STAGE="${STAGE:-pretrain}"
 case "$STAGE" in pretrain) ADAPTER_ONLY=True;; finetune) ADAPTER_ONLY=False;; *) echo "STAGE=$STAGE: use pretrain or finetune" >&2; exit 2;; esac
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS="${THREADS:-2}"
-REF="${REF:-../shared/reference}"
+REF="${REF:-}"
+[ -f "$REF/llava_ref.py" ] || { echo "$(basename "$0"): set REF to the folder that holds the PyTorch reference llava_ref.py (not part of this repository; see bench/README.md)" >&2; exit 1; }
 mkdir -p "$W"
 [ "${SKIP_BUILD:-0}" = 1 ] || { mvn -q -B -DskipTests package >&2 && mvn -q -B test-compile >&2; }
 CP="target/test-classes:target/classes:target/lib/*"

@@ -1,11 +1,11 @@
 #!/usr/bin/python3
-"""PyTorch baseline for llava4j's decode benchmark: the same KV-cache greedy loop on ../shared/reference/llava_ref.py's
-model. The prompt is BOS + one image (its feature rows merged in) + 32 text ids; then new tokens one at a time against
+"""PyTorch baseline for llava4j's decode benchmark: the same KV-cache greedy loop on the PyTorch reference llava_ref.py's
+model (not part of this repository; see bench/README.md). The prompt is BOS + one image (its feature rows merged in) + 32 text ids; then new tokens one at a time against
 cached keys/values, never stopping early. Reports time to first token (image encoding + prefill + first pick) and
 decode tokens/s over the remaining tokens, median (and best) of --runs after --warmup.
 
-  OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 /usr/bin/python3 bench/generate_ref.py --ref ../shared/reference \\
-      --model /tmp/bench-model [--bf16]
+  OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=2 /usr/bin/python3 bench/generate_ref.py --ref REF_DIR \\
+      --model MODEL_DIR [--bf16]
 """
 import argparse, json, math, os, resource, sys, time
 

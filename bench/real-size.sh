@@ -9,8 +9,10 @@
 # Takes 15-30 minutes on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W="${BENCH_DIR:-/tmp/llava4j-real-size}"
-REAL=../shared/reference/real-configs/llava-hf__llava-1.5-7b-hf
+W="${BENCH_DIR:-runs/bench/real-size}"
+REF="${REF:-}"
+[ -f "$REF/real-configs/llava-hf__llava-1.5-7b-hf/model.safetensors.index.json" ] || { echo "real-size.sh: set REF to the PyTorch reference folder whose real-configs/llava-hf__llava-1.5-7b-hf holds the published config and model.safetensors.index.json (not part of this repository; see bench/README.md)" >&2; exit 1; }
+REAL="$REF/real-configs/llava-hf__llava-1.5-7b-hf"
 mkdir -p "$W"
 mvn -q -B -DskipTests package && mvn -q -B test-compile
 CP="target/test-classes:target/classes:target/lib/*"

@@ -7,7 +7,7 @@
 #   RECORDS=665298 IMAGES=2000 THREADS=2 bench/validate.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W="${BENCH_DIR:-/tmp/llava4j-validate}"
+W="${BENCH_DIR:-runs/bench/validate}"
 RECORDS="${RECORDS:-665298}"
 IMAGES="${IMAGES:-2000}"
 THREADS="${THREADS:-$(nproc)}"

@@ -3,7 +3,7 @@
 
 GQA (4 heads, 2 KV heads, head_dim 12), rope_theta 500000, gelu CLIP activation, vision feature layer 1 with the
 'full' strategy (CLS kept), another image mean/std. Run from this folder:
-  /usr/bin/python3 make_gqa.py /path/to/shared/reference
+  /usr/bin/python3 make_gqa.py REFERENCE_DIR   (the folder holding llava_ref.py; see CONTRIBUTING.md)
 """
 import json, os, subprocess, sys
 

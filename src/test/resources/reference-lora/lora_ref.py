@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Independent PyTorch reference of a LLaVA-1.5 style model (HF transformers layout), extended with LoRA.
 
-This is a copy of ../shared/reference/llava_ref.py with one command added, `lora`: LLaVA's `--lora_enable True`
+This is a copy of the PyTorch reference llava_ref.py (not part of this repository) with one command added, `lora`: LLaVA's `--lora_enable True`
 fine-tuning following PEFT's definition of a LoRA Linear (peft/tuners/lora/layer.py): the frozen layer's output plus
 lora_B(lora_A(dropout(x))) * lora_alpha / r, lora_A initialised kaiming_uniform_(a=sqrt(5)), lora_B zero, bias "none".
 Adapters go on the LLM's q/k/v/o/gate/up/down projections (module paths language_model.model.layers.N...), never in

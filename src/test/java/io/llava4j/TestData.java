@@ -9,7 +9,10 @@ import java.net.URISyntaxException;
 import java.nio.file.Path;
 import java.util.Map;
 
-/** Paths of the reference fixtures copied into the test resources (from ../shared/reference). */
+/**
+ * Paths of the reference fixtures in the test resources: outputs of independent PyTorch references (see CONTRIBUTING.md),
+ * copied in so that the tests need nothing outside this repository.
+ */
 public final class TestData {
     private TestData() {}
 
@@ -22,7 +25,7 @@ public final class TestData {
         return resource("/reference-gqa");
     }
 
-    /** The OneVision reference (SigLIP + Qwen2 + AnyRes; ../shared/reference-onevision): tiny-onevision, tiny-data, expected. */
+    /** The OneVision reference (SigLIP + Qwen2 + AnyRes): tiny-onevision, tiny-data, expected. */
     public static Path onevision() {
         return resource("/reference-onevision");
     }
@@ -33,8 +36,10 @@ public final class TestData {
     }
 
     private static Path resource(String name) {
+        java.net.URL url = TestData.class.getResource(name);
+        if (url == null) throw new IllegalStateException("test fixture " + name + " is missing from src/test/resources");
         try {
-            return Path.of(TestData.class.getResource(name).toURI());
+            return Path.of(url.toURI());
         } catch (URISyntaxException e) {
             throw new IllegalStateException(e);
         }

@@ -148,7 +148,12 @@ public class TrainCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--save_strategy " + saveStrategy + " is not supported; use steps or no");
         if (Boolean.TRUE.equals(bf16) || Boolean.TRUE.equals(fp16))
             notes.add("--" + (Boolean.TRUE.equals(bf16) ? "bf16" : "fp16") + " True: " + precision().describe());
-        if (Boolean.TRUE.equals(tf32)) notes.add("--tf32 True: no effect on CPU");
+        if (imStartEnd != null) notes.add("--mm_use_im_start_end False: no effect (llava4j never adds image start/end tokens)");
+        if (imPatchToken != null) notes.add("--mm_use_im_patch_token False: no effect (llava4j never adds image patch tokens)");
+        if (evalStrategy != null) notes.add("--evaluation_strategy no: no effect (train runs no evaluation)");
+        if (tf32 != null) notes.add("--tf32 " + tf32 + ": no effect on CPU");
+        if (lazy != null) notes.add("--lazy_preprocess " + lazy + ": no effect (samples are always prepared lazily)");
+        if (evalBatch != null) notes.add("--per_device_eval_batch_size " + evalBatch + ": no effect (train runs no evaluation; score takes it)");
         if (reportTo != null && !reportTo.equals("none")) notes.add("--report_to " + reportTo + ": metrics go to " + outputDir.resolve("log.jsonl"));
         if (attnImplementation != null && !List.of("eager", "sdpa", "flash_attention_2").contains(attnImplementation))
             throw new IllegalArgumentException("--attn_implementation " + attnImplementation + " is not one of eager, sdpa, flash_attention_2");

@@ -2,7 +2,7 @@ package io.llava4j.config;
 
 import java.util.Collection;
 
-/** Validation helpers: every failure names the file and the field. */
+/** Validation checks: every failure names the file and the field. */
 final class Check {
     private Check() {}
 

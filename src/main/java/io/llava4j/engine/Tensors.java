@@ -15,7 +15,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
-/** Moves data between JVM arrays / {@link HostTensor}s and libtorch tensors; small helpers used everywhere. */
+/** Moves data between JVM arrays / {@link HostTensor}s and libtorch tensors; small functions used everywhere. */
 public final class Tensors {
     static {
         Engine.init(); // before any libtorch class is touched from here (see Engine)
@@ -94,23 +94,36 @@ public final class Tensors {
     }
 
     /**
-     * A host view of a CPU tensor's own memory (no copy); the tensor must stay alive while the view is used. A
-     * non-contiguous tensor is made contiguous first — pass contiguous tensors to stay copy-free.
+     * A host view of a tensor's values: a CPU tensor's own memory (no copy; the tensor must stay alive while the view is
+     * used; a non-contiguous one is made contiguous first), or, for a tensor elsewhere, a copy that owns its memory.
      */
     public static HostTensor hostView(Tensor t) {
-        if (!t.is_cpu()) { // a GPU tensor: copied into a direct buffer that owns its memory
-            Tensor c = t.contiguous().cpu();
-            io.llava4j.io.DType d = dtype(c.scalar_type().intern());
-            java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocateDirect(Math.toIntExact(c.numel() * d.bytes));
-            if (buf.capacity() > 0) org.bytedeco.javacpp.Pointer.memcpy(new BytePointer(buf), c.data_ptr(), buf.capacity());
-            return new HostTensor(d, shape(c), buf);
-        }
-        Tensor c = t.is_contiguous() ? t : t.contiguous();
+        Tensor c = onHost(t, t.scalar_type().intern());
         io.llava4j.io.DType d = dtype(c.scalar_type().intern());
         long bytes = c.numel() * d.bytes;
-        java.nio.ByteBuffer buf = bytes == 0 ? java.nio.ByteBuffer.allocateDirect(0)
-                : new BytePointer(c.data_ptr()).capacity(bytes).asByteBuffer();
+        if (t.is_cpu()) {
+            java.nio.ByteBuffer buf = bytes == 0 ? java.nio.ByteBuffer.allocateDirect(0)
+                    : new BytePointer(c.data_ptr()).capacity(bytes).asByteBuffer();
+            return new HostTensor(d, shape(c), buf);
+        }
+        java.nio.ByteBuffer buf = java.nio.ByteBuffer.allocateDirect(Math.toIntExact(bytes)); // owns the copy's values
+        if (bytes > 0) org.bytedeco.javacpp.Pointer.memcpy(new BytePointer(buf), c.data_ptr(), bytes);
         return new HostTensor(d, shape(c), buf);
+    }
+
+    /**
+     * The one way host code reaches a tensor's memory: {@code t} (detached) as a contiguous CPU tensor of type
+     * {@code type}, copied from the device when it lives elsewhere (a GPU). Its {@code data_ptr} may then be read. A
+     * tensor without data (the meta device) is refused by name instead of handing out a pointer to nothing.
+     */
+    public static Tensor onHost(Tensor t, ScalarType type) {
+        if (t.is_meta())
+            throw new IllegalArgumentException("a tensor on the meta device has no values to read (shape "
+                    + java.util.Arrays.toString(shape(t)) + ")");
+        Tensor c = t.detach();
+        if (!c.is_cpu()) c = c.cpu();
+        if (c.scalar_type().intern() != type) c = c.to(type);
+        return c.contiguous();
     }
 
     public static Tensor floats(float[] values, long... shape) {
@@ -127,16 +140,17 @@ public final class Tensors {
         return Device.place(t);
     }
 
-    /** The values of a tensor as fp32, in row-major order. */
+    /** The values of a tensor as fp32, in row-major order (copied to the host first when it lives elsewhere). */
     public static float[] toFloats(Tensor t) {
-        Tensor c = t.detach().to(ScalarType.Float).contiguous();
+        Tensor c = onHost(t, ScalarType.Float);
         float[] out = new float[Math.toIntExact(c.numel())];
         c.data_ptr_float().get(out);
         return out;
     }
 
+    /** The values of a tensor as int64, in row-major order (copied to the host first when it lives elsewhere). */
     public static long[] toLongs(Tensor t) {
-        Tensor c = t.detach().to(ScalarType.Long).contiguous();
+        Tensor c = onHost(t, ScalarType.Long);
         long[] out = new long[Math.toIntExact(c.numel())];
         c.data_ptr_long().get(out);
         return out;

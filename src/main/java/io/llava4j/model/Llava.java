@@ -170,17 +170,12 @@ public class Llava extends Module {
     public Step forwardBackward(Tensor pixels, int[][] imageSizes, Tensor towerFeatures, long[][] inputIds, long[][] labels,
                                 boolean[][] attentionMask, int maxLength, java.util.function.LongToDoubleFunction scaleOfTokens,
                                 boolean checkpointing) {
-        long PT0 = System.nanoTime();
         Merged m = embed(towerFeatures != null ? null : pixels, imageSizes, towerFeatures, inputIds, labels, attentionMask, maxLength);
         double scale = scaleOfTokens.applyAsDouble(supervisedTokens(m.labels)) /* the loss's divisor */;
         if (!checkpointing) {
-            long PT1 = System.nanoTime();
             Tensor l = supervisedLoss(languageModel.model.forward(m.embeds), m.labels);
             double lv = l.item_double();
-            long PT2 = System.nanoTime();
             l.mul(new org.bytedeco.pytorch.Scalar(scale)).backward();
-            long PT3 = System.nanoTime();
-            if (System.getenv("L4J_PROF") != null) System.err.printf("PROF embed %.3f fwd %.3f bwd %.3f%n", (PT1-PT0)/1e9, (PT2-PT1)/1e9, (PT3-PT2)/1e9);
             return new Step(lv, m.lengths);
         }
         double l = languageModel.checkpointedBackward(m.embeds, hidden -> supervisedLoss(hidden, m.labels), scale);

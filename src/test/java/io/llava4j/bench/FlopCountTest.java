@@ -43,7 +43,7 @@ class FlopCountTest {
         double conv = 2.0 * 196 * 3 * 16 * 16 * 384;
         assertEquals(batch * (2 * 197.0 * tower + towerAttention + conv), s1.vision(), 1e-9 * s1.vision());
         assertEquals(2 * tokens * decoder + 12 * attentionFwd, s2.recompute(), 1e-9 * s2.recompute());
-        // the estimate of stage 1 with logits only at supervised positions: about 190 GFLOP
+        // stage 1 with logits only at supervised positions: about 190 GFLOP (bench/README.md's estimate)
         assertEquals(190, s1.total() / 1e9, 5);
     }
 }

@@ -172,7 +172,7 @@ class ConversationTest {
     }
 
     @Test
-    void pythonStringHelpers() {
+    void pythonStringMethods() {
         assertEquals(List.of("a", "", "b", ""), Conversation.pySplit("a</s></s>b</s>", "</s>"));
         assertEquals("x y", Conversation.pyStrip("\u00a0\t x y\n\u3000"));
         assertEquals(3, Conversation.pyWordCount(" one\u00a0two \n three "));

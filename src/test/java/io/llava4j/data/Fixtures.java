@@ -6,7 +6,7 @@ import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Path;
 
-/** Paths of the shared test fixtures and small helpers. */
+/** Paths of the test fixtures and small utilities. */
 final class Fixtures {
     static final Path REF = Path.of("src/test/resources/reference");
     static final Path MODEL = REF.resolve("tiny-llava");

@@ -15,7 +15,7 @@ import static io.llava4j.data.Fixtures.IMAGE_TOKEN;
 import static io.llava4j.data.Fixtures.record;
 import static org.junit.jupiter.api.Assertions.*;
 
-/** Records and tokenizer folders shaped like the ones where llava4j and upstream LLaVA used to differ (issue 9). */
+/** Records and tokenizer folders shaped like the ones where a reimplementation easily differs from upstream LLaVA. */
 class LlavaCompatTest {
 
     /** The tiny tokenizer, with tokenizer_config's pad_token set to {@code pad}. */

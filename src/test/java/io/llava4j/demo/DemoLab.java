@@ -23,7 +23,7 @@ import java.util.List;
 public final class DemoLab {
     public static void main(String[] args) throws Exception {
         String mode = args.length > 0 ? args[0] : "tower";
-        Path out = Path.of("/tmp/lab");
+        Path out = Path.of(System.getProperty("llava4j.lab.dir", "target/demo-lab"));
         long seed = 42;
         Demo.Settings s = Demo.Settings.FULL;
         for (String a : args) if (a.equals("base=quick")) s = Demo.Settings.QUICK;

@@ -63,7 +63,7 @@ class PromptsTest {
     }
 
     @Test
-    void templatesNamedInTheIssueBuildLlavasPrompts() {
+    void llamaTwoAndMistralTemplatesBuildLlavasPrompts() {
         assertEquals("[INST] <<SYS>>\n" + Conversation.SYSTEM_LLAMA_2 + "\n<</SYS>>\n\n<image>\nQ [/INST]",
                 Prompts.runLlava(Template.of("llava_llama_2"), "Q", true));
         assertEquals("[INST] <image>\nQ [/INST] A </s>[INST] Q2 [/INST]",

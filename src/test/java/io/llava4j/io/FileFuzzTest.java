@@ -72,7 +72,9 @@ class FileFuzzTest {
     @Test
     void safetensors() throws Exception {
         Reader read = file -> {
-            for (HostTensor t : Safetensors.read(file).tensors().values()) touch(t.data()); // every mapped byte
+            Map<String, HostTensor> tensors = Safetensors.read(file).tensors();
+            for (HostTensor t : tensors.values()) touch(t.data()); // every mapped byte
+            sameAsTheHeaderSays(file, tensors);
         };
         List<Path> sources = List.of(TestData.expected().resolve("stage1/mm_projector.safetensors"),
                 TestData.tinyLlava().resolve("model.safetensors"));
@@ -81,6 +83,7 @@ class FileFuzzTest {
             Tally t = fuzz(sources.get(i), "model.safetensors", cases[i] * SCALE, read, TensorFileException.class, 1,
                     generic(), FileFuzzTest::lyingHeaderLength, FileFuzzTest::lyingHeaderNumber);
             assertTrue(t.refused() > cases[i] * SCALE / 2, "most mutations of a safetensors header are caught: " + t);
+            assertTrue(t.accepted() > 0, "some mutations (in the data) leave a readable file: " + t);
         }
     }
 
@@ -95,11 +98,11 @@ class FileFuzzTest {
             assertTrue(allStored(src), src + ": torch.save stores its entries uncompressed");
             Tally t = fuzz(src, "pytorch_model.bin", 200 * SCALE, read, TensorFileException.class, 1,
                     generic(), FileFuzzTest::lyingZipField, FileFuzzTest::lyingZipField);
-            assertTrue(t.refused() > 0, t.toString());
+            assertTrue(t.refused() >= 200 * SCALE / 4, src + ": at least a quarter of the archive mutations are refused: " + t);
             // the pickle itself, repacked into a valid archive: only the opcodes and globals of a dict of tensors pass
             Tally p = fuzz(src, "pytorch_model.bin", 150 * SCALE, read, TensorFileException.class, 1,
                     pickleMutator(src));
-            assertTrue(p.refused() > 0, p.toString());
+            assertTrue(p.refused() >= 150 * SCALE / 4, src + ": at least a quarter of the pickle mutations are refused: " + p);
         }
     }
 
@@ -109,26 +112,30 @@ class FileFuzzTest {
         List<Path> sources = List.of(TestData.tinyLlava().resolve("config.json"),
                 TestData.gqa().resolve("model/config.json"));
         for (Path src : sources) {
-            if (!Files.isRegularFile(src)) continue;
-            fuzz(src, "config.json", 600 * SCALE, read, ConfigException.class, Long.MAX_VALUE, generic(), FileFuzzTest::jsonValue,
+            assertTrue(Files.isRegularFile(src), src + ": fixture missing");
+            Tally t = fuzz(src, "config.json", 600 * SCALE, read, ConfigException.class, Long.MAX_VALUE, generic(), FileFuzzTest::jsonValue,
                     FileFuzzTest::jsonValue, FileFuzzTest::jsonValue);
+            assertTrue(t.refused() >= 600 * SCALE / 3, src + ": at least a third of the config mutations are refused: " + t);
         }
     }
 
     @Test
     void llavaData() throws Exception {
         Reader read = LlavaJson::read;
-        fuzz(TestData.tinyData().resolve("finetune.json"), "data.json", 600 * SCALE, read, DataException.class, Long.MAX_VALUE,
+        Tally a = fuzz(TestData.tinyData().resolve("finetune.json"), "data.json", 600 * SCALE, read, DataException.class, Long.MAX_VALUE,
                 generic(), FileFuzzTest::jsonValue, FileFuzzTest::jsonValue);
-        fuzz(TestData.tinyData().resolve("pretrain.json"), "data.json", 300 * SCALE, read, DataException.class, Long.MAX_VALUE,
+        assertTrue(a.refused() >= 600 * SCALE / 3, "finetune.json: at least a third of the mutations are refused: " + a);
+        Tally b = fuzz(TestData.tinyData().resolve("pretrain.json"), "data.json", 300 * SCALE, read, DataException.class, Long.MAX_VALUE,
                 generic(), FileFuzzTest::jsonValue);
+        assertTrue(b.refused() >= 300 * SCALE / 3, "pretrain.json: at least a third of the mutations are refused: " + b);
         // the same records as JSON Lines
         ArrayNode records = (ArrayNode) JSON.readTree(TestData.tinyData().resolve("finetune.json").toFile());
         StringBuilder lines = new StringBuilder();
         for (JsonNode r : records) lines.append(JSON.writeValueAsString(r)).append('\n');
         Path jsonl = tmp.resolve("source.jsonl");
         Files.writeString(jsonl, lines);
-        fuzz(jsonl, "data.jsonl", 600 * SCALE, read, DataException.class, Long.MAX_VALUE, generic(), FileFuzzTest::jsonValue);
+        Tally c = fuzz(jsonl, "data.jsonl", 600 * SCALE, read, DataException.class, Long.MAX_VALUE, generic(), FileFuzzTest::jsonValue);
+        assertTrue(c.refused() >= 600 * SCALE / 3, "data.jsonl: at least a third of the mutations are refused: " + c);
     }
 
     // ------------------------------------------------------------------------------------------------ the loop
@@ -167,6 +174,8 @@ class FileFuzzTest {
                 refused++;
             } catch (StackOverflowError | OutOfMemoryError e) {
                 fail(where + ": " + e + "\n" + trace(e));
+            } catch (AssertionError e) { // an accepted file whose content is wrong
+                fail(where + ": accepted, but " + e.getMessage(), e);
             }
             long largest = ReadBounds.largest()[0];
             long limit = allocationFactor == Long.MAX_VALUE ? Long.MAX_VALUE : mutated.length * allocationFactor;
@@ -425,7 +434,7 @@ class FileFuzzTest {
 
     private static final String DEEP = "__nested 5000 deep__";
 
-    // ------------------------------------------------------------------------------------------------ helpers
+    // ------------------------------------------------------------------------------------------------ utilities
 
     private static long touch(ByteBuffer data) {
         byte[] all = new byte[data.remaining()];
@@ -435,6 +444,33 @@ class FileFuzzTest {
         return sum;
     }
 
+    /**
+     * A safetensors file the reader accepted holds what its header says, read here independently of the reader: the
+     * same tensor names, dtypes and shapes, and each tensor's bytes are the file's bytes at its data_offsets.
+     */
+    private static void sameAsTheHeaderSays(Path file, Map<String, HostTensor> read) throws IOException {
+        byte[] b = Files.readAllBytes(file);
+        int n = (int) ByteBuffer.wrap(b).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        JsonNode header = JSON.readTree(new String(b, 8, n, StandardCharsets.UTF_8));
+        java.util.Set<String> names = new java.util.TreeSet<>();
+        header.fieldNames().forEachRemaining(names::add);
+        names.remove("__metadata__");
+        assertEquals(names, new java.util.TreeSet<>(read.keySet()), file + ": tensor names");
+        for (String name : names) {
+            JsonNode h = header.get(name);
+            HostTensor t = read.get(name);
+            assertEquals(DType.ofSafetensors(h.get("dtype").asText()), t.dtype(), name + ": dtype");
+            long[] shape = new long[h.get("shape").size()];
+            for (int i = 0; i < shape.length; i++) shape[i] = h.get("shape").get(i).asLong();
+            org.junit.jupiter.api.Assertions.assertArrayEquals(shape, t.shape(), name + ": shape");
+            int begin = 8 + n + h.get("data_offsets").get(0).asInt(), end = 8 + n + h.get("data_offsets").get(1).asInt();
+            byte[] got = new byte[t.data().remaining()];
+            t.data().duplicate().get(got);
+            org.junit.jupiter.api.Assertions.assertArrayEquals(java.util.Arrays.copyOfRange(b, begin, end), got,
+                    name + ": the bytes at its data_offsets");
+        }
+    }
+
     private static boolean allStored(Path zipFile) throws IOException {
         try (ZipFile zip = new ZipFile(zipFile.toFile())) {
             return zip.stream().allMatch(e -> e.getMethod() == ZipEntry.STORED);
@@ -442,7 +478,9 @@ class FileFuzzTest {
     }
 
     private static Path resource(String name) throws URISyntaxException {
-        return Path.of(FileFuzzTest.class.getResource(name).toURI());
+        java.net.URL url = FileFuzzTest.class.getResource(name);
+        if (url == null) fail("test fixture " + name + " is missing from src/test/resources");
+        return Path.of(url.toURI());
     }
 
     private static String trace(Throwable e) {

@@ -7,7 +7,7 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
-/** Test helpers comparing HostTensors by content (the record's equals compares shape arrays by identity). */
+/** Assertions comparing HostTensors by content (the record's equals compares shape arrays by identity). */
 final class TensorAssertions {
 
     private TensorAssertions() {

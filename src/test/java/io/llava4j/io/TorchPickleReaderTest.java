@@ -194,7 +194,7 @@ class TorchPickleReaderTest {
         assertTrue(msg.contains(notZip.toString()) && msg.contains("not a zip archive"), msg);
     }
 
-    // ------------------------------------------------------------------------------------------ helpers
+    // ------------------------------------------------------------------------------------------ utilities
 
     private static byte[] bytes(String latin1) {
         return latin1.getBytes(StandardCharsets.ISO_8859_1);

@@ -59,9 +59,11 @@ class ConfigWeightsFuzzTest {
         });
         long[] extremes = {0, 1, -1, 2, 3, 7, 64, 1 << 20, Integer.MAX_VALUE, Integer.MIN_VALUE, 1L << 40};
         int loaded = 0, refused = 0;
+        float[] unmutated = logits(Checkpoints.load(TestData.tinyLlava()).model());
         for (int c = 0; c < 60; c++) {
             Random rnd = new Random(SEED + c);
             StringBuilder what = new StringBuilder();
+            boolean[] changed = {false};
             int edits = 1 + rnd.nextInt(2);
             Path dir = copy(cfg -> {
                 for (int k = 0; k < edits; k++) {
@@ -69,13 +71,20 @@ class ConfigWeightsFuzzTest {
                     ObjectNode target = f[0] == null ? cfg : (ObjectNode) cfg.get(f[0]);
                     JsonNode old = target.get(f[1]);
                     long v = rnd.nextBoolean() ? extremes[rnd.nextInt(extremes.length)] : old.asLong() + rnd.nextInt(9) - 4;
+                    if (!old.isNumber() || old.asDouble() != v) changed[0] = true;
                     target.put(f[1], v);
                     what.append(f[0] == null ? "" : f[0] + ".").append(f[1]).append(' ').append(old).append(" -> ").append(v).append("; ");
                 }
             });
             try {
-                Checkpoints.load(dir);
+                Llava m = Checkpoints.load(dir).model();
                 loaded++;
+                String outcome = forwardOutcome(m);
+                System.out.println("case " + c + " (" + what + "): loaded; " + outcome);
+                if (outcome.startsWith("NaN") || outcome.startsWith("crash"))
+                    fail("case " + c + " (seed " + (SEED + c) + ", " + what + "): loaded, then " + outcome);
+                if (!changed[0]) // every edit wrote the value back: the unmutated model's logits, bit for bit
+                    assertArrayEquals(unmutated, logits(m), 0f, "case " + c + " (" + what + "): no value changed");
             } catch (ConfigException | CheckpointException e) {
                 assertTrue(e.getMessage().contains(dir.toString()), "case " + c + " (" + what + "): " + e.getMessage());
                 refused++;
@@ -85,7 +94,52 @@ class ConfigWeightsFuzzTest {
                 fail("case " + c + " (seed " + (SEED + c) + ", " + what + "): " + w);
             }
         }
-        assertTrue(refused > 0, "loaded " + loaded + ", refused " + refused);
+        assertTrue(refused >= 20, "at least a third of the random configs are refused: loaded " + loaded + ", refused " + refused);
+        assertTrue(loaded >= 2, "some random configs still fit the weights: loaded " + loaded + ", refused " + refused);
+    }
+
+    /** Edits that change nothing the model computes load to the unmutated model's logits, bit for bit. */
+    @Test
+    void benignEditsGiveTheSameLogits() throws Exception {
+        float[] base = logits(Checkpoints.load(TestData.tinyLlava()).model());
+        for (java.util.function.Consumer<ObjectNode> edit : List.<java.util.function.Consumer<ObjectNode>>of(
+                c -> ((ObjectNode) c.get("text_config")).put("max_position_embeddings", 100_000), // RoPE without scaling ignores it
+                c -> c.put("unknown_field", 1).put("transformers_version", "0.0.0"),
+                c -> ((ObjectNode) c.get("vision_config")).put("projection_dim", 7))) { // CLIPVisionModel has no projection
+            Path dir = copy(edit);
+            assertArrayEquals(base, logits(Checkpoints.load(dir).model()), 0f, dir.resolve("config.json").toString());
+        }
+        // and an edit that does change the computation is seen (the check above can fail)
+        Path eps = copy(c -> ((ObjectNode) c.get("text_config")).put("rope_theta", 500.0));
+        assertFalse(java.util.Arrays.equals(base, logits(Checkpoints.load(eps).model())), "rope_theta 500 changes the logits");
+    }
+
+    /** The reference case's logits (one image, 14 ids). */
+    private static float[] logits(Llava m) {
+        Map<String, HostTensor> ex = TestData.tensors(TestData.expected().resolve("forward-and-grads.safetensors"));
+        try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
+            return io.llava4j.engine.Tensors.toFloats(m.forward(io.llava4j.engine.Tensors.fromHost(ex.get("case.pixel_values")),
+                    new long[][]{ex.get("case.input_ids").toLongs()}, new long[][]{ex.get("case.labels").toLongs()}).logits());
+        }
+    }
+
+    /**
+     * What a forward of the reference case does on a model that loaded: finite logits, a refusal by name (the case no
+     * longer fits the edited config: another image size or image token), or NaN / a crash, which fail the test.
+     */
+    private static String forwardOutcome(Llava m) {
+        float[] l;
+        try {
+            l = logits(m);
+        } catch (IllegalArgumentException | IllegalStateException | ConfigException e) {
+            return "forward refused: " + e.getMessage();
+        } catch (Throwable e) {
+            StringWriter w = new StringWriter();
+            e.printStackTrace(new PrintWriter(w));
+            return "crash: " + w;
+        }
+        for (float x : l) if (!Float.isFinite(x)) return "NaN or Inf in the logits";
+        return "finite logits";
     }
 
     /** Random missing, unexpected, renamed, re-shaped and re-typed tensors: each named in a CheckpointException. */

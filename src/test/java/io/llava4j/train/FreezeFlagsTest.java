@@ -38,13 +38,13 @@ class FreezeFlagsTest {
     }
 
     @Test
-    void cliReportsNothingToTrainAndRejectsUnknownFlags() {
+    void cliReportsNothingToTrainAndRejectsUnknownFlags(@org.junit.jupiter.api.io.TempDir java.nio.file.Path tmp) {
         PrintStream old = System.err;
         ByteArrayOutputStream err = new ByteArrayOutputStream();
         System.setErr(new PrintStream(err));
         try {
             int rc = Main.run("train", "--model_name_or_path", TestData.tinyLlava().toString(),
-                    "--data_path", TestData.tinyData().resolve("pretrain.json").toString(), "--output_dir", "/tmp/unused",
+                    "--data_path", TestData.tinyData().resolve("pretrain.json").toString(), "--output_dir", tmp.resolve("unused").toString(),
                     "--tune_mm_mlp_adapter", "True", "--freeze_mm_mlp_adapter", "True");
             assertNotEquals(0, rc);
             assertTrue(err.toString().contains("nothing to train"), err.toString());

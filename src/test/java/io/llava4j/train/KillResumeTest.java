@@ -27,7 +27,8 @@ import static org.junit.jupiter.api.Assertions.*;
  * is being written — and resumed with {@code --resume_from_checkpoint True} each time. After every kill each
  * {@code checkpoint-N} folder is complete (all three files readable, global_step N) and the output is either absent
  * (no config.json) or complete; at the end the per-step losses of log.jsonl equal an uninterrupted run's exactly and
- * so do the written weights. Renames are slowed ({@code llava4j.test.renameDelayMs}) so kills land inside writes.
+ * so do the written weights. Each of the three runs must be killed (exit 137), not finish. Renames are slowed
+ * ({@code llava4j.test.renameDelayMs}) so kills land inside writes.
  */
 class KillResumeTest {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -79,7 +80,7 @@ class KillResumeTest {
         }
     }
 
-    /** Starts a run, kills it at the moment asked for (or lets it finish if it ends first); says what happened. */
+    /** Starts a run and kills it at the moment asked for; fails when the run ends before it is killed. */
     private String runAndKill(Path out, Moment m, Random rnd) throws Exception {
         Path console = tmp.resolve("run.log");
         Process p = start(out, console);
@@ -96,11 +97,17 @@ class KillResumeTest {
             }
             Thread.sleep(2);
         }
-        if (!p.isAlive()) return "finished first (rc " + p.exitValue() + ")";
-        long delay = m == Moment.RANDOM ? rnd.nextInt(1000) : rnd.nextInt(120);
+        if (!p.isAlive()) fail(m + ": the run ended (rc " + p.exitValue() + ") before the moment to kill it; console:\n" + Files.readString(console));
+        // the delay stays inside the write the trigger saw: each rename waits 40 ms, the final write renames several times
+        long delay = switch (m) {
+            case RANDOM -> rnd.nextInt(1000);
+            case DURING_CHECKPOINT -> rnd.nextInt(120);
+            case DURING_FINAL_WRITE -> rnd.nextInt(30);
+        };
         Thread.sleep(delay);
-        if (!p.isAlive()) return "finished first (rc " + p.exitValue() + ")";
         p.destroyForcibly().waitFor(); // SIGKILL
+        // 137 = 128 + SIGKILL: the run was killed, not finished; a run that ended in the meantime exits 0
+        assertEquals(137, p.exitValue(), m + ": the run ended by itself " + delay + " ms after the trigger instead of being killed");
         return "killed " + delay + " ms after the trigger, checkpoints " + names(out);
     }
 

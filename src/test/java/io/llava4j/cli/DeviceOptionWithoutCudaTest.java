@@ -12,8 +12,11 @@ import java.nio.file.Path;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** --device: cpu runs; cuda is refused on the CPU build with a message that says how to get it. */
-class DeviceOptionTest {
+/**
+ * --device on a build or machine without CUDA: cpu runs; cuda is refused with a message that says how to get it. This
+ * test never runs the CUDA path (it is skipped where CUDA is available); nothing in the suite does.
+ */
+class DeviceOptionWithoutCudaTest {
 
     @Test
     void cudaIsRefusedOnTheCpuBuildAndCpuWorks(@TempDir Path tmp) throws Exception {
