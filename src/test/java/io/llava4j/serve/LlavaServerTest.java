@@ -38,9 +38,25 @@ class LlavaServerTest {
     static final HttpClient http = HttpClient.newHttpClient();
     static final ServeLimits LIMITS = new ServeLimits(1, 60, 1 << 20, 4000, 1000, 120, 4000);
 
+    /**
+     * The tiny model with a context of 8192 positions instead of 256 (the weights are the same), so that requests can
+     * generate long enough to be running when a test needs them to be.
+     */
+    static java.nio.file.Path longContextTiny() throws Exception {
+        java.nio.file.Path dir = Files.createTempDirectory("llava4j-serve-").resolve("tiny-llava");
+        Files.createDirectories(dir);
+        try (Stream<java.nio.file.Path> files = Files.list(TestData.tinyLlava())) {
+            for (java.nio.file.Path f : files.toList()) Files.copy(f, dir.resolve(f.getFileName()));
+        }
+        ObjectNode config = (ObjectNode) JSON.readTree(dir.resolve("config.json").toFile());
+        ((ObjectNode) config.get("text_config")).put("max_position_embeddings", 8192);
+        JSON.writeValue(dir.resolve("config.json").toFile(), config);
+        return dir;
+    }
+
     @BeforeAll
     static void start() throws Exception {
-        tiny = Assistant.load(TestData.tinyLlava(), Assistant.Options.DEFAULT);
+        tiny = Assistant.load(longContextTiny(), Assistant.Options.DEFAULT);
         server = new LlavaServer(tiny, LIMITS).start("127.0.0.1", 0);
         base = "http://127.0.0.1:" + server.port();
         image = dataUri(Files.readAllBytes(TestData.tinyData().resolve("images/img0.png")));
