@@ -4,10 +4,10 @@ import jakarta.servlet.http.HttpServletRequest;
 import org.eclipse.jetty.io.AbstractEndPoint;
 import org.eclipse.jetty.io.EndPoint;
 import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.util.BufferUtil;
 import org.eclipse.jetty.util.Callback;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
 import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicBoolean;
 
@@ -41,7 +41,7 @@ final class ClientWatch implements Callback, AutoCloseable {
     public void succeeded() {
         if (closed.get()) return;
         try {
-            int n = endPoint.fill(ByteBuffer.allocate(1));
+            int n = endPoint.fill(BufferUtil.allocate(1)); // Jetty's fill appends after the limit: an empty buffer in flush mode
             if (n < 0) gone();
             else if (n == 0) {
                 if (!endPoint.tryFillInterested(this)) closed.set(true);

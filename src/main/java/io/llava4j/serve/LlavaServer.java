@@ -257,7 +257,7 @@ public final class LlavaServer implements AutoCloseable {
     }
 
     /** A handler whose every {@link Throwable} (OutOfMemoryError included) becomes an exception Javalin answers as JSON. */
-    private static Handler guarded(Handler h) {
+    static Handler guarded(Handler h) {
         return ctx -> {
             try {
                 h.handle(ctx);

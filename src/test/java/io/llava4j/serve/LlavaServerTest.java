@@ -89,6 +89,20 @@ class LlavaServerTest {
                 HttpResponse.BodyHandlers.ofString());
     }
 
+    /** The chunks of a streamed answer (the data lines before [DONE], which must end it). */
+    static List<JsonNode> streamChunks(JsonNode body) throws Exception {
+        HttpResponse<Stream<String>> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions"))
+                        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build(),
+                HttpResponse.BodyHandlers.ofLines());
+        assertEquals(200, r.statusCode());
+        List<String> data = new ArrayList<>();
+        r.body().filter(l -> l.startsWith("data: ")).forEach(l -> data.add(l.substring(6)));
+        assertEquals("[DONE]", data.get(data.size() - 1));
+        List<JsonNode> out = new ArrayList<>();
+        for (String d : data.subList(0, data.size() - 1)) out.add(JSON.readTree(d));
+        return out;
+    }
+
     static HttpResponse<String> post(JsonNode body) throws Exception {
         return post(JSON.writeValueAsString(body));
     }
@@ -244,6 +258,7 @@ class LlavaServerTest {
             }
             else {
                 assertError(r, 429, "queue_full");
+                assertTrue(r.headers().firstValue("Retry-After").isPresent());
                 refused++;
             }
         }
