@@ -73,8 +73,12 @@ class LlavaServerTest {
     }
 
     static ObjectNode request(String text, String imageUrl, int maxTokens, boolean stream) {
+        return requestFor(tiny.name(), text, imageUrl, maxTokens, stream);
+    }
+
+    static ObjectNode requestFor(String model, String text, String imageUrl, int maxTokens, boolean stream) {
         ObjectNode r = JSON.createObjectNode();
-        r.put("model", tiny.name());
+        r.put("model", model);
         r.put("max_tokens", maxTokens);
         r.put("stream", stream);
         ArrayNode content = r.putArray("messages").addObject().put("role", "user").putArray("content");
