@@ -71,7 +71,7 @@ public final class LlavaServer implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Logger LOG = LoggerFactory.getLogger(LlavaServer.class);
     private static final Logger REQUESTS = LoggerFactory.getLogger("io.llava4j.serve.requests");
-    private static final String JOB = "llava4j.job";
+    private static final String JOB = "llava4j.job", COUNTED = "llava4j.counted";
 
     private final Assistant assistant;
     private final Template template;
@@ -83,6 +83,7 @@ public final class LlavaServer implements AutoCloseable {
     private final Semaphore admission;
     private final ExecutorService worker;
     private final AtomicInteger running = new AtomicInteger();
+    private final AtomicInteger inFlight = new AtomicInteger(); // chat requests from before their checks to their log line
     private final Set<Job> jobs = ConcurrentHashMap.newKeySet();
     private final AtomicBoolean draining = new AtomicBoolean();
     private final ServeMetrics metrics;
@@ -171,13 +172,16 @@ public final class LlavaServer implements AutoCloseable {
         draining.set(true);
         int places = 1 + limits.queue();
         boolean done = admission.tryAcquire(places, timeout.toNanos(), TimeUnit.NANOSECONDS);
-        if (done) {
+        if (!done) {
+            for (Job j : jobs) j.cancelled.set(true);
+            if (admission.tryAcquire(places, 5, TimeUnit.SECONDS)) admission.release(places);
+        } else {
             admission.release(places);
-            return true;
         }
-        for (Job j : jobs) j.cancelled.set(true);
-        if (admission.tryAcquire(places, 5, TimeUnit.SECONDS)) admission.release(places);
-        return false;
+        // answers are written once their place is given back (errors by Javalin after the handler): let them finish
+        for (long until = System.nanoTime() + TimeUnit.SECONDS.toNanos(5); inFlight.get() > 0 && System.nanoTime() < until; )
+            Thread.sleep(10);
+        return done;
     }
 
     @Override
@@ -229,6 +233,10 @@ public final class LlavaServer implements AutoCloseable {
     }
 
     private void guard(Context ctx) {
+        if (ctx.path().equals("/v1/chat/completions")) {
+            inFlight.incrementAndGet();
+            ctx.attribute(COUNTED, true);
+        }
         String host = ctx.header("Host");
         String name = host == null ? "" : hostName(host);
         if (!anyHost && !hostNames.contains(name) && !(anyIpHost && isIpLiteral(name)))
@@ -315,7 +323,8 @@ public final class LlavaServer implements AutoCloseable {
         final String id;
         final ChatInput in;
         final long arrived, deadline;
-        final AtomicBoolean cancelled = new AtomicBoolean();
+        final AtomicBoolean cancelled = new AtomicBoolean(); // by the client leaving (clientGone) or a drain past its timeout
+        volatile boolean clientGone;
         final AtomicBoolean timedOut = new AtomicBoolean();
         final AtomicBoolean stopMatched = new AtomicBoolean();
         final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
@@ -410,11 +419,14 @@ public final class LlavaServer implements AutoCloseable {
             Job job = new Job("chatcmpl-" + UUID.randomUUID(), in, arrived, deadline);
             ctx.attribute(JOB, job);
             jobs.add(job);
-            try (ClientWatch watch = ClientWatch.start(ctx.req(), () -> job.cancelled.set(true))) {
+            try (ClientWatch watch = ClientWatch.start(ctx.req(), () -> {
+                job.clientGone = true;
+                job.cancelled.set(true);
+            })) {
                 worker.execute(job);
                 long createdAt = System.currentTimeMillis() / 1000;
-                if (in.stream()) stream(ctx, job, createdAt);
-                else complete(ctx, job, createdAt);
+                if (in.stream()) stream(ctx, job, createdAt, watch);
+                else complete(ctx, job, createdAt, watch);
             } finally {
                 jobs.remove(job);
             }
@@ -425,21 +437,27 @@ public final class LlavaServer implements AutoCloseable {
 
     private ApiError shuttingDown(Context ctx) {
         ctx.header("Retry-After", "5");
-        return new ApiError(503, "server_error", "shutting_down", null, "the server is shutting down and takes no new requests");
+        return new ApiError(503, "server_error", "shutting_down", null, "the server is shutting down: it takes no new requests, and stops running ones past its drain timeout");
     }
 
-    private void complete(Context ctx, Job job, long createdAt) throws Exception {
-        Generator.Result r;
+    /** The JSON answer; {@code watch} is closed before it is written (the client may send its next request right after it). */
+    private void complete(Context ctx, Job job, long createdAt, ClientWatch watch) throws Exception {
+        Generator.Result r = null;
+        Throwable failure = null;
         try {
             r = job.done.get(Math.max(1, job.deadline - System.nanoTime()) + TimeUnit.SECONDS.toNanos(5), TimeUnit.NANOSECONDS);
         } catch (TimeoutException e) {
             job.cancelled.set(true);
             throw timeout();
         } catch (ExecutionException e) {
-            if (job.timedOut.get()) throw timeout();
-            throw e.getCause() instanceof Exception ex ? ex : new InternalError(e.getCause());
+            failure = e.getCause();
         }
         if (job.timedOut.get()) throw timeout();
+        if (job.clientGone) // nobody reads this; the status is for the log and the metrics (nginx's)
+            throw new ApiError(499, "invalid_request_error", "client_closed_request", null, "the client closed the connection");
+        if (job.cancelled.get()) throw shuttingDown(ctx);
+        watch.close();
+        if (failure != null) throw failure instanceof Exception ex ? ex : new InternalError(failure);
         ObjectNode o = JSON.createObjectNode();
         o.put("id", job.id);
         o.put("object", "chat.completion");
@@ -458,7 +476,16 @@ public final class LlavaServer implements AutoCloseable {
         msg.put("content", text);
         choice.put("finish_reason", job.finishReason(r));
         o.set("usage", usage(r));
-        json(ctx, 200, o);
+        byte[] bytes = JSON.writeValueAsBytes(o); // written and completed here, before the place is given back (drain)
+        var res = ctx.res();
+        res.setStatus(200);
+        res.setContentType("application/json");
+        res.setContentLength(bytes.length);
+        try (OutputStream out = res.getOutputStream()) {
+            out.write(bytes);
+        } catch (IOException e) {
+            job.clientGone = true;
+        }
     }
 
     private static ObjectNode usage(Generator.Result r) {
@@ -470,7 +497,7 @@ public final class LlavaServer implements AutoCloseable {
     }
 
     /** Server-sent events as OpenAI streams them: a role chunk, content chunks, a finish chunk, (usage), {@code data: [DONE]}. */
-    private void stream(Context ctx, Job job, long createdAt) throws IOException {
+    private void stream(Context ctx, Job job, long createdAt, ClientWatch watch) throws IOException {
         var res = ctx.res();
         res.setStatus(200);
         res.setContentType("text/event-stream; charset=utf-8");
@@ -498,6 +525,7 @@ public final class LlavaServer implements AutoCloseable {
                     if (!d.get("content").asText().isEmpty()) send(out, chunk(job.id, createdAt, model, d, null));
                 } else if (e instanceof Generator.Result r) {
                     if (job.timedOut.get()) send(out, errorJson(timeout()));
+                    else if (job.cancelled.get() && !job.stopMatched.get()) send(out, errorJson(shuttingDown(ctx)));
                     else {
                         send(out, chunk(job.id, createdAt, model, JSON.createObjectNode(), job.finishReason(r)));
                         if (job.in.includeUsage()) {
@@ -510,13 +538,14 @@ public final class LlavaServer implements AutoCloseable {
                 } else {
                     Throwable t = (Throwable) e;
                     if (!job.timedOut.get() && !job.cancelled.get()) LOG.error("{} failed while generating", job.id, t);
-                    send(out, errorJson(job.timedOut.get() ? timeout()
+                    send(out, errorJson(job.timedOut.get() ? timeout() : job.cancelled.get() ? shuttingDown(ctx)
                             : new ApiError(500, "server_error", "internal_error", null, t.getClass().getSimpleName() + ": " + t.getMessage())));
                     break;
                 }
             }
+            watch.close();
             out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-            out.flush();
+            out.close(); // the last chunk goes now, before the place is given back (drain)
         } catch (IOException | InterruptedException e) {
             job.cancelled.set(true); // the client went away: stop generating for it
         }
@@ -566,6 +595,7 @@ public final class LlavaServer implements AutoCloseable {
 
     /** After every request: metrics and, for chat requests, one log line. */
     private void logged(Context ctx, Float ms) {
+        if (ctx.attribute(COUNTED) != null) inFlight.decrementAndGet();
         if (!ctx.path().equals("/v1/chat/completions")) return;
         int status = ctx.res().getStatus();
         metrics.request(status);
