@@ -36,11 +36,11 @@ public record ImageLimits(long maxPixels, long maxResizedPixels, double maxAspec
     public void checkShape(long h, long w, String source) {
         if (h < 1 || w < 1) throw new DataException(source + ": cannot read image: its header says " + w + "x" + h + " pixels");
         if (w * h > maxPixels)
-            throw new ImageTooLargeException(Kind.PIXELS, source + ": the image is " + w + "x" + h + " = " + w * h
+            throw new ImageTooLargeException(Kind.PIXELS, source + ": " + w + "x" + h + " = " + w * h
                     + " pixels; the limit (max_image_pixels) is " + maxPixels);
         double ratio = (double) Math.max(w, h) / Math.min(w, h);
         if (ratio > maxAspectRatio)
-            throw new ImageTooLargeException(Kind.ASPECT_RATIO, source + ": the image is " + w + "x" + h + ", an aspect ratio of "
+            throw new ImageTooLargeException(Kind.ASPECT_RATIO, source + ": " + w + "x" + h + " pixels, an aspect ratio of "
                     + String.format("%.1f", ratio) + ":1; the limit (max_image_aspect_ratio) is " + maxAspectRatio + ":1");
     }
 

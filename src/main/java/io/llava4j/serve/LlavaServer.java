@@ -71,7 +71,7 @@ public final class LlavaServer implements AutoCloseable {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final Logger LOG = LoggerFactory.getLogger(LlavaServer.class);
     private static final Logger REQUESTS = LoggerFactory.getLogger("io.llava4j.serve.requests");
-    private static final String JOB = "llava4j.job", COUNTED = "llava4j.counted";
+    private static final String JOB = "llava4j.job", COUNTED = "llava4j.counted", ERROR = "llava4j.error";
 
     private final Assistant assistant;
     private final Template template;
@@ -614,6 +614,7 @@ public final class LlavaServer implements AutoCloseable {
             line.append(" finish=").append(job.cancelled.get() ? "cancelled" : job.timedOut.get() ? "timeout" : r != null ? job.finishReason(r) : "error");
             if (job.in.stream()) line.append(" stream");
         }
+        if (ctx.attribute(ERROR) != null) line.append(" error=").append((String) ctx.attribute(ERROR));
         line.append(String.format(" total_ms=%.1f", ms));
         REQUESTS.info(line.toString());
     }
@@ -629,6 +630,7 @@ public final class LlavaServer implements AutoCloseable {
     }
 
     private static void error(Context ctx, ApiError e) {
+        ctx.attribute(ERROR, e.code);
         json(ctx, e.status, errorJson(e));
     }
 
