@@ -65,12 +65,14 @@ class ServeShutdownTest {
             for (String l; data.size() < 3 && (l = lines.readLine()) != null; ) if (l.startsWith("data: ")) data.add(l.substring(6));
 
             p.destroy(); // SIGTERM
-            long refusedUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
-            HttpResponse<String> late;
-            do { // the signal is handled asynchronously: until then, requests queue as usual
-                late = http.send(HttpRequest.newBuilder(URI.create(url)).header("Content-Type", "application/json")
-                        .POST(HttpRequest.BodyPublishers.ofString(body.replace("7000", "1"))).build(), HttpResponse.BodyHandlers.ofString());
-            } while (late.statusCode() != 503 && System.nanoTime() < refusedUntil);
+            long drainingUntil = System.nanoTime() + TimeUnit.SECONDS.toNanos(20);
+            String health = url.replace("/v1/chat/completions", "/health");
+            while (http.send(HttpRequest.newBuilder(URI.create(health)).build(), HttpResponse.BodyHandlers.ofString()).statusCode() != 503) {
+                assertTrue(System.nanoTime() < drainingUntil, "never started draining"); // the signal is handled asynchronously
+                Thread.sleep(20);
+            }
+            HttpResponse<String> late = http.send(HttpRequest.newBuilder(URI.create(url)).header("Content-Type", "application/json")
+                    .POST(HttpRequest.BodyPublishers.ofString(body.replace("7000", "1"))).build(), HttpResponse.BodyHandlers.ofString());
             assertEquals(503, late.statusCode(), late.body());
             assertEquals("shutting_down", JSON.readTree(late.body()).at("/error/code").asText());
 
