@@ -279,7 +279,19 @@ public final class AnyRes {
      *                  {@code crop_size} for CLIP ones), which must be square and equal {@code spec.tileSize()}
      */
     public static AnyResImage process(ImageProcessor processor, Path imageFile, Spec spec) {
-        return process(processor, ImageProcessor.read(imageFile), spec);
+        return process(processor, imageFile, spec, ImageLimits.DEFAULT);
+    }
+
+    /** As {@link #process(ImageProcessor, Path, Spec)}, refusing from the header an image over {@code limits} ({@link #checkSize}). */
+    public static AnyResImage process(ImageProcessor processor, Path imageFile, Spec spec, ImageLimits limits) {
+        return process(processor, ImageProcessor.read(imageFile, (h, w) -> checkSize(h, w, spec, limits, imageFile.toString())), spec);
+    }
+
+    /** Refuses an image whose pixels, aspect ratio or resize into its best grid resolution go over {@code limits}. */
+    public static void checkSize(int h, int w, Spec spec, ImageLimits limits, String source) {
+        limits.checkShape(h, w, source);
+        int[] best = selectBestResolution(h, w, spec.pinpointsHW());
+        limits.checkResized(best[0], best[1], h, w, source);
     }
 
     /**
@@ -288,7 +300,12 @@ public final class AnyRes {
      * in errors.
      */
     public static AnyResImage process(ImageProcessor processor, byte[] encoded, String source, Spec spec) {
-        return process(processor, ImageProcessor.read(encoded, source), spec);
+        return process(processor, encoded, source, spec, ImageLimits.DEFAULT);
+    }
+
+    /** As {@link #process(ImageProcessor, byte[], String, Spec)} under {@code limits} ({@link #checkSize}). */
+    public static AnyResImage process(ImageProcessor processor, byte[] encoded, String source, Spec spec, ImageLimits limits) {
+        return process(processor, ImageProcessor.read(encoded, source, (h, w) -> checkSize(h, w, spec, limits, source)), spec);
     }
 
     static AnyResImage process(ImageProcessor processor, RgbImage img, Spec spec) {

@@ -1,15 +1,20 @@
 package io.llava4j.data;
 
 import javax.imageio.ImageIO;
+import javax.imageio.ImageReader;
+import javax.imageio.stream.ImageInputStream;
+import javax.imageio.stream.MemoryCacheImageInputStream;
 import java.awt.color.ColorSpace;
 import java.awt.image.BufferedImage;
 import java.awt.image.ColorModel;
 import java.awt.image.ComponentColorModel;
 import java.awt.image.IndexColorModel;
 import java.awt.image.Raster;
+import java.io.ByteArrayInputStream;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Iterator;
 
 /**
  * LLaVA's image preprocessing, the way transformers' (slow, PIL-based) CLIPImageProcessor does it, configured by a
@@ -86,8 +91,42 @@ public final class ImageProcessor {
      * @param aspectRatio LLaVA's {@code --image_aspect_ratio}: {@code square} or {@code pad}
      */
     public float[] process(Path imageFile, String aspectRatio) {
+        return process(imageFile, aspectRatio, ImageLimits.DEFAULT);
+    }
+
+    /** As {@link #process(Path, String)}, refusing from the header an image over {@code limits} ({@link #checkSize}). */
+    public float[] process(Path imageFile, String aspectRatio, ImageLimits limits) {
         boolean pad = padding(aspectRatio);
-        return process(read(imageFile), pad);
+        return process(read(imageFile, (h, w) -> checkSize(h, w, pad, limits, imageFile.toString())), pad);
+    }
+
+    /**
+     * Refuses an image of {@code h × w} whose preprocessing would go over {@code limits}: its pixels and aspect ratio,
+     * the square it is padded to ({@code pad}), and the size this processor's resize makes of it.
+     */
+    public void checkSize(int h, int w, boolean pad, ImageLimits limits, String source) {
+        limits.checkShape(h, w, source);
+        long side = Math.max(h, w);
+        if (pad && side * side > limits.maxPixels())
+            throw new ImageTooLargeException(ImageLimits.Kind.PIXELS, source + ": the image (" + w + "x" + h + ") would be padded to "
+                    + side + "x" + side + " = " + side * side + " pixels; the limit (max_image_pixels) is " + limits.maxPixels());
+        if (!cfg.doResize()) return;
+        long[] hw = resizedSize(pad ? side : h, pad ? side : w, cfg.size());
+        limits.checkResized(hw[0], hw[1], h, w, source);
+    }
+
+    /** {@link #outputSize} in long arithmetic (no overflow for any header size): {height, width}. */
+    static long[] resizedSize(long h, long w, ProcessorConfig.Size size) {
+        if (!size.isShortestEdge()) return new long[]{size.height(), size.width()};
+        long s = size.shortestEdge(), shortSide = Math.min(w, h), longSide = Math.max(w, h);
+        long newLong = (long) ((double) (s * longSide) / shortSide);
+        return w <= h ? new long[]{newLong, s} : new long[]{s, newLong};
+    }
+
+    /** Checks an image's size from its header before it is decoded: {@code (height, width)}; throws to refuse it. */
+    @FunctionalInterface
+    interface HeaderCheck {
+        void check(int height, int width);
     }
 
     /** Checks an {@code --image_aspect_ratio} value: true for {@code pad}, false for {@code square}, else an error. */
@@ -194,15 +233,43 @@ public final class ImageProcessor {
         }
     }
 
-    /** Decodes an image file to 8-bit RGB as PIL's {@code Image.open(p).convert("RGB")} does. */
+    /**
+     * Decodes an image file to 8-bit RGB as PIL's {@code Image.open(p).convert("RGB")} does, refusing from its header
+     * one over the default {@link ImageLimits} pixels and aspect ratio.
+     */
     static RgbImage read(Path file) {
+        return read(file, (h, w) -> ImageLimits.DEFAULT.checkShape(h, w, file.toString()));
+    }
+
+    /** As {@link #read(Path)}, with {@code check} told the header's size before any pixel is decoded. */
+    static RgbImage read(Path file, HeaderCheck check) {
+        if (!Files.exists(file)) throw new DataException(file + ": cannot read image: file not found");
+        try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
+            return decode(in, file.toString(), check);
+        } catch (IOException e) {
+            throw new DataException(file + ": cannot read image: " + e.getMessage(), e);
+        }
+    }
+
+    /** The first image of {@code in} (null: no stream) after {@code check} passed its header's size. */
+    private static RgbImage decode(ImageInputStream in, String source, HeaderCheck check) throws IOException {
+        Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
+        if (readers == null || !readers.hasNext())
+            throw new DataException(source + ": cannot read image: not a format ImageIO decodes (PNG, JPEG, BMP, GIF)");
+        ImageReader r = readers.next();
         BufferedImage bi;
         try {
-            bi = ImageIO.read(file.toFile());
-        } catch (IOException | RuntimeException e) {
-            throw new DataException(file + ": cannot read image: " + (Files.exists(file) ? e.getMessage() : "file not found"), e);
+            r.setInput(in, true, true);
+            check.check(r.getHeight(0), r.getWidth(0));
+            bi = r.read(0, r.getDefaultReadParam());
+        } catch (DataException e) {
+            throw e;
+        } catch (RuntimeException e) {
+            throw new DataException(source + ": cannot read image: " + e, e);
+        } finally {
+            r.dispose();
         }
-        return toRgb(bi, file.toString());
+        return toRgb(bi, source);
     }
 
     /**
@@ -210,19 +277,22 @@ public final class ImageProcessor {
      * it in errors.
      */
     public float[] process(byte[] encoded, String aspectRatio, String source) {
-        boolean pad = padding(aspectRatio);
-        return process(read(encoded, source), pad);
+        return process(encoded, aspectRatio, source, ImageLimits.DEFAULT);
     }
 
-    /** Decodes an encoded image held in memory to 8-bit RGB, as {@link #read(Path)} decodes a file. */
-    static RgbImage read(byte[] encoded, String source) {
-        BufferedImage bi;
-        try {
-            bi = ImageIO.read(new java.io.ByteArrayInputStream(encoded));
-        } catch (IOException | RuntimeException e) {
+    /** As {@link #process(byte[], String, String)}, refusing from the header an image over {@code limits} ({@link #checkSize}). */
+    public float[] process(byte[] encoded, String aspectRatio, String source, ImageLimits limits) {
+        boolean pad = padding(aspectRatio);
+        return process(read(encoded, source, (h, w) -> checkSize(h, w, pad, limits, source)), pad);
+    }
+
+    /** Decodes an encoded image held in memory to 8-bit RGB, as {@link #read(Path, HeaderCheck)} decodes a file. */
+    static RgbImage read(byte[] encoded, String source, HeaderCheck check) {
+        try (ImageInputStream in = new MemoryCacheImageInputStream(new ByteArrayInputStream(encoded))) {
+            return decode(in, source, check);
+        } catch (IOException e) {
             throw new DataException(source + ": cannot read image: " + e.getMessage(), e);
         }
-        return toRgb(bi, source);
     }
 
     private static RgbImage toRgb(BufferedImage bi, String file) {

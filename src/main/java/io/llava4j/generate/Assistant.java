@@ -6,6 +6,7 @@ import io.llava4j.config.LlavaConfig;
 import io.llava4j.data.AnyRes;
 import io.llava4j.data.Conversation.Template;
 import io.llava4j.data.DataException;
+import io.llava4j.data.ImageLimits;
 import io.llava4j.data.ImageProcessor;
 import io.llava4j.data.LlavaTokenizer;
 import io.llava4j.engine.Tensors;
@@ -162,8 +163,16 @@ public final class Assistant implements AutoCloseable {
 
     /** An encoded image in memory (PNG, JPEG, BMP, GIF) preprocessed for this model; {@code source} names it in errors. */
     public Image image(byte[] encoded, String source) {
-        if (anyres != null) return image(AnyRes.process(images, encoded, source, anyres));
-        return new Image(images.process(encoded, aspectRatio, source), 1, null, model.config.imageFeatureTokens());
+        return image(encoded, source, ImageLimits.DEFAULT);
+    }
+
+    /**
+     * As {@link #image(byte[], String)}, refusing from its header (before decoding) an image whose pixels, aspect ratio
+     * or resized size go over {@code limits}: an {@link io.llava4j.data.ImageTooLargeException}.
+     */
+    public Image image(byte[] encoded, String source, ImageLimits limits) {
+        if (anyres != null) return image(AnyRes.process(images, encoded, source, anyres, limits));
+        return new Image(images.process(encoded, aspectRatio, source, limits), 1, null, model.config.imageFeatureTokens());
     }
 
     private Image image(AnyRes.AnyResImage a) {

@@ -1,12 +1,19 @@
 package io.llava4j.generate;
 
 import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
 import java.util.SplittableRandom;
 
-/** Picks the next token from one position's logits by a {@link Sampling}: argmax, or HF's temperature + top-p warpers. */
+/**
+ * Picks the next token from one position's logits by a {@link Sampling}: argmax, or HF's temperature + top-p warpers;
+ * before either, OpenAI's presence and frequency penalties over the tokens this picker has picked:
+ * {@code logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty}.
+ */
 final class TokenPicker {
     private final Sampling s;
     private final SplittableRandom rng;
+    private final Map<Integer, Integer> counts = new HashMap<>();
 
     TokenPicker(Sampling s) {
         this.s = s;
@@ -14,7 +21,17 @@ final class TokenPicker {
     }
 
     int pick(float[] logits) {
-        return s.isGreedy() ? argmax(logits) : sample(logits);
+        if (s.hasPenalties()) penalize(logits);
+        int next = s.isGreedy() ? argmax(logits) : sample(logits);
+        if (s.hasPenalties()) counts.merge(next, 1, Integer::sum);
+        return next;
+    }
+
+    private void penalize(float[] logits) {
+        for (Map.Entry<Integer, Integer> e : counts.entrySet()) {
+            int j = e.getKey();
+            if (j < logits.length) logits[j] -= (float) (e.getValue() * s.frequencyPenalty() + s.presencePenalty());
+        }
     }
 
     /** Index of the largest logit (the first one on ties, as torch.argmax). */

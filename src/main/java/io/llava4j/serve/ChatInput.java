@@ -4,6 +4,7 @@ import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import io.llava4j.data.Conversation.Template;
+import io.llava4j.data.ImageTooLargeException;
 import io.llava4j.generate.Assistant;
 import io.llava4j.generate.Prompts;
 import io.llava4j.generate.Sampling;
@@ -25,13 +26,26 @@ import java.util.List;
  * part holding a {@code data:} URI; it goes first in its message, as LLaVA puts it; AnyRes tiles for an AnyRes model),
  * token ids and sampling. Every check throws an {@link ApiError} naming what is wrong. Nothing here reads a file or
  * the network: images only come inline.
+ *
+ * <p>OpenAI fields: {@code stop} (a string or up to 4), {@code presence_penalty} / {@code frequency_penalty},
+ * {@code seed} (a random one when absent), {@code stream_options.include_usage}; refused by name: {@code n} other than
+ * 1, {@code logprobs} / {@code top_logprobs}, {@code response_format} other than text, {@code tools} and functions.
+ * Work is bounded before it is done: the text's length is checked before tokenizing, the image's size from its header
+ * before decoding ({@link ServeLimits#imageLimits()}), and {@code checkpoint} (the request's deadline) runs between
+ * the steps.
  */
-record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptIds, long promptPositions, Assistant.Image image, Sampling sampling) {
+record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptIds, long promptPositions, Assistant.Image image,
+                 Sampling sampling, List<String> stop, boolean includeUsage) {
+    private static final int MAX_STOPS = 4;
     private static final ObjectMapper JSON = new ObjectMapper();
     /** How ChatML templates (qwen_1_5, mpt, chatml_direct) open their system prompt. */
     private static final String CHATML_SYSTEM = "<|im_start|>system\n";
 
-    static ChatInput parse(byte[] body, Assistant a, Template template, ServeLimits limits) {
+    /**
+     * @param served     the model id requests must name
+     * @param checkpoint run between the expensive steps (throws to stop: the request's deadline)
+     */
+    static ChatInput parse(byte[] body, Assistant a, String served, Template template, ServeLimits limits, Runnable checkpoint) {
         JsonNode root;
         try {
             root = JSON.readTree(body);
@@ -41,12 +55,13 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
             throw ApiError.invalid("invalid_json", null, "the request body could not be read: " + e.getMessage());
         }
         if (root == null || !root.isObject()) throw ApiError.invalid("invalid_json", null, "the request body must be a JSON object");
-        String model = root.path("model").asText(a.name());
+        String model = root.path("model").asText(served);
         if (!root.path("model").isMissingNode() && !root.get("model").isTextual())
             throw ApiError.invalid("invalid_type", "model", "model must be a string");
-        if (!model.equals(a.name()))
+        if (!model.equals(served))
             throw new ApiError(404, "invalid_request_error", "model_not_found", "model",
-                    "The model '" + model + "' does not exist; this server serves '" + a.name() + "'");
+                    "The model '" + model + "' does not exist; this server serves '" + served + "'");
+        refuseUnsupported(root);
         boolean stream = bool(root, "stream", false);
         boolean ignoreEos = bool(root, "ignore_eos", false); // vLLM's extension: generate max_tokens whatever comes
         int n = integer(root, "n", 1);
@@ -58,15 +73,30 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
         double temperature = number(root, "temperature", 0), topP = number(root, "top_p", 1);
         if (temperature < 0 || temperature > 2) throw ApiError.invalid("invalid_value", "temperature", "temperature must be in [0, 2]");
         if (!(topP > 0 && topP <= 1)) throw ApiError.invalid("invalid_value", "top_p", "top_p must be in (0, 1]");
-        long seed = root.has("seed") ? integer(root, "seed", 0) : 0;
+        double presence = number(root, "presence_penalty", 0), frequency = number(root, "frequency_penalty", 0);
+        if (!(Math.abs(presence) <= 2)) throw ApiError.invalid("invalid_value", "presence_penalty", "presence_penalty must be in [-2, 2]");
+        if (!(Math.abs(frequency) <= 2)) throw ApiError.invalid("invalid_value", "frequency_penalty", "frequency_penalty must be in [-2, 2]");
+        JsonNode seedNode = root.get("seed");
+        if (seedNode != null && !seedNode.isNull() && !(seedNode.isIntegralNumber() && seedNode.canConvertToLong()))
+            throw ApiError.invalid("invalid_type", "seed", "seed must be an integer");
+        long seed = seedNode != null && !seedNode.isNull() ? seedNode.asLong() : SEEDS.nextLong(); // OpenAI: no seed, no repeat
+        List<String> stop = stops(root);
+        boolean includeUsage = false;
+        JsonNode so = root.get("stream_options");
+        if (so != null && !so.isNull()) {
+            if (!so.isObject()) throw ApiError.invalid("invalid_type", "stream_options", "stream_options must be an object");
+            includeUsage = bool(so, "include_usage", false);
+        }
 
         JsonNode messages = root.path("messages");
         if (!messages.isArray() || messages.isEmpty())
             throw ApiError.invalid("invalid_messages", "messages", "messages must be a non-empty array");
         int first = 0;
         String system = template.system();
+        long chars = 0;
         if ("system".equals(messages.get(0).path("role").asText())) {
             String given = text(messages.get(0), 0, null).text;
+            chars += given.length();
             system = template.system().startsWith(CHATML_SYSTEM) ? CHATML_SYSTEM + given : given;
             first = 1;
         }
@@ -80,6 +110,10 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
                 throw ApiError.invalid("invalid_messages", "messages[" + i + "].role", "messages[" + i + "] has role '" + role
                         + "' where '" + want + "' is expected (after an optional system message, user and assistant alternate)");
             Content c = text(m, i, role.equals("user") ? limits : null);
+            chars += c.text.length();
+            if (chars > limits.maxPromptChars())
+                throw ApiError.invalid("prompt_too_long", "messages", "the messages' text is over " + chars + " characters; the server's limit"
+                        + " (max_prompt_chars) is " + limits.maxPromptChars());
             if (c.image != null) {
                 if (image != null)
                     throw ApiError.invalid("too_many_images", "messages[" + i + "].content", "only one image per conversation is supported");
@@ -93,13 +127,62 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
         if (image == null)
             throw ApiError.invalid("image_required", "messages", "no image: one user message needs an image_url part with a data: URI");
 
+        checkpoint.run();
         Assistant.Image pixels = pixels(a, image, limits);
+        checkpoint.run();
         int[] ids = a.encode(prompts.prompt(), true);
+        checkpoint.run();
         long positions = ids.length - 1 + pixels.tokens();
         if (positions > limits.maxPromptTokens())
             throw ApiError.invalid("context_length_exceeded", "messages", "the prompt is " + positions
                     + " tokens (image rows included); the server's limit (max_prompt_tokens) is " + limits.maxPromptTokens());
-        return new ChatInput(model, stream, ignoreEos, ids, positions, pixels, new Sampling(maxTokens, temperature, topP, seed));
+        Integer context = a.model().config.text().maxPositionEmbeddings();
+        if (context != null && positions + maxTokens > context)
+            throw ApiError.invalid("context_length_exceeded", "max_tokens", "the prompt (" + positions + " tokens, image rows included) and"
+                    + " max_tokens (" + maxTokens + ") are over the model's context length (max_position_embeddings) of " + context);
+        return new ChatInput(model, stream, ignoreEos, ids, positions, pixels,
+                new Sampling(maxTokens, temperature, topP, seed, presence, frequency), stop, includeUsage);
+    }
+
+    private static final java.security.SecureRandom SEEDS = new java.security.SecureRandom();
+
+    /** OpenAI's fields this server does not implement, refused by name rather than ignored. */
+    private static void refuseUnsupported(JsonNode root) {
+        if (root.path("logprobs").asBoolean(false))
+            throw unsupported("logprobs", "logprobs are not supported by this server");
+        if (present(root, "top_logprobs") && !(root.get("top_logprobs").isNumber() && root.get("top_logprobs").asInt() == 0))
+            throw unsupported("top_logprobs", "top_logprobs are not supported by this server");
+        JsonNode rf = root.get("response_format");
+        if (present(root, "response_format") && !"text".equals(rf.path("type").asText()))
+            throw unsupported("response_format", "response_format '" + rf.path("type").asText(rf.toString())
+                    + "' is not supported; only {\"type\": \"text\"}");
+        for (String f : new String[]{"tools", "tool_choice", "functions", "function_call"})
+            if (present(root, f) && !(root.get(f).isArray() && root.get(f).isEmpty()) && !"none".equals(root.get(f).asText()))
+                throw unsupported(f, f + " (tool and function calling) is not supported by this server");
+    }
+
+    private static boolean present(JsonNode root, String field) {
+        return root.has(field) && !root.get(field).isNull();
+    }
+
+    private static ApiError unsupported(String param, String message) {
+        return ApiError.invalid("unsupported_parameter", param, message);
+    }
+
+    /** {@code stop}: null, a string, or an array of up to 4 non-empty strings. */
+    private static List<String> stops(JsonNode root) {
+        JsonNode v = root.get("stop");
+        if (v == null || v.isNull()) return List.of();
+        List<String> out = new ArrayList<>();
+        if (v.isTextual()) out.add(v.asText());
+        else if (v.isArray()) for (JsonNode s : v) {
+            if (!s.isTextual()) throw ApiError.invalid("invalid_type", "stop", "stop must be a string or an array of strings");
+            out.add(s.asText());
+        }
+        else throw ApiError.invalid("invalid_type", "stop", "stop must be a string or an array of strings");
+        if (out.size() > MAX_STOPS) throw ApiError.invalid("invalid_value", "stop", "stop holds at most " + MAX_STOPS + " strings");
+        if (out.stream().anyMatch(String::isEmpty)) throw ApiError.invalid("invalid_value", "stop", "stop strings must not be empty");
+        return List.copyOf(out);
     }
 
     private record Content(String text, byte[] image) {}
@@ -156,6 +239,7 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
 
     /** Checks the image's size from its header before decoding it, then preprocesses it. */
     private static Assistant.Image pixels(Assistant a, byte[] image, ServeLimits limits) {
+        // the server's byte and pixel limits first (their own codes), then the preprocessing's shape limits in a.image
         long w, h;
         try (ImageInputStream in = ImageIO.createImageInputStream(new ByteArrayInputStream(image))) {
             Iterator<ImageReader> readers = in == null ? null : ImageIO.getImageReaders(in);
@@ -177,7 +261,14 @@ record ChatInput(String model, boolean stream, boolean ignoreEos, int[] promptId
             throw ApiError.invalid("image_too_many_pixels", "messages", "the image is " + w + "x" + h + " = " + w * h
                     + " pixels; the server's limit (max_image_pixels) is " + limits.maxImagePixels());
         try {
-            return a.image(image, "request image");
+            return a.image(image, "the image", limits.imageLimits());
+        } catch (ImageTooLargeException e) {
+            String code = switch (e.kind) {
+                case PIXELS -> "image_too_many_pixels";
+                case ASPECT_RATIO -> "image_aspect_ratio_too_large";
+                case RESIZED_PIXELS -> "image_too_large_after_resize";
+            };
+            throw ApiError.invalid(code, "messages", e.getMessage());
         } catch (RuntimeException e) {
             throw ApiError.invalid("invalid_image", "messages", "the image cannot be decoded: " + e.getMessage());
         }

@@ -164,4 +164,32 @@ class ImageProcessorTest {
         RgbImage img = ImageProcessor.read(f);
         assertEquals(128, img.get(5, 5, 0), 2);
     }
+
+    /** A 117 KB PNG of 40,000,000 x 1 px: refused from its header, naming the file and the limit, before any pixel is decoded. */
+    @Test
+    void sizeBombsAreRefusedFromTheHeader(@TempDir Path dir) throws IOException {
+        Path f = dir.resolve("bomb.png");
+        Files.write(f, io.llava4j.TestImages.blackPng(40_000_000, 1));
+        assertTrue(Files.size(f) < 200_000, "a small file: " + Files.size(f));
+        ImageProcessor p = ImageProcessor.load(Fixtures.MODEL);
+        long t0 = System.nanoTime();
+        ImageTooLargeException e = assertThrows(ImageTooLargeException.class, () -> p.process(f, "square"));
+        assertTrue(System.nanoTime() - t0 < 1_000_000_000L, "refused before decoding");
+        assertEquals(ImageLimits.Kind.ASPECT_RATIO, e.kind);
+        assertTrue(e.getMessage().contains(f.toString()) && e.getMessage().contains("max_image_aspect_ratio"), e.getMessage());
+        assertThrows(ImageTooLargeException.class, () -> ImageProcessor.read(f));
+        assertThrows(ImageTooLargeException.class, () -> p.process(Files.readAllBytes(f), "pad", "request image"));
+
+        // within the aspect ratio but over the resized size (shortest edge 16: 4000 x 1 -> 64000 x 16), or padded too large
+        Path wide = dir.resolve("wide.png");
+        Files.write(wide, io.llava4j.TestImages.blackPng(4000, 1));
+        ImageLimits lenient = new ImageLimits(1_000_000, 100_000, 10_000);
+        ImageTooLargeException r = assertThrows(ImageTooLargeException.class, () -> p.process(wide, "square", lenient));
+        assertEquals(ImageLimits.Kind.RESIZED_PIXELS, r.kind);
+        assertTrue(r.getMessage().contains("64000x16") && r.getMessage().contains("max_resized_image_pixels"), r.getMessage());
+        ImageTooLargeException padded = assertThrows(ImageTooLargeException.class, () -> p.process(wide, "pad", lenient));
+        assertEquals(ImageLimits.Kind.PIXELS, padded.kind);
+        assertTrue(padded.getMessage().contains("4000x4000"), padded.getMessage());
+        assertEquals(3 * 16 * 16, p.process(wide, "square", new ImageLimits(1_000_000, 2_000_000, 10_000)).length);
+    }
 }

@@ -38,9 +38,25 @@ class LlavaServerTest {
     static final HttpClient http = HttpClient.newHttpClient();
     static final ServeLimits LIMITS = new ServeLimits(1, 60, 1 << 20, 4000, 1000, 120, 4000);
 
+    /**
+     * The tiny model with a context of 8192 positions instead of 256 (the weights are the same), so that requests can
+     * generate long enough to be running when a test needs them to be.
+     */
+    static java.nio.file.Path longContextTiny() throws Exception {
+        java.nio.file.Path dir = Files.createTempDirectory("llava4j-serve-").resolve("tiny-llava");
+        Files.createDirectories(dir);
+        try (Stream<java.nio.file.Path> files = Files.list(TestData.tinyLlava())) {
+            for (java.nio.file.Path f : files.toList()) Files.copy(f, dir.resolve(f.getFileName()));
+        }
+        ObjectNode config = (ObjectNode) JSON.readTree(dir.resolve("config.json").toFile());
+        ((ObjectNode) config.get("text_config")).put("max_position_embeddings", 8192);
+        JSON.writeValue(dir.resolve("config.json").toFile(), config);
+        return dir;
+    }
+
     @BeforeAll
     static void start() throws Exception {
-        tiny = Assistant.load(TestData.tinyLlava(), Assistant.Options.DEFAULT);
+        tiny = Assistant.load(longContextTiny(), Assistant.Options.DEFAULT);
         server = new LlavaServer(tiny, LIMITS).start("127.0.0.1", 0);
         base = "http://127.0.0.1:" + server.port();
         image = dataUri(Files.readAllBytes(TestData.tinyData().resolve("images/img0.png")));
@@ -57,8 +73,12 @@ class LlavaServerTest {
     }
 
     static ObjectNode request(String text, String imageUrl, int maxTokens, boolean stream) {
+        return requestFor(tiny.name(), text, imageUrl, maxTokens, stream);
+    }
+
+    static ObjectNode requestFor(String model, String text, String imageUrl, int maxTokens, boolean stream) {
         ObjectNode r = JSON.createObjectNode();
-        r.put("model", tiny.name());
+        r.put("model", model);
         r.put("max_tokens", maxTokens);
         r.put("stream", stream);
         ArrayNode content = r.putArray("messages").addObject().put("role", "user").putArray("content");
@@ -71,6 +91,20 @@ class LlavaServerTest {
         return http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions"))
                 .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(),
                 HttpResponse.BodyHandlers.ofString());
+    }
+
+    /** The chunks of a streamed answer (the data lines before [DONE], which must end it). */
+    static List<JsonNode> streamChunks(JsonNode body) throws Exception {
+        HttpResponse<Stream<String>> r = http.send(HttpRequest.newBuilder(URI.create(base + "/v1/chat/completions"))
+                        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(JSON.writeValueAsString(body))).build(),
+                HttpResponse.BodyHandlers.ofLines());
+        assertEquals(200, r.statusCode());
+        List<String> data = new ArrayList<>();
+        r.body().filter(l -> l.startsWith("data: ")).forEach(l -> data.add(l.substring(6)));
+        assertEquals("[DONE]", data.get(data.size() - 1));
+        List<JsonNode> out = new ArrayList<>();
+        for (String d : data.subList(0, data.size() - 1)) out.add(JSON.readTree(d));
+        return out;
     }
 
     static HttpResponse<String> post(JsonNode body) throws Exception {
@@ -228,6 +262,7 @@ class LlavaServerTest {
             }
             else {
                 assertError(r, 429, "queue_full");
+                assertTrue(r.headers().firstValue("Retry-After").isPresent());
                 refused++;
             }
         }
