@@ -11,7 +11,7 @@
 # clean page cache of the memory-mapped shards). The tokenizer is the tiny OneVision toy one (ids < 1040).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-W="${BENCH_DIR:-/tmp/llava4j-onevision-real-size}"
+W="${BENCH_DIR:-runs/bench/onevision-real-size}"
 REAL=src/test/resources/real-configs/llava-hf__llava-onevision-qwen2-0.5b-ov-hf
 TINY=src/test/resources/reference-onevision/tiny-onevision
 M="$W/llava-onevision-qwen2-0.5b-ov-hf"

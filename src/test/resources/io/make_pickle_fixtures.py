@@ -19,7 +19,7 @@ import os
 import torch
 
 OUT = os.path.dirname(os.path.abspath(__file__))
-MARKER = "/tmp/llava4j_malicious_pickle_ran"
+MARKER = "llava4j_malicious_pickle_ran"  # relative: the working directory of whoever would run it
 
 DTYPES = {torch.float32: "F32", torch.float16: "F16", torch.bfloat16: "BF16",
           torch.int64: "I64", torch.int32: "I32", torch.float64: "F64"}

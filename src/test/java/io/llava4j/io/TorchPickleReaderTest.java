@@ -35,8 +35,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  */
 class TorchPickleReaderTest {
 
-    /** The command the malicious fixture would run: {@code touch} of this file. */
-    private static final Path MALICIOUS_MARKER = Path.of("/tmp/llava4j_malicious_pickle_ran");
+    /** The command the malicious fixture would run: {@code touch} of this file, in the working directory. */
+    private static final Path MALICIOUS_MARKER = Path.of("llava4j_malicious_pickle_ran");
 
     @TempDir
     Path tmp;
