@@ -77,35 +77,27 @@ class OnevisionTrainingModesTest {
         f2.addAll(List.of("--pretrain_mm_mlp_adapter", s1.resolve("mm_projector.safetensors").toString()));
         TrainRuns.run(f2);
 
-        Path data = REF.resolve("tiny-data");
         Path plan = tmp.resolve("plan.yaml");
         Files.writeString(plan, String.join("\n",
                 "model_name_or_path: " + MODEL,
                 "output_dir: " + tmp.resolve("plan"),
                 "args: {lr_scheduler_type: constant, warmup_ratio: 0, weight_decay: 0, max_grad_norm: 0, logging_steps: 1}",
                 "stages:",
-                "  - name: align",
-                "    data_path: " + data.resolve("stage1.json"),
-                "    image_folder: " + data.resolve("images"),
-                "    template: qwen_1_5",
-                "    max_steps: 3",
-                "    args: {per_device_train_batch_size: 5}",
-                "    vision: frozen",
-                "    projector: full",
-                "    llm: frozen",
-                "    lr: {projector: 1e-3}",
-                "  - name: tune",
-                "    data_path: " + data.resolve("stage2.json"),
-                "    image_folder: " + data.resolve("images"),
-                "    template: qwen_1_5",
-                "    max_steps: 2",
-                "    args: {per_device_train_batch_size: 3}",
-                "    projector: full",
-                "    llm: full",
-                "    lr: {llm: 1e-3, projector: 1e-3}", ""));
+                planStage("align", "stage1.json", 3, 5, "vision: frozen", "projector: full", "llm: frozen", "lr: {projector: 1e-3}"),
+                planStage("tune", "stage2.json", 2, 3, "projector: full", "llm: full", "lr: {llm: 1e-3, projector: 1e-3}"), ""));
         assertEquals(0, Main.run("train", "--plan", plan.toString()));
         assertClose(s1.resolve("mm_projector.safetensors"), tmp.resolve("plan/align/mm_projector.safetensors"));
         assertClose(s2.resolve("model.safetensors"), tmp.resolve("plan/tune/model.safetensors"));
+    }
+
+    /** One qwen_1_5 stage of a plan on the tiny data, with its further keys. */
+    private static String planStage(String name, String data, int steps, int batch, String... keys) {
+        Path d = REF.resolve("tiny-data");
+        List<String> lines = new ArrayList<>(List.of("  - name: " + name, "    data_path: " + d.resolve(data),
+                "    image_folder: " + d.resolve("images"), "    template: qwen_1_5", "    max_steps: " + steps,
+                "    args: {per_device_train_batch_size: " + batch + "}"));
+        for (String k : keys) lines.add("    " + k);
+        return String.join("\n", lines);
     }
 
     private static void assertClose(Path want, Path got) {
