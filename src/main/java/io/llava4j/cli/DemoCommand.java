@@ -1,6 +1,5 @@
 package io.llava4j.cli;
 
-import io.llava4j.demo.Decoder;
 import io.llava4j.engine.Engine;
 import io.llava4j.demo.Demo;
 import picocli.CommandLine.Command;
@@ -25,7 +24,7 @@ public class DemoCommand implements Callable<Integer> {
         Demo.Settings settings = quick ? Demo.Settings.QUICK : Demo.Settings.FULL;
         if (threads == null && System.getenv("OMP_NUM_THREADS") == null) threads = 1;
         if (threads != null) Engine.setThreads(threads, "--threads");
-        var report = new Demo(settings, output, seed, Decoder.generator(), Progress::new, TrainCommand::parse).run();
+        var report = new Demo(settings, output, seed, Progress::new, TrainCommand::parse).run();
         var bars = report.get("bars");
         System.out.printf("demo (%s) done in %.1f min: stage1 caption accuracy %.3f (best constant caption %.3f), stage2 VQA %.3f, "
                         + "text ppl %.4f before / %.4f after frozen stage 1 / %.4f after unfrozen%n",

@@ -77,7 +77,6 @@ public final class Demo {
     private final Settings s;
     private final Path out;
     private final long seed;
-    private final Decoder decoder;
     private final Listener listener;
     private final java.util.function.Function<String[], TrainArgs> trainFlags;
     private final Map<String, Double> phases = java.util.Collections.synchronizedMap(new LinkedHashMap<>());
@@ -92,13 +91,12 @@ public final class Demo {
      * @param trainFlags parses {@code llava4j train}'s flags (the command line's parser, passed in: the stages run
      *                   with exactly the flags a person would give {@code llava4j train})
      */
-    public Demo(Settings settings, Path outputDir, long seed, Decoder decoder, Listener listener,
+    public Demo(Settings settings, Path outputDir, long seed, Listener listener,
                 java.util.function.Function<String[], TrainArgs> trainFlags) {
         this.trainFlags = trainFlags;
         this.s = settings;
         this.out = outputDir;
         this.seed = seed;
-        this.decoder = decoder;
         this.listener = listener;
     }
 
@@ -233,7 +231,7 @@ public final class Demo {
         Trainer t2 = phase("stage2", () -> train("stage 2", f2));
         List<List<String>> answers = phase("eval_vqa", () -> {
             TrainProgress bar = start("VQA eval", 1);
-            List<List<String>> a = Evaluation.answers(t2.model(), decoder, tok, testPixels, world.testQa, 48);
+            List<List<String>> a = Evaluation.answers(t2.model(), tok, testPixels, world.testQa, 48);
             bar.update(1, "");
             bar.done();
             return a;
@@ -300,7 +298,7 @@ public final class Demo {
         TrainReport.Row total = new TrainReport(t.model(), t.plan()).total();
         double ppl = Evaluation.perplexity(t.model().languageModel, docs, tok.pad());
         TrainProgress bar = start(name + " captions", 1);
-        List<String> caps = Evaluation.captions(t.model(), decoder, tok, testPixels, 48);
+        List<String> caps = Evaluation.captions(t.model(), tok, testPixels, 48);
         bar.update(1, "");
         bar.done();
         List<Double> l = t.losses();

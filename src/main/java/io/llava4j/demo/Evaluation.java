@@ -35,7 +35,7 @@ public final class Evaluation {
     }
 
     /** Greedy captions of the images under the plain template (prompt "<image>"), stopping at the newline. */
-    public static List<String> captions(Llava model, Decoder decoder, LlavaTokenizer tok, List<Tensor> pixels, int batch) {
+    public static List<String> captions(Llava model, LlavaTokenizer tok, List<Tensor> pixels, int batch) {
         int[] prompt = LlavaTokenizer.tokenizerImageToken(tok, Conversation.IMAGE, model.config.imageTokenIndex());
         int newline = tok.tokenIdOf("\n");
         List<String> out = new ArrayList<>();
@@ -44,7 +44,7 @@ public final class Evaluation {
             List<int[]> prompts = new ArrayList<>();
             for (int k = 0; k < px.size(); k++) prompts.add(prompt);
             try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
-                for (int[] ids : decoder.greedy(model, px, prompts, 48, newline)) out.add(text(tok, ids));
+                for (int[] ids : Decoder.greedy(model, px, prompts, 48, newline)) out.add(text(tok, ids));
             }
         }
         return out;
@@ -57,7 +57,7 @@ public final class Evaluation {
     }
 
     /** Answers of the model to each test image's questions (same order as {@code qas}), greedy until EOS. */
-    public static List<List<String>> answers(Llava model, Decoder decoder, LlavaTokenizer tok, List<Tensor> pixels,
+    public static List<List<String>> answers(Llava model, LlavaTokenizer tok, List<Tensor> pixels,
                                              List<List<Qa>> qas, int batch) {
         List<Tensor> px = new ArrayList<>();
         List<int[]> prompts = new ArrayList<>();
@@ -69,7 +69,7 @@ public final class Evaluation {
         List<String> flat = new ArrayList<>();
         for (int i = 0; i < prompts.size(); i += batch) {
             try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
-                for (int[] ids : decoder.greedy(model, px.subList(i, Math.min(px.size(), i + batch)),
+                for (int[] ids : Decoder.greedy(model, px.subList(i, Math.min(px.size(), i + batch)),
                         prompts.subList(i, Math.min(prompts.size(), i + batch)), 8, tok.eos()))
                     flat.add(text(tok, ids));
             }

@@ -42,15 +42,14 @@ public final class DemoInspect {
             for (String t : ShapesWorld.QA_TYPES) q.add(ShapesWorld.question(world.train.get(i), t, r));
             trainQa.add(q);
         }
-        Decoder d = Decoder.generator();
-        var ansTest = Evaluation.answers(model, d, tok, testPx, world.testQa, 48);
-        var ansTrain = Evaluation.answers(model, d, tok, trainPx, trainQa, 48);
+        var ansTest = Evaluation.answers(model, tok, testPx, world.testQa, 48);
+        var ansTrain = Evaluation.answers(model, tok, trainPx, trainQa, 48);
         System.out.println("test  " + Evaluation.vqaAccuracy(world.testQa, ansTest));
         System.out.println("train " + Evaluation.vqaAccuracy(trainQa, ansTrain));
         // shuffled images: answers to test questions with the wrong image
         List<Tensor> shuffled = new ArrayList<>(testPx);
         java.util.Collections.rotate(shuffled, 1);
-        var ansShuf = Evaluation.answers(model, d, tok, shuffled, world.testQa, 48);
+        var ansShuf = Evaluation.answers(model, tok, shuffled, world.testQa, 48);
         System.out.println("wrong image " + Evaluation.vqaAccuracy(world.testQa, ansShuf));
         for (int i = 0; i < 12; i++) {
             Scene s = world.test.get(i);

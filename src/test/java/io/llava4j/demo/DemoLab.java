@@ -40,7 +40,7 @@ public final class DemoLab {
         Engine.init();
         long t0 = System.nanoTime();
         if (mode.equals("full")) {
-            var r = new Demo(s, out, seed, Decoder.generator(), Progress::new, TrainCommand::parse).run();
+            var r = new Demo(s, out, seed, Progress::new, TrainCommand::parse).run();
             System.out.println("stage1 " + r.get("stage1").get("caption_accuracy") + " base " + r.get("stage1").get("caption_baseline")
                     + " unfrozen " + r.get("stage1_unfrozen").get("caption_accuracy"));
             System.out.println("vqa " + r.get("stage2").get("vqa_accuracy") + " " + r.get("stage2").get("vqa_accuracy_by_type"));
