@@ -557,8 +557,9 @@ public record LlavaConfig(Family family, VisionConfig vision, TextConfig text, i
         Check.oneOf(where, "projector_hidden_act", projectorAct, Activations.NAMES);
         Check.that(projectorDepth != 0 || vision.hiddenSize().equals(text.hiddenSize()), where, "mm_projector_type",
                 "identity needs equal vision and text widths, got " + vision.hiddenSize() + " and " + text.hiddenSize());
-        Check.that(imageTokenIndex < 0 || imageTokenIndex < text.vocabSize(), where, "image_token_index",
-                imageTokenIndex + " is outside the vocabulary of " + text.vocabSize());
+        Check.that(imageTokenIndex == LLAVA_IMAGE_TOKEN_INDEX || imageTokenIndex >= 0 && imageTokenIndex < text.vocabSize(), where,
+                "image_token_index", imageTokenIndex + " is outside the vocabulary of " + text.vocabSize()
+                        + (imageTokenIndex < 0 ? " (and not LLaVA's placeholder " + LLAVA_IMAGE_TOKEN_INDEX + ")" : ""));
         String aspect = imageAspectRatio();
         Check.that(aspect == null || aspect.equals("square") || aspect.equals("pad") || anyres != null, where, "image_aspect_ratio",
                 "'" + aspect + "' is not supported (square, pad, anyres, anyres_max_N)");

@@ -138,7 +138,10 @@ class LlavaConfigTest {
     void hfConfigWithoutImageTokenIsRefused() throws IOException {
         Path dir = write("hf", """
                 {"model_type": "llava", "vision_config": {}, "text_config": {}}""");
-        assertMentions(error(dir).getMessage(), "image_token_index");
+        assertMentions(error(dir).getMessage(), "image_token_index");        // a negative id other than LLaVA's -200 placeholder is refused at load, not at the first forward
+        Path negative = write("hf-neg", """
+                {"model_type": "llava", "image_token_index": -2147483648, "vision_config": {}, "text_config": {}}""");
+        assertMentions(error(negative).getMessage(), "image_token_index", "-2147483648");
     }
 
     @Test
