@@ -28,6 +28,33 @@ public final class BlasThreads {
         SET.invokeVoid(new Object[]{threads});
     }
 
+    private static final Object LOCK = new Object();
+    private static int depth, saved; // guarded by LOCK: calls inside single() now, the count to restore after the last
+
+    /**
+     * Runs {@code body} with OpenBLAS at one thread and restores its count afterwards (after the last of several
+     * overlapping calls from different threads). For kernels that call OpenBLAS for many small GEMMs from their own
+     * parallel loop, such as libtorch's fused CPU attention: with OpenBLAS's pool at 2 threads each small GEMM was
+     * split across a second thread that then spun waiting for the next, and one SigLIP layer's attention cost 2-3x
+     * the CPU time (bench/README.md, OneVision).
+     */
+    public static <T> T single(java.util.function.Supplier<T> body) {
+        if (!available()) return body.get();
+        synchronized (LOCK) {
+            if (depth++ == 0) {
+                saved = get();
+                if (saved != 1) set(1);
+            }
+        }
+        try {
+            return body.get();
+        } finally {
+            synchronized (LOCK) {
+                if (--depth == 0 && saved != 1) set(saved);
+            }
+        }
+    }
+
     private static Function lookup(String symbol) {
         try {
             Engine.init();
