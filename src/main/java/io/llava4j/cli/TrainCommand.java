@@ -112,7 +112,7 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--frames_upbound", description = "noted; video records are refused") Integer framesUpbound;
     @Option(names = "--torch_compile", arity = "1", converter = Bool.class, description = "noted; no effect") Boolean torchCompile;
     @Option(names = "--torch_compile_backend", description = "noted; no effect") String torchCompileBackend;
-    @Option(names = "--dataloader_drop_last", arity = "1", converter = Bool.class, description = "only False (every epoch ends with its incomplete batch)") Boolean dropLast;
+    @Option(names = "--dataloader_drop_last", arity = "1", converter = Bool.class, description = "True: each epoch's last incomplete batch is left out (HF's DataLoader drop_last)") Boolean dropLast;
 
     /** Parses LLaVA-style flags into {@link TrainArgs} (for embedding and tests); unknown flags throw. */
     public static TrainArgs parse(String... argv) {
@@ -161,8 +161,6 @@ public class TrainCommand implements Callable<Integer> {
         if (runName != null) notes.add("--run_name " + runName + ": noted (metrics go to " + outputDir.resolve("log.jsonl") + ")");
         if (videoFolder != null || framesUpbound != null) notes.add("--video_folder / --frames_upbound: noted; a video record is refused by name");
         if (Boolean.TRUE.equals(torchCompile) || torchCompileBackend != null) notes.add("--torch_compile / --torch_compile_backend: no effect");
-        if (Boolean.TRUE.equals(dropLast))
-            throw new IllegalArgumentException("--dataloader_drop_last True is not supported: every epoch ends with its incomplete batch; use False");
         if (tunableParts != null) notes.add("--mm_tunable_parts " + tunableParts + ": decides what trains (LLaVA-NeXT); the"
                 + " --tune_mm_mlp_adapter / --freeze_backbone / --freeze_mm_mlp_adapter / --unfreeze_mm_vision_tower flags are ignored");
         if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": no ZeRO sharding; every rank holds the whole model (data parallel: --nproc_per_node)");
@@ -180,7 +178,7 @@ public class TrainCommand implements Callable<Integer> {
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
                 precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),
                 io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora(), workers, cacheVisionFeatures,
-                gridPinpoints, patchMergeType);
+                gridPinpoints, patchMergeType, Boolean.TRUE.equals(dropLast));
     }
 
     /** LLaVA's LoRA flags; without --lora_enable True they do nothing (as in LLaVA). */

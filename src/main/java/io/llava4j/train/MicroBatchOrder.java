@@ -29,12 +29,13 @@ final class MicroBatchOrder implements Supplier<MicroBatchOrder.Micro> {
     private int orderEpoch = -1;
 
     /**
+     * @param microPerEpoch global micro-batches an epoch makes (the last incomplete one left out under drop_last)
      * @param batch per-device micro-batch size
      * @param start the optimizer step the run starts at (a resumed run skips the ones before)
      * @param total the run's last step
      */
-    MicroBatchOrder(int size, int batch, int accumulation, long seed, int[] modality, boolean groupByModality, int start, int total,
-                    DataParallel dp) {
+    MicroBatchOrder(int size, int microPerEpoch, int batch, int accumulation, long seed, int[] modality, boolean groupByModality,
+                    int start, int total, DataParallel dp) {
         this.size = size;
         this.batch = batch;
         this.accumulation = accumulation;
@@ -42,8 +43,7 @@ final class MicroBatchOrder implements Supplier<MicroBatchOrder.Micro> {
         this.modality = modality;
         this.groupByModality = groupByModality;
         this.dp = dp;
-        int global = batch * dp.worldSize();
-        this.steps = new AccumulationSteps((size + global - 1) / global, accumulation);
+        this.steps = new AccumulationSteps(microPerEpoch, accumulation); // ceil(size / global), or floor with drop_last
         steps.skip(start);
         this.stepsLeft = total - start;
     }

@@ -13,7 +13,8 @@ import java.nio.file.Path;
  * ({@code --lora_enable True}); null = none. {@code dataloaderNumWorkers}: threads preparing samples ahead
  * ({@link SampleLoader}); {@code cacheVisionFeatures}: a {@link FeatureCache} folder, or null.
  * {@code imageGridPinpoints}, {@code mmPatchMergeType}: LLaVA-NeXT's AnyRes flags (null: not given), which build an AnyRes
- * model on a plain LLM folder and must agree with a LLaVA model's own config.
+ * model on a plain LLM folder and must agree with a LLaVA model's own config. {@code dataloaderDropLast}: an epoch's
+ * last incomplete (global) micro-batch is left out, as HF's {@code --dataloader_drop_last True}.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -27,7 +28,8 @@ public record TrainArgs(
         boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
         io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
         io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora,
-        int dataloaderNumWorkers, Path cacheVisionFeatures, String imageGridPinpoints, String mmPatchMergeType) {
+        int dataloaderNumWorkers, Path cacheVisionFeatures, String imageGridPinpoints, String mmPatchMergeType,
+        boolean dataloaderDropLast) {
 
     /** These arguments with LoRA set to {@code spec} (null: none) — for a stage plan's {@code llm: lora{…}}. */
     public TrainArgs withLora(LoraSpec spec) {
@@ -37,7 +39,12 @@ public record TrainArgs(
                 perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps,
                 lrSchedulerType, maxGradNorm, adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps,
                 resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, spec,
-                dataloaderNumWorkers, cacheVisionFeatures, imageGridPinpoints, mmPatchMergeType);
+                dataloaderNumWorkers, cacheVisionFeatures, imageGridPinpoints, mmPatchMergeType, dataloaderDropLast);
+    }
+
+    /** Micro-batches an epoch of {@code samples} makes at {@code batch} samples each: HF's DataLoader, with or without drop_last. */
+    public int microBatches(int samples, int batch) {
+        return dataloaderDropLast ? samples / batch : (samples + batch - 1) / batch;
     }
 
     public TrainArgs {

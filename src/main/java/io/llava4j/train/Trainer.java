@@ -79,7 +79,7 @@ public final class Trainer {
 
     /** Optimizer steps of a run over {@code records} records (HF floors the micro-batches per step). */
     private int totalSteps(int records) {
-        int micro = (records + a.perDeviceTrainBatchSize() - 1) / a.perDeviceTrainBatchSize();
+        int micro = a.microBatches(records, a.perDeviceTrainBatchSize());
         int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps());
         return a.maxSteps() > 0 ? a.maxSteps() : (int) Math.ceil(a.numTrainEpochs() * stepsPerEpoch);
     }
@@ -171,7 +171,9 @@ public final class Trainer {
         LlavaDataset ds = data.dataset();
         io.llava4j.data.Collator collator = data.collator();
         int global = a.perDeviceTrainBatchSize() * dp.worldSize(); // a micro-batch across the ranks
-        int micro = (ds.size() + global - 1) / global;
+        int micro = a.microBatches(ds.size(), global);
+        if (micro == 0)
+            throw new IllegalArgumentException("--dataloader_drop_last True: " + ds.size() + " samples make no whole batch of " + global);
         int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps()); // HF floors
         int total = totalSteps(ds.size());
         LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
@@ -212,7 +214,7 @@ public final class Trainer {
         TrainStep trainStep = new TrainStep(model, optimizer, collator, a.precision(), recompute, a.modelMaxLength(),
                 a.gradientAccumulationSteps(), a.maxGradNorm(), cache, dp, a.seed(), plan.trainable());
         if (alwaysHalves) trainStep.alwaysHalves();
-        MicroBatchOrder order = new MicroBatchOrder(ds.size(), a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(), a.seed(),
+        MicroBatchOrder order = new MicroBatchOrder(ds.size(), micro, a.perDeviceTrainBatchSize(), a.gradientAccumulationSteps(), a.seed(),
                 modality, a.groupByModalityLength(), step, total, dp);
         try (BufferedWriter logw = dp.isMain() ? Files.newBufferedWriter(log, StandardCharsets.UTF_8, StandardOpenOption.CREATE, StandardOpenOption.APPEND)
                 : new BufferedWriter(java.io.Writer.nullWriter());

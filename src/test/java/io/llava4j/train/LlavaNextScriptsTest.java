@@ -112,4 +112,17 @@ class LlavaNextScriptsTest {
         e = assertThrows(Exception.class, () -> TrainRuns.run(g));
         assertTrue(e.getMessage().contains("--image_grid_pinpoints"), e.getMessage());
     }
+
+    /** --dataloader_drop_last True (LLaVA-NeXT's scripts pass it): each epoch's last incomplete batch is left out. */
+    @Test
+    void dropLastLeavesOutTheIncompleteBatch(@TempDir Path tmp) throws Exception {
+        List<String> all = OnevisionTrainingTest.common(tmp.resolve("all"), "stage1.json", "mm_mlp_adapter", 2, -1);
+        all.addAll(List.of("--num_train_epochs", "1", "--dataloader_drop_last", "False"));
+        List<String> drop = OnevisionTrainingTest.common(tmp.resolve("drop"), "stage1.json", "mm_mlp_adapter", 2, -1);
+        drop.addAll(List.of("--num_train_epochs", "1", "--dataloader_drop_last", "True"));
+        List<Double> a = TrainRuns.run(all).losses(), d = TrainRuns.run(drop).losses();
+        assertEquals(3, a.size(), "5 samples in batches of 2: 3 steps");
+        assertEquals(2, d.size(), "the fifth sample's batch is left out");
+        assertEquals(a.subList(0, 2), d, "the same batches in the same order before it");
+    }
 }
