@@ -58,6 +58,8 @@ public record TextConfig(
     private static final Map<String, Integer> MISTRAL_DEFAULTS = Map.of(
             "intermediate_size", 14336, "num_key_value_heads", 8, "max_position_embeddings", 4096 * 32, "sliding_window", 4096);
 
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSON = new com.fasterxml.jackson.databind.ObjectMapper();
+
     /** transformers' Qwen2Config defaults that differ from LlamaConfig's. */
     private static final Map<String, Object> QWEN2_DEFAULTS = Map.of(
             "vocab_size", 151936, "intermediate_size", 22016, "max_position_embeddings", 32768,
@@ -78,7 +80,7 @@ public record TextConfig(
             });
         if ("qwen2".equals(type))
             QWEN2_DEFAULTS.forEach((k, v) -> {
-                if (!c.has(k)) c.set(k, new com.fasterxml.jackson.databind.ObjectMapper().valueToTree(v));
+                if (!c.has(k)) c.set(k, JSON.valueToTree(v));
             });
         JsonNode rp = c.get("rope_parameters");
         if (rp != null && rp.isObject()) {

@@ -29,6 +29,8 @@ public class Llava extends Module {
     public final Llama languageModel;
     /** [text_h] the row closing each grid row of an AnyRes image; null without AnyRes. */
     public final Tensor imageNewline;
+    /** The AnyRes layout, derived once from the config (null without AnyRes). */
+    private final io.llava4j.data.AnyRes.Spec anyResSpec;
     /**
      * The file tensor (memory-mapped) each parameter was loaded from, by llava-hf name; an entry is dropped when its
      * parameter is overwritten from elsewhere. Frozen parameters are saved from here: bit-identical, in the file's own
@@ -43,6 +45,7 @@ public class Llava extends Module {
         projector = register_module("multi_modal_projector",
                 new Projector(c.projectorDepth(), c.vision().hiddenSize(), c.text().hiddenSize(), c.projectorAct()));
         imageNewline = c.anyres() == null ? null : io.llava4j.nn.Params.register(this, "image_newline", torch.empty(c.text().hiddenSize()));
+        anyResSpec = io.llava4j.data.AnyRes.spec(c);
         languageModel = register_module("language_model", new Llama(c.text()));
     }
 
@@ -64,14 +67,13 @@ public class Llava extends Module {
      */
     public List<Tensor> perImage(Tensor projected, int[][] imageSizes) {
         List<Tensor> out = new ArrayList<>();
-        LlavaConfig.AnyResSpec any = config.anyres();
-        if (any == null) {
+        io.llava4j.data.AnyRes.Spec spec = anyResSpec;
+        if (spec == null) {
             for (long i = 0; i < projected.size(0); i++) out.add(projected.get(i)); // [F, h]
             return out;
         }
         if (imageSizes == null)
             throw new IllegalArgumentException("an AnyRes model needs each image's size (image_sizes) beside its tiles");
-        io.llava4j.data.AnyRes.Spec spec = io.llava4j.data.AnyRes.spec(config);
         int offset = 0;
         for (int[] hw : imageSizes) {
             io.llava4j.data.AnyRes.Grid grid = io.llava4j.data.AnyRes.grid(hw[0], hw[1], spec);
@@ -100,9 +102,8 @@ public class Llava extends Module {
 
     /** Rows image {@code (height, width)} becomes in the LLM's input: {@link LlavaConfig#imageFeatureTokens()} without AnyRes. */
     public int imageTokens(int height, int width) {
-        LlavaConfig.AnyResSpec any = config.anyres();
-        if (any == null) return config.imageFeatureTokens();
-        return io.llava4j.data.AnyRes.numImageTokens(height, width, io.llava4j.data.AnyRes.spec(config));
+        if (anyResSpec == null) return config.imageFeatureTokens();
+        return io.llava4j.data.AnyRes.numImageTokens(height, width, anyResSpec);
     }
 
     /**

@@ -91,10 +91,10 @@ public final class Batches {
             throw new UncheckedIOException(dataPath + ": " + e.getMessage(), e);
         }
         if (records.isEmpty() && bad.isEmpty()) throw new DataException(dataPath + ": no records");
+        io.llava4j.data.AnyRes.Spec anyRes = io.llava4j.data.AnyRes.spec(cfg); // null: one tile per image
         return DataValidator.validate(dataPath, records, bad, new DataValidator.Settings(tok, version, imageFolder,
                 processor(modelFolder, cfg, records), aspect(cfg, aspectRatio), modelMaxLength, cfg.imageTokenIndex(),
-                cfg.imageFeatureTokens(), threads, cfg.anyres() == null ? null
-                        : (h, w) -> io.llava4j.data.AnyRes.numImageTokens(h, w, io.llava4j.data.AnyRes.spec(cfg))));
+                cfg.imageFeatureTokens(), threads, anyRes == null ? null : (h, w) -> io.llava4j.data.AnyRes.numImageTokens(h, w, anyRes)));
     }
 
     private static String aspect(LlavaConfig cfg, String aspectRatio) {
