@@ -35,7 +35,8 @@ public class ServeCommand implements Callable<Integer> {
     @Option(names = "--port", defaultValue = "8000", description = "default: ${DEFAULT-VALUE}") int port;
     @Option(names = "--api_key", description = "requests to /v1/ and /metrics must send 'Authorization: Bearer KEY' (default: the environment variable " + API_KEY_ENV + "; none: no key asked)") String apiKey;
     @Option(names = "--allowed_hosts", split = ",", description = "Host header names accepted besides the bind address (and localhost on loopback); * accepts any. Others get 421") List<String> allowedHosts = new ArrayList<>();
-    @Option(names = "--queue", defaultValue = "4", description = "requests that may wait while one runs; more get 429 (default: ${DEFAULT-VALUE})") int queue;
+    @Option(names = "--max_batch", defaultValue = "8", description = "requests generating at once in one continuous decode batch (they join and leave it at token boundaries and share each step's GEMMs); 1 = one at a time (default: ${DEFAULT-VALUE})") int maxBatch;
+    @Option(names = "--queue", defaultValue = "4", description = "requests that may wait while the batch is full; more get 429 (default: ${DEFAULT-VALUE})") int queue;
     @Option(names = "--timeout", defaultValue = "300", description = "seconds per request, reading and waiting included; past it 504 (default: ${DEFAULT-VALUE})") double timeout;
     @Option(names = "--drain_timeout", defaultValue = "60", description = "seconds SIGTERM waits for running and queued requests before exiting (default: ${DEFAULT-VALUE})") double drainTimeout;
     @Option(names = "--max_image_bytes", defaultValue = "20971520", description = "default: ${DEFAULT-VALUE}") long maxImageBytes;
@@ -53,7 +54,8 @@ public class ServeCommand implements Callable<Integer> {
         if (port < 0 || port > 65535) throw new IllegalArgumentException("--port must be in 0..65535, got " + port);
         if (!(drainTimeout >= 0)) throw new IllegalArgumentException("--drain_timeout must be >= 0, got " + drainTimeout);
         ServeLimits limits = new ServeLimits(queue, timeout, maxImageBytes * 4 / 3 + (1 << 20), maxImageBytes, maxImagePixels,
-                maxPromptTokens, maxNewTokens).withMaxPromptChars(maxPromptChars).withImageShape(maxImageAspectRatio, maxResizedImagePixels);
+                maxPromptTokens, maxNewTokens).withMaxPromptChars(maxPromptChars).withImageShape(maxImageAspectRatio, maxResizedImagePixels)
+                .withMaxBatch(maxBatch);
         String key = apiKey != null ? apiKey : System.getenv(API_KEY_ENV);
         ServeOptions options = new ServeOptions(servedModelName, key == null || key.isEmpty() ? null : key, allowedHosts);
         Template given = convMode == null ? null : Template.of(convMode); // an unknown name fails before the model loads
@@ -62,8 +64,8 @@ public class ServeCommand implements Callable<Integer> {
         try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()));
              LlavaServer server = new LlavaServer(a, given != null ? given : Template.of(a.defaultConvMode()), limits, options).start(host, port)) {
             System.out.printf("serving %s as %s on http://%s:%d/ (POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics;"
-                            + " template %s%s); Ctrl-C or SIGTERM drains and stops%n", a.name(), server.modelName(), host, server.port(),
-                    given != null ? convMode : a.defaultConvMode(), options.apiKey() != null ? "; API key required" : "");
+                            + " template %s; max batch %d%s); Ctrl-C or SIGTERM drains and stops%n", a.name(), server.modelName(), host, server.port(),
+                    given != null ? convMode : a.defaultConvMode(), maxBatch, options.apiKey() != null ? "; API key required" : "");
             if (options.apiKey() == null && !InetAddress.getByName(host).isLoopbackAddress())
                 System.err.println("warning: serving on " + host + " without --api_key: anyone who reaches it can use the model");
             System.out.flush();

@@ -196,6 +196,19 @@ public final class Assistant implements AutoCloseable {
                 : generator.generate(tensor(image), image.sizes(), prompt, sampling, listener);
     }
 
+    /**
+     * A continuous decode batch over this model ({@link ContinuousBatcher}) of at most {@code maxBatch} rows;
+     * {@code onStep} is told the rows of each decoding step (null = none).
+     */
+    public ContinuousBatcher batcher(int maxBatch, java.util.function.IntConsumer onStep) {
+        return new ContinuousBatcher(model, precision, maxBatch, onStep);
+    }
+
+    /** {@link #generate} through {@code batch}: queues the request; {@code client} is told its tokens and end. */
+    public void submit(ContinuousBatcher batch, Generator generator, Image image, int[] prompt, Sampling sampling, ContinuousBatcher.Client client) {
+        batch.submit(generator, image == null ? null : () -> tensor(image), image == null ? null : image.sizes(), prompt, sampling, client);
+    }
+
     /** Token ids of a prompt: LLaVA's tokenizer_image_token when it holds {@code <image>}, else tokenizer(prompt). */
     public int[] encode(String prompt, boolean image) {
         return image ? LlavaTokenizer.tokenizerImageToken(tokenizer, prompt, model.config.imageTokenIndex()) : tokenizer.encode(prompt, true);

@@ -19,6 +19,11 @@ final class Attn {
         return BlasThreads.single(() -> torch.scaled_dot_product_attention(q, k, v, new TensorOptional(), 0.0, causal, new DoubleOptional(), gqa));
     }
 
+    /** Runs {@code body} (several attention calls) with OpenBLAS at one thread, set once for all of them. */
+    static Tensor oneBlasThread(java.util.function.Supplier<Tensor> body) {
+        return BlasThreads.single(body);
+    }
+
     /** As above with a bool mask [B, 1, Tq, Tk] (true = attend; null = none); k/v may be longer than q. */
     static Tensor sdpa(Tensor q, Tensor k, Tensor v, Tensor mask, boolean causal, boolean gqa) {
         TensorOptional m = mask == null ? new TensorOptional() : new TensorOptional(mask);

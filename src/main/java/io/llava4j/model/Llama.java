@@ -114,6 +114,16 @@ public class Llama extends Module {
     }
 
     /**
+     * One batched decoding step: row r of {@code embeds} [M, 1, h] is the next token of the request whose cache is
+     * {@code batch}'s row r, at that cache's position. The linear layers run once for all M rows; attention runs per
+     * row against that row's own cache (no padding, no mask), so each row computes what {@link #forwardCached} computes
+     * for it alone. Appends each row's key and value to its cache; returns the final hidden states [M, 1, h].
+     */
+    public Tensor forwardDecode(Tensor embeds, BatchKvCache batch) {
+        return model.forwardDecode(embeds, batch);
+    }
+
+    /**
      * The decoder layers' linear projections by module path below this model, in layer order:
      * {@code model.layers.N.self_attn.{q,k,v,o}_proj} and {@code model.layers.N.mlp.{gate,up,down}_proj}.
      */
@@ -188,6 +198,20 @@ public class Llama extends Module {
             return norm.forward(x);
         }
 
+        Tensor forwardDecode(Tensor x, BatchKvCache batch) {
+            long m = x.size(0);
+            if (x.size(1) != 1 || m != batch.rows())
+                throw new IllegalArgumentException("a decoding step takes [" + batch.rows() + ", 1, h] embeddings, got " + java.util.Arrays.toString(x.sizes().vec().get()));
+            Tensor[] cosSin = rope.cosSin(batch.lengths()); // [M, 1, 1, hd] each
+            for (int i = 0; i < layers.size(); i++) {
+                Tensor in = x;
+                int li = i;
+                x = Scopes.keep(() -> layers.get(li).forwardDecode(in, cosSin[0], cosSin[1], batch, li));
+            }
+            batch.advance();
+            return norm.forward(x);
+        }
+
         /**
          * [B, 1, T, past + T] bool: query i (position past + i) sees key j when j <= past + i and key j is not padding;
          * it always sees itself, so a padding query's row is never empty (its output is unused).
@@ -221,6 +245,11 @@ public class Llama extends Module {
 
         Tensor forwardCached(Tensor x, Tensor cos, Tensor sin, Tensor mask, boolean causal, Tensor kCache, Tensor vCache, long past) {
             x = x.add(selfAttn.forwardCached(inputLayernorm.forward(x), cos, sin, mask, causal, kCache, vCache, past));
+            return x.add(mlp.forward(postAttentionLayernorm.forward(x)));
+        }
+
+        Tensor forwardDecode(Tensor x, Tensor cos, Tensor sin, BatchKvCache batch, int layer) {
+            x = x.add(selfAttn.forwardDecode(inputLayernorm.forward(x), cos, sin, batch, layer));
             return x.add(mlp.forward(postAttentionLayernorm.forward(x)));
         }
     }
@@ -264,6 +293,30 @@ public class Llama extends Module {
             Tensor keys = kCache.narrow(2, 0, past + t), vals = vCache.narrow(2, 0, past + t); // [B, nkv, past + T, hd]
             Tensor a = Attn.sdpa(q, keys, vals, mask, causal, kvHeads != heads); // [B, nh, T, hd]
             return oProj.forward(a.transpose(1, 2).reshape(b, t, heads * headDim));
+        }
+
+        /**
+         * One token per row, x [M, 1, h]: the projections for all rows at once, then each row's key and value written to
+         * its own cache (layer {@code layer}) at its length and its query attending to that cache alone.
+         */
+        Tensor forwardDecode(Tensor x, Tensor cos, Tensor sin, BatchKvCache batch, int layer) {
+            long m = x.size(0);
+            Tensor q = Rope.apply(qProj.forward(x).view(m, 1, heads, headDim).transpose(1, 2), cos, sin);   // [M, nh, 1, hd]
+            Tensor k = Rope.apply(kProj.forward(x).view(m, 1, kvHeads, headDim).transpose(1, 2), cos, sin); // [M, nkv, 1, hd]
+            Tensor v = vProj.forward(x).view(m, 1, kvHeads, headDim).transpose(1, 2);                      // [M, nkv, 1, hd]
+            Tensor a = Attn.oneBlasThread(() -> { // OpenBLAS's thread count set once for the rows, not once per row
+                TensorVector rows = new TensorVector();
+                for (int r = 0; r < m; r++) {
+                    KvCache c = batch.row(r);
+                    long past = c.length();
+                    c.keys[layer].narrow(2, past, 1).copy_(k.narrow(0, r, 1));
+                    c.values[layer].narrow(2, past, 1).copy_(v.narrow(0, r, 1));
+                    Tensor keys = c.keys[layer].narrow(2, 0, past + 1), vals = c.values[layer].narrow(2, 0, past + 1); // [1, nkv, past + 1, hd]
+                    rows.push_back(Attn.sdpa(q.narrow(0, r, 1), keys, vals, null, false, kvHeads != heads)); // [1, nh, 1, hd]
+                }
+                return torch.cat(rows, 0); // [M, nh, 1, hd]
+            });
+            return oProj.forward(a.transpose(1, 2).reshape(m, 1, heads * headDim));
         }
     }
 
@@ -342,6 +395,26 @@ public class Llama extends Module {
             Tensor fr = frequencies(positions.to(torch.ScalarType.Float).unsqueeze(2), length); // [B, T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1).unsqueeze(1);          // [B, 1, T, hd]
             return new Tensor[]{emb.cos(), emb.sin()};
+        }
+
+        /**
+         * cos/sin of one new position per row, each row at its own {@code lengths[r]} (its cache length): [M, 1, 1, hd]
+         * each, the values {@link #cosSin(Tensor, long)} gives that row alone (dynamic scaling per row's length).
+         */
+        Tensor[] cosSin(long[] lengths) {
+            int m = lengths.length;
+            boolean perRow = scaling != null && scaling.type().equals(RopeScaling.DYNAMIC);
+            if (!perRow) {
+                Tensor pos = io.llava4j.engine.Tensors.longs(lengths, m, 1); // [M, 1]
+                return cosSin(pos, 0);
+            }
+            TensorVector cos = new TensorVector(), sin = new TensorVector();
+            for (long l : lengths) {
+                Tensor[] cs = cosSin(io.llava4j.engine.Tensors.longs(new long[]{l}, 1, 1), l + 1); // [1, 1, 1, hd]
+                cos.push_back(cs[0]);
+                sin.push_back(cs[1]);
+            }
+            return new Tensor[]{torch.cat(cos, 0), torch.cat(sin, 0)};
         }
 
         /** x·cos + rotate_half(x)·sin, x [B, n, T, hd] */

@@ -8,6 +8,7 @@ import io.javalin.http.Handler;
 import io.javalin.http.HttpResponseException;
 import io.llava4j.data.Conversation.Template;
 import io.llava4j.generate.Assistant;
+import io.llava4j.generate.ContinuousBatcher;
 import io.llava4j.generate.Generator;
 import io.llava4j.generate.StopString;
 import io.llava4j.generate.TextStream;
@@ -57,8 +58,10 @@ import java.util.concurrent.atomic.AtomicInteger;
  *
  * <p>Admission: a request holds one of {@code 1 + queue} places from before its body is read until its answer is
  * written, so reading, parsing, decoding the image and tokenizing are bounded like generation; with no place free it
- * gets 429 and {@code Retry-After}. Requests generate one at a time on one worker thread. The timeout runs from
- * arrival (504). A client that closes its connection stops its generation at the next token ({@link ClientWatch}).
+ * gets 429 and {@code Retry-After}. Up to {@link ServeLimits#maxBatch} requests generate at once in one continuous
+ * decode batch ({@link ContinuousBatcher}: they join and leave it at token boundaries and share each step's GEMMs);
+ * with a max batch of 1 they generate one at a time on one worker thread. The timeout runs from arrival (504). A
+ * client that closes its connection stops its generation at the next token ({@link ClientWatch}).
  * {@link #drain} stops admitting (503) and lets admitted requests finish.
  *
  * <p>Before any route: the {@code Host} header must name this server (421 otherwise: no DNS rebinding), {@code /v1/}
@@ -81,7 +84,8 @@ public final class LlavaServer implements AutoCloseable {
     private final String modelName;
     private final List<String> templateStops;
     private final Semaphore admission;
-    private final ExecutorService worker;
+    private final ExecutorService worker;       // max batch 1: runs one request at a time
+    private final ContinuousBatcher batcher;    // max batch > 1 (null otherwise)
     private final AtomicInteger running = new AtomicInteger();
     private final AtomicInteger inFlight = new AtomicInteger(); // chat requests from before their checks to their log line
     private final Set<Job> jobs = ConcurrentHashMap.newKeySet();
@@ -111,13 +115,19 @@ public final class LlavaServer implements AutoCloseable {
         this.modelName = options.servedModelName() != null ? options.servedModelName() : assistant.name();
         String stop = assistant.stopString(template);
         this.templateStops = stop.isEmpty() ? List.of() : List.of(stop);
-        this.admission = new Semaphore(1 + limits.queue());
-        this.worker = Executors.newSingleThreadExecutor(r -> {
-            Thread t = new Thread(r, "llava4j-generate");
-            t.setDaemon(true);
-            return t;
-        });
-        this.metrics = new ServeMetrics(this::queued, running::get);
+        this.admission = new Semaphore(places());
+        this.metrics = new ServeMetrics(this::queued, running::get, this::batchSize);
+        if (limits.maxBatch() > 1) {
+            this.worker = null;
+            this.batcher = assistant.batcher(limits.maxBatch(), metrics::decodeStep);
+        } else {
+            this.batcher = null;
+            this.worker = Executors.newSingleThreadExecutor(r -> {
+                Thread t = new Thread(r, "llava4j-generate");
+                t.setDaemon(true);
+                return t;
+            });
+        }
         try (InputStream in = LlavaServer.class.getResourceAsStream("index.html")) {
             page = new String(in.readAllBytes(), StandardCharsets.UTF_8);
         } catch (IOException e) {
@@ -170,7 +180,7 @@ public final class LlavaServer implements AutoCloseable {
      */
     public boolean drain(Duration timeout) throws InterruptedException {
         draining.set(true);
-        int places = 1 + limits.queue();
+        int places = places();
         boolean done = admission.tryAcquire(places, timeout.toNanos(), TimeUnit.NANOSECONDS);
         if (!done) {
             for (Job j : jobs) j.cancelled.set(true);
@@ -187,11 +197,22 @@ public final class LlavaServer implements AutoCloseable {
     @Override
     public void close() {
         if (app != null) app.stop();
-        worker.shutdownNow();
+        if (worker != null) worker.shutdownNow();
+        if (batcher != null) batcher.close();
+    }
+
+    /** Admission places: the rows of the decode batch and the queue. */
+    private int places() {
+        return limits.maxBatch() + limits.queue();
     }
 
     private int queued() {
-        return Math.max(0, 1 + limits.queue() - admission.availablePermits() - running.get());
+        return Math.max(0, places() - admission.availablePermits() - running.get());
+    }
+
+    /** Rows in the decode batch now (with a max batch of 1: the one running request, or none). */
+    private int batchSize() {
+        return batcher != null ? batcher.batchSize() : running.get();
     }
 
     // ---- checks before every route ----
@@ -299,6 +320,7 @@ public final class LlavaServer implements AutoCloseable {
         o.put("running", running.get());
         o.put("queued", queued());
         o.put("queue_capacity", limits.queue());
+        o.put("max_batch", limits.maxBatch());
         return o;
     }
 
@@ -318,8 +340,11 @@ public final class LlavaServer implements AutoCloseable {
         return m;
     }
 
-    /** One request's run on the worker: text pieces into {@code events}, then a {@link Generator.Result} or an error. */
-    private final class Job implements Runnable {
+    /**
+     * One request's generation, on the worker ({@link #run}, max batch 1) or in the decode batch ({@link ContinuousBatcher}):
+     * text pieces into {@code events}, then a {@link Generator.Result} or an error.
+     */
+    private final class Job implements Runnable, ContinuousBatcher.Client {
         final String id;
         final ChatInput in;
         final long arrived, deadline;
@@ -327,10 +352,14 @@ public final class LlavaServer implements AutoCloseable {
         volatile boolean clientGone;
         final AtomicBoolean timedOut = new AtomicBoolean();
         final AtomicBoolean stopMatched = new AtomicBoolean();
+        final AtomicBoolean ended = new AtomicBoolean();
         final BlockingQueue<Object> events = new LinkedBlockingQueue<>();
         final CompletableFuture<Generator.Result> done = new CompletableFuture<>();
         volatile long started, firstToken, finished;
         volatile Generator.Result result;
+        private TextStream text;
+        private StopString stop;
+        private long lastToken;
 
         Job(String id, ChatInput in, long arrived, long deadline) {
             this.id = id;
@@ -339,59 +368,92 @@ public final class LlavaServer implements AutoCloseable {
             this.deadline = deadline;
         }
 
+        /** The generator whose stop tokens end this request ({@code ignore_eos}: none). */
+        Generator generator() {
+            return in.ignoreEos() ? generator.ignoringStopTokens() : generator;
+        }
+
+        /** Queues it: on the worker, or in the decode batch. */
+        void submit() {
+            if (batcher != null) assistant.submit(batcher, generator(), in.image(), in.promptIds(), in.sampling(), this);
+            else worker.execute(this);
+        }
+
+        /** The one-at-a-time path. */
         @Override
         public void run() {
+            try (PointerScope scope = new PointerScope()) {
+                start();
+                finished(assistant.generate(generator(), in.image(), in.promptIds(), in.sampling(), this::onToken));
+            } catch (Throwable e) {
+                failed(e);
+            }
+        }
+
+        @Override
+        public void start() throws Exception {
             started = System.nanoTime();
             running.incrementAndGet();
             metrics.queueWait(started - arrived);
-            try (PointerScope scope = new PointerScope()) {
-                if (cancelled.get()) throw new IllegalStateException("cancelled while waiting in the queue");
-                if (started > deadline) {
-                    timedOut.set(true);
-                    throw new TimeoutException("timed out while waiting in the queue");
-                }
-                TextStream text = new TextStream(assistant.tokenizer());
-                List<String> stops = new ArrayList<>(in.stop());
-                stops.addAll(templateStops);
-                StopString stop = new StopString(stops);
-                Generator g = in.ignoreEos() ? generator.ignoringStopTokens() : generator;
-                long[] last = {0};
-                Generator.Result r = assistant.generate(g, in.image(), in.promptIds(), in.sampling(), t -> {
-                    long now = System.nanoTime();
-                    if (last[0] == 0) {
-                        firstToken = now;
-                        metrics.firstToken(now - arrived);
-                    } else {
-                        metrics.nextToken(now - last[0]);
-                    }
-                    last[0] = now;
-                    if (cancelled.get()) return false;
-                    if (now > deadline) {
-                        timedOut.set(true);
-                        return false;
-                    }
-                    String piece = stop.push(text.push(t));
-                    if (!piece.isEmpty()) events.add(piece);
-                    if (stop.stopped()) {
-                        stopMatched.set(true);
-                        return false;
-                    }
-                    return true;
-                });
-                if (!stop.stopped()) {
-                    String rest = stop.push(text.flush()) + stop.flush();
-                    if (!rest.isEmpty()) events.add(rest);
-                }
-                result = r;
-                events.add(r);
-                done.complete(r);
-            } catch (Throwable e) {
-                events.add(e);
-                done.completeExceptionally(e);
-            } finally {
-                finished = System.nanoTime();
-                running.decrementAndGet();
+            if (cancelled.get()) throw new IllegalStateException("cancelled while waiting in the queue");
+            if (started > deadline) {
+                timedOut.set(true);
+                throw new TimeoutException("timed out while waiting in the queue");
             }
+            text = new TextStream(assistant.tokenizer());
+            List<String> stops = new ArrayList<>(in.stop());
+            stops.addAll(templateStops);
+            stop = new StopString(stops);
+        }
+
+        @Override
+        public boolean onToken(int t) {
+            long now = System.nanoTime();
+            if (lastToken == 0) {
+                firstToken = now;
+                metrics.firstToken(now - arrived);
+            } else {
+                metrics.nextToken(now - lastToken);
+                if (batcher == null) metrics.decodeStep(1);
+            }
+            lastToken = now;
+            if (cancelled.get()) return false;
+            if (now > deadline) {
+                timedOut.set(true);
+                return false;
+            }
+            String piece = stop.push(text.push(t));
+            if (!piece.isEmpty()) events.add(piece);
+            if (stop.stopped()) {
+                stopMatched.set(true);
+                return false;
+            }
+            return true;
+        }
+
+        @Override
+        public void finished(Generator.Result r) {
+            if (!stop.stopped()) {
+                String rest = stop.push(text.flush()) + stop.flush();
+                if (!rest.isEmpty()) events.add(rest);
+            }
+            result = r;
+            end();
+            events.add(r);
+            done.complete(r);
+        }
+
+        @Override
+        public void failed(Throwable e) {
+            end();
+            events.add(e);
+            done.completeExceptionally(e);
+        }
+
+        private void end() {
+            if (!ended.compareAndSet(false, true)) return;
+            finished = System.nanoTime();
+            if (started != 0) running.decrementAndGet();
         }
 
         String finishReason(Generator.Result r) {
@@ -405,8 +467,9 @@ public final class LlavaServer implements AutoCloseable {
         if (!admission.tryAcquire()) {
             if (draining.get()) throw shuttingDown(ctx);
             ctx.header("Retry-After", "1");
-            throw new ApiError(429, "rate_limit_error", "queue_full", null, "the server is busy: 1 request running and "
-                    + limits.queue() + " waiting (the queue limit); retry later");
+            throw new ApiError(429, "rate_limit_error", "queue_full", null, "the server is busy: " + limits.maxBatch()
+                    + (limits.maxBatch() == 1 ? " request" : " requests") + " running (max_batch) and " + limits.queue()
+                    + " waiting (the queue limit); retry later");
         }
         try {
             if (draining.get()) throw shuttingDown(ctx);
@@ -423,7 +486,7 @@ public final class LlavaServer implements AutoCloseable {
                 job.clientGone = true;
                 job.cancelled.set(true);
             })) {
-                worker.execute(job);
+                job.submit();
                 long createdAt = System.currentTimeMillis() / 1000;
                 if (in.stream()) stream(ctx, job, createdAt, watch);
                 else complete(ctx, job, createdAt, watch);
