@@ -226,8 +226,12 @@ public final class ContinuousBatcher implements AutoCloseable {
         List<Row> staying = new ArrayList<>(m);
         for (int r = 0; r < m; r++) {
             Row row = rows.get(r);
-            if (row.accept(row.picker.pick(Arrays.copyOfRange(logits, r * v, (r + 1) * v)))) end(row, null);
-            else staying.add(row);
+            try {
+                if (row.accept(row.picker.pick(Arrays.copyOfRange(logits, r * v, (r + 1) * v)))) end(row, null);
+                else staying.add(row);
+            } catch (RuntimeException e) { // a client's callback failed: that request ends, the batch goes on
+                end(row, e);
+            }
         }
         rows.clear();
         rows.addAll(staying);

@@ -56,8 +56,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * Prompts are built in one conversation template (by default the model's, {@link Assistant#defaultConvMode()}) and
  * generation stops at the tokenizer's EOS, the template's stop token or stop string, or a request's {@code stop}.
  *
- * <p>Admission: a request holds one of {@code 1 + queue} places from before its body is read until its answer is
- * written, so reading, parsing, decoding the image and tokenizing are bounded like generation; with no place free it
+ * <p>Admission: a request holds one of {@code max_batch + queue} places from before its body is read until its answer
+ * is written, so reading, parsing, decoding the image and tokenizing are bounded like generation; with no place free it
  * gets 429 and {@code Retry-After}. Up to {@link ServeLimits#maxBatch} requests generate at once in one continuous
  * decode batch ({@link ContinuousBatcher}: they join and leave it at token boundaries and share each step's GEMMs);
  * with a max batch of 1 they generate one at a time on one worker thread. The timeout runs from arrival (504). A
