@@ -131,6 +131,7 @@ public final class Bench {
 
     private static ObjectNode generate(Options o) {
         Llava model = BenchModel.build(o.seed(), o.precision());
+        long packed = Boolean.parseBoolean(System.getProperty("llava4j.pack", "true")) ? io.llava4j.generate.InferenceWeights.prepare(model, o.precision()) : 0;
         DecodeBench.Result r = DecodeBench.measure(model, o.precision(), o.newTokens(), Math.max(1, o.steps()), o.warmup());
         ObjectNode out = header(o);
         out.put("prompt_positions", r.promptPositions()).put("new_tokens", r.newTokens());
@@ -138,6 +139,7 @@ public final class Bench {
         out.put("best_time_to_first_token_s", r.bestTimeToFirstTokenS()).put("best_decode_tokens_per_s", r.bestDecodeTokensPerS());
         out.putPOJO("first_tokens", r.firstTokens());
         out.put("kv_cache_mb", r.kvCacheMb());
+        out.put("llm_weights", io.llava4j.generate.InferenceWeights.describe(packed, o.precision()));
         return out;
     }
 

@@ -47,11 +47,16 @@ public final class BenchModel {
 
     /** The config, read through the same parser as a model folder's config.json. */
     public static LlavaConfig config() {
+        return config(configJson());
+    }
+
+    /** {@code json} (a config.json's tree) read through the same parser as a model folder's config.json. */
+    public static LlavaConfig config(ObjectNode json) {
         try {
             Path dir = Files.createTempDirectory("llava4j-bench-config");
             Path file = dir.resolve("config.json");
             try {
-                Files.writeString(file, new ObjectMapper().writeValueAsString(configJson()));
+                Files.writeString(file, new ObjectMapper().writeValueAsString(json));
                 return LlavaConfig.load(dir, null, null);
             } finally {
                 Files.deleteIfExists(file);
@@ -64,8 +69,13 @@ public final class BenchModel {
 
     /** The model with seeded weights; matrices of the tower and the LLM in {@code precision}'s storage type. */
     public static Llava build(long seed, Precision precision) {
+        return build(config(), seed, precision);
+    }
+
+    /** A model of any config with weights seeded and spread as {@link #build(long, Precision)} does. */
+    public static Llava build(LlavaConfig config, long seed, Precision precision) {
         Engine.init();
-        Llava m = new Llava(config());
+        Llava m = new Llava(config);
         torch.manual_seed(seed);
         try (NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) {

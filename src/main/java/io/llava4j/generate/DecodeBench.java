@@ -18,18 +18,19 @@ import java.util.List;
  * (image encoding + prefill + first pick) and decode tokens/s of greedy KV-cache decoding that never stops early. The
  * prompt is BOS + one image + 32 text ids, made exactly as generate_ref.py makes them, so the first tokens agree in fp32.
  *
- * <p>Arguments: {@code MODEL_DIR [--bf16] [--threads N] [--new_tokens N] [--runs N] [--warmup N]}. Prints one JSON line.
+ * <p>Arguments: {@code MODEL_DIR [--bf16] [--plain_weights] [--threads N] [--new_tokens N] [--runs N] [--warmup N]}. Prints one JSON line.
  */
 public final class DecodeBench {
     private DecodeBench() {}
 
     public static void main(String[] args) {
         Path model = Path.of(args[0]);
-        boolean bf16 = false;
+        boolean bf16 = false, packed = true;
         int newTokens = 32, runs = 3, warmup = 1;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--bf16" -> bf16 = true;
+                case "--plain_weights" -> packed = false;
                 case "--new_tokens" -> newTokens = Integer.parseInt(args[++i]);
                 case "--runs" -> runs = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
@@ -42,6 +43,7 @@ public final class DecodeBench {
         }
         Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
         Llava m = Checkpoints.load(model, null, null, precision).model();
+        if (packed) InferenceWeights.prepare(m, precision);
         Result r = measure(m, precision, newTokens, runs, warmup);
         System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
                         + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"decode_tokens_per_s\": %.2f, "
