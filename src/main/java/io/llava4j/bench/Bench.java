@@ -33,7 +33,7 @@ public final class Bench {
 
     /** What to run. */
     public record Options(String stage, Precision precision, int batch, int steps, int warmup, boolean gradientCheckpointing,
-                          long seed, int newTokens) {}
+                          long seed, int newTokens, boolean packedWeights) {}
 
     private Bench() {}
 
@@ -131,7 +131,7 @@ public final class Bench {
 
     private static ObjectNode generate(Options o) {
         Llava model = BenchModel.build(o.seed(), o.precision());
-        long packed = Boolean.parseBoolean(System.getProperty("llava4j.pack", "true")) ? io.llava4j.generate.InferenceWeights.prepare(model, o.precision()) : 0;
+        long packed = o.packedWeights() ? io.llava4j.generate.InferenceWeights.prepare(model, o.precision()) : 0;
         DecodeBench.Result r = DecodeBench.measure(model, o.precision(), o.newTokens(), Math.max(1, o.steps()), o.warmup());
         ObjectNode out = header(o);
         out.put("prompt_positions", r.promptPositions()).put("new_tokens", r.newTokens());
@@ -147,7 +147,8 @@ public final class Bench {
         ObjectNode out = new ObjectMapper().createObjectNode();
         out.put("engine", "llava4j").put("stage", o.stage()).put("bf16", o.precision() == Precision.BF16)
                 .put("precision", o.precision().describe()).put("batch", o.batch()).put("steps", o.steps())
-                .put("threads", Engine.threads()).put("gradient_checkpointing", o.gradientCheckpointing());
+                .put("threads", Engine.threads()).put("gradient_checkpointing", o.gradientCheckpointing())
+                .put("openblas_kernels", io.llava4j.engine.BlasThreads.coreName());
         return out;
     }
 

@@ -43,15 +43,15 @@ public final class DecodeBench {
         }
         Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
         Llava m = Checkpoints.load(model, null, null, precision).model();
-        if (packed) InferenceWeights.prepare(m, precision);
+        long packedBytes = packed ? InferenceWeights.prepare(m, precision) : 0;
         Result r = measure(m, precision, newTokens, runs, warmup);
         System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
                         + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"decode_tokens_per_s\": %.2f, "
                         + "\"best_time_to_first_token_s\": %.4f, \"best_decode_tokens_per_s\": %.2f, \"first_tokens\": %s, "
-                        + "\"kv_cache_mb\": %.1f, \"peak_rss_mb\": %d}%n",
+                        + "\"kv_cache_mb\": %.1f, \"peak_rss_mb\": %d, \"llm_weights\": \"%s\", \"openblas_kernels\": \"%s\"}%n",
                 bf16, precision.describe(), Engine.threads(), r.promptPositions(), newTokens, r.timeToFirstTokenS(),
                 r.decodeTokensPerS(), r.bestTimeToFirstTokenS(), r.bestDecodeTokensPerS(), Arrays.toString(r.firstTokens()),
-                r.kvCacheMb(), peakRssMb());
+                r.kvCacheMb(), peakRssMb(), InferenceWeights.describe(packedBytes, precision), io.llava4j.engine.BlasThreads.coreName());
     }
 
     /** Medians (and bests) over the runs; the first 8 generated tokens of the first run. */
