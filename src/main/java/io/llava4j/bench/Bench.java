@@ -33,13 +33,15 @@ public final class Bench {
 
     /** What to run. */
     public record Options(String stage, Precision precision, int batch, int steps, int warmup, boolean gradientCheckpointing,
-                          long seed, int newTokens, boolean packedWeights) {}
+                          long seed, int newTokens, boolean packedWeights, String llm) {}
 
     private Bench() {}
 
     public static ObjectNode run(Options o) {
         Engine.init();
         try (MemoryMonitor mon = new MemoryMonitor()) {
+            if (!o.stage().equals("generate") && !o.llm().equals("bench"))
+                throw new IllegalArgumentException("--llm " + o.llm() + " is for --stage generate; training stages time the bench model");
             ObjectNode out = switch (o.stage()) {
                 case "pretrain", "finetune" -> train(o);
                 case "generate" -> generate(o);
@@ -130,7 +132,7 @@ public final class Bench {
     }
 
     private static ObjectNode generate(Options o) {
-        Llava model = BenchModel.build(o.seed(), o.precision());
+        Llava model = BenchModel.build(BenchModel.config(BenchModel.configJson(o.llm())), o.seed(), o.precision());
         long packed = o.packedWeights() ? io.llava4j.generate.InferenceWeights.prepare(model, o.precision()) : 0;
         DecodeBench.Result r = DecodeBench.measure(model, o.precision(), o.newTokens(), Math.max(1, o.steps()), o.warmup());
         ObjectNode out = header(o);
@@ -148,7 +150,7 @@ public final class Bench {
         out.put("engine", "llava4j").put("stage", o.stage()).put("bf16", o.precision() == Precision.BF16)
                 .put("precision", o.precision().describe()).put("batch", o.batch()).put("steps", o.steps())
                 .put("threads", Engine.threads()).put("gradient_checkpointing", o.gradientCheckpointing())
-                .put("openblas_kernels", io.llava4j.engine.BlasThreads.coreName());
+                .put("openblas_kernels", io.llava4j.engine.BlasThreads.coreName()).put("llm", o.llm());
         return out;
     }
 

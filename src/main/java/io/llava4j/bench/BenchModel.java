@@ -45,6 +45,22 @@ public final class BenchModel {
         return c;
     }
 
+    /**
+     * The bench model's config with the LLM of {@code llm}: "bench" (as above) or "tinyllama-1.1b" (TinyLlama-1.1B's
+     * shape: 22 layers width 2048, MLP 5632, 32 heads, 4 key/value heads, vocab 32000; llama.cpp's decode figures in
+     * bench/README.md use it).
+     */
+    public static ObjectNode configJson(String llm) {
+        ObjectNode c = configJson();
+        switch (llm) {
+            case "bench" -> {}
+            case "tinyllama-1.1b" -> ((ObjectNode) c.get("text_config")).put("hidden_size", 2048).put("intermediate_size", 5632)
+                    .put("num_hidden_layers", 22).put("num_attention_heads", 32).put("num_key_value_heads", 4);
+            default -> throw new IllegalArgumentException("--llm " + llm + ": use bench or tinyllama-1.1b");
+        }
+        return c;
+    }
+
     /** The config, read through the same parser as a model folder's config.json. */
     public static LlavaConfig config() {
         return config(configJson());
