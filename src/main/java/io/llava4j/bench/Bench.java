@@ -142,6 +142,9 @@ public final class Bench {
         out.putPOJO("first_tokens", r.firstTokens());
         out.put("kv_cache_mb", r.kvCacheMb());
         out.put("llm_weights", io.llava4j.generate.InferenceWeights.describe(packed, o.precision()));
+        long weightBytes = DecodeBench.weightBytesPerToken(model.config.text(), o.precision());
+        out.put("weight_gb_per_token", weightBytes / 1e9).put("decode_weight_gb_per_s", weightBytes * r.decodeTokensPerS() / 1e9)
+                .put("copy_gb_per_s", DecodeBench.copyBandwidthGBs());
         return out;
     }
 

@@ -112,4 +112,25 @@ public final class BenchModel {
         }
         return m;
     }
+
+    /**
+     * Writes the bench model as an HF model folder (config.json + safetensors; no tokenizer): {@code OUT_DIR [--llm
+     * bench|tinyllama-1.1b] [--bf16] [--seed N]}. What {@code bench/decode.sh} loads, to measure loading too.
+     */
+    public static void main(String[] args) {
+        Path out = Path.of(args[0]);
+        String llm = "bench";
+        Precision p = Precision.FP32;
+        long seed = 0;
+        for (int i = 1; i < args.length; i++) {
+            switch (args[i]) {
+                case "--llm" -> llm = args[++i];
+                case "--bf16" -> p = Precision.BF16;
+                case "--seed" -> seed = Long.parseLong(args[++i]);
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+            }
+        }
+        Llava m = build(config(configJson(llm)), seed, p);
+        io.llava4j.model.Checkpoints.save(m, io.llava4j.io.Layout.LLAVA_HF, out, null, true);
+    }
 }
