@@ -45,7 +45,7 @@ public class Linear extends Module {
 
     /**
      * Inference only: keeps the weight in oneDNN's blocked layout in {@code type} ({@link PackedWeight}) and releases
-     * the plain parameter, which is empty afterwards (the layer can no longer be trained, saved or merged). Layers with
+     * the plain parameter's memory (it keeps its name and shape; the layer can no longer be trained, saved or merged). Layers with
      * a LoRA adapter, and matrices oneDNN would not hold exactly ({@link PackedWeight#of}), are left as they are.
      *
      * @return bytes now held by the blocked copy (0 where nothing was packed)
@@ -54,8 +54,10 @@ public class Linear extends Module {
         if (lora != null || packed != null) return 0;
         packed = PackedWeight.of(weight, type);
         if (packed == null) return 0;
-        try (var g = new org.bytedeco.pytorch.NoGradGuard()) {
-            weight.requires_grad_(false).set_();
+        try (var g = new org.bytedeco.pytorch.NoGradGuard()) { // same name and shape, no memory: a zero-stride view of one value
+            weight.requires_grad_(false);
+            weight.__dispatch_set_data(torch.zeros(new long[]{1, 1}, new org.bytedeco.pytorch.TensorOptions(weight.scalar_type().intern()))
+                    .expand(weight.size(0), weight.size(1)));
         }
         return packed.bytes();
     }
