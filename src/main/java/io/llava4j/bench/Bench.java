@@ -33,13 +33,15 @@ public final class Bench {
 
     /** What to run. */
     public record Options(String stage, Precision precision, int batch, int steps, int warmup, boolean gradientCheckpointing,
-                          long seed, int newTokens) {}
+                          long seed, int newTokens, boolean packedWeights, String llm) {}
 
     private Bench() {}
 
     public static ObjectNode run(Options o) {
         Engine.init();
         try (MemoryMonitor mon = new MemoryMonitor()) {
+            if (!o.stage().equals("generate") && !o.llm().equals("bench"))
+                throw new IllegalArgumentException("--llm " + o.llm() + " is for --stage generate; training stages time the bench model");
             ObjectNode out = switch (o.stage()) {
                 case "pretrain", "finetune" -> train(o);
                 case "generate" -> generate(o);
@@ -130,7 +132,8 @@ public final class Bench {
     }
 
     private static ObjectNode generate(Options o) {
-        Llava model = BenchModel.build(o.seed(), o.precision());
+        Llava model = BenchModel.build(BenchModel.config(BenchModel.configJson(o.llm())), o.seed(), o.precision());
+        long packed = o.packedWeights() ? io.llava4j.generate.InferenceWeights.prepare(model, o.precision()) : 0;
         DecodeBench.Result r = DecodeBench.measure(model, o.precision(), o.newTokens(), Math.max(1, o.steps()), o.warmup());
         ObjectNode out = header(o);
         out.put("prompt_positions", r.promptPositions()).put("new_tokens", r.newTokens());
@@ -138,6 +141,10 @@ public final class Bench {
         out.put("best_time_to_first_token_s", r.bestTimeToFirstTokenS()).put("best_decode_tokens_per_s", r.bestDecodeTokensPerS());
         out.putPOJO("first_tokens", r.firstTokens());
         out.put("kv_cache_mb", r.kvCacheMb());
+        out.put("llm_weights", io.llava4j.generate.InferenceWeights.describe(packed, o.precision()));
+        long weightBytes = DecodeBench.weightBytesPerToken(model.config.text(), o.precision());
+        out.put("weight_gb_per_token", weightBytes / 1e9).put("decode_weight_gb_per_s", weightBytes * r.decodeTokensPerS() / 1e9)
+                .put("copy_gb_per_s", DecodeBench.copyBandwidthGBs());
         return out;
     }
 
@@ -145,7 +152,8 @@ public final class Bench {
         ObjectNode out = new ObjectMapper().createObjectNode();
         out.put("engine", "llava4j").put("stage", o.stage()).put("bf16", o.precision() == Precision.BF16)
                 .put("precision", o.precision().describe()).put("batch", o.batch()).put("steps", o.steps())
-                .put("threads", Engine.threads()).put("gradient_checkpointing", o.gradientCheckpointing());
+                .put("threads", Engine.threads()).put("gradient_checkpointing", o.gradientCheckpointing())
+                .put("openblas_kernels", io.llava4j.engine.BlasThreads.coreName()).put("llm", o.llm());
         return out;
     }
 

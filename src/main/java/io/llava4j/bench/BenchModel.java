@@ -45,13 +45,34 @@ public final class BenchModel {
         return c;
     }
 
+    /**
+     * The bench model's config with the LLM of {@code llm}: "bench" (as above) or "tinyllama-1.1b" (TinyLlama-1.1B's
+     * shape: 22 layers width 2048, MLP 5632, 32 heads, 4 key/value heads, vocab 32000; llama.cpp's decode figures in
+     * bench/README.md use it).
+     */
+    public static ObjectNode configJson(String llm) {
+        ObjectNode c = configJson();
+        switch (llm) {
+            case "bench" -> {}
+            case "tinyllama-1.1b" -> ((ObjectNode) c.get("text_config")).put("hidden_size", 2048).put("intermediate_size", 5632)
+                    .put("num_hidden_layers", 22).put("num_attention_heads", 32).put("num_key_value_heads", 4);
+            default -> throw new IllegalArgumentException("--llm " + llm + ": use bench or tinyllama-1.1b");
+        }
+        return c;
+    }
+
     /** The config, read through the same parser as a model folder's config.json. */
     public static LlavaConfig config() {
+        return config(configJson());
+    }
+
+    /** {@code json} (a config.json's tree) read through the same parser as a model folder's config.json. */
+    public static LlavaConfig config(ObjectNode json) {
         try {
             Path dir = Files.createTempDirectory("llava4j-bench-config");
             Path file = dir.resolve("config.json");
             try {
-                Files.writeString(file, new ObjectMapper().writeValueAsString(configJson()));
+                Files.writeString(file, new ObjectMapper().writeValueAsString(json));
                 return LlavaConfig.load(dir, null, null);
             } finally {
                 Files.deleteIfExists(file);
@@ -64,8 +85,13 @@ public final class BenchModel {
 
     /** The model with seeded weights; matrices of the tower and the LLM in {@code precision}'s storage type. */
     public static Llava build(long seed, Precision precision) {
+        return build(config(), seed, precision);
+    }
+
+    /** A model of any config with weights seeded and spread as {@link #build(long, Precision)} does. */
+    public static Llava build(LlavaConfig config, long seed, Precision precision) {
         Engine.init();
-        Llava m = new Llava(config());
+        Llava m = new Llava(config);
         torch.manual_seed(seed);
         try (NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : Tensors.namedParameters(m).entrySet()) {
@@ -85,5 +111,26 @@ public final class BenchModel {
             }
         }
         return m;
+    }
+
+    /**
+     * Writes the bench model as an HF model folder (config.json + safetensors; no tokenizer): {@code OUT_DIR [--llm
+     * bench|tinyllama-1.1b] [--bf16] [--seed N]}. What {@code bench/decode.sh} loads, to measure loading too.
+     */
+    public static void main(String[] args) {
+        Path out = Path.of(args[0]);
+        String llm = "bench";
+        Precision p = Precision.FP32;
+        long seed = 0;
+        for (int i = 1; i < args.length; i++) {
+            switch (args[i]) {
+                case "--llm" -> llm = args[++i];
+                case "--bf16" -> p = Precision.BF16;
+                case "--seed" -> seed = Long.parseLong(args[++i]);
+                default -> throw new IllegalArgumentException("unknown argument " + args[i]);
+            }
+        }
+        Llava m = build(config(configJson(llm)), seed, p);
+        io.llava4j.model.Checkpoints.save(m, io.llava4j.io.Layout.LLAVA_HF, out, null, true);
     }
 }

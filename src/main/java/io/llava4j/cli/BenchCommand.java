@@ -26,6 +26,10 @@ public class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "libtorch intra-op threads and OpenBLAS threads (default: libtorch's, one per core)") Integer threads;
     @Option(names = "--new_tokens", defaultValue = "32", description = "generate: tokens per run (default: ${DEFAULT-VALUE})") int newTokens;
     @Option(names = "--seed", defaultValue = "0") long seed;
+    @Option(names = "--packed_weights", arity = "1", converter = TrainCommand.Bool.class, defaultValue = "True",
+            description = "generate: the LLM's matrices in oneDNN's blocked layout, as generate/chat/serve hold them (default: ${DEFAULT-VALUE})") boolean packedWeights;
+    @Option(names = "--llm", defaultValue = "bench",
+            description = "generate: the LLM's shape, bench (12x768) or tinyllama-1.1b (22x2048, 4 key/value heads) (default: ${DEFAULT-VALUE})") String llm;
     @Option(names = "--output_json", description = "also write the result here") Path output;
     @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
 
@@ -36,7 +40,7 @@ public class BenchCommand implements Callable<Integer> {
         if (warmup < 0) throw new IllegalArgumentException("--warmup must be >= 0, got " + warmup);
         io.llava4j.engine.Engine.init();
         if (threads != null) io.llava4j.engine.Engine.setThreads(threads, "--threads");
-        ObjectNode r = Bench.run(new Bench.Options(stage, precisionOption.precision(), batch, steps, warmup, gradCkpt, seed, newTokens));
+        ObjectNode r = Bench.run(new Bench.Options(stage, precisionOption.precision(), batch, steps, warmup, gradCkpt, seed, newTokens, packedWeights, llm));
         System.out.println(new ObjectMapper().writeValueAsString(r));
         if (output != null) JsonFiles.write(output, r);
         return 0;

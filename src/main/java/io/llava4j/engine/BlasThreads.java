@@ -12,12 +12,21 @@ import org.bytedeco.javacpp.Loader;
 public final class BlasThreads {
     private static final Function SET = lookup("openblas_set_num_threads");
     private static final Function GET = lookup("openblas_get_num_threads");
+    private static final Function CORE = lookup("openblas_get_corename");
 
     private BlasThreads() {}
 
     /** True when this process's OpenBLAS can be asked (the symbols are loaded). */
     public static boolean available() {
         return SET != null && GET != null;
+    }
+
+    /**
+     * The kernel set OpenBLAS chose at load ("Cooperlake", "SkylakeX", "Haswell", ...): its own CPU detection unless
+     * the environment's {@code OPENBLAS_CORETYPE} named one; null where OpenBLAS cannot be asked.
+     */
+    public static String coreName() {
+        return CORE == null ? null : CORE.invokeString(new Object[0], false);
     }
 
     public static int get() {

@@ -18,18 +18,19 @@ import java.util.List;
  * (image encoding + prefill + first pick) and decode tokens/s of greedy KV-cache decoding that never stops early. The
  * prompt is BOS + one image + 32 text ids, made exactly as generate_ref.py makes them, so the first tokens agree in fp32.
  *
- * <p>Arguments: {@code MODEL_DIR [--bf16] [--threads N] [--new_tokens N] [--runs N] [--warmup N]}. Prints one JSON line.
+ * <p>Arguments: {@code MODEL_DIR [--bf16] [--plain_weights] [--threads N] [--new_tokens N] [--runs N] [--warmup N]}. Prints one JSON line.
  */
 public final class DecodeBench {
     private DecodeBench() {}
 
     public static void main(String[] args) {
         Path model = Path.of(args[0]);
-        boolean bf16 = false;
+        boolean bf16 = false, packed = true;
         int newTokens = 32, runs = 3, warmup = 1;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--bf16" -> bf16 = true;
+                case "--plain_weights" -> packed = false;
                 case "--new_tokens" -> newTokens = Integer.parseInt(args[++i]);
                 case "--runs" -> runs = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
@@ -42,14 +43,19 @@ public final class DecodeBench {
         }
         Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
         Llava m = Checkpoints.load(model, null, null, precision).model();
+        long packedBytes = packed ? InferenceWeights.prepare(m, precision) : 0;
         Result r = measure(m, precision, newTokens, runs, warmup);
+        long weightBytes = weightBytesPerToken(m.config.text(), precision);
+        double copyGBs = copyBandwidthGBs();
         System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
                         + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"decode_tokens_per_s\": %.2f, "
                         + "\"best_time_to_first_token_s\": %.4f, \"best_decode_tokens_per_s\": %.2f, \"first_tokens\": %s, "
-                        + "\"kv_cache_mb\": %.1f, \"peak_rss_mb\": %d}%n",
+                        + "\"kv_cache_mb\": %.1f, \"peak_rss_mb\": %d, \"llm_weights\": \"%s\", \"openblas_kernels\": \"%s\", "
+                        + "\"weight_gb_per_token\": %.4f, \"decode_weight_gb_per_s\": %.2f, \"copy_gb_per_s\": %.2f}%n",
                 bf16, precision.describe(), Engine.threads(), r.promptPositions(), newTokens, r.timeToFirstTokenS(),
                 r.decodeTokensPerS(), r.bestTimeToFirstTokenS(), r.bestDecodeTokensPerS(), Arrays.toString(r.firstTokens()),
-                r.kvCacheMb(), peakRssMb());
+                r.kvCacheMb(), peakRssMb(), InferenceWeights.describe(packedBytes, precision), io.llava4j.engine.BlasThreads.coreName(),
+                weightBytes / 1e9, weightBytes * r.decodeTokensPerS() / 1e9, copyGBs);
     }
 
     /** Medians (and bests) over the runs; the first 8 generated tokens of the first run. */
@@ -85,6 +91,36 @@ public final class DecodeBench {
         Generator.Result r0 = res.get(0);
         return new Result(r0.promptLength(), newTokens, ttft.get(runs / 2) / 1e9, (newTokens - 1) / (dec.get(runs / 2) / 1e9),
                 ttft.get(0) / 1e9, (newTokens - 1) / (dec.get(0) / 1e9), Arrays.copyOf(r0.tokens(), 8), r0.cacheBytes() / 1048576.0);
+    }
+
+    /**
+     * Bytes of weight matrices one decoding step streams: every decoder projection and the head, in the storage type of
+     * the LLM's matrices (the embedding lookup reads one row).
+     */
+    public static long weightBytesPerToken(io.llava4j.config.TextConfig c, Precision precision) {
+        long h = c.hiddenSize(), q = c.numAttentionHeads() * c.headDim(), kv = c.numKeyValueHeads() * c.headDim();
+        long perLayer = h * q + 2 * h * kv + q * h + 3 * h * c.intermediateSize();
+        long elements = c.numHiddenLayers() * perLayer + c.vocabSize() * h;
+        return elements * (precision == Precision.FP32 ? 4 : 2);
+    }
+
+    /**
+     * STREAM-style copy bandwidth of this process (GB/s, bytes read + written): the best of 5 copies of a 256 MiB fp32
+     * tensor with libtorch's threads — the rate a decoding step that streams its weights is bounded by.
+     */
+    public static double copyBandwidthGBs() {
+        try (org.bytedeco.javacpp.PointerScope s = new org.bytedeco.javacpp.PointerScope()) {
+            long n = 64L << 20;
+            Tensor a = org.bytedeco.pytorch.global.torch.ones(n), b = org.bytedeco.pytorch.global.torch.zeros(n);
+            b.copy_(a);
+            long best = Long.MAX_VALUE;
+            for (int i = 0; i < 5; i++) {
+                long t0 = System.nanoTime();
+                b.copy_(a);
+                best = Math.min(best, System.nanoTime() - t0);
+            }
+            return 2.0 * n * 4 / best;
+        }
     }
 
     /** VmHWM of this process (MiB), -1 where /proc is not there. */

@@ -211,6 +211,7 @@ public final class Checkpoints {
                 missing, unexpected, wrongShape);
         plan.forEach((name, h) -> {
             Tensors.load(params.get(name), h, storageType(name, h, precision));
+            io.llava4j.io.MappedPages.release(h.data()); // copied: the file's pages need not stay resident
             model.loadedFrom.put(name, h);
         });
     }

@@ -124,6 +124,20 @@ public class Llama extends Module {
     }
 
     /**
+     * Inference only: every decoder projection and the untied head keep their weights in oneDNN's blocked layout in
+     * {@code type} ({@link Linear#packForInference}; their plain parameters are released). The tied head and the
+     * embedding table stay as they are.
+     *
+     * @return bytes held in the blocked layout
+     */
+    public long packForInference(torch.ScalarType type) {
+        long bytes = 0;
+        for (Linear l : layerProjections().values()) bytes += l.packForInference(type);
+        if (lmHead != null) bytes += lmHead.packForInference(type);
+        return bytes;
+    }
+
+    /**
      * The decoder layers' linear projections by module path below this model, in layer order:
      * {@code model.layers.N.self_attn.{q,k,v,o}_proj} and {@code model.layers.N.mlp.{gate,up,down}_proj}.
      */

@@ -18,9 +18,10 @@ public class Linear extends Module {
     }
 
     private LoraBranch lora; // null: no adapter
+    private PackedWeight packed; // null: the plain weight computes
 
     public Tensor forward(Tensor x) {
-        Tensor y = Autocast.linear(x, weight, bias);
+        Tensor y = packed != null ? packed.linear(x, bias) : Autocast.linear(x, weight, bias);
         return lora == null ? y : y.add(lora.forward(x));
     }
 
@@ -40,6 +41,30 @@ public class Linear extends Module {
         io.llava4j.engine.Device.move(b);
         lora = new LoraBranch(a, b, alpha / r, dropout, index);
         return lora;
+    }
+
+    /**
+     * Inference only: keeps the weight in oneDNN's blocked layout in {@code type} ({@link PackedWeight}) and releases
+     * the plain parameter's memory (it keeps its name and shape; the layer can no longer be trained, saved or merged). Layers with
+     * a LoRA adapter, and matrices oneDNN would not hold exactly ({@link PackedWeight#of}), are left as they are.
+     *
+     * @return bytes now held by the blocked copy (0 where nothing was packed)
+     */
+    public long packForInference(org.bytedeco.pytorch.global.torch.ScalarType type) {
+        if (lora != null || packed != null) return 0;
+        packed = PackedWeight.of(weight, type);
+        if (packed == null) return 0;
+        try (var g = new org.bytedeco.pytorch.NoGradGuard()) { // same name and shape, no memory: a zero-stride view of one value
+            weight.requires_grad_(false);
+            weight.__dispatch_set_data(torch.zeros(new long[]{1, 1}, new org.bytedeco.pytorch.TensorOptions(weight.scalar_type().intern()))
+                    .expand(weight.size(0), weight.size(1)));
+        }
+        return packed.bytes();
+    }
+
+    /** True after {@link #packForInference}. */
+    public boolean isPacked() {
+        return packed != null;
     }
 
     /** The LoRA branch, or null. */

@@ -72,6 +72,51 @@ class GeneratorTest {
         assertEquals(ids.length - 1 + tiny.model().config.imageFeatureTokens(), r.promptLength());
     }
 
+    /**
+     * The bench model's layout at a width whose matrices oneDNN packs (multiples of 64 rows): greedy tokens and the
+     * first step's logits of the packed LLM equal the plain one's.
+     */
+    @Test
+    void packedWeightsDecodeAsThePlainOnes() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.llava4j.nn.PackedWeight.available(), "libtorch without oneDNN");
+        com.fasterxml.jackson.databind.node.ObjectNode json = io.llava4j.bench.BenchModel.configJson();
+        json.put("image_token_index", 255);
+        ((com.fasterxml.jackson.databind.node.ObjectNode) json.get("vision_config")).put("hidden_size", 32).put("intermediate_size", 64)
+                .put("num_hidden_layers", 2).put("num_attention_heads", 2).put("image_size", 64);
+        ((com.fasterxml.jackson.databind.node.ObjectNode) json.get("text_config")).put("hidden_size", 64).put("intermediate_size", 192)
+                .put("num_hidden_layers", 2).put("num_attention_heads", 4).put("num_key_value_heads", 4).put("vocab_size", 256);
+        io.llava4j.config.LlavaConfig config = io.llava4j.bench.BenchModel.config(json);
+        Llava plain = io.llava4j.bench.BenchModel.build(config, 7, io.llava4j.nn.Precision.FP32);
+        Llava packed = io.llava4j.bench.BenchModel.build(config, 7, io.llava4j.nn.Precision.FP32);
+        long bytes = InferenceWeights.prepare(packed, io.llava4j.nn.Precision.FP32);
+        assertEquals(2L * (4 * 64 * 64 + 3 * 64 * 192) * 4 + 256L * 64 * 4, bytes, "every projection and the head packed");
+        int[] ids = new int[40];
+        ids[0] = 1;
+        ids[1] = 255;
+        for (int i = 2; i < ids.length; i++) ids[i] = (i * 37) % 250 + 3;
+        float[] px = new float[3 * 64 * 64];
+        for (int i = 0; i < px.length; i++) px[i] = (float) Math.sin(0.01 * i);
+        Tensor pixels = Tensors.floats(px, 1, 3, 64, 64);
+        int[] a = new Generator(packed).generate(pixels, ids, Sampling.greedy(24), null).tokens();
+        int[] b = new Generator(plain).generate(pixels, ids, Sampling.greedy(24), null).tokens();
+        assertArrayEquals(b, a);
+        assertTrue(Arrays.stream(b).distinct().count() > 3, "a varied sequence: " + Arrays.toString(b));
+        float[] la = new Generator(packed).firstLogits(pixels, ids), lb = new Generator(plain).firstLogits(pixels, ids);
+        for (int i = 0; i < la.length; i++) assertEquals(lb[i], la[i], 1e-4 * (1 + Math.abs(lb[i])), "logit " + i);
+        // one decoding step (the few-row path) after the prompt (the many-row path): the same logits
+        float[][] step = new float[2][];
+        for (int k = 0; k < 2; k++) {
+            Llava m = k == 0 ? packed : plain;
+            try (org.bytedeco.javacpp.PointerScope s = new org.bytedeco.javacpp.PointerScope(); NoGradGuard g = new NoGradGuard();
+                 io.llava4j.model.KvCache cache = new io.llava4j.model.KvCache(config.text(), 1, 64)) {
+                m.languageModel.forwardCached(m.embedPrompt(pixels, null, Arrays.stream(ids).asLongStream().toArray()), null, null, cache);
+                Tensor e = m.languageModel.model.embedTokens.forward(Tensors.longs(new long[]{b[0]}, 1, 1));
+                step[k] = Tensors.toFloats(m.languageModel.head(m.languageModel.forwardCached(e, null, null, cache)));
+            }
+        }
+        for (int i = 0; i < step[0].length; i++) assertEquals(step[1][i], step[0][i], 1e-5 * (1 + Math.abs(step[1][i])), "step logit " + i);
+    }
+
     @Test
     void firstStepLogitsEqualTheScoreForward() {
         for (Assistant a : List.of(tiny, gqa)) {

@@ -1,0 +1,117 @@
+package io.llava4j.nn;
+
+import org.bytedeco.javacpp.PointerScope;
+import org.bytedeco.pytorch.Dispatcher;
+import org.bytedeco.pytorch.IValue;
+import org.bytedeco.pytorch.IValueVector;
+import org.bytedeco.pytorch.OperatorHandle;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+/**
+ * A frozen linear weight kept for inference in oneDNN's blocked layout ({@code mkldnn::_reorder_linear_weight}, what
+ * PyTorch's inductor does when it freezes a model for CPU). A decoding step multiplies a few rows by every weight
+ * matrix: the cost is streaming the matrix from memory, and oneDNN's blocked layout streams it 1.7-3.5x faster than
+ * libtorch's plain-layout GEMV/GEMM at one row (bench/README.md, decode). Many rows (a prompt's prefill) run faster as a
+ * plain GEMM: the blocked matrix is reordered back into a plain one for that call, one matrix at a time.
+ *
+ * <p>Only for weights that no longer change (inference): the blocked copy is made once and never updated. The plain
+ * parameter is released after packing ({@link Linear#packForInference}), so the model's weights are held once.
+ */
+public final class PackedWeight {
+    /** Up to this many rows a call multiplies the blocked matrix directly; more rows reorder it to a plain one first. */
+    public static final long MAX_PACKED_ROWS = 16;
+
+    private static final OperatorHandle REORDER = handle();
+
+    private final Tensor blocked; // [out, in] oneDNN layout, in the compute type
+    private final long in, out;
+    private final ScalarType type;
+
+    private PackedWeight(Tensor blocked, long out, long in, ScalarType type) {
+        this.blocked = blocked;
+        this.out = out;
+        this.in = in;
+        this.type = type;
+    }
+
+    /** True where libtorch was built with oneDNN and its linear-weight reorder is registered. */
+    public static boolean available() {
+        return REORDER != null;
+    }
+
+    /**
+     * The blocked copy of {@code weight} [out, in] in {@code type} (fp32 or bf16), or null where it would not be exact.
+     * libtorch 2.10's reorder loses values when {@code out} is not a multiple of 64 (seen with 48, 80, 96, 1000 rows;
+     * 16, 32 and multiples of 64 are exact): such matrices are not packed, and every packed one is read back and
+     * compared with the original before it is used.
+     */
+    public static PackedWeight of(Tensor weight, ScalarType type) {
+        if (!available()) throw new IllegalStateException("libtorch has no oneDNN linear-weight reorder here");
+        if (type != ScalarType.Float && type != ScalarType.BFloat16)
+            throw new IllegalArgumentException("packed weights are fp32 or bf16, not " + type);
+        if (weight.dim() != 2 || weight.size(0) % 64 != 0) return null;
+        Tensor blocked = new Tensor();
+        try (PointerScope scope = new PointerScope()) {
+            Tensor w = weight.scalar_type().intern() == type ? weight.contiguous() : weight.to(type).contiguous();
+            IValueVector args = new IValueVector(new IValue(w), new IValue());
+            REORDER.callBoxed(args);
+            Tensor b = args.get(0).toTensor(); // points into the vector's IValue
+            if (!torch.equal(b.to_dense(), w)) return null;
+            blocked.put(b); // an owning handle that outlives the scope
+        }
+        return new PackedWeight(blocked, weight.size(0), weight.size(1), type);
+    }
+
+    public ScalarType type() {
+        return type;
+    }
+
+    /** Bytes of the blocked copy. */
+    public long bytes() {
+        return out * in * (type == ScalarType.Float ? 4 : 2);
+    }
+
+    /**
+     * x·Wᵀ + b for x [.., in] (any float type; cast to the weight's type) → [.., out] fp32 where x is fp32 (as
+     * {@link Autocast} returns GEMM results), else in x's type.
+     */
+    public Tensor linear(Tensor x, Tensor bias) {
+        return Scopes.keep(() -> {
+            ScalarType xt = x.scalar_type().intern();
+            long rows = x.numel() / in;
+            Tensor x2 = x.reshape(rows, in);
+            if (xt != type) x2 = x2.to(type);
+            Tensor b = bias == null ? null : bias.scalar_type().intern() == type ? bias : bias.to(type);
+            Tensor y;
+            if (rows <= MAX_PACKED_ROWS) {
+                Tensor xm = x2.contiguous().to_mkldnn();
+                y = (b == null ? torch.mkldnn_linear(xm, blocked) : torch.mkldnn_linear(xm, blocked, new TensorOptional(b))).to_dense();
+            } else {
+                Tensor plain = blocked.to_dense();
+                y = b == null ? torch.linear(x2, plain) : torch.linear(x2, plain, new TensorOptional(b));
+            }
+            if (y.scalar_type().intern() != xt) y = y.to(xt);
+            long[] shape = x.sizes().vec().get();
+            shape[shape.length - 1] = out;
+            return y.view(shape);
+        });
+    }
+
+    /** The plain [out, in] matrix again (a new tensor). */
+    public Tensor dense() {
+        return blocked.to_dense();
+    }
+
+    private static OperatorHandle handle() {
+        try {
+            io.llava4j.engine.Engine.init();
+            // made outside any PointerScope: a handle made inside one is freed with it
+            return Dispatcher.singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
+        } catch (RuntimeException e) {
+            return null;
+        }
+    }
+}
