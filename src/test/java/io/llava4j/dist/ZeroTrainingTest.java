@@ -36,6 +36,12 @@ class ZeroTrainingTest {
         return f;
     }
 
+    /** The logged gradient norm (before clipping) is the global batch's: every rank's shard counts. */
+    static void assertSameGradNorms(List<JsonNode> want, List<JsonNode> got) {
+        for (int i = 0; i < want.size(); i++)
+            DdpRuns.assertClose(want.get(i).get("grad_norm").asDouble(), got.get(i).get("grad_norm").asDouble(), 1e-5, "grad_norm of step " + (i + 1));
+    }
+
     /** Stage 1 of LLaVA (the projector alone): ZeRO-1 with 2 and 4 ranks; the projector's state is what is sharded. */
     @Test
     void zero1ProjectorOnTwoAndFourRanksEqualsOneProcess(@TempDir Path tmp) throws Exception {
@@ -49,6 +55,7 @@ class ZeroTrainingTest {
             assertEquals(0, r.code(), r.output());
             assertTrue(r.output().contains("ZeRO stage 1: " + w + " ranks"), r.output());
             DdpRuns.assertSameLosses(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(out), 1e-5);
+            assertSameGradNorms(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(out));
             DdpRuns.assertSameTensors(DdpRuns.written(tmp.resolve("one"), false), DdpRuns.written(out, false), 1e-5);
             long projector = 0;
             for (Map.Entry<String, HostTensor> e : TestData.tensors(TestData.tinyLlava().resolve("model.safetensors")).entrySet())
@@ -73,8 +80,63 @@ class ZeroTrainingTest {
             assertEquals(0, r.code(), r.output());
             assertTrue(r.output().contains("ZeRO stage 2: " + w + " ranks"), r.output());
             DdpRuns.assertSameLosses(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(out), 1e-5);
+            assertSameGradNorms(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(out));
             DdpRuns.assertSameTensors(DdpRuns.written(tmp.resolve("one"), true), DdpRuns.written(out, true), 1e-5);
             for (JsonNode step : DdpRuns.log(out)) assertTrue(step.get("reduce_scatter_grad_bytes").asLong() > 0, step.toString());
+        }
+    }
+
+    /**
+     * Each rank writes its optimizer shard into the checkpoint; a resume with the same world size gives step 3's loss
+     * and the final projector exactly as the uninterrupted run, and one process without ZeRO resumes from the same
+     * shards (joined on reading) within 1e-5.
+     */
+    @Test
+    void zeroCheckpointsResumeWithTheSameOrAnotherWorldSize(@TempDir Path tmp) throws Exception {
+        Path data = DdpRuns.data(tmp, false);
+        Path out = tmp.resolve("run");
+        List<String> two = ranks(DdpRuns.with(DdpRuns.flags(data, out, false, 2, 1, 3), "--save_steps", "2"), 2, config(tmp, 1, 40_000));
+        DdpRuns.Result full = DdpRuns.cli(two);
+        assertEquals(0, full.code(), full.output());
+        List<JsonNode> whole = DdpRuns.log(out);
+        Map<String, HostTensor> wholeWeights = DdpRuns.written(out, false);
+        Path ck = out.resolve("checkpoint-2");
+        assertTrue(Files.isRegularFile(ck.resolve("optimizer_shards/rank-00000-of-00002.safetensors")));
+        assertTrue(Files.isRegularFile(ck.resolve("optimizer_shards/rank-00001-of-00002.safetensors")));
+        assertFalse(Files.exists(ck.resolve("optimizer.safetensors")), "the state is in the shards only");
+        assertEquals(1, DdpRuns.JSON.readTree(ck.resolve("trainer_state.json").toFile()).get("zero_stage").asInt());
+        // each shard holds about half of the projector's state
+        long[] held = new long[2];
+        for (int r = 0; r < 2; r++)
+            for (Map.Entry<String, HostTensor> e : TestData.tensors(ck.resolve("optimizer_shards/rank-0000" + r + "-of-00002.safetensors")).entrySet())
+                if (e.getKey().endsWith(".exp_avg")) held[r] += e.getValue().numel();
+        assertTrue(Math.abs(held[0] - held[1]) <= 2, java.util.Arrays.toString(held));
+
+        Path again = tmp.resolve("again"); // the same world size, from the copied checkpoint
+        copyTree(ck, again.resolve("checkpoint-2"));
+        DdpRuns.Result r2 = DdpRuns.cli(ranks(DdpRuns.with(DdpRuns.with(DdpRuns.flags(data, again, false, 2, 1, 3), "--save_steps", "2"),
+                "--resume_from_checkpoint", "True"), 2, config(tmp, 1, 40_000)));
+        assertEquals(0, r2.code(), r2.output());
+        List<JsonNode> resumed = DdpRuns.log(again);
+        assertEquals(1, resumed.size());
+        assertEquals(whole.get(2).get("loss").asDouble(), resumed.get(0).get("loss").asDouble(), 0.0, "step 3 after a resume with 2 ranks");
+        DdpRuns.assertSameTensors(wholeWeights, DdpRuns.written(again, false), 0.0);
+
+        Path single = tmp.resolve("single"); // one process, no --deepspeed: the shards joined into whole tensors
+        copyTree(ck, single.resolve("checkpoint-2"));
+        DdpRuns.Result r1 = DdpRuns.cli(DdpRuns.with(DdpRuns.flags(data, single, false, 4, 1, 3), "--resume_from_checkpoint", "True"));
+        assertEquals(0, r1.code(), r1.output());
+        DdpRuns.assertClose(whole.get(2).get("loss").asDouble(), DdpRuns.log(single).get(0).get("loss").asDouble(), 1e-5, "step 3, one process");
+        DdpRuns.assertSameTensors(wholeWeights, DdpRuns.written(single, false), 1e-5);
+    }
+
+    static void copyTree(Path from, Path to) throws java.io.IOException {
+        try (java.util.stream.Stream<Path> s = Files.walk(from)) {
+            for (Path p : s.toList()) {
+                Path t = to.resolve(from.relativize(p).toString());
+                if (Files.isDirectory(p)) Files.createDirectories(t);
+                else Files.copy(p, t);
+            }
         }
     }
 }
