@@ -131,7 +131,9 @@ public class TrainCommand implements Callable<Integer> {
             return PlanRun.run(plan, dryRun);
         }
         TrainArgs args = toArgs(); // flags are checked once, before any rank starts
-        if (dist.launches()) return dist.launch(spec.commandLine().getParseResult().originalArgs(), device);
+        // --dry_run with --deepspeed reports each rank's memory from the config alone: no rank is started
+        if (dist.launches() && !(args.dryRun() && args.deepspeed() != null))
+            return dist.launch(spec.commandLine().getParseResult().originalArgs(), device);
         try (io.llava4j.train.DataParallel dp = dist.join(device, args.deepspeed())) {
             new Trainer(args).progress(new Progress("train")).parallel(dp).run();
         }

@@ -29,6 +29,7 @@ import java.util.Set;
  * here (logging, pinned memory, stage-3 tuning knobs of a stage this run does not use, …) are listed in {@link #notes}.
  * Unknown keys are refused: a misspelt key must not pass silently.
  *
+ * @param worldSize              the world size the file was checked against ({@code train_batch_size})
  * @param stage                  {@code zero_optimization.stage}: 0 (plain data parallel), 1 or 2; 3 is refused
  * @param reduceBucketSize       elements per reduce bucket; -1 = {@code "auto"} (hidden size²)
  * @param overlapComm            {@code overlap_comm} as written (see {@link #notes} for what it does here)
@@ -38,7 +39,7 @@ import java.util.Set;
  *                               one group, so weight decay applies to biases and norms too (HF's no-decay groups and
  *                               LLaVA's {@code --mm_projector_lr} do not apply)
  */
-public record DeepSpeedConfig(Path file, int stage, long reduceBucketSize, boolean overlapComm, boolean contiguousGradients,
+public record DeepSpeedConfig(Path file, int worldSize, int stage, long reduceBucketSize, boolean overlapComm, boolean contiguousGradients,
                               String offloadOptimizer, String offloadParam, boolean gatherWeightsOnSave, boolean optimizerBlock,
                               List<String> notes) {
     private static final ObjectMapper JSON = new ObjectMapper();
@@ -196,7 +197,7 @@ public record DeepSpeedConfig(Path file, int stage, long reduceBucketSize, boole
                         + " weight decay " + f.weightDecay() + " applies to biases and norm weights too");
             if (stage >= 1 && z.path("overlap_comm").asBoolean(false))
                 out.add("--deepspeed " + file + ": overlap_comm true: the gradient reduction runs after the backward, bucket by bucket (not overlapped)");
-            return new DeepSpeedConfig(file, stage, bucket, z.path("overlap_comm").asBoolean(false),
+            return new DeepSpeedConfig(file, f.worldSize(), stage, bucket, z.path("overlap_comm").asBoolean(false),
                     z.path("contiguous_gradients").asBoolean(false), offOpt, offParam, gather, optimizer, out);
         }
 
