@@ -325,12 +325,13 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
         List<String> parts = new ArrayList<>();
         perPart.forEach((k, v) -> parts.add(k + " " + String.format("%,d B", v)));
         int w = worldSize();
-        return String.format("ZeRO stage %d: %d ranks (%s, --ddp_timeout %d s) share AdamW's state%s of the trainable %,d B (%s): "
-                        + "about %,d B a rank; each step %s %,d B of gradients and all-gathers %,d B of parameters, bucket by bucket "
-                        + "after the backward; frozen parts stay whole on every rank and are never sent.%n",
-                stage, w, comm.backend(), comm.timeout().toSeconds(), stage == 2 ? " and the reduced gradients" : "", total,
-                String.join(", ", parts), (stage == 2 ? 3 : 2) * total / w, stage == 2 ? "reduce-scatters" : "all-reduces",
-                total, total);
+        return String.format("ZeRO stage %d: %d ranks (%s, --ddp_timeout %d s) share AdamW's state and the reduced gradients of "
+                        + "the trainable %,d B (%s): about %,d B a rank (two moments and one gradient per 1/%d of the values%s); each step "
+                        + "%s %,d B of gradients and all-gathers %,d B of parameters, bucket by bucket after the backward; frozen "
+                        + "parts stay whole on every rank and are never sent.%n",
+                stage, w, comm.backend(), comm.timeout().toSeconds(), total, String.join(", ", parts), 3 * total / w, w,
+                stage == 2 ? "; the whole gradients are freed as they are reduce-scattered" : "; the whole gradients are kept until the update",
+                stage == 2 ? "reduce-scatters" : "all-reduces", total, total);
     }
 
     @Override
