@@ -4,15 +4,19 @@
 # The model is the benchmark shape with a 20-layer, 1024-wide LLaMA (SparseCheckpoints zero-bench: sparse F16 files,
 # zeros), trained in fp32 on 4 records of one 224 px image, per-device batch 4 / W (global batch 4), STEPS steps.
 # Each rank's peak anonymous RSS is LLAVA4J_MEMORY_REPORT's (one JSON file per rank); the step time is log.jsonl's
-# step_s of the last step. RUNS="zero2-1 ddp-2 zero2-2 zero2-4 ddp-4" chooses runs (ddp-4 needs ~4 x 6.5 GB).
+# step_s of the last step. RUNS="zero2-1 ddp-2 zero2-2 zero2-4 ddp-4" chooses runs (a replica of the 323 M model
+# peaks at ~7.3 GB: ddp-2 needs ~16 GB, zero2-4 ~4 x 5 GB). MODEL=bench runs the 134 M benchmark shape instead
+# (12 layers, width 768). zero2-1 is one process: the replica itself (nothing to shard).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W="${BENCH_DIR:-runs/bench/zero}"
+MODEL="${MODEL:-zero-bench}"
 STEPS="${STEPS:-2}"
 mkdir -p "$W"
-mvn -q -B -DskipTests package && mvn -q -B test-compile
+[ -n "${NO_BUILD:-}" ] || { mvn -q -B -DskipTests package && mvn -q -B test-compile; }
 CP="target/test-classes:target/classes:target/lib/*"
-[ -f "$W/model/config.json" ] || java -cp "$CP" io.llava4j.bench.SparseCheckpoints zero-bench src/test/resources/reference/tiny-llava "$W/model" >/dev/null
+M="$W/model-$MODEL"
+[ -f "$M/config.json" ] || java -cp "$CP" io.llava4j.bench.SparseCheckpoints "$MODEL" src/test/resources/reference/tiny-llava "$M" >/dev/null
 java -cp "$CP" io.llava4j.bench.SparseCheckpoints sample "$W/data" 224 >/dev/null
 answer="A red circle in the middle of a grey square picture, drawn flat, with no other shapes around it."
 { printf '['; for i in 0 1 2 3; do [ $i = 0 ] || printf ','
@@ -27,13 +31,14 @@ run() { # name: zero2-W or ddp-W
   local name="$1" kind="${1%-*}" w="${1#*-}"
   local extra=() ; [ "$kind" = zero2 ] && extra=(--deepspeed "$W/zero2.json")
   [ "$w" -gt 1 ] && extra+=(--nproc_per_node "$w" --master_port $((29600 + w)))
+  name="$MODEL-$name"
   rm -rf "$W/out-$name" "$W/$name".rank-*.json
   echo "$name: load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-  LLAVA4J_MEMORY_REPORT="$W/$name.rank-{rank}.json" ./llava4j train --model_name_or_path "$W/model" --version v1 \
+  LLAVA4J_MEMORY_REPORT="$W/$name.rank-{rank}.json" ./llava4j train --model_name_or_path "$M" --version v1 \
     --data_path "$W/data/data4.json" --image_folder "$W/data/images" --per_device_train_batch_size $((4 / w)) \
     --max_steps "$STEPS" --learning_rate 1e-5 --save_steps 0 --logging_steps 1 --check_resources False \
     --output_dir "$W/out-$name" "${extra[@]}" >"$W/$name.log" 2>&1
-  for f in "$W/$name".rank-[0-9]*.json; do echo "  $(basename "$f" .json): $(cat "$f")"; done
+  for f in "$W/$name".rank-*.json; do echo "  $(basename "$f" .json): $(cat "$f")"; done
   echo "  last step: $(tail -1 "$W/out-$name/log.jsonl")"
   echo "  load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 }

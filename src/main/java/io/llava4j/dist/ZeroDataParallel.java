@@ -177,7 +177,6 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
     public void syncGradients(List<String> ignored, Map<String, Tensor> alsoIgnored) {
         String what = what();
         gradBytes = 0;
-        comm.takeBytes();
         try (NoGradGuard g = new NoGradGuard()) {
             float[] mine = new float[trainable.size()];
             for (int i = 0; i < mine.length; i++) mine[i] = params.get(trainable.get(i)).grad().defined() ? 1 : 0;
@@ -293,7 +292,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
         long all = comm.takeBytes();
         lastGradBytes = gradBytes;
         lastParamBytes = paramBytes;
-        lastOtherBytes = all;
+        lastOtherBytes = all - gradBytes - paramBytes; // token counts, flags, the norm, the loss
         gradBytes = paramBytes = 0;
         step++;
         return s;

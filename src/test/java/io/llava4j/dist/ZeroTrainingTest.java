@@ -64,6 +64,8 @@ class ZeroTrainingTest {
                 long grad = step.get("allreduce_grad_bytes").asLong(), params = step.get("allgather_param_bytes").asLong();
                 assertTrue(grad >= projector && grad < projector + 2 * 4 * w, grad + " vs " + projector);
                 assertEquals(grad, params);
+                // a token count per micro-batch (8 B), a flag per trainable tensor (4 B × 4), the norm (8 B), the loss (8 B)
+                assertEquals(8 + 4 * 4 + 8 + 8, step.get("other_bytes").asLong(), step.toString());
             }
         }
     }
