@@ -180,7 +180,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
         try (NoGradGuard g = new NoGradGuard()) {
             float[] mine = new float[trainable.size()];
             for (int i = 0; i < mine.length; i++) mine[i] = params.get(trainable.get(i)).grad().defined() ? 1 : 0;
-            Tensor flags = io.llava4j.engine.Tensors.floats(mine, mine.length);
+            Tensor flags = io.llava4j.engine.Device.place(io.llava4j.engine.Tensors.floats(mine, mine.length)); // [P] on the backend's device
             comm.allreduce(flags, what + " (which tensors have gradients)");
             float[] any = io.llava4j.engine.Tensors.toFloats(flags);
             has = new boolean[any.length];
