@@ -45,6 +45,11 @@ public final class TestData {
         }
     }
 
+    /** LLaVA's DeepSpeed configs as shipped (scripts/zero2.json, zero3.json, zero3_offload.json). */
+    public static Path deepspeed(String file) {
+        return resource("/deepspeed/" + file);
+    }
+
     public static Path tinyLlava() {
         return reference().resolve("tiny-llava");
     }

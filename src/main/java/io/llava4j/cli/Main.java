@@ -15,10 +15,12 @@ public class Main implements Runnable {
     /**
      * {@code LLAVA4J_MEMORY_REPORT=FILE} writes the run's peak resident memory to FILE as JSON at exit
      * ({@code peak_rss_anon_mb}: what the process holds, without clean pages of memory-mapped weights;
-     * {@code peak_rss_mb}: with them) — the figure the benchmarks in bench/ report.
+     * {@code peak_rss_mb}: with them) — the figure the benchmarks in bench/ report. {@code {rank}} in FILE becomes the
+     * rank ({@code RANK}; "launcher" in the process that starts the ranks).
      */
     public static void main(String[] args) {
         String report = System.getenv("LLAVA4J_MEMORY_REPORT");
+        if (report != null) report = report.replace("{rank}", System.getenv().getOrDefault("RANK", "launcher")); // one file per rank
         io.llava4j.engine.MemoryMonitor mon = report == null || report.isEmpty() ? null : new io.llava4j.engine.MemoryMonitor();
         int rc = run(args);
         if (mon != null) {

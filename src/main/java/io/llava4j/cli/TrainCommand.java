@@ -104,7 +104,7 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = {"--evaluation_strategy", "--eval_strategy"}, description = "only no") String evalStrategy;
     @Option(names = "--save_strategy", description = "steps (default) or no") String saveStrategy;
     @Option(names = "--report_to", description = "noted; metrics go to output_dir/log.jsonl") String reportTo;
-    @Option(names = "--deepspeed", description = "noted; no ZeRO sharding (data parallel: --nproc_per_node)") String deepspeed;
+    @Option(names = "--deepspeed", description = "DeepSpeed's JSON config (LLaVA's scripts/zero2.json): ZeRO stage 1 or 2 over the ranks; \"auto\" values from the flags") Path deepspeed;
     // LLaVA-NeXT's scripts
     @Option(names = "--attn_implementation", description = "eager, sdpa or flash_attention_2: the same attention; noted") String attnImplementation;
     @Option(names = "--run_name", description = "noted (a wandb run name)") String runName;
@@ -131,8 +131,10 @@ public class TrainCommand implements Callable<Integer> {
             return PlanRun.run(plan, dryRun);
         }
         TrainArgs args = toArgs(); // flags are checked once, before any rank starts
-        if (dist.launches()) return dist.launch(spec.commandLine().getParseResult().originalArgs(), device);
-        try (io.llava4j.train.DataParallel dp = dist.join(device)) {
+        // --dry_run with --deepspeed reports each rank's memory from the config alone: no rank is started
+        if (dist.launches() && !(args.dryRun() && args.deepspeed() != null))
+            return dist.launch(spec.commandLine().getParseResult().originalArgs(), device);
+        try (io.llava4j.train.DataParallel dp = dist.join(device, args.deepspeed())) {
             new Trainer(args).progress(new Progress("train")).parallel(dp).run();
         }
         return 0;
@@ -163,7 +165,6 @@ public class TrainCommand implements Callable<Integer> {
         if (Boolean.TRUE.equals(torchCompile) || torchCompileBackend != null) notes.add("--torch_compile / --torch_compile_backend: no effect");
         if (tunableParts != null) notes.add("--mm_tunable_parts " + tunableParts + ": decides what trains (LLaVA-NeXT); the"
                 + " --tune_mm_mlp_adapter / --freeze_backbone / --freeze_mm_mlp_adapter / --unfreeze_mm_vision_tower flags are ignored");
-        if (deepspeed != null) notes.add("--deepspeed " + deepspeed + ": no ZeRO sharding; every rank holds the whole model (data parallel: --nproc_per_node)");
         return notes;
     }
 
@@ -178,7 +179,15 @@ public class TrainCommand implements Callable<Integer> {
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
                 precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),
                 io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora(), workers, cacheVisionFeatures,
-                gridPinpoints, patchMergeType, Boolean.TRUE.equals(dropLast));
+                gridPinpoints, patchMergeType, Boolean.TRUE.equals(dropLast), deepspeedConfig());
+    }
+
+    /** {@code --deepspeed FILE} read and checked against the flags and the world size; null without it. */
+    private io.llava4j.config.DeepSpeedConfig deepspeedConfig() {
+        if (deepspeed == null) return null;
+        return io.llava4j.config.DeepSpeedConfig.read(deepspeed, new io.llava4j.config.DeepSpeedConfig.Flags(batch, accum,
+                dist.worldSize(), maxGradNorm, lr, beta1, beta2, eps, wd, Boolean.TRUE.equals(bf16), Boolean.TRUE.equals(fp16),
+                projectorLr != null || visionLr != null));
     }
 
     /** LLaVA's LoRA flags; without --lora_enable True they do nothing (as in LLaVA). */

@@ -123,6 +123,45 @@ public final class Comm implements AutoCloseable {
         await(allreduceAsync(t, what), what);
     }
 
+    /** Starts a sum reduce-scatter: {@code out} [n] gets part {@code rank} of the ranks' summed {@code in} [W·n]. */
+    public Work reduceScatterAsync(Tensor out, Tensor in, String what) {
+        bytes += in.numel() * in.element_size();
+        busy(what);
+        try {
+            Work w = pg._reduce_scatter_base(out, in, new org.bytedeco.pytorch.ReduceScatterOptions());
+            w.retainReference();
+            return w;
+        } catch (RuntimeException e) {
+            idle();
+            throw new DistException(env, what + " failed", e);
+        }
+    }
+
+    /** Starts an all-gather: {@code out} [W·n] gets every rank's {@code in} [n], in rank order. */
+    public Work allgatherAsync(Tensor out, Tensor in, String what) {
+        bytes += out.numel() * out.element_size();
+        busy(what);
+        try {
+            Work w = pg._allgather_base(out, in, new org.bytedeco.pytorch.AllgatherOptions());
+            w.retainReference();
+            return w;
+        } catch (RuntimeException e) {
+            idle();
+            throw new DistException(env, what + " failed", e);
+        }
+    }
+
+    /** The sum over ranks of {@code v}, exactly (one float64 all-reduce). */
+    public double sum(double v, String what) {
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            Tensor t = torch.empty(new long[]{1}, new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Double), null); // [1] float64
+            t.data_ptr_double().put(v);
+            t = io.llava4j.engine.Device.place(t);
+            allreduce(t, what);
+            return t.item_double();
+        }
+    }
+
     /** Rank 0's {@code t} everywhere. */
     public void broadcast(Tensor t, String what) {
         bytes += t.numel() * t.element_size();

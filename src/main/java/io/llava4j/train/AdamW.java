@@ -75,6 +75,18 @@ public final class AdamW {
         return this;
     }
 
+    public double beta1() {
+        return beta1;
+    }
+
+    public double beta2() {
+        return beta2;
+    }
+
+    public double eps() {
+        return eps;
+    }
+
     public List<Group> groups() {
         return groups;
     }
@@ -116,13 +128,22 @@ public final class AdamW {
     }
 
     public void step() {
+        step(null);
+    }
+
+    /**
+     * One update with the gradients {@code gradOf} gives by parameter name (null or undefined: that tensor takes no
+     * step, as one without {@code .grad}); {@code gradOf} null reads each parameter's {@code .grad}. A ZeRO shard's
+     * optimizer updates views of its slices of the parameters with its slices of the reduced gradients this way.
+     */
+    public void step(java.util.function.Function<String, Tensor> gradOf) {
         List<FusedAdamW.Update> fused = new ArrayList<>();
         try (NoGradGuard ng = new NoGradGuard()) {
             for (Group g : groups) {
                 for (Map.Entry<String, Tensor> e : g.params.entrySet()) {
                     Tensor p = e.getValue();
-                    Tensor grad = p.grad();
-                    if (!grad.defined()) continue;
+                    Tensor grad = gradOf == null ? p.grad() : gradOf.apply(e.getKey());
+                    if (grad == null || !grad.defined()) continue;
                     State s = state.computeIfAbsent(e.getKey(), k -> new State(0, kept(torch.zeros_like(p)), kept(torch.zeros_like(p))));
                     s.step++;
                     Double f = paramLr.get(e.getKey());
@@ -144,6 +165,22 @@ public final class AdamW {
             }
             FusedAdamW.run(fused);
         }
+    }
+
+    /**
+     * Takes the learning rates of {@code main} (group by group, by name) and its per-tensor factors, {@code paramOf}
+     * naming the tensor of {@code main} each of this optimizer's entries is a slice of (a ZeRO shard's optimizer).
+     */
+    public void followLr(AdamW main, java.util.function.Function<String, String> paramOf) {
+        Map<String, Double> lrs = new java.util.HashMap<>();
+        for (Group g : main.groups) lrs.put(g.name, g.lr);
+        for (Group g : groups) g.lr = lrs.getOrDefault(g.name, g.lr);
+        paramLr.clear();
+        for (Group g : groups)
+            for (String n : g.params.keySet()) {
+                Double f = main.paramLr.get(paramOf.apply(n));
+                if (f != null) paramLr.put(n, f);
+            }
     }
 
     /** Restores the state of one parameter (resume). */

@@ -48,6 +48,17 @@ public interface DataParallel extends AutoCloseable {
         return new int[]{from, Math.min(n, from + batch)};
     }
 
+    /** ZeRO's sharded optimizer step, or null when every rank updates the whole model (DDP, one process). */
+    default ShardedOptimizer sharded() {
+        return null;
+    }
+
+    /**
+     * Called once with the run's optimizer (the groups and learning rates), after {@link #start}; ZeRO builds its
+     * shard of AdamW's state from it ({@code llmHiddenSize}: DeepSpeed's "auto" bucket size is its square).
+     */
+    default void optimizer(AdamW main, int llmHiddenSize) {}
+
     /** Fields for the step's log record (bytes communicated). */
     default Map<String, Long> stepFields() {
         return Map.of();

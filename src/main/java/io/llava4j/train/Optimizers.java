@@ -30,6 +30,16 @@ public final class Optimizers {
         return !(parts.length >= 2 && NORMS.contains(parts[parts.length - 2]));
     }
 
+    /**
+     * DeepSpeed's optimizer block ({@code --deepspeed} with {@code "optimizer": {"type": "AdamW"}}): HF hands every
+     * trainable tensor to DeepSpeed's AdamW as one group, so weight decay applies to all of them.
+     */
+    public static AdamW oneGroup(Llava model, FreezePlan plan, Hyper h) {
+        Map<String, Tensor> params = Tensors.namedParameters(model), all = new LinkedHashMap<>();
+        for (String name : plan.trainable()) all.put(name, params.get(name));
+        return new AdamW(List.of(new AdamW.Group("default.decay", all, h.lr(), h.weightDecay())), h.beta1(), h.beta2(), h.eps());
+    }
+
     public static AdamW build(Llava model, FreezePlan plan, Hyper h) {
         Map<String, Map<String, Tensor>> buckets = new LinkedHashMap<>();
         Map<String, Double> lrs = new LinkedHashMap<>();

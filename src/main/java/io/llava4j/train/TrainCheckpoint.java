@@ -24,7 +24,8 @@ import java.util.stream.Stream;
 
 /**
  * {@code output_dir/checkpoint-N}: everything a resume needs — the trainable tensors ({@code trainable.safetensors}),
- * AdamW's state ({@code optimizer.safetensors}: {@code name.exp_avg}, {@code name.exp_avg_sq}, {@code name.step}) and
+ * AdamW's state ({@code optimizer.safetensors}: {@code name.exp_avg}, {@code name.exp_avg_sq}, {@code name.step}; under
+ * ZeRO one file per rank in {@code optimizer_shards/}, see {@link OptimizerShards}) and
  * {@code trainer_state.json} (global step, seed, data position, log history). Written into a temporary folder that is
  * renamed into place, so a crash never leaves a half checkpoint; older ones beyond {@code --save_total_limit} are removed.
  */
@@ -36,12 +37,30 @@ public final class TrainCheckpoint {
 
     public static Path save(Path outputDir, int step, Llava model, FreezePlan plan, AdamW opt, ObjectNode state, Integer keep)
             throws IOException {
-        Files.createDirectories(outputDir);
+        return save(outputDir, step, model, plan, opt, state, keep, null, true);
+    }
+
+    /**
+     * {@link #save} under ZeRO ({@code sharded} not null): every rank calls it; each writes its optimizer shard into
+     * the unpublished folder ({@link OptimizerShards}), and once all have, rank 0 ({@code main}) writes the rest and
+     * renames the folder into place. Returns the folder on rank 0, null on the others.
+     */
+    public static Path save(Path outputDir, int step, Llava model, FreezePlan plan, AdamW opt, ObjectNode state, Integer keep,
+                            ShardedOptimizer sharded, boolean main) throws IOException {
         Path dir = outputDir.resolve(PREFIX + step);
         Path tmp = outputDir.resolve(".tmp-" + PREFIX + step);
-        removeStaleTemporaries(outputDir); // left by a run killed while writing a checkpoint
+        if (main) {
+            Files.createDirectories(outputDir);
+            removeStaleTemporaries(outputDir); // left by a run killed while writing a checkpoint
+            if (sharded != null) Files.createDirectories(tmp);
+        }
+        if (sharded != null) {
+            sharded.barrier("the start of checkpoint " + step);
+            sharded.save(tmp); // returns once every rank's shard is in tmp
+            if (!main) return null;
+        }
         try {
-            writeInto(tmp, model, plan, opt, state, step);
+            writeInto(tmp, model, plan, sharded == null ? opt : null, state, step);
         } catch (IOException | RuntimeException e) {
             deleteTree(tmp); // a checkpoint is complete or absent; the previous ones stay as they were
             List<Path> kept = list(outputDir);
@@ -65,13 +84,15 @@ public final class TrainCheckpoint {
         Map<String, HostTensor> trainable = new LinkedHashMap<>();
         for (String n : plan.trainable()) trainable.put(n, Tensors.hostView(params.get(n)));
         Safetensors.write(tmp.resolve("trainable.safetensors"), trainable, Map.of("format", "pt"));
-        Map<String, HostTensor> os = new LinkedHashMap<>();
-        opt.state().forEach((n, s) -> {
-            os.put(n + ".exp_avg", Tensors.hostView(s.expAvg));
-            os.put(n + ".exp_avg_sq", Tensors.hostView(s.expAvgSq));
-            os.put(n + ".step", HostTensor.ofLongs(new long[]{}, new long[]{s.step}));
-        });
-        Safetensors.write(tmp.resolve("optimizer.safetensors"), os, Map.of("format", "pt"));
+        if (opt != null) { // null: the ranks' shards are in OptimizerShards.FOLDER
+            Map<String, HostTensor> os = new LinkedHashMap<>();
+            opt.state().forEach((n, s) -> {
+                os.put(n + ".exp_avg", Tensors.hostView(s.expAvg));
+                os.put(n + ".exp_avg_sq", Tensors.hostView(s.expAvgSq));
+                os.put(n + ".step", HostTensor.ofLongs(new long[]{}, new long[]{s.step}));
+            });
+            Safetensors.write(tmp.resolve(OptimizerShards.WHOLE), os, Map.of("format", "pt"));
+        }
         state.put("global_step", step);
         JsonFiles.write(tmp.resolve("trainer_state.json"), state); // fsynced before the folder is renamed into place
         io.llava4j.io.Fsync.directory(tmp); // the files' names, before the folder is published
@@ -111,7 +132,10 @@ public final class TrainCheckpoint {
         return p;
     }
 
-    /** Restores trainable tensors and optimizer state; returns trainer_state.json. Strict: names must match the plan. */
+    /**
+     * Restores trainable tensors and optimizer state ({@code opt} null: the tensors only; a ZeRO run reads its shard
+     * itself); returns trainer_state.json. Strict: names must match the plan.
+     */
     public static JsonNode restore(Path dir, Llava model, FreezePlan plan, AdamW opt) throws IOException {
         Map<String, HostTensor> t = Safetensors.read(dir.resolve("trainable.safetensors")).tensors();
         Map<String, Tensor> params = Tensors.namedParameters(model);
@@ -128,10 +152,15 @@ public final class TrainCheckpoint {
             Tensors.load(p, t.get(n), p.scalar_type().intern());
             model.loadedFrom.remove(n);
         }
-        Map<String, HostTensor> os = Safetensors.read(dir.resolve("optimizer.safetensors")).tensors();
-        for (String n : want) {
-            if (!os.containsKey(n + ".step")) continue;
-            opt.putState(n, os.get(n + ".step").toLongs()[0], Tensors.fromHost(os.get(n + ".exp_avg")), Tensors.fromHost(os.get(n + ".exp_avg_sq")));
+        if (opt != null) { // whichever layout holds the state: a ZeRO run's shards are joined here
+            OptimizerShards.Source os = OptimizerShards.open(dir);
+            for (String n : want) {
+                Tensor p = params.get(n);
+                OptimizerShards.Slice st = os.read(n, 0, p.numel());
+                if (st == null) continue;
+                long[] shape = Tensors.shape(p);
+                opt.putState(n, st.step(), st.expAvg().reshape(shape), st.expAvgSq().reshape(shape));
+            }
         }
         return JSON.readTree(dir.resolve("trainer_state.json").toFile());
     }

@@ -126,12 +126,15 @@ public final class TrainStep {
         double gradNorm;
         try (PointerScope scope = new PointerScope()) {
             dp.syncGradients(trainable, params);
-            gradNorm = clipGradients(maxGradNorm);
+            ShardedOptimizer zero = dp.sharded(); // ZeRO: each rank updates its shard of the state
+            gradNorm = zero == null ? clipGradients(maxGradNorm) : zero.clip(maxGradNorm);
             if (NonFiniteException.found(loss, gradNorm)) {
                 optimizer.zeroGrad();
+                if (zero != null) zero.dropGradients();
                 return new Result(loss / accumulation, tokens, gradNorm, false);
             }
-            optimizer.step();
+            if (zero == null) optimizer.step();
+            else zero.step(optimizer);
             optimizer.zeroGrad();
         }
         double mean = dp == DataParallel.SINGLE ? loss / accumulation // HF: the sum of loss / accumulation over the micro-batches

@@ -150,6 +150,11 @@ public final class Trainer {
         FreezePlan.requireSomethingTrains(a.freezeFlags());
         List<io.llava4j.data.LlavaRecord> records = a.dryRun() ? null : DataPreflight.check(tok, cfg, a, System.out); // before any weight
         if (!a.dryRun() && a.checkResources()) RunResources.check(cfg, a, totalSteps(records.size()));
+        if (a.deepspeed() != null && dp.isMain()) {
+            for (String note : a.deepspeed().notes()) System.out.println("note: " + note);
+            System.out.print(ZeroMemory.of(cfg, a.freezeFlags(), a.lora(), a.precision(), a.deepspeed().stage(), a.deepspeed().worldSize()).render());
+        }
+        if (a.dryRun() && a.deepspeed() != null) return; // the per-rank report needs no weight: a 7B dry run reads none
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
@@ -177,7 +182,8 @@ public final class Trainer {
         int stepsPerEpoch = AccumulationSteps.stepsPerEpoch(micro, a.gradientAccumulationSteps()); // HF floors
         int total = totalSteps(ds.size());
         LrSchedule schedule = new LrSchedule(a.lrSchedulerType(), LrSchedule.warmupSteps(a.warmupSteps(), a.warmupRatio(), total), total);
-        optimizer = Optimizers.build(model, plan, a.hyper());
+        optimizer = a.deepspeed() != null && a.deepspeed().optimizerBlock() ? Optimizers.oneGroup(model, plan, a.hyper())
+                : Optimizers.build(model, plan, a.hyper());
         // Half-precision weights up-cast for fp32 GEMMs would be kept by autograd for the backward, all layers at once
         // (as much as fp32 weights): recomputing each decoder layer in the backward keeps one layer's copy at a time.
         boolean upcast = a.precision().upcasts();
@@ -190,7 +196,7 @@ public final class Trainer {
         ArrayNode history = JSON.createArrayNode();
         Path resume = TrainCheckpoint.resolve(a.resumeFromCheckpoint(), a.outputDir());
         if (resume != null) {
-            JsonNode st = TrainCheckpoint.restore(resume, model, plan, optimizer);
+            JsonNode st = TrainCheckpoint.restore(resume, model, plan, dp.sharded() == null ? optimizer : null); // ZeRO: each rank reads its shard below
             step = st.get("global_step").asInt();
             if (st.has("log_history")) history = (ArrayNode) st.get("log_history");
             checkSame(st, "global_batch", global * a.gradientAccumulationSteps(), resume); // any world size with the same global batch
@@ -201,6 +207,8 @@ public final class Trainer {
         }
         Map<String, Tensor> params = Tensors.namedParameters(model);
         dp.start(plan.trainable(), params);
+        dp.optimizer(optimizer, model.config.text().hiddenSize());
+        if (resume != null && dp.sharded() != null) dp.sharded().restore(resume);
         Path log = a.outputDir().resolve(dp.isMain() ? "log.jsonl" : "log-rank" + dp.rank() + ".jsonl");
         if (dp.isMain()) {
             Files.createDirectories(a.outputDir());
@@ -238,8 +246,12 @@ public final class Trainer {
                 if (!r.updated()) { // a non-finite loss or gradient: stopped before the update, the state is the last good one
                     bar.done();
                     Path last = a.outputDir().resolve(TrainCheckpoint.PREFIX + step);
-                    if (dp.isMain() && !Files.isDirectory(last))
+                    if (dp.isMain() && dp.sharded() == null && !Files.isDirectory(last))
                         last = saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
+                    else if (dp.sharded() != null && !Files.isDirectory(last)) { // ZeRO: the shards need every rank; the newest whole one stands
+                        List<Path> all = TrainCheckpoint.list(a.outputDir());
+                        last = all.isEmpty() ? last : all.get(all.size() - 1);
+                    }
                     throw new NonFiniteException(step + 1, r.loss(), r.gradNorm(), stepIds, last, a.precision().name());
                 }
                 double gradNorm = r.gradNorm();
@@ -266,9 +278,9 @@ public final class Trainer {
                     logw.flush();
                     history.add(rec);
                 }
-                if (dp.isMain() && a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total) {
-                    Path ck = saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global);
-                    if (a.lora() != null) // LLaVA's LoRA checkpoints lack non_lora_trainables.bin; these merge as they are
+                if ((dp.isMain() || dp.sharded() != null) && a.saveSteps() > 0 && step % a.saveSteps() == 0 && step < total) {
+                    Path ck = saveCheckpoint(step, total, stepsPerEpoch, epoch, history, global); // under ZeRO every rank writes its shard
+                    if (dp.isMain() && a.lora() != null) // LLaVA's LoRA checkpoints lack non_lora_trainables.bin; these merge as they are
                         LoraFiles.write(model, plan, a.lora(), outputLayout(loaded), ck, a.modelNameOrPath());
                 }
                 if (step >= stopAfter) {
@@ -295,7 +307,8 @@ public final class Trainer {
         st.put("data_order", "Sampler.order(seed, epoch)");
         st.set("log_history", history);
         if (freezes != null) st.set("freeze_schedule", freezes.describe());
-        return TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit());
+        if (dp.sharded() != null) st.put("zero_stage", a.deepspeed() == null ? 0 : a.deepspeed().stage());
+        return TrainCheckpoint.save(a.outputDir(), step, model, plan, optimizer, st, a.saveTotalLimit(), dp.sharded(), dp.isMain());
     }
 
     private static void checkSame(JsonNode st, String field, int now, Path dir) {

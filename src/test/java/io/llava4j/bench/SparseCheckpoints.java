@@ -48,6 +48,7 @@ public final class SparseCheckpoints {
                 System.out.printf("wrote %s: %.2f GB of (sparse) weights%n", args[2], bytes / 1e9);
             }
             case "bench" -> System.out.println("wrote " + benchShaped(Path.of(args[1]), Path.of(args[2])));
+            case "zero-bench" -> System.out.println("wrote " + zeroBenchShaped(Path.of(args[1]), Path.of(args[2])));
             case "sample" -> System.out.println("wrote " + oneSample(Path.of(args[1]), Integer.parseInt(args[2])));
             case "onevision" -> {
                 long bytes = onevision(Path.of(args[1]), Path.of(args[2]), Path.of(args[3]));
@@ -91,6 +92,23 @@ public final class SparseCheckpoints {
         ((ObjectNode) pp.get("crop_size")).put("height", 224).put("width", 224);
         ((ObjectNode) pp.get("size")).put("shortest_edge", 224);
         Files.writeString(dir.resolve("preprocessor_config.json"), JSON.writeValueAsString(pp));
+        llavaHf(dir, dir, "F16");
+        return dir;
+    }
+
+    /**
+     * bench/zero.sh's model: the benchmark configuration with a larger LLM (20 layers, width 1024, MLP 2816, vocab
+     * 32000: 322 M parameters; with the projector 323 M train in stage 2), as a sparse F16 llava-hf folder.
+     */
+    public static Path zeroBenchShaped(Path tiny, Path dir) throws IOException {
+        benchShaped(tiny, dir);
+        ObjectNode c = (ObjectNode) JSON.readTree(dir.resolve("config.json").toFile());
+        ((ObjectNode) c.get("text_config")).put("hidden_size", 1024).put("intermediate_size", 2816).put("num_hidden_layers", 20)
+                .put("num_attention_heads", 16).put("num_key_value_heads", 16);
+        Files.writeString(dir.resolve("config.json"), JSON.writeValueAsString(c));
+        try (java.util.stream.Stream<Path> old = Files.list(dir)) {
+            for (Path f : old.filter(f -> f.getFileName().toString().endsWith(".safetensors")).toList()) Files.delete(f);
+        }
         llavaHf(dir, dir, "F16");
         return dir;
     }

@@ -35,6 +35,26 @@ class DistOptionsTest {
         assertTrue(nodes.contains("error: --node_rank 2 must be in [0, --nnodes 2)"), nodes);
     }
 
+    /** DeepSpeed's launcher flags map onto torchrun's; --hostfile is refused; the --deepspeed file is checked against their world size. */
+    @Test
+    void deepSpeedLauncherFlags(@TempDir Path tmp) throws Exception {
+        assertEquals(List.of("train", "--output_dir", "o"), DistOptions.childArgs(List.of("train", "--num_gpus", "2", "--output_dir", "o", "--num_nodes=1")));
+        List<String> base = List.of("train", "--model_name_or_path", TestData.tinyLlava().toString(),
+                "--data_path", TestData.tinyData().resolve("pretrain.json").toString(), "--output_dir", tmp.resolve("o").toString(),
+                "--tune_mm_mlp_adapter", "True", "--max_steps", "1", "--per_device_train_batch_size", "2");
+        String nodes = run(base, "--num_gpus", "1", "--num_nodes", "2", "--node_rank", "2");
+        assertTrue(nodes.contains("error: --node_rank 2 must be in [0, --nnodes 2)"), nodes);
+        String host = run(base, "--hostfile", "hosts.txt", "--num_gpus", "2");
+        assertTrue(host.contains("error: --hostfile hosts.txt: llava4j does not start ranks on other hosts over ssh"), host);
+        String both = run(base, "--num_gpus", "2", "--nproc_per_node", "3");
+        assertTrue(both.contains("error: --num_gpus 2 and --nproc_per_node 3 disagree"), both);
+        Path ds = tmp.resolve("ds.json");
+        java.nio.file.Files.writeString(ds, "{\"train_batch_size\": 4, \"zero_optimization\": {\"stage\": 2}}");
+        String world = run(base, "--num_gpus", "3", "--deepspeed", ds.toString()); // 2 × 3 ranks = 6, not 4: refused before any rank starts
+        assertTrue(world.contains("train_batch_size=4 vs --train_batch_size (world 3 x micro-batch x accumulation)=6"), world);
+        assertFalse(world.contains("launcher:"), world);
+    }
+
     private static String run(List<String> base, String... more) {
         PrintStream err = System.err;
         ByteArrayOutputStream buf = new ByteArrayOutputStream();

@@ -21,7 +21,7 @@ class LlavaScriptFlagsTest {
 
     @Test
     void pretrainScriptParses() {
-        TrainArgs a = TrainCommand.parse(PRETRAIN_SH.split(" "));
+        TrainArgs a = TrainCommand.parse(PRETRAIN_SH.replace("./scripts/zero2.json", io.llava4j.TestData.deepspeed("zero2.json").toString()).split(" "));
         assertTrue(a.tuneMmMlpAdapter());
         assertEquals("mlp2x_gelu", a.mmProjectorType());
         assertEquals(-2, a.mmVisionSelectLayer());
@@ -34,7 +34,8 @@ class LlavaScriptFlagsTest {
         // every flag accepted without effect, and bf16 (how it runs here), is named in the run's notes, once
         List<String> noted = a.notes().stream().map(n -> n.substring(0, n.indexOf(' '))).toList();
         assertEquals(List.of("--bf16", "--mm_use_im_start_end", "--mm_use_im_patch_token", "--evaluation_strategy", "--tf32",
-                "--lazy_preprocess", "--per_device_eval_batch_size", "--report_to", "--deepspeed"), noted, a.notes().toString());
+                "--lazy_preprocess", "--per_device_eval_batch_size", "--report_to"), noted, a.notes().toString());
+        assertEquals(2, a.deepspeed().stage(), "zero2.json as shipped: ZeRO stage 2, its \"auto\" values from the flags");
         assertEquals(4, a.dataloaderNumWorkers()); // samples prepared ahead on 4 threads, no longer only noted
         assertEquals(io.llava4j.nn.Precision.BF16, a.precision());
         assertTrue(a.gradientCheckpointing());
@@ -57,7 +58,7 @@ class LlavaScriptFlagsTest {
 
     @Test
     void finetuneLoraScriptParsesToALoraSpec() {
-        String sh = "--lora_enable True --lora_r 128 --lora_alpha 256 --mm_projector_lr 2e-5 --deepspeed ./scripts/zero3.json"
+        String sh = "--lora_enable True --lora_r 128 --lora_alpha 256 --mm_projector_lr 2e-5 --deepspeed " + io.llava4j.TestData.deepspeed("zero2.json")
                 + " --model_name_or_path lmsys/vicuna-13b-v1.5 --version v1 --data_path mix665k.json --image_folder data"
                 + " --vision_tower openai/clip-vit-large-patch14-336 --pretrain_mm_mlp_adapter mm_projector.bin --output_dir out";
         TrainArgs a = TrainCommand.parse(sh.split(" "));

@@ -70,7 +70,11 @@ class LlavaScriptsChainTest {
                 .replace("IMAGES", TestData.tinyData().resolve("images").toString())
                 .replace("PRETRAIN_JSON", TestData.tinyData().resolve("pretrain.json").toString())
                 .replace("FINETUNE_JSON", TestData.tinyData().resolve("finetune.json").toString())
-                .replace("VERSION", version == null ? "" : version);
+                .replace("VERSION", version == null ? "" : version)
+                // LLaVA's DeepSpeed files as shipped; finetune's zero3.json is refused (stage 3 is not implemented): zero2.json
+                .replace("./scripts/zero2.json", TestData.deepspeed("zero2.json").toString())
+                .replace("./scripts/zero3.json", TestData.deepspeed("zero2.json").toString())
+                .replace("/path/to/deepspeed.json", TestData.deepspeed("zero2.json").toString());
         if (adapter != null) s = s.replace("ADAPTER", adapter.toString());
         return new ArrayList<>(List.of(s.split(" ")));
     }
