@@ -18,10 +18,32 @@ public class Linear extends Module {
     }
 
     private LoraBranch lora; // null: no adapter
+    private io.llava4j.nn.quant.QuantizedLinear quantized; // null: the weight is held in {@code weight}
 
     public Tensor forward(Tensor x) {
-        Tensor y = Autocast.linear(x, weight, bias);
+        Tensor y = quantized != null ? quantized.forward(x, bias) : Autocast.linear(x, weight, bias);
         return lora == null ? y : y.add(lora.forward(x));
+    }
+
+    /**
+     * Holds the (frozen) weight quantized from now on: {@code weight} keeps its name, shape and requires_grad false but
+     * no memory of its own (a zero-stride view of one value), and {@link #forward} dequantizes {@code q} instead.
+     */
+    public void quantize(io.llava4j.nn.quant.QuantizedLinear q) {
+        if (!java.util.Arrays.equals(q.weight.shape, weight.sizes().vec().get()))
+            throw new IllegalArgumentException("quantized weight of shape " + java.util.Arrays.toString(q.weight.shape)
+                    + " for a weight of shape " + java.util.Arrays.toString(weight.sizes().vec().get()));
+        try (var g = new org.bytedeco.pytorch.NoGradGuard()) {
+            weight.requires_grad_(false);
+            weight.__dispatch_set_data(torch.zeros(new long[]{1, 1}, new org.bytedeco.pytorch.TensorOptions(weight.scalar_type().intern()))
+                    .expand(weight.size(0), weight.size(1)));
+        }
+        quantized = q;
+    }
+
+    /** The quantized weight, or null. */
+    public io.llava4j.nn.quant.QuantizedLinear quantized() {
+        return quantized;
     }
 
     /**

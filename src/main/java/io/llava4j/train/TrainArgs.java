@@ -14,7 +14,9 @@ import java.nio.file.Path;
  * ({@link SampleLoader}); {@code cacheVisionFeatures}: a {@link FeatureCache} folder, or null.
  * {@code imageGridPinpoints}, {@code mmPatchMergeType}: LLaVA-NeXT's AnyRes flags (null: not given), which build an AnyRes
  * model on a plain LLM folder and must agree with a LLaVA model's own config. {@code dataloaderDropLast}: an epoch's
- * last incomplete (global) micro-batch is left out, as HF's {@code --dataloader_drop_last True}.
+ * last incomplete (global) micro-batch is left out, as HF's {@code --dataloader_drop_last True}. {@code quant}: LLaVA's
+ * {@code --bits 4|8} ({@code --quant_type}, {@code --double_quant}): the frozen LLM's linear weights held quantized
+ * ({@link io.llava4j.model.QuantizedLlm}); null = none.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -29,7 +31,7 @@ public record TrainArgs(
         io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
         io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora,
         int dataloaderNumWorkers, Path cacheVisionFeatures, String imageGridPinpoints, String mmPatchMergeType,
-        boolean dataloaderDropLast) {
+        boolean dataloaderDropLast, io.llava4j.nn.quant.QuantSpec quant) {
 
     /** These arguments with LoRA set to {@code spec} (null: none) — for a stage plan's {@code llm: lora{…}}. */
     public TrainArgs withLora(LoraSpec spec) {
@@ -39,7 +41,7 @@ public record TrainArgs(
                 perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps,
                 lrSchedulerType, maxGradNorm, adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps,
                 resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, spec,
-                dataloaderNumWorkers, cacheVisionFeatures, imageGridPinpoints, mmPatchMergeType, dataloaderDropLast);
+                dataloaderNumWorkers, cacheVisionFeatures, imageGridPinpoints, mmPatchMergeType, dataloaderDropLast, quant);
     }
 
     /** Micro-batches an epoch of {@code samples} makes at {@code batch} samples each: HF's DataLoader, with or without drop_last. */
