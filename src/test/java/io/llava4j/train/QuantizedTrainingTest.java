@@ -3,12 +3,7 @@ package io.llava4j.train;
 import io.llava4j.TestData;
 import io.llava4j.engine.Tensors;
 import io.llava4j.io.HostTensor;
-import io.llava4j.io.Safetensors;
-import io.llava4j.model.Checkpoints;
-import io.llava4j.model.Llava;
-import io.llava4j.nn.Precision;
 import io.llava4j.nn.quant.QuantSpec;
-import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -16,7 +11,6 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
@@ -42,25 +36,8 @@ class QuantizedTrainingTest {
         return f;
     }
 
-    /** A copy of the tiny model whose quantized weights are replaced by their dequantized fp32 values. */
-    static Path dequantizedCopy(Path dir, QuantSpec spec) throws Exception {
-        Files.createDirectories(dir);
-        Path src = TestData.tinyLlava();
-        try (var l = Files.list(src)) {
-            for (Path f : l.toList()) if (!f.getFileName().toString().equals("model.safetensors")) Files.copy(f, dir.resolve(f.getFileName()));
-        }
-        Llava m = Checkpoints.load(src, null, null, Precision.FP32, spec).model();
-        Map<String, HostTensor> tensors = new LinkedHashMap<>(TestData.tensors(src.resolve("model.safetensors")));
-        List<Tensor> keep = new ArrayList<>();
-        m.languageModel.layerProjections().forEach((path, lin) -> {
-            Tensor d = lin.quantized().weight.dequantize(ScalarType.Float);
-            keep.add(d);
-            String name = "language_model." + path + ".weight";
-            assertTrue(tensors.containsKey(name), name);
-            tensors.put(name, Tensors.hostView(d));
-        });
-        Safetensors.write(dir.resolve("model.safetensors"), tensors, Map.of("format", "pt"));
-        return dir;
+    private static Path dequantizedCopy(Path dir, QuantSpec spec) throws Exception {
+        return io.llava4j.QuantFixtures.dequantizedCopy(dir, spec);
     }
 
     @Test
