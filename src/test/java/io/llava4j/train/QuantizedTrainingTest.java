@@ -97,7 +97,26 @@ class QuantizedTrainingTest {
         }
         for (String n : q.plan().trainable())
             assertEquals(0.0, Tensors.relativeError(q.parameters().get(n), d.parameters().get(n)), 1e-6, n);
-        assertTrue(Files.isRegularFile(tmp.resolve("q").resolve("adapter_model.safetensors")) || Files.isRegularFile(tmp.resolve("q").resolve("adapter_model.bin")));
+        assertTrue(Files.isRegularFile(tmp.resolve("q").resolve("adapter_model.safetensors")));
+
+        // merge --bits: the adapters go onto the dequantized base, written in the base's dtype (fp32 here)
+        String lp = tmp.resolve("q").toString();
+        assertEquals(0, io.llava4j.cli.Main.run("merge", "--lora_path", lp, "--model_name_or_path", TestData.tinyLlava().toString(),
+                "--output_dir", tmp.resolve("m-q").toString(), "--bits", "4", "--double_quant", "True"));
+        assertEquals(0, io.llava4j.cli.Main.run("merge", "--lora_path", lp, "--model_name_or_path", deq.toString(),
+                "--output_dir", tmp.resolve("m-deq").toString()));
+        assertEquals(0, io.llava4j.cli.Main.run("merge", "--lora_path", lp, "--model_name_or_path", TestData.tinyLlava().toString(),
+                "--output_dir", tmp.resolve("m-plain").toString()));
+        Map<String, HostTensor> mq = TestData.tensors(tmp.resolve("m-q").resolve("model.safetensors"));
+        Map<String, HostTensor> md = TestData.tensors(tmp.resolve("m-deq").resolve("model.safetensors"));
+        Map<String, HostTensor> mp = TestData.tensors(tmp.resolve("m-plain").resolve("model.safetensors"));
+        assertEquals(md.keySet(), mq.keySet());
+        for (String n : md.keySet()) {
+            assertEquals(md.get(n).dtype(), mq.get(n).dtype(), n);
+            assertArrayEquals(md.get(n).toFloats(), mq.get(n).toFloats(), 0f, n + ": merged into the dequantized base");
+        }
+        String w = "language_model.model.layers.0.self_attn.q_proj.weight";
+        assertFalse(java.util.Arrays.equals(mp.get(w).toFloats(), mq.get(w).toFloats()), "merge --bits differs from the merge into the original weights");
     }
 
     @Test

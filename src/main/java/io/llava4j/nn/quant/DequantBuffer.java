@@ -11,7 +11,8 @@ import java.util.Map;
 
 /**
  * The dequantized weights of one decoder layer at a time: one buffer per projection of a layer ({@code q_proj} …
- * {@code down_proj}) and compute type, shared by every layer of a model and overwritten by the next layer's values.
+ * {@code down_proj}) and compute type, shared by every layer of a model and overwritten by the next layer's values
+ * (without a graph, one buffer for all projections).
  *
  * <p>Reuse is safe where nothing holds a layer's weights once the next layer runs: without a graph (inference, the
  * first forward of gradient checkpointing) and inside {@link #layerAtATime} (the per-layer recompute, whose backward
@@ -39,18 +40,25 @@ public final class DequantBuffer {
         void close();
     }
 
-    /** {@code w}'s values in {@code type}: in the reused buffer of its projection {@code role} where that is safe. */
+    /**
+     * {@code w}'s values in {@code type}: in the reused buffer of its projection {@code role} where that is safe. Without
+     * a graph, nothing holds a weight once its product is computed, so every projection shares one buffer (the size of
+     * the largest); under {@link #layerAtATime} each projection of the layer has its own, as the layer's backward needs
+     * them all.
+     */
     public Tensor weight(QuantizedWeight w, String role, ScalarType type) {
-        if (GradMode.is_enabled() && !LAYER_AT_A_TIME.get()) return w.dequantize(type);
-        String key = role + "/" + type;
-        Tensor buf = slots.get(key);
-        if (buf == null || buf.numel() != w.numel()) {
+        boolean graph = GradMode.is_enabled();
+        if (graph && !LAYER_AT_A_TIME.get()) return w.dequantize(type);
+        String key = (graph ? role : "shared") + "/" + type;
+        Tensor buf = slots.get(key); // flat
+        if (buf == null || buf.numel() < w.numel()) {
             if (buf != null) buf.releaseReference();
-            buf = QuantizedWeight.held(torch.empty(w.shape, new TensorOptions(type), null));
+            buf = QuantizedWeight.held(torch.empty(new long[]{w.numel()}, new TensorOptions(type), null));
             slots.put(key, buf);
         }
-        w.dequantizeInto(buf);
-        return buf.view(w.shape);
+        Tensor out = buf.narrow(0, 0, w.numel()).view(w.shape);
+        w.dequantizeInto(out);
+        return out;
     }
 
     /** Bytes the buffers hold now. */
