@@ -5,8 +5,8 @@
 #      quantized to NF4 straight from the mapped file), then the LLM's part of a stage-1 step over the first LAYERS
 #      decoder layers (forward, per-layer recompute and backward, bf16 GEMMs, weights dequantized a layer at a time)
 #      on POSITIONS positions (io.llava4j.bench.QuantizedLayerSteps) [part "layers"]; the whole stage-1 step
-#      (train --bits 4 --gradient_checkpointing True --bf16 True) [part "step13b", not run by default: 35+ minutes on
-#      a loaded 2-core machine];
+#      (train --bits 4 --gradient_checkpointing True --bf16 True) [part "step13b", not run by default: about 14 minutes
+#      with the load on a loaded 2-core machine];
 #   2. LLaVA-1.5-7B (llava-hf/llava-1.5-7b-hf's config and weight map, three F16 shards): score --bits 8 --bf16 True
 #      on one sample with a 336x336 image [part "score7b"].
 # PARTS="layers score7b" (default) chooses the parts.
