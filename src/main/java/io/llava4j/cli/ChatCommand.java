@@ -39,6 +39,7 @@ public class ChatCommand implements Callable<Integer> {
     @Option(names = "--top_p", defaultValue = "1.0") double topP;
     @Option(names = "--seed", defaultValue = "0") long seed;
     @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
+    @picocli.CommandLine.Mixin LoadQuantOption quantOption = new LoadQuantOption();
 
     @Override
     public Integer call() throws Exception {
@@ -46,7 +47,7 @@ public class ChatCommand implements Callable<Integer> {
         Template given = convMode == null ? null : Template.of(convMode); // an unknown name fails before the model loads
         PrintStream out = System.out;
         BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()))) {
+        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision(), quantOption.spec()))) {
             Template template = given != null ? given : Template.of(a.defaultConvMode());
             Generator generator = a.generator(template);
             String stop = a.stopString(template); // "" when the generator stops at it as a token

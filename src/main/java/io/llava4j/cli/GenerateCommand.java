@@ -29,6 +29,7 @@ public class GenerateCommand implements Callable<Integer> {
     @Option(names = "--top_p", defaultValue = "1.0", description = "nucleus sampling mass (default: ${DEFAULT-VALUE})") double topP;
     @Option(names = "--seed", defaultValue = "0", description = "sampling seed (default: ${DEFAULT-VALUE})") long seed;
     @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
+    @picocli.CommandLine.Mixin LoadQuantOption quantOption = new LoadQuantOption();
     @Option(names = "--output_json", description = "also write {tokens, text, conv_mode, prompt, prompt_ids, stop_reason, timings} here") Path output;
 
     @Override
@@ -37,7 +38,7 @@ public class GenerateCommand implements Callable<Integer> {
         Sampling sampling = new Sampling(maxNewTokens, temperature, topP, seed);
         Template given = convMode == null ? null : Template.of(convMode); // an unknown name fails before the model loads
         long t0 = System.nanoTime();
-        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()))) {
+        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision(), quantOption.spec()))) {
             long loaded = System.nanoTime();
             String mode = given != null ? convMode : a.defaultConvMode();
             Template template = Template.of(mode);

@@ -35,6 +35,9 @@ public class ScoreCommand implements Callable<Integer> {
     @Option(names = "--per_device_eval_batch_size", defaultValue = "1", description = "samples per forward pass (default: ${DEFAULT-VALUE})") int batch;
     @Option(names = "--output_json", required = true, description = "where to write the scores") Path output;
     @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
+    @Option(names = "--bits", defaultValue = "16", description = "4 or 8: the LLM's linear weights held quantized, as train --bits; 16 (default): none") int bits;
+    @Option(names = "--quant_type", defaultValue = "nf4", description = "with --bits 4: nf4 (default) or fp4") String quantType;
+    @Option(names = "--double_quant", defaultValue = "False", arity = "1", converter = TrainCommand.Bool.class, description = "with --bits 4: the blocks' scales in 8 bits") boolean doubleQuant;
 
     @Override
     public Integer call() throws Exception {
@@ -42,7 +45,8 @@ public class ScoreCommand implements Callable<Integer> {
         if (batch < 1) throw new IllegalArgumentException("--per_device_eval_batch_size must be >= 1, got " + batch);
         LlavaTokenizer tok = Batches.preflight(model, visionTower, null, maxLength); // before any weight is read
         io.llava4j.nn.Precision precision = precisionOption.precision();
-        Llava m = Checkpoints.load(model, visionTower, null, precision).model();
+        io.llava4j.nn.quant.QuantSpec quant = io.llava4j.nn.quant.QuantSpec.of(bits, quantType, doubleQuant);
+        Llava m = Checkpoints.load(model, visionTower, null, precision, quant).model();
         Batches.Data opened = Batches.open(tok, model, m.config, data, imageFolder, version, aspect, maxLength);
         LlavaDataset ds = opened.dataset();
         io.llava4j.data.Collator collator = opened.collator();

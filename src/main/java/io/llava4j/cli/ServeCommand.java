@@ -47,6 +47,7 @@ public class ServeCommand implements Callable<Integer> {
     @Option(names = "--max_prompt_tokens", defaultValue = "2048", description = "prompt positions, image rows included (default: ${DEFAULT-VALUE})") int maxPromptTokens;
     @Option(names = "--max_new_tokens", defaultValue = "1024", description = "the most max_tokens a request may ask for (default: ${DEFAULT-VALUE})") int maxNewTokens;
     @picocli.CommandLine.Mixin PrecisionOption precisionOption = new PrecisionOption();
+    @picocli.CommandLine.Mixin LoadQuantOption quantOption = new LoadQuantOption();
 
     @Override
     public Integer call() throws Exception {
@@ -61,7 +62,7 @@ public class ServeCommand implements Callable<Integer> {
         Template given = convMode == null ? null : Template.of(convMode); // an unknown name fails before the model loads
         CountDownLatch stop = new CountDownLatch(1);
         boolean signals = onSignals(stop);
-        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision()));
+        try (Assistant a = Assistant.load(model, new Assistant.Options(visionTower, precisionOption.precision(), quantOption.spec()));
              LlavaServer server = new LlavaServer(a, given != null ? given : Template.of(a.defaultConvMode()), limits, options).start(host, port)) {
             System.out.printf("serving %s as %s on http://%s:%d/ (POST /v1/chat/completions, GET /v1/models, GET /health, GET /metrics;"
                             + " template %s; max batch %d%s); Ctrl-C or SIGTERM drains and stops%n", a.name(), server.modelName(), host, server.port(),

@@ -86,6 +86,9 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--lora_dropout", defaultValue = "0.05", description = "dropout on the LoRA branch's input") double loraDropout;
     @Option(names = "--lora_bias", defaultValue = "none", description = "only none") String loraBias;
     @Option(names = "--lora_weight_path", defaultValue = "", description = "a PEFT adapter folder to start the adapters from (empty: PEFT's init)") String loraWeightPath;
+    @Option(names = "--bits", defaultValue = "16", description = "4 or 8: the frozen LLM's linear weights held quantized (QLoRA with --lora_enable True; stage 1 with its frozen LLM); 16 (default): none") int bits;
+    @Option(names = "--quant_type", defaultValue = "nf4", description = "with --bits 4: nf4 (default) or fp4, bitsandbytes' 4-bit formats") String quantType;
+    @Option(names = "--double_quant", defaultValue = "False", arity = "1", converter = Bool.class, description = "with --bits 4: the blocks' scales quantized to 8 bits too") boolean doubleQuant;
     @Option(names = "--dry_run", defaultValue = "False", arity = "1", converter = Bool.class, description = "print the trainable report and stop") boolean dryRun;
 
     // Flags of LLaVA's scripts that have no effect here: accepted where their value asks for nothing llava4j lacks,
@@ -179,7 +182,8 @@ public class TrainCommand implements Callable<Integer> {
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
                 precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),
                 io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora(), workers, cacheVisionFeatures,
-                gridPinpoints, patchMergeType, Boolean.TRUE.equals(dropLast), deepspeedConfig());
+                gridPinpoints, patchMergeType, Boolean.TRUE.equals(dropLast), deepspeedConfig(),
+                io.llava4j.nn.quant.QuantSpec.of(bits, quantType, doubleQuant));
     }
 
     /** {@code --deepspeed FILE} read and checked against the flags and the world size; null without it. */

@@ -29,9 +29,16 @@ import java.nio.file.Path;
  * ({@link #defaultConvMode()}).
  */
 public final class Assistant implements AutoCloseable {
-    /** Load-time choices: the CLIP folder for original LLaVA folders (null = from the config) and the precision. */
-    public record Options(Path visionTower, Precision precision) {
+    /**
+     * Load-time choices: the CLIP folder for original LLaVA folders (null = from the config), the precision, and the
+     * LLM's linear weights held quantized ({@code --load_8bit} / {@code --load_4bit}; null = not).
+     */
+    public record Options(Path visionTower, Precision precision, io.llava4j.nn.quant.QuantSpec quant) {
         public static final Options DEFAULT = new Options(null, Precision.FP32);
+
+        public Options(Path visionTower, Precision precision) {
+            this(visionTower, precision, null);
+        }
     }
 
     /**
@@ -64,7 +71,7 @@ public final class Assistant implements AutoCloseable {
     }
 
     public static Assistant load(Path folder, Options options) {
-        Llava m = Checkpoints.load(folder, options.visionTower(), null, options.precision()).model();
+        Llava m = Checkpoints.load(folder, options.visionTower(), null, options.precision(), options.quant()).model();
         InferenceWeights.prepare(m, options.precision());
         try {
             LlavaTokenizer tok = LlavaTokenizer.load(folder);

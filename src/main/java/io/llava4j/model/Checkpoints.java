@@ -63,7 +63,17 @@ public final class Checkpoints {
      * memory-mapped file straight into its parameter: peak memory is the model in that storage plus one tensor.
      */
     public static Loaded load(Path folder, Path visionTower, ProjectorSpec projector, Precision precision) {
+        return load(folder, visionTower, projector, precision, null);
+    }
+
+    /**
+     * As {@link #load(Path, Path, ProjectorSpec, Precision)}, with the LLM's decoder-layer linear weights quantized as
+     * {@code quant} says (null: none) while they are read, one tensor at a time ({@link QuantizedLlm}); CPU only.
+     */
+    public static Loaded load(Path folder, Path visionTower, ProjectorSpec projector, Precision precision, io.llava4j.nn.quant.QuantSpec quant) {
         Engine.init();
+        if (quant != null && !io.llava4j.engine.Device.isCpu())
+            throw new IllegalArgumentException("quantized weights (--bits / --load_4bit / --load_8bit) run on --device cpu only");
         LlavaConfig cfg = LlavaConfig.load(folder, visionTower, projector);
         Map<String, HostTensor> weights = read(folder);
         Layout layout = Layout.detect(weights.keySet());
@@ -77,6 +87,7 @@ public final class Checkpoints {
         Map<String, HostTensor> vision = cfg.visionTowerFolder() == null ? Map.of() : read(cfg.visionTowerFolder());
         checkSizeAgainstWeights(cfg, folder, weights, vision); // before the model's memory is reserved
         Llava model = new Llava(cfg); // parameters are uninitialised (untouched pages) until assigned
+        if (quant != null) model.quantized = new QuantizedLlm(model, quant);
         assign(model, layout, weights, vision, folder, cfg.visionTowerFolder(), precision);
         if (layout == Layout.LLAMA) {
             model.projector.resetParameters();
@@ -210,7 +221,8 @@ public final class Checkpoints {
         CheckpointException.throwIfMismatched(folder + ": the checkpoint (" + layout + " layout) does not match the model config",
                 missing, unexpected, wrongShape);
         plan.forEach((name, h) -> {
-            Tensors.load(params.get(name), h, storageType(name, h, precision));
+            if (model.quantized != null && model.quantized.holds(name)) model.quantized.load(name, h);
+            else Tensors.load(params.get(name), h, storageType(name, h, precision));
             io.llava4j.io.MappedPages.release(h.data()); // copied: the file's pages need not stay resident
             model.loadedFrom.put(name, h);
         });

@@ -83,10 +83,13 @@ public class Llama extends Module {
             DecoderLayer layer = layers.get(i);
             Tensor in0 = inputs.get(i), gOut = grad;
             grad = Scopes.keep(() -> {
-                Tensor in = in0.detach().requires_grad_(true);
-                layer.forward(in, cosSin[0], cosSin[1]).backward(gOut, new org.bytedeco.pytorch.BoolOptional(), false,
-                        new org.bytedeco.pytorch.TensorArrayRefOptional());
-                return new Tensor(in.grad());
+                // this layer's backward ends before the next one is recomputed: quantized weights reuse one buffer
+                try (var reuse = io.llava4j.nn.quant.DequantBuffer.layerAtATime()) {
+                    Tensor in = in0.detach().requires_grad_(true);
+                    layer.forward(in, cosSin[0], cosSin[1]).backward(gOut, new org.bytedeco.pytorch.BoolOptional(), false,
+                            new org.bytedeco.pytorch.TensorArrayRefOptional());
+                    return new Tensor(in.grad());
+                }
             });
         }
         if (embeds.requires_grad() && lowest == 0)

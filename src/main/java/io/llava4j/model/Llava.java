@@ -37,6 +37,8 @@ public class Llava extends Module {
      * dtype, with no copy in memory.
      */
     public final java.util.Map<String, io.llava4j.io.HostTensor> loadedFrom = new java.util.HashMap<>();
+    /** The LLM's linear weights held quantized ({@code --bits}, {@code --load_4bit/8bit}); null when none are. */
+    public QuantizedLlm quantized;
 
     public Llava(LlavaConfig c) {
         config = c;

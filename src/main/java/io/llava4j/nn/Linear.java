@@ -19,10 +19,33 @@ public class Linear extends Module {
 
     private LoraBranch lora; // null: no adapter
     private PackedWeight packed; // null: the plain weight computes
+    private io.llava4j.nn.quant.QuantizedLinear quantized; // null: the weight is held in {@code weight}
 
     public Tensor forward(Tensor x) {
-        Tensor y = packed != null ? packed.linear(x, bias) : Autocast.linear(x, weight, bias);
+        Tensor y = packed != null ? packed.linear(x, bias)
+                : quantized != null ? quantized.forward(x, bias) : Autocast.linear(x, weight, bias);
         return lora == null ? y : y.add(lora.forward(x));
+    }
+
+    /**
+     * Holds the (frozen) weight quantized from now on: {@code weight} keeps its name, shape and requires_grad false but
+     * no memory of its own (a zero-stride view of one value), and {@link #forward} dequantizes {@code q} instead.
+     */
+    public void quantize(io.llava4j.nn.quant.QuantizedLinear q) {
+        if (!java.util.Arrays.equals(q.weight.shape, weight.sizes().vec().get()))
+            throw new IllegalArgumentException("quantized weight of shape " + java.util.Arrays.toString(q.weight.shape)
+                    + " for a weight of shape " + java.util.Arrays.toString(weight.sizes().vec().get()));
+        try (var g = new org.bytedeco.pytorch.NoGradGuard()) {
+            weight.requires_grad_(false);
+            weight.__dispatch_set_data(torch.zeros(new long[]{1, 1}, new org.bytedeco.pytorch.TensorOptions(weight.scalar_type().intern()))
+                    .expand(weight.size(0), weight.size(1)));
+        }
+        quantized = q;
+    }
+
+    /** The quantized weight, or null. */
+    public io.llava4j.nn.quant.QuantizedLinear quantized() {
+        return quantized;
     }
 
     /**
@@ -46,12 +69,12 @@ public class Linear extends Module {
     /**
      * Inference only: keeps the weight in oneDNN's blocked layout in {@code type} ({@link PackedWeight}) and releases
      * the plain parameter's memory (it keeps its name and shape; the layer can no longer be trained, saved or merged). Layers with
-     * a LoRA adapter, and matrices oneDNN would not hold exactly ({@link PackedWeight#of}), are left as they are.
+     * a LoRA adapter, quantized layers, and matrices oneDNN would not hold exactly ({@link PackedWeight#of}), are left as they are.
      *
      * @return bytes now held by the blocked copy (0 where nothing was packed)
      */
     public long packForInference(org.bytedeco.pytorch.global.torch.ScalarType type) {
-        if (lora != null || packed != null) return 0;
+        if (lora != null || packed != null || quantized != null) return 0;
         packed = PackedWeight.of(weight, type);
         if (packed == null) return 0;
         try (var g = new org.bytedeco.pytorch.NoGradGuard()) { // same name and shape, no memory: a zero-stride view of one value

@@ -37,6 +37,16 @@ public final class LoraMerge {
     private LoraMerge() {}
 
     public static void merge(Path loraDir, Path base, Path out) throws IOException {
+        merge(loraDir, base, out, null);
+    }
+
+    /**
+     * As {@link #merge(Path, Path, Path)}, for adapters trained on a base held quantized ({@code quant}: the run's
+     * {@code --bits}, QLoRA; null = none): every weight the run held quantized (the LLM's q/k/v/o/gate/up/down) is first
+     * replaced by its dequantized values — the weights the adapters were trained against — then W + scale·B·A is added;
+     * everything is written in the base's dtype, never in a quantized format.
+     */
+    public static void merge(Path loraDir, Path base, Path out, io.llava4j.nn.quant.QuantSpec quant) throws IOException {
         io.llava4j.engine.Engine.init();
         LoraFiles.Adapter adapter = LoraFiles.readAdapter(loraDir);
         Checkpoints.Loaded loaded = isPlainLlm(base) ? loadWithLoraConfig(loraDir, base) : Checkpoints.load(base);
@@ -72,6 +82,24 @@ public final class LoraMerge {
             vision |= ModuleGroups.partOf(n).equals("vision");
         }
 
+        Map<String, HostTensor> baseFiles = new java.util.HashMap<>(model.loadedFrom); // each base tensor's file dtype is kept
+        if (quant != null) // the base as the QLoRA run saw it
+            for (var e : model.languageModel.layerProjections().entrySet()) {
+                String n = "language_model." + e.getKey() + ".weight";
+                Tensor w = params.get(n);
+                try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+                    io.llava4j.nn.quant.QuantizedWeight q = quant.type() == io.llava4j.nn.quant.QuantType.INT8
+                            ? io.llava4j.nn.quant.RowwiseInt8.quantize(w)
+                            : io.llava4j.nn.quant.Blockwise4Bit.quantize(w, quant.type(), quant.doubleQuant());
+                    w.copy_(q.dequantize(torch.ScalarType.Float));
+                }
+                HostTensor file = model.loadedFrom.remove(n);
+                if (file != null && Tensors.scalarType(file.dtype()) != w.scalar_type().intern())
+                    try (NoGradGuard g = new NoGradGuard()) {
+                        w.__dispatch_set_data(w.to(Tensors.scalarType(file.dtype()))); // a bf16 base stays bf16
+                    }
+            }
+
         // adapters: pairs lora_A / lora_B on a weight of the base
         Map<String, HostTensor[]> pairs = new LinkedHashMap<>();
         List<String> bad = new ArrayList<>();
@@ -99,7 +127,7 @@ public final class LoraMerge {
         for (Map.Entry<String, HostTensor[]> e : pairs.entrySet()) {
             String n = byKey.get(e.getKey());
             Tensor w = params.get(n);
-            HostTensor file = model.loadedFrom.get(n); // the base's tensor: its dtype is kept
+            HostTensor file = baseFiles.get(n); // the base's tensor: its dtype is kept
             try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
                 Tensor a = io.llava4j.engine.Device.place(Tensors.fromHost(e.getValue()[0]).to(torch.ScalarType.Float)); // [r, in]
                 Tensor b = io.llava4j.engine.Device.place(Tensors.fromHost(e.getValue()[1]).to(torch.ScalarType.Float)); // [out, r]

@@ -100,6 +100,15 @@ public final class RunResources {
     /** The needs of a run of {@code totalSteps} steps with these flags and LoRA adapters ({@code lora}, null = none). */
     public static Needs needs(LlavaConfig c, FreezePlan.Flags flags, LoraSpec lora, Precision precision, int totalSteps, int saveSteps,
                               Integer saveTotalLimit) {
+        return needs(c, flags, lora, precision, totalSteps, saveSteps, saveTotalLimit, null);
+    }
+
+    /**
+     * As above, with the frozen LLM's decoder-layer matrices held quantized ({@code quant}, null = none): 1 byte a value
+     * for 8 bits, half a byte plus the block scales for 4 bits (the written model keeps the file's type).
+     */
+    public static Needs needs(LlavaConfig c, FreezePlan.Flags flags, LoraSpec lora, Precision precision, int totalSteps, int saveSteps,
+                              Integer saveTotalLimit, io.llava4j.nn.quant.QuantSpec quant) {
         long weights = 0, trainable = 0, output = 0;
         int half = precision == Precision.FP32 ? 4 : 2;
         boolean onlyProjector = true;
@@ -115,7 +124,7 @@ public final class RunResources {
                 if (!part.equals("projector")) onlyProjector = false;
             } else {
                 long b = part.equals("projector") ? 4 * n.total() : (long) half * n.matrices() + 4 * n.vectors();
-                weights += b;
+                weights += quant != null && part.equals("llm.layers") ? quantizedBytes(quant, n.matrices()) + 4 * n.vectors() : b;
                 if (!part.equals("vision")) output += b; // a frozen tower is not written again
             }
         }
@@ -125,6 +134,13 @@ public final class RunResources {
         int kept = saveTotalLimit == null ? saves : Math.min(saves, saveTotalLimit);
         int atOnce = saves == 0 ? 0 : Math.min(saves, kept + 1);
         return new Needs(weights, 12 * trainable, trainable, 12 * trainable, atOnce, output);
+    }
+
+    /** Bytes {@code values} weights take quantized as {@code q} (codes and per-block scales; per-row scales left out). */
+    static long quantizedBytes(io.llava4j.nn.quant.QuantSpec q, long values) {
+        if (q.type() == io.llava4j.nn.quant.QuantType.INT8) return values;
+        long blocks = values / io.llava4j.nn.quant.Blockwise4Bit.BLOCK;
+        return values / 2 + (q.doubleQuant() ? blocks : 4 * blocks);
     }
 
     /**
@@ -151,7 +167,7 @@ public final class RunResources {
 
     /** Checks a training run; a run that will not fit is an {@link IllegalArgumentException} saying why. */
     public static void check(LlavaConfig c, TrainArgs a, int totalSteps) {
-        Needs n = needs(c, a.freezeFlags(), a.lora(), a.precision(), totalSteps, a.saveSteps(), a.saveTotalLimit());
+        Needs n = needs(c, a.freezeFlags(), a.lora(), a.precision(), totalSteps, a.saveSteps(), a.saveTotalLimit(), a.quant());
         List<String> p = problems(n, availableMemory(), a.outputDir(), usableSpace(a.outputDir()), a.precision(),
                 io.llava4j.engine.Device.isCpu());
         if (!p.isEmpty())

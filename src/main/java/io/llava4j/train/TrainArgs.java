@@ -15,7 +15,9 @@ import java.nio.file.Path;
  * {@code imageGridPinpoints}, {@code mmPatchMergeType}: LLaVA-NeXT's AnyRes flags (null: not given), which build an AnyRes
  * model on a plain LLM folder and must agree with a LLaVA model's own config. {@code dataloaderDropLast}: an epoch's
  * last incomplete (global) micro-batch is left out, as HF's {@code --dataloader_drop_last True}. {@code deepspeed}: the
- * checked {@code --deepspeed} file (ZeRO stage, buckets), or null.
+ * checked {@code --deepspeed} file (ZeRO stage, buckets), or null. {@code quant}: LLaVA's
+ * {@code --bits 4|8} ({@code --quant_type}, {@code --double_quant}): the frozen LLM's linear weights held quantized
+ * ({@link io.llava4j.model.QuantizedLlm}); null = none.
  */
 public record TrainArgs(
         Path modelNameOrPath, String version, Path dataPath, Path imageFolder, Path visionTower,
@@ -30,7 +32,8 @@ public record TrainArgs(
         io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
         io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora,
         int dataloaderNumWorkers, Path cacheVisionFeatures, String imageGridPinpoints, String mmPatchMergeType,
-        boolean dataloaderDropLast, io.llava4j.config.DeepSpeedConfig deepspeed) {
+        boolean dataloaderDropLast, io.llava4j.config.DeepSpeedConfig deepspeed,
+        io.llava4j.nn.quant.QuantSpec quant) {
 
     /** These arguments with LoRA set to {@code spec} (null: none) — for a stage plan's {@code llm: lora{…}}. */
     public TrainArgs withLora(LoraSpec spec) {
@@ -40,7 +43,7 @@ public record TrainArgs(
                 perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps,
                 lrSchedulerType, maxGradNorm, adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps,
                 resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, spec,
-                dataloaderNumWorkers, cacheVisionFeatures, imageGridPinpoints, mmPatchMergeType, dataloaderDropLast, deepspeed);
+                dataloaderNumWorkers, cacheVisionFeatures, imageGridPinpoints, mmPatchMergeType, dataloaderDropLast, deepspeed, quant);
     }
 
     /** Micro-batches an epoch of {@code samples} makes at {@code batch} samples each: HF's DataLoader, with or without drop_last. */

@@ -19,7 +19,13 @@ public final class TrainReport {
     private final long weightBytes; // the parameters as stored (half-precision frozen weights count 2 bytes a value)
 
     public TrainReport(Llava model, FreezePlan plan) {
-        weightBytes = Tensors.parameterBytes(model);
+        long held = Tensors.parameterBytes(model);
+        if (model.quantized != null) { // quantized weights hold codes and scales, not their parameters' storage
+            Map<String, Tensor> params = Tensors.namedParameters(model);
+            for (String n : model.quantized.names()) held -= params.get(n).numel() * params.get(n).element_size();
+            held += model.quantized.bytes();
+        }
+        weightBytes = held;
         for (String part : ModuleGroups.PARTS) rows.put(part, new Row(0, 0, 0));
         for (Map.Entry<String, Tensor> e : Tensors.namedParameters(model).entrySet()) {
             String part = ModuleGroups.partOf(e.getKey());

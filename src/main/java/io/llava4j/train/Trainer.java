@@ -148,6 +148,10 @@ public final class Trainer {
                 a.mmVisionSelectFeature()));
         flagNotes.addAll(cfg.checkImageFlags(a.imageAspectRatio(), a.imageGridPinpoints(), a.mmPatchMergeType()));
         FreezePlan.requireSomethingTrains(a.freezeFlags());
+        if (a.quant() != null && trainability == null && FreezePlan.trainsPart("llm.layers", a.freezeFlags(), a.lora() != null))
+            throw new IllegalArgumentException("--bits " + a.quant().type().bits + " holds the LLM's linear weights quantized and frozen,"
+                    + " but these flags train the LLM's decoder layers: train the projector (--tune_mm_mlp_adapter True), LoRA"
+                    + " adapters (--lora_enable True) or lm_head (--freeze_backbone True), or leave out --bits");
         List<io.llava4j.data.LlavaRecord> records = a.dryRun() ? null : DataPreflight.check(tok, cfg, a, System.out); // before any weight
         if (!a.dryRun() && a.checkResources()) RunResources.check(cfg, a, totalSteps(records.size()));
         if (a.deepspeed() != null && dp.isMain()) {
@@ -155,17 +159,19 @@ public final class Trainer {
             System.out.print(ZeroMemory.of(cfg, a.freezeFlags(), a.lora(), a.precision(), a.deepspeed().stage(), a.deepspeed().worldSize()).render());
         }
         if (a.dryRun() && a.deepspeed() != null) return; // the per-rank report needs no weight: a 7B dry run reads none
-        Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision());
+        Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision(), a.quant());
         model = loaded.model();
         if (a.pretrainMmMlpAdapter() != null) ProjectorFiles.load(model, a.pretrainMmMlpAdapter());
         if (a.lora() != null) LoraAdapters.attach(model, a.lora(), outputLayout(loaded)); // before the plan: PEFT's freezing
         freezes = trainability == null ? null : FreezeSchedule.of(model, trainability);
         plan = freezes == null ? FreezePlan.of(model, a.freezeFlags()) : freezes.union(); // all that ever trains
+        if (model.quantized != null) model.quantized.requireFrozen(plan::trains);
         plan.apply(model);
         TrainStep.masterWeights(model, plan);
         if (freezes != null) freezes.at(0).apply(model);
         TrainReport report = new TrainReport(model, freezes == null ? plan : freezes.at(0));
         if (dp.isMain()) System.out.print(report.render() + dp.describe(plan.trainable(), Tensors.namedParameters(model)));
+        if (dp.isMain() && model.quantized != null) System.out.println(model.quantized.describe(a.precision().gemm()));
         if (dp.isMain() && freezes != null && freezes.changeSteps().size() > 1) System.out.print(TrainReport.renderSchedule(model, freezes));
         if (dp.isMain()) for (String note : a.notes()) System.out.println("note: " + note);
         if (dp.isMain()) for (String note : flagNotes) System.out.println("note: " + note);
@@ -187,7 +193,11 @@ public final class Trainer {
         // Half-precision weights up-cast for fp32 GEMMs would be kept by autograd for the backward, all layers at once
         // (as much as fp32 weights): recomputing each decoder layer in the backward keeps one layer's copy at a time.
         boolean upcast = a.precision().upcasts();
-        boolean recompute = a.gradientCheckpointing() || upcast;
+        // Quantized weights likewise: dequantized per layer into one reused buffer, which the recompute makes safe.
+        boolean recompute = a.gradientCheckpointing() || upcast || a.quant() != null;
+        if (a.quant() != null && !a.gradientCheckpointing() && !upcast)
+            System.out.println("note: decoder layers are recomputed in the backward, as --gradient_checkpointing True does: "
+                    + "the quantized weights are dequantized one layer at a time into a reused buffer");
         if (upcast && !a.gradientCheckpointing())
             System.out.println("note: decoder layers are recomputed in the backward, as --gradient_checkpointing True does: "
                     + "the " + a.precision().name().toLowerCase(java.util.Locale.ROOT) + " weights are up-cast one layer at a time on this CPU");
