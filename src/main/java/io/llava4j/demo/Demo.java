@@ -62,11 +62,16 @@ public final class Demo {
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
                 1000, 16, 2e-4, 3e-3, 150, true, true, true, true, 5, 3);
-        public static final Settings QUICK = new Settings("quick", 200, 24, 48, 16,
-                64, 2, 80, 16, 3e-3,
-                32, 2, 40, 32, 5e-3,
-                15, 16, 3e-3,
-                20, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3);
+        /**
+         * The CI-sized run: large enough to show the claims DemoTest asserts (chosen on validation, seed 7, 2026-12-07:
+         * frozen stage-1 captions 0.66 against the constant caption's 0.31, VQA 0.60 against the best blind baseline's
+         * 0.40; with 80 LLM steps, 40 tower steps and 15 stage-1 steps the captions were 0.10 and below the constant).
+         */
+        public static final Settings QUICK = new Settings("quick", 400, 24, 48, 16,
+                64, 2, 1000, 24, 3e-3,
+                32, 2, 800, 32, 5e-3,
+                200, 16, 3e-3,
+                150, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3);
     }
 
     /** Makes the progress bar of each phase (the command line shows them on stderr). */

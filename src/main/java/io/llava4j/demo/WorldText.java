@@ -100,12 +100,13 @@ public final class WorldText {
     }
 
     /**
-     * One pre-training document (without BOS) about a scene {@code scenes} draws. Half of them hold a scene as its
-     * {@link ShapesWorld#grid nine cell words} followed by the scene's compact list caption ("G left : small red
-     * circle .\n": the layout of LLaVA's plain template, "&lt;image&gt;caption\n", with one word where each image token
-     * goes); a quarter are chats whose first user turn holds the grid, with 3–5 questions and no system prompt (short
-     * documents: each answer is a lookup in the grid); the rest are captions alone, a scene in two phrasings
-     * ("A B\n"), and chats in vicuna_v1 format with its system prompt (as stage 2 and the evaluation ask).
+     * One pre-training document (without BOS) about a scene {@code scenes} draws. {@link #YES_NO_SHARE} of them are
+     * yes/no chats; of the others, half hold a scene as its {@link ShapesWorld#grid nine cell words} followed by the
+     * scene's compact list caption ("G left : small red circle .\n": the layout of LLaVA's plain template,
+     * "&lt;image&gt;caption\n", with one word where each image token goes); a quarter are chats whose first user turn
+     * holds the grid, with 3–5 questions of any type and no system prompt (short documents: each answer is a lookup in
+     * the grid); the rest are captions alone, a scene in two phrasings ("A B\n"), and chats in vicuna_v1 format with
+     * its system prompt (as stage 2 and the evaluation ask).
      *
      * <p>Why this mix: a tiny LLaMA learns to look words up in the grid only from many short documents where each
      * supervised word is such a lookup. In the list caption each attribute follows its column's name within three
