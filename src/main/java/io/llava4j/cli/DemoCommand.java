@@ -14,7 +14,7 @@ import java.util.concurrent.Callable;
                 + "its ablation (LLM unfrozen; 10x learning rate) and stage 2, evaluate by generation, write report.md/report.json.")
 public class DemoCommand implements Callable<Integer> {
     @Option(names = "--output_dir", defaultValue = "runs/demo", description = "where models, data and the report go (default: ${DEFAULT-VALUE})") Path output;
-    @Option(names = "--quick", description = "the CI-sized run (about 3 minutes)") boolean quick;
+    @Option(names = "--quick", description = "the CI-sized run (a few minutes)") boolean quick;
     @Option(names = "--seed", defaultValue = "42", description = "world, initialisation and data order (default: ${DEFAULT-VALUE})") long seed;
     @Option(names = "--threads", description = "libtorch and OpenBLAS threads (default: OMP_NUM_THREADS if set, else 1: the demo's "
             + "tensors are tiny, and on a shared machine threads that wait on each other made steps up to 10x slower)") Integer threads;
@@ -26,12 +26,18 @@ public class DemoCommand implements Callable<Integer> {
         if (threads != null) Engine.setThreads(threads, "--threads");
         var report = new Demo(settings, output, seed, Progress::new, TrainCommand::parse).run();
         var bars = report.get("bars");
-        System.out.printf("demo (%s) done in %.1f min: stage1 caption accuracy %.3f (best constant caption %.3f), stage2 VQA %.3f, "
-                        + "text ppl %.4f before / %.4f after frozen stage 1 / %.4f after unfrozen%n",
-                settings.name(), bars.get("minutes_total").asDouble(), report.get("stage1").get("caption_accuracy").asDouble(),
-                report.get("stage1").get("caption_baseline").asDouble(), report.get("stage2").get("vqa_accuracy").asDouble(),
-                report.get("text_ppl").get("before").asDouble(), report.get("text_ppl").get("after_stage1").asDouble(),
-                report.get("text_ppl").get("after_stage1_unfrozen").asDouble());
+        var s1 = report.get("stage1");
+        var s2 = report.get("stage2");
+        var ppl = report.get("text_ppl");
+        System.out.printf("demo (%s) done in %.1f min: stage-2 VQA test %.3f, validation %.3f, novel combinations %.3f; "
+                        + "frozen stage-1 captions test %.3f (best constant caption %.3f); text ppl %.4f before / %.4f after frozen stage 1 / "
+                        + "%.4f after unfrozen%n",
+                settings.name(), bars.get("minutes_total").asDouble(), s2.get("vqa_accuracy").asDouble(), s2.get("vqa_accuracy_val").asDouble(),
+                s2.get("vqa_accuracy_novel").asDouble(), s1.get("caption_accuracy").asDouble(), s1.get("caption_baseline").asDouble(),
+                ppl.get("before").asDouble(), ppl.get("after_stage1").asDouble(), ppl.get("after_stage1_unfrozen").asDouble());
+        System.out.println("by question type (test; margin over the best blind baseline): " + s2.get("vqa_accuracy_by_type")
+                + "; " + s2.get("margin_over_blind_by_type"));
+        System.out.println("overlap with training (from the files in world/): " + report.get("overlap"));
         System.out.println("report: " + output.resolve("report.md"));
         return 0;
     }

@@ -173,7 +173,7 @@ public final class Evaluation {
         return answers;
     }
 
-    private static String text(LlavaTokenizer tok, int[] ids) {
+    static String text(LlavaTokenizer tok, int[] ids) {
         return tok.decode(ids, true).replace("\n", " ").trim().replaceAll("\\s+", " ");
     }
 
@@ -182,22 +182,6 @@ public final class Evaluation {
         double sum = 0;
         for (int i = 0; i < scenes.size(); i++) sum += ShapesWorld.captionAccuracy(scenes.get(i), ShapesWorld.parseCaption(captions.get(i)));
         return sum / scenes.size();
-    }
-
-    /** The best accuracy any one caption reaches when given for every test image, and that caption. */
-    public static Map.Entry<String, Double> bestConstantCaption(List<Scene> scenes, List<String> candidates) {
-        String best = null;
-        double bestAcc = -1;
-        for (String c : new java.util.LinkedHashSet<>(candidates)) {
-            List<ShapesWorld.Parsed> p = ShapesWorld.parseCaption(c);
-            double sum = 0;
-            for (Scene s : scenes) sum += ShapesWorld.captionAccuracy(s, p);
-            if (sum / scenes.size() > bestAcc) {
-                bestAcc = sum / scenes.size();
-                best = c;
-            }
-        }
-        return Map.entry(best, bestAcc);
     }
 
     /** Exact-match accuracy overall ("all") and per question type. */

@@ -66,7 +66,7 @@ public final class Pretraining {
     public record Curve(List<Double> losses, double seconds) {}
 
     /**
-     * Trains {@code lm} on random world documents; returns the loss curve. With {@code composed}, each grid word's input
+     * Trains {@code lm} on the documents in order, {@code batch} per step; returns the loss curve. With {@code composed}, each grid word's input
      * embedding is, throughout pre-training, the sum of its parts' embeddings ("left_small_red_circle" = left + small +
      * red + circle, halved; {@link #composition}), as subword models compose a word from its pieces: the LLM then reads
      * a grid word's attributes the way it reads them in a caption, instead of learning each of the 145 grid words from
@@ -76,9 +76,11 @@ public final class Pretraining {
      * <p>While {@code spareCore} says so, a step's two length buckets run at once, each on its own thread
      * ({@link #backwardInBuckets}: the same gradients bit for bit, so when the spare core comes does not change the result).
      */
-    static Curve trainLlm(Llama lm, LlavaTokenizer tok, int steps, int batch, double lr, long seed, boolean composed,
+    static Curve trainLlm(Llama lm, LlavaTokenizer tok, List<String> texts, int batch, double lr, boolean composed,
                           java.util.function.BooleanSupplier spareCore, StepListener progress) {
-        Random r = new Random(seed);
+        if (texts.isEmpty() || texts.size() % batch != 0)
+            throw new IllegalArgumentException(texts.size() + " pre-training documents do not make whole batches of " + batch);
+        int steps = texts.size() / batch;
         AdamW opt = optimizer(lm, lr, 0.01);
         LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
         List<Double> losses = new ArrayList<>();
@@ -87,7 +89,7 @@ public final class Pretraining {
         long t0 = System.nanoTime();
         for (int step = 0; step < steps; step++) {
             List<int[]> docs = new ArrayList<>();
-            for (int b = 0; b < batch; b++) docs.add(tok.encode(WorldText.document(r), true));
+            for (int b = 0; b < batch; b++) docs.add(tok.encode(texts.get(step * batch + b), true));
             opt.scaleLr(schedule.factor(step));
             double loss = backwardInBuckets(lm, compose, docs, tok.pad(), spareCore.getAsBoolean());
             try (PointerScope scope = new PointerScope()) {
@@ -452,15 +454,13 @@ public final class Pretraining {
         int n = world.train.size(), per = 3 * imageSize * imageSize, rows = twins ? 2 * n : n;
         float[] all = new float[rows * per];
         List<int[]> caps = new ArrayList<>();
-        Random r = new Random(seed);
+        List<ShapesWorld.Scene> towerScenes = towerScenes(world, twins, seed);
         for (int i = 0; i < rows; i++) {
-            ShapesWorld.Scene scene;
+            ShapesWorld.Scene scene = towerScenes.get(i);
             float[] px;
             if (i < n) {
-                scene = world.train.get(i);
                 px = proc.process(world.images.resolve(WorldData.trainImage(i)), "square");
             } else {
-                scene = ShapesWorld.twin(world.train.get(i - n), r);
                 java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
                 javax.imageio.ImageIO.write(ShapesWorld.render(scene, imageSize), "png", png);
                 px = proc.process(png.toByteArray(), "square", "twin of " + WorldData.trainImage(i - n));
@@ -481,6 +481,30 @@ public final class Pretraining {
             }
         }
         return new TowerData(Tensors.floats(all, rows, 3, imageSize, imageSize), caps, scenes, n, twins, regions, phraseIds, attributeWords);
+    }
+
+    /**
+     * The scenes of the tower's pairs: the training images', then (with {@code twins}) each one's
+     * {@link Split#trainingTwin twin} in the same order.
+     */
+    static List<ShapesWorld.Scene> towerScenes(WorldData world, boolean twins, long seed) {
+        List<ShapesWorld.Scene> out = new ArrayList<>(world.train);
+        Random r = new Random(seed);
+        if (twins) for (ShapesWorld.Scene s : world.train) out.add(world.split.trainingTwin(s, r));
+        return out;
+    }
+
+    /** Writes the tower's image–caption pairs to clip_captions.jsonl: {"image" (under images/, or "twin of …"), "caption"} per line. */
+    static void writeCaptions(List<ShapesWorld.Scene> scenes, int anchors, Path file) throws IOException {
+        StringBuilder b = new StringBuilder();
+        int n = anchors;
+        for (int i = 0; i < scenes.size(); i++) {
+            ObjectNode line = JSON.createObjectNode();
+            line.put("image", i < n ? WorldData.trainImage(i) : "twin of " + WorldData.trainImage(i - n));
+            line.put("caption", ShapesWorld.caption(scenes.get(i), ShapesWorld.LIST_PHRASING));
+            b.append(JSON.writeValueAsString(line)).append('\n');
+        }
+        Files.writeString(file, b.toString());
     }
 
     /** What the region–phrase term matches a shape's column against: "left : small red circle" (a clause of {@link ShapesWorld#LIST_PHRASING}). */

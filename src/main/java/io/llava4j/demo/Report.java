@@ -45,9 +45,9 @@ final class Report {
 
         Path samples = out.resolve("samples");
         Files.createDirectories(samples);
-        int n = Math.min(4, world.test.size());
+        int n = Math.min(4, world.scenes("test").size());
         for (int i = 0; i < n; i++) {
-            BufferedImage src = ImageIO.read(world.images.resolve(WorldData.testImage(i)).toFile());
+            BufferedImage src = ImageIO.read(world.images.resolve(WorldData.image("test", i)).toFile());
             BufferedImage big = new BufferedImage(128, 128, BufferedImage.TYPE_INT_RGB);
             big.getGraphics().drawImage(src.getScaledInstance(128, 128, Image.SCALE_FAST), 0, 0, null);
             ImageIO.write(big, "png", samples.resolve(String.format("test_%02d.png", i)).toFile());
@@ -79,8 +79,8 @@ final class Report {
         md.append("# llava4j demo: LLaVA from nothing on ShapesWorld (").append(r.get("settings").asText())
                 .append(", seed ").append(r.get("seed").asLong()).append(")\n\n");
         md.append("Trained here, in ").append(String.format(Locale.ROOT, "%.1f", r.get("phases").get("total").asDouble() / 60))
-                .append(" minutes: a ShapesWorld of ").append(world.train.size()).append(" training and ").append(world.test.size())
-                .append(" held-out images (").append(r.path("image_size").asInt()).append("x").append(r.path("image_size").asInt())
+                .append(" minutes: a ShapesWorld of ").append(world.train.size()).append(" training images and ").append(world.scenes("test").size())
+                .append(" each of validation, test and novel images (").append(r.path("image_size").asInt()).append("x").append(r.path("image_size").asInt())
                 .append(", ").append(r.path("image_tokens").asInt()).append(" image tokens); a tiny LLaMA pre-trained on the world's text and a tiny "
                         + "CLIP vision tower pre-trained contrastively on its image–caption pairs — each batch holds every image beside a twin "
                         + "that differs in one attribute of one shape (a hard negative), and each shape's cell of patch tokens is also "
@@ -172,6 +172,11 @@ final class Report {
         md.append("| bar | reached | numbers |\n|---|---|---|\n");
         md.append("| stage2.vqa_accuracy >= 0.85 | ").append(yes(bars, "stage2_vqa_accuracy_ge_0_85")).append(" | ")
                 .append(f(s2.get("vqa_accuracy").asDouble())).append(" |\n");
+        md.append("| stage2.vqa_accuracy_novel >= 0.75 (goal) | ").append(yes(bars, "stage2_novel_vqa_accuracy_ge_0_75")).append(" | ")
+                .append(f(s2.get("vqa_accuracy_novel").asDouble())).append(" |\n");
+        md.append("| every question type above its blind baselines | ").append(yes(bars, "every_question_type_above_its_blind_baselines"))
+                .append(" | below |\n");
+        md.append("| overlap counts all 0 | ").append(yes(bars, "overlap_counts_all_zero")).append(" | below |\n");
         md.append("| stage1.caption_accuracy >= 2 x caption_baseline | ").append(yes(bars, "stage1_caption_accuracy_ge_2x_baseline")).append(" | ")
                 .append(f(s1.get("caption_accuracy").asDouble())).append(" vs baseline ").append(f(s1.get("caption_baseline").asDouble()))
                 .append(" (best constant caption: \"").append(s1.get("caption_baseline_text").asText()).append("\") |\n");
@@ -179,6 +184,7 @@ final class Report {
                 .append(f(ppl.get("before").asDouble())).append(" |\n");
         md.append("| unfrozen ablation at least doubles the perplexity | ").append(yes(bars, "unfrozen_ppl_at_least_doubles")).append(" | ")
                 .append(f(ppl.get("after_stage1_unfrozen").asDouble())).append(" |\n\n");
+        md.append(heldOut(r));
         md.append("Stage 2 VQA exact match by question type: ");
         s2.get("vqa_accuracy_by_type").properties().forEach(e -> md.append(e.getKey()).append(" ").append(f(e.getValue().asDouble())).append("; "));
         md.append("\n\nCaption accuracy: each object of the scene is paired with the caption's object at the same position and scores "
@@ -186,10 +192,10 @@ final class Report {
         md.append("## Samples (held-out images)\n\n");
         for (int i = 0; i < n; i++) {
             md.append("![test ").append(i).append("](samples/").append(String.format("test_%02d.png", i)).append(")\n\n");
-            md.append("- truth: ").append(ShapesWorld.caption(world.test.get(i), 0)).append("\n");
+            md.append("- truth: ").append(ShapesWorld.caption(world.scenes("test").get(i), 0)).append("\n");
             md.append("- stage 1 (frozen) caption: ").append(fr.captions().get(i)).append("\n");
             md.append("- stage 1 (unfrozen) caption: ").append(un.captions().get(i)).append("\n");
-            List<Qa> qas = world.testQa.get(i);
+            List<Qa> qas = world.qa("test").get(i);
             for (int k = 0; k < qas.size(); k++)
                 md.append("- Q: ").append(qas.get(k).question()).append(" A: ").append(answers.get(i).get(k))
                         .append(" (truth: ").append(qas.get(k).answer()).append(")\n");
@@ -206,6 +212,41 @@ final class Report {
         r.get("phases").properties().forEach(e -> md.append("- ").append(e.getKey()).append(": ")
                 .append(String.format(Locale.ROOT, "%.1f", e.getValue().asDouble())).append("\n"));
         md.append("\nThe tokenizer is word-level (a tokenizer.json WordLevel model over the world's closed vocabulary), not a trained BPE.\n");
+        return md.toString();
+    }
+
+    /** The held-out splits, the blind baselines per question type and the overlap counts, as markdown. */
+    static String heldOut(JsonNode r) {
+        StringBuilder md = new StringBuilder();
+        JsonNode s2 = r.get("stage2"), s1 = r.get("stage1"), blind = r.get("blind"), margin = s2.get("margin_over_blind_by_type");
+        md.append("## Held out by content\n\n");
+        md.append("Validation, test and novel images hold object lists (kind, colour, size and position of each shape) that no training "
+                + "corpus holds: not the training images, the tower's captions and twins, the LLM's pre-training documents and chats, "
+                + "stage 1 or stage 2. Novel images each hold a shape whose (kind, colour) or (kind, position) pair never occurs "
+                + "together in training. Settings are chosen on validation; test is reported.\n\n");
+        md.append("| split | stage-2 VQA | frozen stage-1 captions |\n|---|---:|---:|\n");
+        md.append("| validation | ").append(f(s2.get("vqa_accuracy_val").asDouble())).append(" | ").append(f(s1.get("caption_accuracy_val").asDouble())).append(" |\n");
+        md.append("| test | ").append(f(s2.get("vqa_accuracy").asDouble())).append(" | ").append(f(s1.get("caption_accuracy").asDouble())).append(" |\n");
+        md.append("| novel combinations | ").append(f(s2.get("vqa_accuracy_novel").asDouble())).append(" | – |\n\n");
+        md.append("Blind baselines on the test split, per question type (what a model answers without looking): the most frequent "
+                + "stage-2 training answer, the stage-2 model shown a mean-grey image, its LLM with no image tokens. The margin is "
+                + "stage 2's accuracy minus the best of the three.\n\n");
+        md.append("| question type | stage 2 | most frequent | blank image | no image | margin |\n|---|---:|---:|---:|---:|---|\n");
+        s2.get("vqa_accuracy_by_type").properties().forEach(e -> {
+            JsonNode b = blind.path(e.getKey());
+            double m = margin.path(e.getKey()).asDouble();
+            md.append("| ").append(e.getKey()).append(" | ").append(f(e.getValue().asDouble())).append(" | ")
+                    .append(f(b.path("most_frequent").asDouble())).append(" | ").append(f(b.path("blank_image").asDouble())).append(" | ")
+                    .append(f(b.path("no_image").asDouble())).append(" | ")
+                    .append(m > 0 ? "beats it by " + f(m) : "**does not beat it** (" + f(m) + ")").append(" |\n");
+        });
+        md.append("\nFrozen stage-1 captions on test: ").append(f(s1.get("caption_accuracy").asDouble()))
+                .append(" against ").append(f(s1.get("caption_baseline").asDouble()))
+                .append(" for the best constant caption chosen on the training scenes (\"").append(s1.get("caption_baseline_text").asText())
+                .append("\").\n\n");
+        md.append("Overlap with training, counted from the files in `world/` (`Overlap`; 0 means none):\n\n| count | value |\n|---|---:|\n");
+        r.get("overlap").properties().forEach(e -> md.append("| ").append(e.getKey()).append(" | ").append(e.getValue().asLong()).append(" |\n"));
+        md.append("\n");
         return md.toString();
     }
 

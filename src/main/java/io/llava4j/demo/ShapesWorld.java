@@ -60,13 +60,26 @@ public final class ShapesWorld {
 
     /** A random scene of 1–3 objects in distinct columns of the middle row. */
     public static Scene scene(Random r) {
+        return scene(r, o -> true);
+    }
+
+    /**
+     * A random scene of 1–3 objects in distinct columns of the middle row, each object drawn again until
+     * {@code allowed} accepts it (with every object allowed, the same draws as {@link #scene(Random)}).
+     */
+    public static Scene scene(Random r, java.util.function.Predicate<Obj> allowed) {
         int n = 1 + r.nextInt(3);
         List<Integer> cols = new ArrayList<>(List.of(0, 1, 2));
         java.util.Collections.shuffle(cols, r);
         List<Integer> used = new ArrayList<>(cols.subList(0, n));
         java.util.Collections.sort(used);
         List<Obj> objs = new ArrayList<>();
-        for (int c : used) objs.add(new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c));
+        for (int c : used) {
+            Obj o;
+            do o = new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c);
+            while (!allowed.test(o));
+            objs.add(o);
+        }
         return new Scene(objs, r.nextLong());
     }
 
@@ -253,8 +266,17 @@ public final class ShapesWorld {
 
     /** A question of {@code type} about the scene (types that need a unique object fall back to count). */
     public static Qa question(Scene s, String type, Random r) {
+        return question(s, type, r, -1, (kind, colour) -> true);
+    }
+
+    /**
+     * A question of {@code type} about object {@code about} of the scene (a random one where -1); a "no" question names
+     * only a (kind, colour) pair that {@code askable} accepts (and that the scene does not hold).
+     */
+    public static Qa question(Scene s, String type, Random r, int about, java.util.function.BiPredicate<Integer, Integer> askable) {
         List<Obj> os = s.objects();
-        Obj o = os.get(r.nextInt(os.size()));
+        int pick = r.nextInt(os.size());
+        Obj o = os.get(about >= 0 ? about : pick);
         boolean kindUnique = os.stream().filter(x -> x.kind() == o.kind()).count() == 1;
         switch (type) {
             case "colour":
@@ -279,7 +301,7 @@ public final class ShapesWorld {
                     do {
                         kind = r.nextInt(KINDS.size());
                         colour = r.nextInt(COLOURS.size());
-                    } while (has(os, kind, colour));
+                    } while (has(os, kind, colour) || !askable.test(kind, colour));
                 }
                 return new Qa(type, "is there a " + COLOURS.get(colour) + " " + KINDS.get(kind) + " ?", yes ? "yes" : "no");
             }

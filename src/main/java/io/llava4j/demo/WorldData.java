@@ -11,66 +11,95 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 import java.util.function.IntConsumer;
 
 /**
- * The files of one ShapesWorld: PNGs under {@code images/{train,test}/}, stage-1 image–caption pairs in LCS-558K's JSON
- * ({@code stage1.json}), multi-turn instruction data in llava_v1_5_mix665k's JSON ({@code stage2.json}), and the
- * held-out test split ({@code test_captions.json}, {@code test_vqa.json}, one question of each type per image).
+ * The files of one ShapesWorld, split by content ({@link Split}): PNGs under {@code images/{train,val,test,novel}/},
+ * {@code scenes.jsonl} (one line per image: its path under {@code images/}, its split and its objects), stage-1
+ * image–caption pairs in LCS-558K's JSON ({@code stage1.json}), multi-turn instruction data in llava_v1_5_mix665k's JSON
+ * ({@code stage2.json}), and per held-out split ({@code val}, {@code test}, {@code novel}) {@code <split>_captions.json}
+ * and {@code <split>_vqa.json} (one question of each type per image; on a novel image each asks about its novel shape).
  */
 public final class WorldData {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final List<String> INSTRUCTIONS = List.of("Describe the image concisely.", "Give a brief description of the image.",
             "Summarize the visual content of the image.", "What is in the photo?", "Render a clear and concise summary of the photo.");
+    public static final List<String> HELD_OUT = List.of("val", "test", "novel");
 
     public final Path dir, images, stage1, stage2;
-    public final List<Scene> train, test;
-    /** Per test image, one question of each type. */
-    public final List<List<Qa>> testQa;
+    public final Split split;
+    public final List<Scene> train;
+    /** Per training image, the questions of its stage-2 conversation. */
+    public final List<List<Qa>> trainQa;
     /** Per training image, the caption stage 1 trains on. */
     public final List<String> trainCaptions;
+    /** Per held-out split ("val", "test", "novel"): its scenes, and per image one question of each type. */
+    private final Map<String, List<Scene>> heldOut;
+    private final Map<String, List<List<Qa>>> heldOutQa;
 
-    private WorldData(Path dir, List<Scene> train, List<Scene> test, List<List<Qa>> testQa, List<String> trainCaptions) {
+    private WorldData(Path dir, Split split, List<Scene> train, List<List<Qa>> trainQa, List<String> trainCaptions,
+                      Map<String, List<List<Qa>>> heldOutQa) {
         this.dir = dir;
         this.images = dir.resolve("images");
         this.stage1 = dir.resolve("stage1.json");
         this.stage2 = dir.resolve("stage2.json");
+        this.split = split;
         this.train = train;
-        this.test = test;
-        this.testQa = testQa;
+        this.trainQa = trainQa;
         this.trainCaptions = trainCaptions;
+        this.heldOut = Map.of("val", split.val, "test", split.test, "novel", split.novel);
+        this.heldOutQa = heldOutQa;
+    }
+
+    public List<Scene> scenes(String part) {
+        return heldOut.get(part);
+    }
+
+    public List<List<Qa>> qa(String part) {
+        return heldOutQa.get(part);
     }
 
     public static String trainImage(int i) {
-        return String.format("train/%05d.png", i);
+        return image("train", i);
     }
 
-    public static String testImage(int i) {
-        return String.format("test/%05d.png", i);
+    public static String image(String part, int i) {
+        return String.format("%s/%05d.png", part, i);
     }
 
-    /** Makes and writes the world of {@code seed}: {@code nTrain} training and {@code nTest} held-out images. */
-    public static WorldData write(Path dir, long seed, int nTrain, int nTest, int imageSize, IntConsumer progress) throws IOException {
-        Random sceneRandom = new Random(seed), textRandom = new Random(seed ^ 0x5DEECE66DL), testRandom = new Random(seed + 1);
-        List<Scene> train = new ArrayList<>(), test = new ArrayList<>();
-        for (int i = 0; i < nTrain; i++) train.add(ShapesWorld.scene(sceneRandom));
-        for (int i = 0; i < nTest; i++) test.add(ShapesWorld.scene(testRandom));
-        Files.createDirectories(dir.resolve("images/train"));
-        Files.createDirectories(dir.resolve("images/test"));
+    /**
+     * Makes and writes the world of {@code seed}: {@code nTrain} training images and {@code nHeldOut} images in each of
+     * validation, test and novel.
+     */
+    public static WorldData write(Path dir, long seed, int nTrain, int nHeldOut, int imageSize, IntConsumer progress) throws IOException {
+        Split split = new Split(seed, nHeldOut, nHeldOut, nHeldOut);
+        Random sceneRandom = new Random(seed), textRandom = new Random(seed ^ 0x5DEECE66DL), qaRandom = new Random(seed + 7);
+        List<Scene> train = new ArrayList<>();
+        for (int i = 0; i < nTrain; i++) train.add(split.trainingScene(sceneRandom));
+        Map<String, List<Scene>> parts = new LinkedHashMap<>();
+        parts.put("train", train);
+        parts.put("val", split.val);
+        parts.put("test", split.test);
+        parts.put("novel", split.novel);
         int done = 0;
-        for (int i = 0; i < nTrain; i++) {
-            ShapesWorld.writePng(train.get(i), imageSize, dir.resolve("images").resolve(trainImage(i)));
-            progress.accept(++done);
+        StringBuilder scenesJsonl = new StringBuilder();
+        for (Map.Entry<String, List<Scene>> e : parts.entrySet()) {
+            Files.createDirectories(dir.resolve("images").resolve(e.getKey()));
+            for (int i = 0; i < e.getValue().size(); i++) {
+                ShapesWorld.writePng(e.getValue().get(i), imageSize, dir.resolve("images").resolve(image(e.getKey(), i)));
+                scenesJsonl.append(JSON.writeValueAsString(sceneLine(image(e.getKey(), i), e.getKey(), e.getValue().get(i)))).append('\n');
+                progress.accept(++done);
+            }
         }
-        for (int i = 0; i < nTest; i++) {
-            ShapesWorld.writePng(test.get(i), imageSize, dir.resolve("images").resolve(testImage(i)));
-            progress.accept(++done);
-        }
+        Files.writeString(dir.resolve("scenes.jsonl"), scenesJsonl.toString());
 
         ArrayNode s1 = JSON.createArrayNode(), s2 = JSON.createArrayNode();
         List<String> captions = new ArrayList<>();
+        List<List<Qa>> trainQa = new ArrayList<>();
         for (int i = 0; i < nTrain; i++) {
             Scene s = train.get(i);
             String cap = ShapesWorld.caption(s, ShapesWorld.LIST_PHRASING);
@@ -79,7 +108,8 @@ public final class WorldData {
             s1.add(record("train-" + i, trainImage(i), List.of(
                     textRandom.nextBoolean() ? "<image>\n" + instr : instr + "\n<image>", cap)));
             List<String> turns = new ArrayList<>();
-            List<Qa> qas = WorldText.questions(s, 3, textRandom);
+            List<Qa> qas = WorldText.questions(s, 3, textRandom, Split::askable);
+            trainQa.add(qas);
             for (int k = 0; k < qas.size(); k++) {
                 turns.add(k == 0 ? "<image>\n" + qas.get(k).question() : qas.get(k).question());
                 turns.add(qas.get(k).answer());
@@ -89,23 +119,54 @@ public final class WorldData {
         JsonFiles.write(dir.resolve("stage1.json"), s1);
         JsonFiles.write(dir.resolve("stage2.json"), s2);
 
-        ArrayNode tc = JSON.createArrayNode(), tv = JSON.createArrayNode();
-        List<List<Qa>> testQa = new ArrayList<>();
-        for (int i = 0; i < nTest; i++) {
-            Scene s = test.get(i);
-            tc.add(record("test-" + i, testImage(i), List.of("<image>\n" + INSTRUCTIONS.get(0), ShapesWorld.caption(s, 0))));
-            List<Qa> qas = new ArrayList<>();
-            for (String type : ShapesWorld.QA_TYPES) qas.add(ShapesWorld.question(s, type, testRandom));
-            testQa.add(qas);
-            for (int k = 0; k < qas.size(); k++) {
-                ObjectNode r = record("test-" + i + "-" + k, testImage(i), List.of("<image>\n" + qas.get(k).question(), qas.get(k).answer()));
-                r.put("question_type", qas.get(k).type());
-                tv.add(r);
+        Map<String, List<List<Qa>>> heldOutQa = new LinkedHashMap<>();
+        for (String part : HELD_OUT) {
+            List<Scene> scenes = parts.get(part);
+            ArrayNode tc = JSON.createArrayNode(), tv = JSON.createArrayNode();
+            List<List<Qa>> partQa = new ArrayList<>();
+            for (int i = 0; i < scenes.size(); i++) {
+                Scene s = scenes.get(i);
+                tc.add(record(part + "-" + i, image(part, i), List.of("<image>\n" + INSTRUCTIONS.get(0), ShapesWorld.caption(s, 0))));
+                int about = part.equals("novel") ? split.novelObject.get(i) : -1;
+                List<Qa> qas = new ArrayList<>();
+                for (String type : ShapesWorld.QA_TYPES) qas.add(ShapesWorld.question(s, type, qaRandom, about, (k, c) -> true));
+                partQa.add(qas);
+                for (int k = 0; k < qas.size(); k++) {
+                    ObjectNode r = record(part + "-" + i + "-" + k, image(part, i), List.of("<image>\n" + qas.get(k).question(), qas.get(k).answer()));
+                    r.put("question_type", qas.get(k).type());
+                    tv.add(r);
+                }
             }
+            heldOutQa.put(part, partQa);
+            JsonFiles.write(dir.resolve(part + "_captions.json"), tc);
+            JsonFiles.write(dir.resolve(part + "_vqa.json"), tv);
         }
-        JsonFiles.write(dir.resolve("test_captions.json"), tc);
-        JsonFiles.write(dir.resolve("test_vqa.json"), tv);
-        return new WorldData(dir, train, test, testQa, captions);
+        return new WorldData(dir, split, train, trainQa, captions, heldOutQa);
+    }
+
+    /** A line of scenes.jsonl: {"image", "split", "objects": [{"kind", "colour", "size", "position"}, …]}. */
+    static ObjectNode sceneLine(String image, String part, Scene s) {
+        ObjectNode n = JSON.createObjectNode();
+        n.put("image", image);
+        n.put("split", part);
+        ArrayNode objs = n.putArray("objects");
+        for (ShapesWorld.Obj o : s.objects())
+            objs.addObject().put("kind", o.kindName()).put("colour", o.colourName()).put("size", o.sizeName()).put("position", o.positionName());
+        return n;
+    }
+
+    /** Writes the LLM's pre-training documents to llm_text.jsonl, {"kind", "text"} per line. */
+    public void writeLlmText(List<WorldText.Doc> docs) throws IOException {
+        StringBuilder b = new StringBuilder();
+        for (WorldText.Doc d : docs) b.append(JSON.writeValueAsString(JSON.createObjectNode().put("kind", d.kind()).put("text", d.text()))).append('\n');
+        Files.writeString(dir.resolve("llm_text.jsonl"), b.toString());
+    }
+
+    /** Writes the perplexity documents to ppl_heldout.jsonl, {"text"} per line. */
+    public void writePplText(List<String> docs) throws IOException {
+        StringBuilder b = new StringBuilder();
+        for (String d : docs) b.append(JSON.writeValueAsString(JSON.createObjectNode().put("text", d))).append('\n');
+        Files.writeString(dir.resolve("ppl_heldout.jsonl"), b.toString());
     }
 
     /** {id, image, conversations: [human, gpt, human, gpt, ...]} */

@@ -14,6 +14,8 @@ import java.util.ArrayList;
 import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Random;
+import java.util.function.BiPredicate;
+import java.util.function.Function;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
@@ -63,18 +65,47 @@ public final class WorldText {
 
     /** Random question types for a scene. */
     static List<Qa> questions(Scene s, int n, Random r) {
+        return questions(s, n, r, (kind, colour) -> true);
+    }
+
+    /** Random question types for a scene; "no" questions name only pairs {@code askable} accepts. */
+    static List<Qa> questions(Scene s, int n, Random r, BiPredicate<Integer, Integer> askable) {
         List<Qa> out = new ArrayList<>();
         for (int i = 0; i < n; i++)
-            out.add(ShapesWorld.question(s, ShapesWorld.QA_TYPES.get(r.nextInt(ShapesWorld.QA_TYPES.size())), r));
+            out.add(ShapesWorld.question(s, ShapesWorld.QA_TYPES.get(r.nextInt(ShapesWorld.QA_TYPES.size())), r, -1, askable));
         return out;
     }
 
+    /** {@code n} yes/no questions about a scene. */
+    static List<Qa> yesNo(Scene s, int n, Random r, BiPredicate<Integer, Integer> askable) {
+        List<Qa> out = new ArrayList<>();
+        for (int i = 0; i < n; i++) out.add(ShapesWorld.question(s, "yes/no", r, -1, askable));
+        return out;
+    }
+
+    /** One pre-training document and its kind (caption, two_captions, grid_caption, yes_no_chat, chat, system_chat). */
+    record Doc(String kind, String text) {}
+
     /**
-     * One pre-training document (without BOS). Half of them hold a scene as its {@link ShapesWorld#grid nine cell
-     * words} followed by the scene's compact list caption ("G left : small red circle .\n": the layout of LLaVA's
-     * plain template, "&lt;image&gt;caption\n", with one word where each image token goes); a quarter are chats whose
-     * first user turn holds the grid, with 3–5 questions and no system prompt (short documents: each answer is a lookup
-     * in the grid); the rest are captions alone, a scene in two phrasings ("A B\n"), and chats in vicuna_v1 format with
+     * Share of {@link #document} that are yes/no chats (the grid, then 3–5 questions "is there a red circle ?"). Yes/no
+     * is the one question whose answer is no word of the grid: it asks whether any cell holds both words. Among the
+     * other chats' six question types it was one question in six, the LLM never learned it, and answered "yes" to every
+     * yes/no question from true grid words although each corpus held as many "no" as "yes" (docs/demo.md).
+     */
+    static final double YES_NO_SHARE = 0.15;
+
+    /** A pre-training document about a random scene of the whole world (for tests of the text's form). */
+    static String document(Random r) {
+        return document(r, ShapesWorld::scene, (kind, colour) -> true).text();
+    }
+
+    /**
+     * One pre-training document (without BOS) about a scene {@code scenes} draws. {@link #YES_NO_SHARE} of them are
+     * yes/no chats; of the others, half hold a scene as its {@link ShapesWorld#grid nine cell words} followed by the
+     * scene's compact list caption ("G left : small red circle .\n": the layout of LLaVA's plain template,
+     * "&lt;image&gt;caption\n", with one word where each image token goes); a quarter are chats whose first user turn
+     * holds the grid, with 3–5 questions of any type and no system prompt (short documents: each answer is a lookup in
+     * the grid); the rest are captions alone, a scene in two phrasings ("A B\n"), and chats in vicuna_v1 format with
      * its system prompt (as stage 2 and the evaluation ask).
      *
      * <p>Why this mix: a tiny LLaMA learns to look words up in the grid only from many short documents where each
@@ -82,15 +113,36 @@ public final class WorldText {
      * words; with every phrasing mixed in, a 400-step pre-training read the grid at 0.32 caption accuracy, with the
      * list caption at 0.54 (seed 42).
      */
-    static String document(Random r) {
-        Scene s = ShapesWorld.scene(r);
+    static Doc document(Random r, Function<Random, Scene> scenes, BiPredicate<Integer, Integer> askable) {
+        Scene s = scenes.apply(r);
         int a = r.nextInt(ShapesWorld.PHRASINGS), b = r.nextInt(ShapesWorld.PHRASINGS);
         double u = r.nextDouble();
-        if (u < 0.10) return ShapesWorld.caption(s, a) + "\n";
-        if (u < 0.20) return ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n";
-        if (u < 0.70) return ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, ShapesWorld.LIST_PHRASING) + "\n";
-        if (u < 0.95) return chat("", ShapesWorld.grid(s), questions(s, 3 + r.nextInt(3), r));
-        return chat(Conversation.SYSTEM_V1 + " ", ShapesWorld.grid(s), questions(s, 1 + r.nextInt(2), r));
+        if (u < YES_NO_SHARE) return new Doc("yes_no_chat", chat("", ShapesWorld.grid(s), yesNo(s, 3 + r.nextInt(3), r, askable)));
+        u = (u - YES_NO_SHARE) / (1 - YES_NO_SHARE);
+        if (u < 0.10) return new Doc("caption", ShapesWorld.caption(s, a) + "\n");
+        if (u < 0.20) return new Doc("two_captions", ShapesWorld.caption(s, a) + " " + ShapesWorld.caption(s, b) + "\n");
+        if (u < 0.70) return new Doc("grid_caption", ShapesWorld.grid(s) + " " + ShapesWorld.caption(s, ShapesWorld.LIST_PHRASING) + "\n");
+        if (u < 0.95) return new Doc("chat", chat("", ShapesWorld.grid(s), questions(s, 3 + r.nextInt(3), r, askable)));
+        return new Doc("system_chat", chat(Conversation.SYSTEM_V1 + " ", ShapesWorld.grid(s), questions(s, 1 + r.nextInt(2), r, askable)));
+    }
+
+    /**
+     * The LLM's pre-training text: {@code n} documents about training scenes of the split ({@link Split#trainingScene}),
+     * whose "no" questions never name a novel (kind, colour) pair; the same documents for the same seed.
+     */
+    static List<Doc> pretrainingText(Split split, long seed, int n) {
+        Random r = new Random(seed);
+        List<Doc> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) out.add(document(r, split::trainingScene, Split::askable));
+        return out;
+    }
+
+    /** {@code n} documents about held-out scenes (each drawn from {@code scenes}): never in the pre-training text. */
+    static List<String> heldOutText(List<Scene> scenes, long seed, int n) {
+        Random r = new Random(seed);
+        List<String> out = new ArrayList<>(n);
+        for (int i = 0; i < n; i++) out.add(document(r, x -> scenes.get(x.nextInt(scenes.size())), Split::askable).text());
+        return out;
     }
 
     /** Every piece the world's text can contain, in a fixed order. */

@@ -49,7 +49,7 @@ public final class DemoLab {
             System.out.println("phases " + r.get("phases"));
             return;
         }
-        WorldData world = WorldData.write(out.resolve("world"), seed, s.trainImages(), s.testImages(), s.imageSize(), i -> {});
+        WorldData world = WorldData.write(out.resolve("world"), seed, s.trainImages(), s.heldOutImages(), s.imageSize(), i -> {});
         Path tokDir = out.resolve("world/tokenizer");
         Files.createDirectories(tokDir);
         WorldText.writeTokenizer(tokDir);
@@ -61,19 +61,20 @@ public final class DemoLab {
             Pretraining.init(lm, seed);
             int steps = s.llmSteps();
             boolean composed = s.llmComposed();
-            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, steps, s.llmBatch(), s.llmLr(), seed, composed, () -> true, (i, loss) -> {
+            List<String> texts = WorldText.pretrainingText(world.split, seed, steps * s.llmBatch()).stream().map(WorldText.Doc::text).toList();
+            Pretraining.Curve c = Pretraining.trainLlm(lm, tok, texts, s.llmBatch(), s.llmLr(), composed, () -> true, (i, loss) -> {
                 if (i % Math.max(1, steps / 10) == 0) System.out.printf("  step %d loss %.4f (%.1f s)%n", i, loss, (System.nanoTime() - t0) / 1e9);
                 if (!composed && i % Math.max(1, steps / 4) == 0 && i < steps)
-                    System.out.println("  from grid words " + Evaluation.fromGridWords(lm, tok, world.test, world.testQa));
+                    System.out.println("  from grid words " + Evaluation.fromGridWords(lm, tok, world.scenes("val"), world.qa("val")));
             });
             System.out.printf("llm %.1f s%n", c.seconds());
-            System.out.println("from grid words " + Evaluation.fromGridWords(lm, tok, world.test, world.testQa));
+            System.out.println("from grid words " + Evaluation.fromGridWords(lm, tok, world.scenes("val"), world.qa("val")));
             List<int[]> rp = new ArrayList<>();
-            for (var sc : world.test) rp.add(tok.encode(ShapesWorld.caption(sc, 0) + " a picture showing", true));
+            for (var sc : world.scenes("val")) rp.add(tok.encode(ShapesWorld.caption(sc, 0) + " a picture showing", true));
             List<String> caps = new ArrayList<>();
             for (int[] ids : Evaluation.textGreedy(lm, rp, 48, tok.tokenIdOf("\n"))) caps.add(tok.decode(ids, true).trim());
-            for (int i = 0; i < 4; i++) System.out.println("  rephrase: " + ShapesWorld.caption(world.test.get(i), 0) + " => " + caps.get(i));
-            System.out.println("rephrase caption accuracy " + Evaluation.captionAccuracy(world.test, caps));
+            for (int i = 0; i < 4; i++) System.out.println("  rephrase: " + ShapesWorld.caption(world.scenes("val").get(i), 0) + " => " + caps.get(i));
+            System.out.println("rephrase caption accuracy " + Evaluation.captionAccuracy(world.scenes("val"), caps));
             return;
         }
         VisionConfig vc = Demo.visionConfig(s);

@@ -7,6 +7,6 @@ public final class DemoWorld {
     public static void main(String[] args) throws Exception {
         Demo.Settings full = Demo.Settings.FULL;
         WorldData.write(Path.of(args[0]), Long.parseLong(args[1]), args.length > 2 ? Integer.parseInt(args[2]) : full.trainImages(),
-                full.testImages(), full.imageSize(), i -> {});
+                full.heldOutImages(), full.imageSize(), i -> {});
     }
 }
