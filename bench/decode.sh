@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Decoding as generate/chat/serve run it, from model folders on disk: the bench LLM (12x768) and TinyLlama-1.1B's
-# shape (22x2048), fp32 and bf16, the LLM packed in oneDNN's blocked layout (the default) against the plain layout.
+# shape (22x2048), fp32 and bf16, the plain layout generate/chat/serve use against the LLM packed in oneDNN's blocked
+# layout (an experiment).
 # Each line: decode tokens/s, the weight GB/s that implies against a STREAM-style copy measured in the same process,
 # time to first token, the kernels that ran, and the process's peak RSS beside the weight file's size. JSON lines.
 #   [THREADS=2] [NEW_TOKENS=32] [ROUNDS=2] [SHAPES="bench tinyllama-1.1b"] bench/decode.sh [OUT_DIR]
@@ -18,11 +19,11 @@ for shape in ${SHAPES:-bench tinyllama-1.1b}; do for dtype in fp32 bf16; do
 done; done
 # the two layouts alternate, ROUNDS times, so that both see the same load
 for round in $(seq "${ROUNDS:-2}"); do
-  for shape in ${SHAPES:-bench tinyllama-1.1b}; do for dtype in fp32 bf16; do for layout in packed plain; do
+  for shape in ${SHAPES:-bench tinyllama-1.1b}; do for dtype in fp32 bf16; do for layout in plain packed; do
     dir="$OUT/$shape-$dtype"
     file_mb=$(( $(cat "$dir"/*.safetensors | wc -c) / 1048576 ))
     line=$(java -cp "$cp" io.llava4j.generate.DecodeBench "$dir" --threads "$THREADS" --new_tokens "$NEW_TOKENS" \
-      $([ "$dtype" = bf16 ] && echo --bf16) $([ "$layout" = plain ] && echo --plain_weights))
+      $([ "$dtype" = bf16 ] && echo --bf16) $([ "$layout" = packed ] && echo --packed_weights))
     echo "${line%\}}, \"shape\": \"$shape\", \"file_mb\": $file_mb, \"round\": $round, \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
   done; done; done
 done

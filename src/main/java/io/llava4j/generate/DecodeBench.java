@@ -18,19 +18,19 @@ import java.util.List;
  * (image encoding + prefill + first pick) and decode tokens/s of greedy KV-cache decoding that never stops early. The
  * prompt is BOS + one image + 32 text ids, made exactly as generate_ref.py makes them, so the first tokens agree in fp32.
  *
- * <p>Arguments: {@code MODEL_DIR [--bf16] [--plain_weights] [--threads N] [--new_tokens N] [--runs N] [--warmup N]}. Prints one JSON line.
+ * <p>Arguments: {@code MODEL_DIR [--bf16] [--packed_weights] [--threads N] [--new_tokens N] [--runs N] [--warmup N]}. Prints one JSON line.
  */
 public final class DecodeBench {
     private DecodeBench() {}
 
     public static void main(String[] args) {
         Path model = Path.of(args[0]);
-        boolean bf16 = false, packed = true;
+        boolean bf16 = false, packed = false;
         int newTokens = 32, runs = 3, warmup = 1;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--bf16" -> bf16 = true;
-                case "--plain_weights" -> packed = false;
+                case "--packed_weights" -> packed = true;
                 case "--new_tokens" -> newTokens = Integer.parseInt(args[++i]);
                 case "--runs" -> runs = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);

@@ -5,9 +5,11 @@ import io.llava4j.nn.PackedWeight;
 import io.llava4j.nn.Precision;
 
 /**
- * How a model loaded only to generate holds its LLM weights: in oneDNN's blocked layout ({@link PackedWeight}) where
- * the GEMMs run in the type the weights are stored in (fp32, or bf16 on a CPU with native bf16), which decodes faster
- * at the same memory; otherwise as loaded.
+ * An experiment on how a model loaded only to generate could hold its LLM weights: in oneDNN's blocked layout
+ * ({@link PackedWeight}) where the GEMMs run in the type the weights are stored in (fp32, or bf16 on a CPU with native
+ * bf16). One matrix at one row multiplies 1.7-3.5x faster so (single-thread CPU time), but whole decoding runs measured
+ * slower (bench/README.md, decode), so generate/chat/serve do not use it; {@code bench/decode.sh} and
+ * {@code llava4j bench --packed_weights True} measure it.
  */
 public final class InferenceWeights {
     private InferenceWeights() {}

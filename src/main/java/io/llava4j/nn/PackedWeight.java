@@ -13,8 +13,9 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 /**
  * A frozen linear weight kept for inference in oneDNN's blocked layout ({@code mkldnn::_reorder_linear_weight}, what
  * PyTorch's inductor does when it freezes a model for CPU). A decoding step multiplies a few rows by every weight
- * matrix: the cost is streaming the matrix from memory, and oneDNN's blocked layout streams it 1.7-3.5x faster than
- * libtorch's plain-layout GEMV/GEMM at one row (bench/README.md, decode). Many rows (a prompt's prefill) run faster as a
+ * matrix: the cost is streaming the matrix from memory, and oneDNN's blocked layout streamed one matrix 1.7-3.5x faster
+ * than libtorch's plain-layout GEMV/GEMM at one row (single-thread CPU time); whole decoding runs with every LLM matrix
+ * packed were slower, though (bench/README.md, decode), and nothing uses it outside the decode benchmarks. Many rows (a prompt's prefill) run faster as a
  * plain GEMM: the blocked matrix is reordered back into a plain one for that call, one matrix at a time.
  *
  * <p>Only for weights that no longer change (inference): the blocked copy is made once and never updated. The plain
