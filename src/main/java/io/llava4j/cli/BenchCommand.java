@@ -26,8 +26,8 @@ public class BenchCommand implements Callable<Integer> {
     @Option(names = "--threads", description = "libtorch intra-op threads and OpenBLAS threads (default: libtorch's, one per core)") Integer threads;
     @Option(names = "--new_tokens", defaultValue = "32", description = "generate: tokens per run (default: ${DEFAULT-VALUE})") int newTokens;
     @Option(names = "--seed", defaultValue = "0") long seed;
-    @Option(names = "--packed_weights", arity = "1", converter = TrainCommand.Bool.class, defaultValue = "False",
-            description = "generate: the LLM's matrices in oneDNN's blocked layout (an experiment: slower than the plain layout in the whole decode so far, bench/README.md) (default: ${DEFAULT-VALUE})") boolean packedWeights;
+    @Option(names = "--packed_weights", arity = "1", converter = TrainCommand.Bool.class, defaultValue = "True",
+            description = "generate: the LLM's matrices in oneDNN's blocked layout (as generate/chat/serve hold bf16 weights with native bf16 GEMMs) (default: ${DEFAULT-VALUE})") boolean packedWeights;
     @Option(names = "--llm", defaultValue = "bench",
             description = "generate: the LLM's shape, bench (12x768) or tinyllama-1.1b (22x2048, 4 key/value heads) (default: ${DEFAULT-VALUE})") String llm;
     @Option(names = "--output_json", description = "also write the result here") Path output;

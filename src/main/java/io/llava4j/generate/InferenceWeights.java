@@ -5,18 +5,17 @@ import io.llava4j.nn.PackedWeight;
 import io.llava4j.nn.Precision;
 
 /**
- * An experiment on how a model loaded only to generate could hold its LLM weights: in oneDNN's blocked layout
- * ({@link PackedWeight}) where the GEMMs run in the type the weights are stored in (fp32, or bf16 on a CPU with native
- * bf16). One matrix at one row multiplies 1.7-3.5x faster so (single-thread CPU time), but whole decoding runs measured
- * slower (bench/README.md, decode), so generate/chat/serve do not use it; {@code bench/decode.sh} and
- * {@code llava4j bench --packed_weights True} measure it.
+ * How a model loaded only to generate holds its LLM weights: with bf16 weights and native bf16 GEMMs, in oneDNN's
+ * blocked layout ({@link PackedWeight}), which decodes larger models faster (TinyLlama-1.1B's shape 1.5-1.9x; the
+ * 134 M bench LLM 8% slower; bench/README.md, decode); otherwise (fp32, where it was slower) as loaded.
  */
 public final class InferenceWeights {
     private InferenceWeights() {}
 
     /** Packs {@code model}'s LLM for decoding when that helps; returns the bytes packed (0: left as loaded). */
     public static long prepare(Llava model, Precision precision) {
-        if (!PackedWeight.available() || precision.storage != precision.gemm()) return 0;
+        if (!PackedWeight.available() || precision.storage != precision.gemm()
+                || precision.gemm() != org.bytedeco.pytorch.global.torch.ScalarType.BFloat16) return 0;
         return model.languageModel.packForInference(precision.gemm());
     }
 

@@ -12,19 +12,16 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * A frozen linear weight kept for inference in oneDNN's blocked layout ({@code mkldnn::_reorder_linear_weight}, what
- * PyTorch's inductor does when it freezes a model for CPU). A decoding step multiplies a few rows by every weight
- * matrix: the cost is streaming the matrix from memory, and oneDNN's blocked layout streamed one matrix 1.7-3.5x faster
- * than libtorch's plain-layout GEMV/GEMM at one row (single-thread CPU time); whole decoding runs with every LLM matrix
- * packed were slower, though (bench/README.md, decode), and nothing uses it outside the decode benchmarks. Many rows (a prompt's prefill) run faster as a
- * plain GEMM: the blocked matrix is reordered back into a plain one for that call, one matrix at a time.
+ * PyTorch's inductor does when it freezes a model for CPU), multiplied by {@code mkldnn_linear} for any row count. A
+ * decoding step multiplies a few rows by every weight matrix: the cost is streaming the matrices from memory, and with
+ * bf16 weights on a CPU with native bf16 the blocked layout decodes TinyLlama-1.1B's shape 1.5-1.9x faster than the
+ * plain layout, with prompts as fast (bench/README.md, decode). In fp32 it was several times slower, and on the 134 M
+ * bench LLM 8% slower: {@code generate.InferenceWeights} packs bf16 only.
  *
  * <p>Only for weights that no longer change (inference): the blocked copy is made once and never updated. The plain
- * parameter is released after packing ({@link Linear#packForInference}), so the model's weights are held once.
+ * parameter's memory is released after packing ({@link Linear#packForInference}), so the weights are held once.
  */
 public final class PackedWeight {
-    /** Up to this many rows a call multiplies the blocked matrix directly; more rows reorder it to a plain one first. */
-    public static final long MAX_PACKED_ROWS = 16;
-
     private static final OperatorHandle REORDER = handle();
 
     private final Tensor blocked; // [out, in] oneDNN layout, in the compute type
@@ -86,14 +83,8 @@ public final class PackedWeight {
             Tensor x2 = x.reshape(rows, in);
             if (xt != type) x2 = x2.to(type);
             Tensor b = bias == null ? null : bias.scalar_type().intern() == type ? bias : bias.to(type);
-            Tensor y;
-            if (rows <= MAX_PACKED_ROWS) {
-                Tensor xm = x2.contiguous().to_mkldnn();
-                y = (b == null ? torch.mkldnn_linear(xm, blocked) : torch.mkldnn_linear(xm, blocked, new TensorOptional(b))).to_dense();
-            } else {
-                Tensor plain = blocked.to_dense();
-                y = b == null ? torch.linear(x2, plain) : torch.linear(x2, plain, new TensorOptional(b));
-            }
+            Tensor xm = x2.contiguous().to_mkldnn();
+            Tensor y = (b == null ? torch.mkldnn_linear(xm, blocked) : torch.mkldnn_linear(xm, blocked, new TensorOptional(b))).to_dense();
             if (y.scalar_type().intern() != xt) y = y.to(xt);
             long[] shape = x.sizes().vec().get();
             shape[shape.length - 1] = out;
