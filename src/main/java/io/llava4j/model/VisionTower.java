@@ -35,8 +35,8 @@ public abstract class VisionTower extends Module {
     }
 
     /**
-     * Runs {@code embed} and the layers up to {@code layerIndex}; the frozen prefix (the embedding stage and the leading
-     * layers whose parameters are all frozen) under {@link NoGradGuard}, so no autograd graph is built for it. Each layer
+     * Runs {@code embed} and the layers up to {@code layerIndex}; the frozen prefix (the patch and position embeddings
+     * and the leading layers whose parameters are all frozen) under {@link NoGradGuard}, so no autograd graph is built for it. Each layer
      * runs in its own scope: its temporaries are freed as it ends (autograd keeps what the backward needs).
      */
     Tensor encode(Supplier<Tensor> embed, int layerIndex) {

@@ -63,10 +63,6 @@ public final class PackedWeight {
         return new PackedWeight(blocked, weight.size(0), weight.size(1), type);
     }
 
-    public ScalarType type() {
-        return type;
-    }
-
     /** Bytes of the blocked copy. */
     public long bytes() {
         return out * in * (type == ScalarType.Float ? 4 : 2);
@@ -92,10 +88,6 @@ public final class PackedWeight {
         });
     }
 
-    /** The plain [out, in] matrix again (a new tensor). */
-    public Tensor dense() {
-        return blocked.to_dense();
-    }
 
     private static OperatorHandle handle() {
         try {
