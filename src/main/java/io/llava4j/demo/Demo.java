@@ -121,6 +121,8 @@ public final class Demo {
         machine.put("cores", Runtime.getRuntime().availableProcessors());
         machine.put("torch_threads", Engine.threads());
         machine.put("load_average_at_start", loadAverage());
+        machine.put("openblas_kernels", String.valueOf(io.llava4j.engine.BlasThreads.coreName()));
+        machine.put("bf16_gemm", io.llava4j.nn.Precision.BF16.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16);
 
         // 1. the world
         WorldData world = phase("world", () -> {
@@ -185,6 +187,7 @@ public final class Demo {
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
             p0 = System.nanoTime();
             probe.put("pretrained", probe(clip.vision, data.anchorPixels(), world.train, probeLayer));
+            probe.put("pretrained_novel_shapes", novelProbe(clip.vision, proc, data.anchorPixels(), world, probeLayer));
             phases.put("probe_clip", probeSeconds + (System.nanoTime() - p0) / 1e9);
             return c;
         });
@@ -218,6 +221,12 @@ public final class Demo {
         lg.put("what", "the pre-trained LLM alone, given the validation scenes' true grid words where the image tokens go "
                 + "(what a perfect projector could hand it): caption attribute accuracy and VQA exact match");
         fromGrid.forEach(lg::put);
+        Map<String, Double> fromNovelGrid = phase("llm_grid_check_novel", () -> Evaluation.fromGridWords(
+                Checkpoints.load(llamaDir, clipDir, spec).model().languageModel, tok, world.scenes("novel"), world.qa("novel")));
+        ObjectNode lgn = report.putObject("llm_from_grid_words_novel");
+        lgn.put("what", "the same on the novel-combination scenes: their novel shapes' grid words (\"right_small_purple_circle\") "
+                + "never occur in the pre-training text; the LLM meets a new sum of known words");
+        fromNovelGrid.forEach(lgn::put);
 
         // 4. stage 1 and its ablation
         List<String> base = stage1Flags(llamaDir, clipDir, world);
@@ -288,6 +297,20 @@ public final class Demo {
             clip.vision.visionModel.embeddings.positionEmbedding.weight.normal_(0.0, 0.5, null);
         }
         return clip;
+    }
+
+    /**
+     * The probe fitted on the training images and scored on the novel scenes' novel shapes (a purple circle, a square
+     * on the right, ...): does the tower's read-out of kind, colour and size carry over to combinations it never saw?
+     */
+    static Map<String, Double> novelProbe(io.llava4j.model.ClipVisionTower tower, ImageProcessor proc, Tensor trainPixels,
+                                          WorldData world, int layer) {
+        List<ShapesWorld.Scene> novel = world.scenes("novel");
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            org.bytedeco.pytorch.TensorVector px = new org.bytedeco.pytorch.TensorVector();
+            for (int i = 0; i < novel.size(); i++) px.push_back(Evaluation.pixels(proc, world.images.resolve(WorldData.image("novel", i))));
+            return VisionProbe.transfer(tower, trainPixels, world.train, org.bytedeco.pytorch.global.torch.cat(px, 0), novel, Split::novel, layer);
+        }
     }
 
     /** The {@link VisionProbe} attributes per column, and the column of single tokens. */

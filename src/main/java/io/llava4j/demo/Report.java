@@ -168,6 +168,20 @@ final class Report {
                     + "has not learned in pre-training to fetch a described shape's attributes from its context, and that, as much as "
                     + "the vision tower, is what limits captions and answers.\n\n");
         }
+        JsonNode ln = r.get("llm_from_grid_words_novel"), pn = vp == null ? null : vp.get("pretrained_novel_shapes");
+        if (ln != null || pn != null) {
+            md.append("- **Where novel combinations are lost**: ");
+            if (pn != null) {
+                md.append("the probe fitted on training images reads the novel shapes' kind / colour / size with accuracy ");
+                for (String k : VisionProbe.ATTRIBUTES) md.append(f(pn.get(k).asDouble())).append(k.equals("size") ? "" : " / ");
+                md.append(" (the tower's side); ");
+            }
+            if (ln != null)
+                md.append("the LLM alone, given the novel scenes' true grid words, answers their questions with exact match ")
+                        .append(f(ln.get("vqa").asDouble())).append(" (the LLM's side); stage 2 through the image: ")
+                        .append(f(s2.get("vqa_accuracy_novel").asDouble())).append(".");
+            md.append("\n\n");
+        }
         md.append("## Bars\n\n");
         md.append("| bar | reached | numbers |\n|---|---|---|\n");
         md.append("| stage2.vqa_accuracy >= 0.85 | ").append(yes(bars, "stage2_vqa_accuracy_ge_0_85")).append(" | ")
@@ -206,7 +220,9 @@ final class Report {
         md.append("## Phase times (s)\n\n").append("On ").append(m.get("cores").asInt()).append(" cores (libtorch threads ")
                 .append(m.get("torch_threads").asInt()).append("), 1-minute load average ").append(m.get("load_average_at_start").asDouble())
                 .append(" at the start and ").append(m.get("load_average_at_end").asDouble())
-                .append(" at the end: a load above the core count means other processes shared the cores and the times are pessimistic. "
+                .append(" at the end")
+                .append(m.has("openblas_kernels") ? ", OpenBLAS kernels " + m.get("openblas_kernels").asText() + ", native bf16 GEMMs " + m.path("bf16_gemm").asText() : "")
+                .append(": a load above the core count means other processes shared the cores and the times are pessimistic. "
                         + "The LLM and the vision tower pre-train side by side, one thread each: pretrain_llm and pretrain_clip overlap, "
                         + "pretraining_side_by_side is the pair's wall time, and the total counts it once.\n\n");
         r.get("phases").properties().forEach(e -> md.append("- ").append(e.getKey()).append(": ")

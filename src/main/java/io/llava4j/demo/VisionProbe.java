@@ -38,6 +38,35 @@ public final class VisionProbe {
      */
     public static Map<String, Double> run(ClipVisionTower tower, Tensor pixels, List<Scene> scenes, int layerIndex) {
         int n = scenes.size(), tr = n * 3 / 4;
+        boolean[][] scored = new boolean[3][n];
+        int[][][] labels = labels(scenes);
+        for (int c = 0; c < 3; c++)
+            for (int i = tr; i < n; i++) scored[c][i] = labels[c][0][i] != CLASSES[0] - 1; // columns holding an object
+        return fitAndScore(tower, pixels, labels, tr, scored, layerIndex);
+    }
+
+    /**
+     * The probe fitted on every scene of {@code fit} and scored only on the objects of {@code score}'s scenes that
+     * {@code which} picks: can a linear read-out learnt from training shapes name the attributes of shapes it never saw
+     * (the novel combinations)?
+     */
+    public static Map<String, Double> transfer(ClipVisionTower tower, Tensor fitPixels, List<Scene> fit, Tensor scorePixels,
+                                               List<Scene> score, java.util.function.Predicate<Obj> which, int layerIndex) {
+        List<Scene> all = new java.util.ArrayList<>(fit);
+        all.addAll(score);
+        int tr = fit.size();
+        boolean[][] scored = new boolean[3][all.size()];
+        for (int i = 0; i < score.size(); i++)
+            for (Obj o : score.get(i).objects()) if (which.test(o)) scored[o.position()][tr + i] = true;
+        try (PointerScope scope = new PointerScope()) {
+            Tensor pixels = org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(fitPixels, scorePixels), 0);
+            return fitAndScore(tower, pixels, labels(all), tr, scored, layerIndex);
+        }
+    }
+
+    /** Ridge fitted on images [0, tr), scored on the (column, image) cells of images [tr, N) marked in {@code scored}. */
+    private static Map<String, Double> fitAndScore(ClipVisionTower tower, Tensor pixels, int[][][] labels, int tr, boolean[][] scored, int layerIndex) {
+        int n = (int) pixels.size(0);
         double[] gram, cross;
         try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
             Tensor f = tower.features(pixels, layerIndex);                    // [N, 1 + P, h]
@@ -52,7 +81,6 @@ public final class VisionProbe {
         }
         for (int i = 0; i < tr; i++) gram[i * tr + i] += RIDGE;
         cholesky(gram, tr);
-        int[][][] labels = labels(scenes); // [column][attribute][image]
         double[] ok = new double[3], count = new double[3], majority = new double[3];
         for (int c = 0; c < 3; c++)
             for (int a = 0; a < 3; a++) {
@@ -66,7 +94,7 @@ public final class VisionProbe {
                 int most = 0;
                 for (int v = 1; v < k - 1; v++) if (freq[v] > freq[most]) most = v;
                 for (int i = tr; i < n; i++) {
-                    if (y[i] == k - 1) continue; // no object in this column
+                    if (!scored[c][i]) continue;
                     int best = 0;
                     double bestScore = Double.NEGATIVE_INFINITY;
                     for (int v = 0; v < k; v++) {
