@@ -168,11 +168,11 @@ final class Report {
                     + "has not learned in pre-training to fetch a described shape's attributes from its context, and that, as much as "
                     + "the vision tower, is what limits captions and answers.\n\n");
         }
-        JsonNode ln = r.get("llm_from_grid_words_novel"), pn = vp == null ? null : vp.get("pretrained_novel_shapes");
+        JsonNode ln = r.get("llm_from_grid_words_novel"), pn = vp == null ? null : vp.get("pretrained_novel_kind_colour");
         if (ln != null || pn != null) {
             md.append("- **Where novel combinations are lost**: ");
             if (pn != null) {
-                md.append("the probe fitted on training images reads the novel shapes' kind / colour / size with accuracy ");
+                md.append("the probe fitted on training images reads the kind / colour / size of shapes in a novel (kind, colour) pair with accuracy ");
                 for (String k : VisionProbe.ATTRIBUTES) md.append(f(pn.get(k).asDouble())).append(k.equals("size") ? "" : " / ");
                 md.append(" (the tower's side); ");
             }

@@ -42,7 +42,9 @@ public final class VisionProbe {
         int[][][] labels = labels(scenes);
         for (int c = 0; c < 3; c++)
             for (int i = tr; i < n; i++) scored[c][i] = labels[c][0][i] != CLASSES[0] - 1; // columns holding an object
-        return fitAndScore(tower, pixels, labels, tr, scored, layerIndex);
+        try (PointerScope scope = new PointerScope()) {
+            return fitAndScore(patchFeatures(tower, pixels, layerIndex), labels, tr, scored);
+        }
     }
 
     /**
@@ -60,17 +62,29 @@ public final class VisionProbe {
             for (Obj o : score.get(i).objects()) if (which.test(o)) scored[o.position()][tr + i] = true;
         try (PointerScope scope = new PointerScope()) {
             Tensor pixels = org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(fitPixels, scorePixels), 0);
-            return fitAndScore(tower, pixels, labels(all), tr, scored, layerIndex);
+            return fitAndScore(patchFeatures(tower, pixels, layerIndex), labels(all), tr, scored);
         }
     }
 
-    /** Ridge fitted on images [0, tr), scored on the (column, image) cells of images [tr, N) marked in {@code scored}. */
-    private static Map<String, Double> fitAndScore(ClipVisionTower tower, Tensor pixels, int[][][] labels, int tr, boolean[][] scored, int layerIndex) {
-        int n = (int) pixels.size(0);
+    /** [N, P * h]: each image's patch features of the selected layer (no class token, as LLaVA's "patch"), flattened. */
+    private static Tensor patchFeatures(ClipVisionTower tower, Tensor pixels, int layerIndex) {
+        try (NoGradGuard g = new NoGradGuard()) {
+            Tensor f = tower.features(pixels, layerIndex);                    // [N, 1 + P, h]
+            return f.narrow(1, 1, f.size(1) - 1).reshape(pixels.size(0), -1);
+        }
+    }
+
+    /**
+     * Ridge from the features of images [0, tr) to each column's attributes, scored on the (column, image) cells of images
+     * [tr, N) marked in {@code scored}: per attribute, the accuracy and that of the training images' most frequent value.
+     *
+     * @param x      [N, D] one feature row per image
+     * @param labels [column][attribute][image] ({@link #labels})
+     */
+    static Map<String, Double> fitAndScore(Tensor x, int[][][] labels, int tr, boolean[][] scored) {
+        int n = (int) x.size(0);
         double[] gram, cross;
         try (PointerScope scope = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
-            Tensor f = tower.features(pixels, layerIndex);                    // [N, 1 + P, h]
-            Tensor x = f.narrow(1, 1, f.size(1) - 1).reshape(n, -1);        // patch features only, as LLaVA's "patch"
             Tensor train = x.narrow(0, 0, tr);
             Tensor mean = train.mean(new long[]{0}, true, new ScalarTypeOptional());
             Tensor std = train.sub(mean).pow(new Scalar(2.0)).mean(new long[]{0}, true, new ScalarTypeOptional()).sqrt().add(new Scalar(1e-4));
