@@ -46,7 +46,7 @@ public class ScoreCommand implements Callable<Integer> {
         LlavaTokenizer tok = Batches.preflight(model, visionTower, null, maxLength); // before any weight is read
         io.llava4j.nn.Precision precision = precisionOption.precision();
         io.llava4j.nn.quant.QuantSpec quant = io.llava4j.nn.quant.QuantSpec.of(bits, quantType, doubleQuant);
-        Llava m = Checkpoints.load(model, visionTower, null, precision, quant).model();
+        Llava m = Checkpoints.loadForInference(model, visionTower, precision, quant, true).model(); // weights used in place where the file holds them so
         Batches.Data opened = Batches.open(tok, model, m.config, data, imageFolder, version, aspect, maxLength);
         LlavaDataset ds = opened.dataset();
         io.llava4j.data.Collator collator = opened.collator();

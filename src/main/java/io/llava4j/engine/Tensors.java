@@ -68,6 +68,23 @@ public final class Tensors {
      * differs). Memory-mapped data are read in place and converted straight into the parameter: no JVM array and no
      * temporary beyond what the conversion itself needs, all freed before returning.
      */
+    /**
+     * Points {@code param} at {@code h}'s bytes in its file mapping, with no copy, when they are already what the
+     * parameter would hold (a file mapping, in the storage type, on the CPU); returns false, leaving {@code param}
+     * alone, otherwise. The mapping is read-only: the caller keeps {@code h.data()} reachable for as long as
+     * {@code param} lives, and nothing may write {@code param}.
+     */
+    public static boolean useInPlace(Tensor param, HostTensor h, ScalarType storage) {
+        if (!(h.data() instanceof java.nio.MappedByteBuffer) || !h.data().isDirect() || !param.is_cpu()
+                || scalarType(h.dtype()) != storage || h.numel() == 0
+                || com.sun.jna.Pointer.nativeValue(com.sun.jna.Native.getDirectBufferPointer(h.data())) % h.dtype().bytes != 0)
+            return false;
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            param.__dispatch_set_data(torch.from_blob(new BytePointer(h.data()), h.shape(), new TensorOptions(storage)));
+        }
+        return true;
+    }
+
     public static void load(Tensor param, HostTensor h, ScalarType storage) {
         try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
             if (param.scalar_type().intern() != storage)

@@ -71,8 +71,7 @@ public final class Assistant implements AutoCloseable {
     }
 
     public static Assistant load(Path folder, Options options) {
-        Llava m = Checkpoints.load(folder, options.visionTower(), null, options.precision(), options.quant()).model();
-        InferenceWeights.prepare(m, options.precision());
+        Llava m = InferenceWeights.load(folder, options.visionTower(), options.precision(), options.quant());
         try {
             LlavaTokenizer tok = LlavaTokenizer.load(folder);
             Path pp = folder.resolve("preprocessor_config.json");

@@ -42,10 +42,11 @@ public final class DecodeBench {
             }
         }
         Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
-        Llava m = Checkpoints.load(model, null, null, precision).model();
+        Llava m = Checkpoints.loadForInference(model, null, precision, null, !packed).model(); // as generate loads it
         long packedBytes = packed ? InferenceWeights.prepare(m, precision) : 0;
         Result r = measure(m, precision, newTokens, runs, warmup);
         long weightBytes = weightBytesPerToken(m.config.text(), precision);
+        long peakRss = peakRssMb(); // decoding's own peak, before the copy measurement's two 256 MiB buffers
         double copyGBs = copyBandwidthGBs();
         System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
                         + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"decode_tokens_per_s\": %.2f, "
@@ -54,7 +55,7 @@ public final class DecodeBench {
                         + "\"weight_gb_per_token\": %.4f, \"decode_weight_gb_per_s\": %.2f, \"copy_gb_per_s\": %.2f}%n",
                 bf16, precision.describe(), Engine.threads(), r.promptPositions(), newTokens, r.timeToFirstTokenS(),
                 r.decodeTokensPerS(), r.bestTimeToFirstTokenS(), r.bestDecodeTokensPerS(), Arrays.toString(r.firstTokens()),
-                r.kvCacheMb(), peakRssMb(), InferenceWeights.describe(packedBytes, precision), io.llava4j.engine.BlasThreads.coreName(),
+                r.kvCacheMb(), peakRss, InferenceWeights.describe(packedBytes, precision), io.llava4j.engine.BlasThreads.coreName(),
                 weightBytes / 1e9, weightBytes * r.decodeTokensPerS() / 1e9, copyGBs);
     }
 

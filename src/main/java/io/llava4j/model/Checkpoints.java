@@ -71,6 +71,22 @@ public final class Checkpoints {
      * {@code quant} says (null: none) while they are read, one tensor at a time ({@link QuantizedLlm}); CPU only.
      */
     public static Loaded load(Path folder, Path visionTower, ProjectorSpec projector, Precision precision, io.llava4j.nn.quant.QuantSpec quant) {
+        return load(folder, visionTower, projector, precision, quant, false);
+    }
+
+    /**
+     * As {@link #load(Path, Path, ProjectorSpec, Precision, io.llava4j.nn.quant.QuantSpec)} for a model that only runs
+     * (generate, chat, serve, score): every tensor whose file dtype is its storage type is used in place, straight from
+     * the read-only memory-mapped file, not copied — the file's pages are the weights (shared with the page cache and
+     * with other processes mapping the same file). Nothing may write such a parameter: a write faults. {@code inPlace}
+     * false: copied, as for training.
+     */
+    public static Loaded loadForInference(Path folder, Path visionTower, Precision precision, io.llava4j.nn.quant.QuantSpec quant, boolean inPlace) {
+        return load(folder, visionTower, null, precision, quant, inPlace);
+    }
+
+    private static Loaded load(Path folder, Path visionTower, ProjectorSpec projector, Precision precision, io.llava4j.nn.quant.QuantSpec quant,
+                               boolean inPlace) {
         Engine.init();
         if (quant != null && !io.llava4j.engine.Device.isCpu())
             throw new IllegalArgumentException("quantized weights (--bits / --load_4bit / --load_8bit) run on --device cpu only");
@@ -88,7 +104,8 @@ public final class Checkpoints {
         checkSizeAgainstWeights(cfg, folder, weights, vision); // before the model's memory is reserved
         Llava model = new Llava(cfg); // parameters are uninitialised (untouched pages) until assigned
         if (quant != null) model.quantized = new QuantizedLlm(model, quant);
-        assign(model, layout, weights, vision, folder, cfg.visionTowerFolder(), precision);
+        assign(model, layout, weights, vision, folder, cfg.visionTowerFolder(), precision,
+                inPlace && io.llava4j.engine.Device.isCpu());
         if (layout == Layout.LLAMA) {
             model.projector.resetParameters();
             if (model.imageNewline != null) model.initImageNewline();
@@ -165,7 +182,7 @@ public final class Checkpoints {
     }
 
     private static void assign(Llava model, Layout layout, Map<String, HostTensor> weights, Map<String, HostTensor> vision,
-                               Path folder, Path visionFolder, Precision precision) {
+                               Path folder, Path visionFolder, Precision precision, boolean inPlace) {
         int depth = model.config.projectorDepth();
         Set<String> unusedMain = unusedKeys(weights.keySet());
         Set<String> unusedVision = unusedKeys(vision.keySet());
@@ -222,7 +239,11 @@ public final class Checkpoints {
                 missing, unexpected, wrongShape);
         plan.forEach((name, h) -> {
             if (model.quantized != null && model.quantized.holds(name)) model.quantized.load(name, h);
-            else Tensors.load(params.get(name), h, storageType(name, h, precision));
+            else if (inPlace && Tensors.useInPlace(params.get(name), h, storageType(name, h, precision))) {
+                model.mappedInPlace.add(h.data());
+                model.loadedFrom.put(name, h);
+                return;
+            } else Tensors.load(params.get(name), h, storageType(name, h, precision));
             io.llava4j.io.MappedPages.release(h.data()); // copied: the file's pages need not stay resident
             model.loadedFrom.put(name, h);
         });

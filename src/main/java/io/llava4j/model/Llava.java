@@ -37,6 +37,11 @@ public class Llava extends Module {
      * dtype, with no copy in memory.
      */
     public final java.util.Map<String, io.llava4j.io.HostTensor> loadedFrom = new java.util.HashMap<>();
+    /**
+     * The file mappings that parameters loaded in place ({@link Checkpoints#loadForInference}) read straight from: kept
+     * here, never dropped, so that no mapping is unmapped while a parameter still points into it.
+     */
+    public final java.util.List<java.nio.ByteBuffer> mappedInPlace = new java.util.ArrayList<>();
     /** The LLM's linear weights held quantized ({@code --bits}, {@code --load_4bit/8bit}); null when none are. */
     public QuantizedLlm quantized;
 
