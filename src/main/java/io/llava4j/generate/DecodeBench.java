@@ -26,11 +26,14 @@ public final class DecodeBench {
     public static void main(String[] args) {
         Path model = Path.of(args[0]);
         boolean bf16 = false, packed = false;
+        io.llava4j.nn.quant.QuantSpec quant = null; // generate's --load_8bit / --load_4bit
         int newTokens = 32, runs = 3, warmup = 1;
         for (int i = 1; i < args.length; i++) {
             switch (args[i]) {
                 case "--bf16" -> bf16 = true;
                 case "--packed_weights" -> packed = true;
+                case "--load_8bit" -> quant = new io.llava4j.nn.quant.QuantSpec(io.llava4j.nn.quant.QuantType.INT8, false);
+                case "--load_4bit" -> quant = new io.llava4j.nn.quant.QuantSpec(io.llava4j.nn.quant.QuantType.NF4, true);
                 case "--new_tokens" -> newTokens = Integer.parseInt(args[++i]);
                 case "--runs" -> runs = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);
@@ -42,10 +45,11 @@ public final class DecodeBench {
             }
         }
         Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
-        Llava m = Checkpoints.loadForInference(model, null, precision, null, !packed).model(); // as generate loads it
+        Llava m = Checkpoints.loadForInference(model, null, precision, quant, !packed).model(); // as generate loads it
         long packedBytes = packed ? InferenceWeights.prepare(m, precision) : 0;
         Result r = measure(m, precision, newTokens, runs, warmup);
-        long weightBytes = weightBytesPerToken(m.config.text(), precision);
+        long weightBytes = m.quantized == null ? weightBytesPerToken(m.config.text(), precision)  // a step streams the layers' codes and scales, and the head
+                : m.quantized.bytes() + (long) m.config.text().vocabSize() * m.config.text().hiddenSize() * (precision == Precision.FP32 ? 4 : 2);
         long peakRss = peakRssMb(); // decoding's own peak, before the copy measurement's two 256 MiB buffers
         double copyGBs = copyBandwidthGBs();
         System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
@@ -55,7 +59,7 @@ public final class DecodeBench {
                         + "\"weight_gb_per_token\": %.4f, \"decode_weight_gb_per_s\": %.2f, \"copy_gb_per_s\": %.2f}%n",
                 bf16, precision.describe(), Engine.threads(), r.promptPositions(), newTokens, r.timeToFirstTokenS(),
                 r.decodeTokensPerS(), r.bestTimeToFirstTokenS(), r.bestDecodeTokensPerS(), Arrays.toString(r.firstTokens()),
-                r.kvCacheMb(), peakRss, InferenceWeights.describe(packedBytes, precision), io.llava4j.engine.BlasThreads.coreName(),
+                r.kvCacheMb(), peakRss, quant != null ? "quantized " + quant.describe() : InferenceWeights.describe(packedBytes, precision), io.llava4j.engine.BlasThreads.coreName(),
                 weightBytes / 1e9, weightBytes * r.decodeTokensPerS() / 1e9, copyGBs);
     }
 
