@@ -504,7 +504,7 @@ public final class Pretraining {
             line.put("caption", ShapesWorld.caption(scenes.get(i), ShapesWorld.LIST_PHRASING));
             b.append(JSON.writeValueAsString(line)).append('\n');
         }
-        Files.writeString(file, b.toString());
+        JsonFiles.writeText(file, b.toString());
     }
 
     /** What the region–phrase term matches a shape's column against: "left : small red circle" (a clause of {@link ShapesWorld#LIST_PHRASING}). */

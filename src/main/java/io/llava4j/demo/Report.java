@@ -52,7 +52,7 @@ final class Report {
             big.getGraphics().drawImage(src.getScaledInstance(128, 128, Image.SCALE_FAST), 0, 0, null);
             ImageIO.write(big, "png", samples.resolve(String.format("test_%02d.png", i)).toFile());
         }
-        Files.writeString(out.resolve("report.md"), markdown(report, stage1, world, answers, n));
+        JsonFiles.writeText(out.resolve("report.md"), markdown(report, stage1, world, answers, n));
     }
 
     private static XYSeries series(String name, List<Double> losses) {

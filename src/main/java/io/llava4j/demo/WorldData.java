@@ -95,7 +95,7 @@ public final class WorldData {
                 progress.accept(++done);
             }
         }
-        Files.writeString(dir.resolve("scenes.jsonl"), scenesJsonl.toString());
+        JsonFiles.writeText(dir.resolve("scenes.jsonl"), scenesJsonl.toString());
 
         ArrayNode s1 = JSON.createArrayNode(), s2 = JSON.createArrayNode();
         List<String> captions = new ArrayList<>();
@@ -159,14 +159,14 @@ public final class WorldData {
     public void writeLlmText(List<WorldText.Doc> docs) throws IOException {
         StringBuilder b = new StringBuilder();
         for (WorldText.Doc d : docs) b.append(JSON.writeValueAsString(JSON.createObjectNode().put("kind", d.kind()).put("text", d.text()))).append('\n');
-        Files.writeString(dir.resolve("llm_text.jsonl"), b.toString());
+        JsonFiles.writeText(dir.resolve("llm_text.jsonl"), b.toString());
     }
 
     /** Writes the perplexity documents to ppl_heldout.jsonl, {"text"} per line. */
     public void writePplText(List<String> docs) throws IOException {
         StringBuilder b = new StringBuilder();
         for (String d : docs) b.append(JSON.writeValueAsString(JSON.createObjectNode().put("text", d))).append('\n');
-        Files.writeString(dir.resolve("ppl_heldout.jsonl"), b.toString());
+        JsonFiles.writeText(dir.resolve("ppl_heldout.jsonl"), b.toString());
     }
 
     /** {id, image, conversations: [human, gpt, human, gpt, ...]} */
