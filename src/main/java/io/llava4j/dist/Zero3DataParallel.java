@@ -66,7 +66,7 @@ public final class Zero3DataParallel implements DataParallel, ShardedOptimizer, 
     private boolean[] local; // per trainable tensor: a gradient on this rank this step
     private boolean[] has;   // per trainable tensor: a gradient on some rank this step
     private int step;
-    private long gatherBytes, reduceBytes, lastGatherBytes, lastReduceBytes, lastOtherBytes;
+    private long gatherBytes, reduceBytes, lastGatherBytes, lastReduceBytes, lastOtherBytes, lastResident;
 
     /**
      * Trainable tensors gathered and reduced together: their offsets and sizes in the flattened unit, part size
@@ -365,10 +365,17 @@ public final class Zero3DataParallel implements DataParallel, ShardedOptimizer, 
         return shard.stateBytes();
     }
 
-    /** Bytes this rank holds persistently for the trainable tensors: master values, reduced gradients and AdamW's moments. */
-    public long residentBytes() {
+    /**
+     * Bytes this rank holds for the trainable tensors between steps: its parts' master values and reduced gradients,
+     * AdamW's moments of them, and whatever the parameters themselves still hold (nothing once every unit is released).
+     */
+    private long residentBytes() {
         long b = 0;
-        for (Unit u : units) b += 2 * u.part * 4;
+        for (Unit u : units) b += (u.master.numel() + u.grad.numel()) * 4;
+        for (String n : trainable) {
+            Tensor p = params.get(n);
+            b += p.numel() * p.element_size() + (p.grad().defined() ? p.grad().numel() * p.grad().element_size() : 0);
+        }
         return b + shard.stateBytes();
     }
 
@@ -405,13 +412,15 @@ public final class Zero3DataParallel implements DataParallel, ShardedOptimizer, 
         lastReduceBytes = reduceBytes;
         lastOtherBytes = all - gatherBytes - reduceBytes; // token counts, flags, the norm, the loss
         gatherBytes = reduceBytes = 0;
+        lastResident = residentBytes();
         step++;
         return s;
     }
 
     /**
      * The last step's payload: gradients reduce-scattered and parameters all-gathered (per micro-batch: every decoder
-     * layer twice, the outer unit once), and the rest (token counts, flags, the norm, the loss).
+     * layer twice, the outer unit once), and the rest (token counts, flags, the norm, the loss); and what rank 0 holds
+     * for the trainable tensors after the step ({@link #residentBytes}: 16 B per value of its parts).
      */
     @Override
     public Map<String, Long> stepFields() {
@@ -419,6 +428,7 @@ public final class Zero3DataParallel implements DataParallel, ShardedOptimizer, 
         m.put("reduce_scatter_grad_bytes", lastReduceBytes);
         m.put("allgather_param_bytes", lastGatherBytes);
         m.put("other_bytes", lastOtherBytes);
+        m.put("resident_trainable_bytes", lastResident);
         return m;
     }
 

@@ -42,7 +42,10 @@ class Zero3TrainingTest {
         return out;
     }
 
-    /** 2 × 2 × 2 = 4 × 1 × 2 = 1 × 4 × 2 samples a step; what each step all-gathers and reduce-scatters. */
+    /**
+     * 2 × 2 × 2 = 4 × 1 × 2 = 1 × 4 × 2 samples a step; what rank 0 holds between steps, and what each step all-gathers
+     * and reduce-scatters.
+     */
     @Test
     void zero3ProjectorAndLlmWithAccumulationOnTwoAndFourRanksEqualsOneProcess(@TempDir Path tmp) throws Exception {
         Path data = DdpRuns.data(tmp, true);
@@ -65,6 +68,11 @@ class Zero3TrainingTest {
                 reduces += units[i];
             }
             for (JsonNode step : DdpRuns.log(out)) {
+                // between steps rank 0 holds its part of each unit: fp32 values, reduced gradient, two moments — and
+                // no parameter values or gradients
+                long parts = 0;
+                for (long u : units) parts += (u + w - 1) / w;
+                assertEquals(16 * parts, step.get("resident_trainable_bytes").asLong(), "1/" + w + " of the trainable state: " + step);
                 long g = step.get("allgather_param_bytes").asLong(), rs = step.get("reduce_scatter_grad_bytes").asLong();
                 long pad = 4L * 2 * w * 2 * units.length;
                 assertTrue(g >= 2 * 4 * gathers && g <= 2 * 4 * gathers + pad, g + " vs " + 2 * 4 * gathers);
