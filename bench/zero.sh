@@ -6,7 +6,8 @@
 # Each rank's peak anonymous RSS is LLAVA4J_MEMORY_REPORT's (one JSON file per rank); the step time is log.jsonl's
 # step_s of the last step. RUNS="zero2-1 ddp-2 zero2-2 zero2-4 ddp-4" chooses runs (a replica of the 323 M model
 # peaks at ~7.3 GB: ddp-2 needs ~16 GB, zero2-4 ~4 x 5 GB). MODEL=bench runs the 134 M benchmark shape instead
-# (12 layers, width 768). zero2-1 is one process: the replica itself (nothing to shard).
+# (12 layers, width 768). zero2-1 is one process: the replica itself (nothing to shard). zero3-W runs ZeRO stage 3
+# (parameters partitioned, decoder layers recomputed); zero3-1 is one rank started by the launcher, so stage 3 runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W="${BENCH_DIR:-runs/bench/zero}"
@@ -26,11 +27,17 @@ cat > "$W/zero2.json" <<'JSON'
 {"bf16": {"enabled": "auto"}, "train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto",
  "gradient_accumulation_steps": "auto", "zero_optimization": {"stage": 2, "overlap_comm": true, "reduce_bucket_size": "auto"}}
 JSON
+cat > "$W/zero3.json" <<'JSON'
+{"bf16": {"enabled": "auto"}, "train_micro_batch_size_per_gpu": "auto", "train_batch_size": "auto",
+ "gradient_accumulation_steps": "auto", "zero_optimization": {"stage": 3, "overlap_comm": true, "reduce_bucket_size": "auto",
+ "stage3_gather_16bit_weights_on_model_save": true}}
+JSON
 echo "date $(date -u +%FT%TZ); $(nproc) cores; avx512: $(grep -o 'avx512[a-z_0-9]*' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-run() { # name: zero2-W or ddp-W
+run() { # name: zero2-W, zero3-W or ddp-W
   local name="$1" kind="${1%-*}" w="${1#*-}"
   local extra=() ; [ "$kind" = zero2 ] && extra=(--deepspeed "$W/zero2.json")
-  [ "$w" -gt 1 ] && extra+=(--nproc_per_node "$w" --master_port $((29600 + w)))
+  [ "$kind" = zero3 ] && extra=(--deepspeed "$W/zero3.json")
+  if [ "$w" -gt 1 ] || [ "$kind" = zero3 ]; then extra+=(--nproc_per_node "$w" --master_port $((29600 + w))); fi
   name="$MODEL-$name"
   rm -rf "$W/out-$name" "$W/$name".rank-*.json
   echo "$name: load before: $(cut -d' ' -f1-3 /proc/loadavg)"

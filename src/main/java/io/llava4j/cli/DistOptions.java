@@ -115,7 +115,7 @@ public final class DistOptions {
 
     /**
      * This process's rank from torchrun's environment, joined to the process group (ZeRO for a {@code --deepspeed}
-     * file of stage 1 or 2, else DDP); one process without it.
+     * file of stage 1, 2 or 3, else DDP); one process without it.
      */
     DataParallel join(DeviceOption device, io.llava4j.config.DeepSpeedConfig deepspeed) {
         DistEnv env = DistEnv.of(System.getenv());
@@ -125,6 +125,7 @@ public final class DistOptions {
         if (b.equals("nccl") && device.device.equals("cuda")) device.device = "cuda:" + env.localRank(); // one GPU per rank
         device.apply();
         Comm comm = Comm.connect(env, b, Duration.ofSeconds(timeout));
+        if (deepspeed != null && deepspeed.stage() == 3) return new io.llava4j.dist.Zero3DataParallel(comm);
         if (deepspeed != null && deepspeed.stage() >= 1) // ZeRO: "auto" buckets are sized from the model once it is known
             return new io.llava4j.dist.ZeroDataParallel(comm, deepspeed.stage(), Math.max(0, deepspeed.reduceBucketSize()));
         return new DistributedDataParallel(comm, (long) (bucketMb * 1024 * 1024));

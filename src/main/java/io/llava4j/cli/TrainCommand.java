@@ -107,7 +107,7 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = {"--evaluation_strategy", "--eval_strategy"}, description = "only no") String evalStrategy;
     @Option(names = "--save_strategy", description = "steps (default) or no") String saveStrategy;
     @Option(names = "--report_to", description = "noted; metrics go to output_dir/log.jsonl") String reportTo;
-    @Option(names = "--deepspeed", description = "DeepSpeed's JSON config (LLaVA's scripts/zero2.json): ZeRO stage 1 or 2 over the ranks; \"auto\" values from the flags") Path deepspeed;
+    @Option(names = "--deepspeed", description = "DeepSpeed's JSON config (LLaVA's scripts/zero2.json, zero3.json): ZeRO stage 1, 2 or 3 over the ranks; \"auto\" values from the flags") Path deepspeed;
     // LLaVA-NeXT's scripts
     @Option(names = "--attn_implementation", description = "eager, sdpa or flash_attention_2: the same attention; noted") String attnImplementation;
     @Option(names = "--run_name", description = "noted (a wandb run name)") String runName;

@@ -30,7 +30,7 @@ import java.util.Set;
  * Unknown keys are refused: a misspelt key must not pass silently.
  *
  * @param worldSize              the world size the file was checked against ({@code train_batch_size})
- * @param stage                  {@code zero_optimization.stage}: 0 (plain data parallel), 1 or 2; 3 is refused
+ * @param stage                  {@code zero_optimization.stage}: 0 (plain data parallel), 1, 2 or 3
  * @param reduceBucketSize       elements per reduce bucket; -1 = {@code "auto"} (hidden size²)
  * @param overlapComm            {@code overlap_comm} as written (see {@link #notes} for what it does here)
  * @param offloadOptimizer       {@code offload_optimizer.device}: none or cpu (on the CPU the state is in host memory anyway)
@@ -96,7 +96,8 @@ public record DeepSpeedConfig(Path file, int worldSize, int stage, long reduceBu
     /** One line for the run's report. */
     public String describe() {
         return String.format(Locale.ROOT, "--deepspeed %s: ZeRO stage %d%s", file, stage,
-                stage == 0 ? " (plain data parallel)" : stage == 1 ? " (optimizer state sharded)" : " (optimizer state and gradients sharded)");
+                stage == 0 ? " (plain data parallel)" : stage == 1 ? " (optimizer state sharded)" : stage == 2 ? " (optimizer state and gradients sharded)"
+                        : " (optimizer state, gradients and parameters partitioned)");
     }
 
     private static final class Reader {
@@ -163,9 +164,6 @@ public record DeepSpeedConfig(Path file, int worldSize, int stage, long reduceBu
                 stage = z.path("stage").asInt(0);
                 if (!z.path("stage").isMissingNode() && !z.path("stage").canConvertToInt() || stage < 0 || stage > 3)
                     refused.add("zero_optimization.stage " + z.path("stage") + " is not 0, 1, 2 or 3");
-                if (stage == 3)
-                    refused.add("zero_optimization.stage 3 (parameters partitioned, each layer gathered before its forward and"
-                            + " backward) is not implemented: use stage 2 (scripts/zero2.json: optimizer state and gradients sharded)");
                 JsonNode rb = z.path("reduce_bucket_size");
                 if (!rb.isMissingNode() && !"auto".equals(rb.asText())) {
                     if (!rb.isNumber() || rb.asDouble() < 1) refused.add("zero_optimization.reduce_bucket_size " + rb + " is not a positive number");
@@ -195,8 +193,18 @@ public record DeepSpeedConfig(Path file, int worldSize, int stage, long reduceBu
             if (optimizer)
                 out.add("--deepspeed " + file + ": its optimizer block is DeepSpeed's AdamW over all trainable tensors in one group:"
                         + " weight decay " + f.weightDecay() + " applies to biases and norm weights too");
-            if (stage >= 1 && z.path("overlap_comm").asBoolean(false))
+            if (stage >= 1 && stage <= 2 && z.path("overlap_comm").asBoolean(false))
                 out.add("--deepspeed " + file + ": overlap_comm true: the gradient reduction runs after the backward, bucket by bucket (not overlapped)");
+            if (stage == 3) {
+                out.add("--deepspeed " + file + ": ZeRO stage 3: decoder layers are recomputed in the backward (as --gradient_checkpointing"
+                        + " True does); each is all-gathered when reached (no prefetch: stage3_prefetch_bucket_size, stage3_max_live_parameters,"
+                        + " stage3_max_reuse_distance and overlap_comm change nothing), every trainable tensor is partitioned whatever its"
+                        + " size (stage3_param_persistence_threshold changes nothing), and gradients are reduce-scattered per decoder layer"
+                        + " (reduce_bucket_size changes nothing)");
+                if (!gather)
+                    out.add("--deepspeed " + file + ": stage3_gather_16bit_weights_on_model_save is false: the saved model is consolidated"
+                            + " into one folder anyway (the trainable tensors in fp32, gathered from every rank)");
+            }
             return new DeepSpeedConfig(file, f.worldSize(), stage, bucket, z.path("overlap_comm").asBoolean(false),
                     z.path("contiguous_gradients").asBoolean(false), offOpt, offParam, gather, optimizer, out);
         }

@@ -25,6 +25,8 @@ import java.util.List;
 public class Llama extends Module {
     public final Model model;
     public final Linear lmHead; // [vocab, h]; null when tied to embed_tokens
+    /** Called around each decoder layer in {@link #checkpointedBackward} (ZeRO stage 3 gathers its parameters there). */
+    private LayerHooks layerHooks = LayerHooks.NONE;
 
     public Llama(TextConfig c) {
         model = register_module("model", new Model(c));
@@ -39,6 +41,11 @@ public class Llama extends Module {
     /** [.., h] final hidden states → [.., vocab] logits (lm_head, or the tied embedding table). */
     public Tensor head(Tensor h) {
         return lmHead != null ? lmHead.forward(h) : Autocast.linear(h, model.embedTokens.weight, null);
+    }
+
+    /** Sets what {@link #checkpointedBackward} calls around each decoder layer ({@link LayerHooks#NONE}: nothing). */
+    public void layerHooks(LayerHooks hooks) {
+        this.layerHooks = hooks;
     }
 
     /**
@@ -59,10 +66,13 @@ public class Llama extends Module {
         List<Tensor> inputs = new ArrayList<>();
         Tensor x = embeds.detach();
         try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
-            for (DecoderLayer layer : layers) {
+            for (int i = 0; i < layers.size(); i++) {
+                DecoderLayer layer = layers.get(i);
                 inputs.add(x);
                 Tensor in = x;
+                layerHooks.gather(i);
                 x = Scopes.keep(() -> layer.forward(in, cosSin[0], cosSin[1]));
+                layerHooks.release(i);
             }
         }
         Tensor top = x.detach().requires_grad_(true); // [B, T, h], the leaf the head's backward stops at
@@ -79,7 +89,12 @@ public class Llama extends Module {
             lowest = layers.size();
             for (int i = 0; i < layers.size(); i++) if (trains(layers.get(i))) { lowest = i; break; }
         }
-        for (int i = layers.size() - 1; i >= lowest; i--) {
+        for (int i = layers.size() - 1; i >= 0; i--) {
+            layerHooks.gather(i);
+            if (i < lowest) { // not recomputed: no gradient reaches it
+                layerHooks.backwardDone(i);
+                continue;
+            }
             DecoderLayer layer = layers.get(i);
             Tensor in0 = inputs.get(i), gOut = grad;
             grad = Scopes.keep(() -> {
@@ -91,6 +106,7 @@ public class Llama extends Module {
                     return new Tensor(in.grad());
                 }
             });
+            layerHooks.backwardDone(i);
         }
         if (embeds.requires_grad() && lowest == 0)
             embeds.backward(grad, new org.bytedeco.pytorch.BoolOptional(), false, new org.bytedeco.pytorch.TensorArrayRefOptional());

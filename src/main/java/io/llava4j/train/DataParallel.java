@@ -33,6 +33,28 @@ public interface DataParallel extends AutoCloseable {
      */
     double lossScale(long tokens, int accumulation);
 
+    /**
+     * ZeRO stage 3's hooks around each decoder layer (gather, release, reduce), or null: with them the {@link Trainer}
+     * recomputes decoder layers in the backward ({@link io.llava4j.model.Llama#checkpointedBackward} is where they run).
+     */
+    default io.llava4j.model.LayerHooks layerHooks() {
+        return null;
+    }
+
+    /** Before a micro-batch's forward and backward on this rank (ZeRO-3 gathers the parameters outside the decoder layers). */
+    default void beforeMicroBatch() {}
+
+    /** After a micro-batch's backward on this rank (ZeRO-3 reduce-scatters and frees the gradients outside the decoder layers). */
+    default void afterMicroBatch() {}
+
+    /**
+     * A micro-batch in which this rank has no sample: it still joins every collective the others run for it (the
+     * token count; under ZeRO-3 each gather and reduction, with no gradient of its own).
+     */
+    default void idleMicroBatch(int accumulation) {
+        lossScale(0, accumulation);
+    }
+
     /** Before the forward and backward of the step's last micro-batch (DDP starts all-reduces during that backward). */
     default void beforeLastBackward() {}
 

@@ -31,6 +31,15 @@ public interface ShardedOptimizer {
     /** Reads this rank's slices of the optimizer state from checkpoint {@code dir}, whatever world size wrote it. */
     void restore(Path dir) throws IOException;
 
+    /**
+     * Makes every trainable parameter whole on this rank (a collective; every rank calls it): ZeRO-3 all-gathers its
+     * partitioned parameters before a checkpoint or the saved model reads them. Stage 1 and 2 keep them whole anyway.
+     */
+    default void gatherAll() {}
+
+    /** Frees what {@link #gatherAll} gathered (this rank alone). */
+    default void releaseAll() {}
+
     /** Returns once every rank has called it ({@code what} names the moment in errors). */
     void barrier(String what);
 }

@@ -57,7 +57,11 @@ public final class TrainCheckpoint {
         if (sharded != null) {
             sharded.barrier("the start of checkpoint " + step);
             sharded.save(tmp); // returns once every rank's shard is in tmp
-            if (!main) return null;
+            sharded.gatherAll(); // ZeRO-3: the trainable tensors whole, for rank 0 to write
+            if (!main) {
+                sharded.releaseAll();
+                return null;
+            }
         }
         try {
             writeInto(tmp, model, plan, sharded == null ? opt : null, state, step);
@@ -67,6 +71,8 @@ public final class TrainCheckpoint {
             throw new IOException(dir + ": cannot write the checkpoint: " + e.getMessage()
                     + (String.valueOf(e.getMessage()).contains("No space left") ? " (the disk is full)" : "")
                     + "; " + (kept.isEmpty() ? "no earlier checkpoint exists" : "the newest complete checkpoint is " + kept.get(kept.size() - 1)), e);
+        } finally {
+            if (sharded != null) sharded.releaseAll();
         }
         deleteTree(dir);
         io.llava4j.io.Fsync.move(tmp, dir);

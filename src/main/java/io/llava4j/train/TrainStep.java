@@ -115,7 +115,7 @@ public final class TrainStep {
             MicroBatch mb = microBatches.get(k);
             if (k == microBatches.size() - 1) dp.beforeLastBackward();
             if (mb.samples().isEmpty()) { // this rank's shard of an epoch's last global micro-batch, or all skipped
-                dp.lossScale(0, accumulation);
+                dp.idleMicroBatch(accumulation);
                 continue;
             }
             double[] r = halves(mb) ? runHalves(mb) : runWhole(mb);
@@ -145,8 +145,10 @@ public final class TrainStep {
     /** One micro-batch as one batch: {loss, scale, positions}. */
     private double[] runWhole(MicroBatch mb) {
         double[] scale = new double[1];
+        dp.beforeMicroBatch();
         double[] r = forwardBackward(mb.samples(), LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()),
                 n -> scale[0] = dp.lossScale(n, accumulation));
+        dp.afterMicroBatch();
         return new double[]{r[0], scale[0], r[1]};
     }
 

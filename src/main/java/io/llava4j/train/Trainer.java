@@ -194,7 +194,10 @@ public final class Trainer {
         // (as much as fp32 weights): recomputing each decoder layer in the backward keeps one layer's copy at a time.
         boolean upcast = a.precision().upcasts();
         // Quantized weights likewise: dequantized per layer into one reused buffer, which the recompute makes safe.
-        boolean recompute = a.gradientCheckpointing() || upcast || a.quant() != null;
+        // ZeRO-3 gathers each decoder layer's partitioned parameters before its forward and again before its recompute.
+        io.llava4j.model.LayerHooks layerHooks = dp.layerHooks();
+        boolean recompute = a.gradientCheckpointing() || upcast || a.quant() != null || layerHooks != null;
+        if (layerHooks != null) model.languageModel.layerHooks(layerHooks);
         if (a.quant() != null && !a.gradientCheckpointing() && !upcast)
             System.out.println("note: decoder layers are recomputed in the backward, as --gradient_checkpointing True does: "
                     + "the quantized weights are dequantized one layer at a time into a reused buffer");
@@ -303,6 +306,7 @@ public final class Trainer {
         }
         bar.done();
         skips.report();
+        if (dp.sharded() != null) dp.sharded().gatherAll(); // ZeRO-3: one consolidated model, from every rank's partition
         if (dp.isMain()) writeOutput(loaded);
     }
 

@@ -7,34 +7,41 @@ import java.util.Locale;
 import java.util.Map;
 
 /**
- * What one rank holds under ZeRO stage 0 (a replica), 1 or 2 with W ranks, from config.json alone (no weight is read;
- * {@link RunResources#parameters} counts each part): the weights (frozen parts at their storage precision, trainable
- * ones as whole fp32 master weights on every rank), the gradients (autograd's whole fp32 gradients exist at the end of
- * the backward in every stage; stage 2 frees them bucket by bucket as they are reduce-scattered, so only the 1/W shard
- * lives through the update; stage 1 keeps them), and AdamW's two fp32 moments (whole in a replica, 1/W under ZeRO).
- * Activations, the JVM and communication buffers come on top.
+ * What one rank holds under ZeRO stage 0 (a replica), 1, 2 or 3 with W ranks, from config.json alone (no weight is
+ * read; {@link RunResources#parameters} counts each part): the weights (frozen parts at their storage precision,
+ * trainable ones as whole fp32 master weights on every rank — stage 3: this rank's 1/W part, plus what is gathered
+ * whole at once: the parameters outside the decoder layers and one decoder layer), the gradients (autograd's whole
+ * fp32 gradients exist at the end of the backward in stages 1 and 2; stage 2 frees them bucket by bucket as they are
+ * reduce-scattered, so only the 1/W shard lives through the update; stage 1 keeps them; stage 3 has whole gradients
+ * of the gathered units only, reduce-scattered layer by layer), and AdamW's two fp32 moments (whole in a replica, 1/W
+ * under ZeRO). Activations, the JVM and communication buffers come on top.
  *
  * @param trainable trainable parameters N
- * @param weights   bytes of every weight on one rank
+ * @param weights   bytes of every weight on one rank (stage 3: with {@code gathered})
+ * @param gathered  stage 3: bytes of trainable parameters gathered whole at once (0 in the other stages)
  */
 public record ZeroMemory(int stage, int world, long trainable, long weights, long gradientsAtBackward, long gradientsAtUpdate,
-                         long optimizerState) {
+                         long optimizerState, long gathered) {
 
     public static ZeroMemory of(LlavaConfig c, FreezePlan.Flags flags, LoraSpec lora, Precision precision, int stage, int world) {
-        long weights = 0, n = 0;
+        long frozen = 0, n = 0, inLayers = 0;
         int half = precision == Precision.FP32 ? 4 : 2;
         for (Map.Entry<String, RunResources.Count> e : RunResources.parameters(c, lora).entrySet()) {
             RunResources.Count k = e.getValue();
             if (k.total() > 0 && FreezePlan.trainsPart(e.getKey(), flags, lora != null)) {
                 n += k.total();
-                weights += 4 * k.total();
+                if (e.getKey().equals("llm.layers") || e.getKey().equals("llm.lora")) inLayers += k.total();
             } else {
-                weights += e.getKey().equals("projector") ? 4 * k.total() : (long) half * k.matrices() + 4 * k.vectors();
+                frozen += e.getKey().equals("projector") ? 4 * k.total() : (long) half * k.matrices() + 4 * k.vectors();
             }
         }
         long shard = stage == 0 ? n : (n + world - 1) / world; // values whose AdamW state this rank holds
         long gradShard = stage == 0 ? 0 : 4 * shard;           // this rank's reduced gradient part
-        return new ZeroMemory(stage, world, n, weights, 4 * n + gradShard, (stage == 2 ? 0 : 4 * n) + gradShard, 8 * shard);
+        if (stage == 3) { // the outer unit whole through a micro-batch, and one decoder layer at a time
+            long gathered = 4 * (n - inLayers + inLayers / Math.max(1, c.text().numHiddenLayers()));
+            return new ZeroMemory(3, world, n, frozen + 4 * shard + gathered, gathered + gradShard, gradShard, 8 * shard, gathered);
+        }
+        return new ZeroMemory(stage, world, n, frozen + 4 * n, 4 * n + gradShard, (stage == 2 ? 0 : 4 * n) + gradShard, 8 * shard, 0);
     }
 
     /** The per-rank peak: the weights, the gradients at the end of the backward and AdamW's state. */
@@ -44,16 +51,22 @@ public record ZeroMemory(int stage, int world, long trainable, long weights, lon
 
     /** The report {@code --dry_run True} prints with {@code --deepspeed}. */
     public String render() {
-        ZeroMemory replica = new ZeroMemory(0, world, trainable, weights, 4 * trainable, 4 * trainable, 8 * trainable);
+        ZeroMemory replica = new ZeroMemory(0, world, trainable, weights - (stage == 3 ? 4 * ((trainable + world - 1) / world) + gathered : 4 * trainable)
+                + 4 * trainable, 4 * trainable, 4 * trainable, 8 * trainable, 0);
+        String weightsNote = stage == 3
+                ? String.format(Locale.ROOT, "%,d trainable parameters: this rank's 1/%d fp32 part, plus %,d B gathered whole at once (the parameters outside the decoder layers and one decoder layer); frozen parts at their storage precision",
+                        trainable, world, gathered)
+                : String.format(Locale.ROOT, "%,d trainable parameters as whole fp32 master weights on every rank, frozen parts at their storage precision", trainable);
+        String gradNote = stage == 0 ? "" : stage == 3 ? " of the gathered units + this rank's 1/" + world + " reduced part" : " + this rank's 1/" + world + " reduced part";
         return String.format(Locale.ROOT, """
                         ZeRO stage %d, per rank at W = %d (from config.json; activations, the JVM and buffers come on top):
-                          weights           %10s  (%,d trainable parameters as whole fp32 master weights on every rank, frozen parts at their storage precision)
+                          weights           %10s  (%s)
                           gradients         %10s  at the end of the backward (autograd's whole fp32 gradients%s); %s through the update
                           AdamW state       %10s  (%s)
                           per-rank total    %10s  (params %,d B + gradients %,d B + optimizer state %,d B)
                           one replica (DDP) %10s  (AdamW state %s)
-                        """, stage, world, gib(weights), trainable, gib(gradientsAtBackward),
-                stage == 0 ? "" : " + this rank's 1/" + world + " reduced part", gib(gradientsAtUpdate), gib(optimizerState),
+                        """, stage, world, gib(weights), weightsNote, gib(gradientsAtBackward),
+                gradNote, gib(gradientsAtUpdate), gib(optimizerState),
                 stage == 0 ? "two fp32 moments of every trainable value" : "two fp32 moments of this rank's 1/" + world + " of the trainable values",
                 gib(peak()), weights, Math.max(gradientsAtBackward, gradientsAtUpdate), optimizerState, gib(replica.peak()), gib(replica.optimizerState));
     }

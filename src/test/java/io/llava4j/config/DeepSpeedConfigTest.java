@@ -6,6 +6,7 @@ import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -32,15 +33,39 @@ class DeepSpeedConfigTest {
     }
 
     @Test
-    void zero3FilesAreRefusedNamingWhatIsMissing() {
-        for (String f : new String[]{"zero3.json", "zero3_offload.json"}) {
-            ConfigException e = assertThrows(ConfigException.class, () -> DeepSpeedConfig.read(TestData.deepspeed(f), flags(8)));
-            assertTrue(e.getMessage().contains(f) && e.getMessage().contains("zero_optimization.stage 3")
-                    && e.getMessage().contains("not implemented: use stage 2"), e.getMessage());
-        }
-        // zero3_offload.json's scheduler block is refused too, by name
+    void zero3AsShippedIsStage3WithItsTuningKeysNoted() {
+        DeepSpeedConfig c = DeepSpeedConfig.read(TestData.deepspeed("zero3.json"), flags(8));
+        assertEquals(3, c.stage());
+        assertTrue(c.gatherWeightsOnSave());
+        assertEquals(-1, c.reduceBucketSize(), "auto");
+        String notes = String.join("\n", c.notes());
+        for (String k : List.of("stage3_prefetch_bucket_size", "stage3_param_persistence_threshold", "stage3_max_live_parameters",
+                "stage3_max_reuse_distance", "sub_group_size"))
+            assertTrue(notes.contains("zero_optimization." + k), k + ": " + notes);
+        assertTrue(notes.contains("ZeRO stage 3: decoder layers are recomputed"), notes);
+        assertFalse(notes.contains("consolidated into one folder anyway"), "the file gathers on save: " + notes);
+        assertTrue(c.describe().contains("parameters partitioned"), c.describe());
+    }
+
+    /** zero3_offload.json: stage 3 and the cpu offload are accepted; only its WarmupLR scheduler block is refused, by name. */
+    @Test
+    void zero3OffloadIsRefusedOnlyForItsScheduler(@TempDir Path tmp) throws Exception {
         ConfigException e = assertThrows(ConfigException.class, () -> DeepSpeedConfig.read(TestData.deepspeed("zero3_offload.json"), flags(8)));
         assertTrue(e.getMessage().contains("scheduler 'WarmupLR'"), e.getMessage());
+        assertFalse(e.getMessage().contains("stage"), e.getMessage());
+        com.fasterxml.jackson.databind.node.ObjectNode root = (com.fasterxml.jackson.databind.node.ObjectNode)
+                new com.fasterxml.jackson.databind.ObjectMapper().readTree(TestData.deepspeed("zero3_offload.json").toFile());
+        root.remove("scheduler");
+        Path f = tmp.resolve("zero3_offload_no_scheduler.json");
+        java.nio.file.Files.writeString(f, root.toString());
+        DeepSpeedConfig c = DeepSpeedConfig.read(f, flags(8));
+        assertEquals(3, c.stage());
+        assertEquals("cpu", c.offloadParam());
+        assertTrue(c.gatherWeightsOnSave(), "gather_16bit_weights_on_model_save, the newer name");
+        // without the gather on save the model is consolidated anyway, and the note says so
+        ((com.fasterxml.jackson.databind.node.ObjectNode) root.get("zero_optimization")).put("gather_16bit_weights_on_model_save", false);
+        java.nio.file.Files.writeString(f, root.toString());
+        assertTrue(String.join("\n", DeepSpeedConfig.read(f, flags(8)).notes()).contains("consolidated into one folder anyway"));
     }
 
     @Test

@@ -71,9 +71,9 @@ class LlavaScriptsChainTest {
                 .replace("PRETRAIN_JSON", TestData.tinyData().resolve("pretrain.json").toString())
                 .replace("FINETUNE_JSON", TestData.tinyData().resolve("finetune.json").toString())
                 .replace("VERSION", version == null ? "" : version)
-                // LLaVA's DeepSpeed files as shipped; finetune's zero3.json is refused (stage 3 is not implemented): zero2.json
+                // LLaVA's DeepSpeed files as shipped (in one process they only check the flags)
                 .replace("./scripts/zero2.json", TestData.deepspeed("zero2.json").toString())
-                .replace("./scripts/zero3.json", TestData.deepspeed("zero2.json").toString())
+                .replace("./scripts/zero3.json", TestData.deepspeed("zero3.json").toString())
                 .replace("/path/to/deepspeed.json", TestData.deepspeed("zero2.json").toString());
         if (adapter != null) s = s.replace("ADAPTER", adapter.toString());
         return new ArrayList<>(List.of(s.split(" ")));
@@ -97,6 +97,58 @@ class LlavaScriptsChainTest {
         Path clipOfS2 = Files.isDirectory(s2.resolve("vision_tower")) ? s2.resolve("vision_tower") : lc[1];
         Trainer t = TrainRuns.run(flags(V15_FINETUNE_TASK, s2, clipOfS2, s3, null, null));
         assertEquals(1, t.losses().size());
+    }
+
+    /**
+     * finetune.sh's flags with its scripts/zero3.json on 2 ranks (only paths changed, plus the launcher's flags): ZeRO
+     * stage 3 runs them, and the saved model is one consolidated folder holding every LLM tensor whole (the one step's
+     * learning rate is 0 after warmup_ratio's rounding: each tensor gathered from the two partitions equals the input's).
+     */
+    @Test
+    void v15FinetuneRunsUnderZero3OnTwoRanks(@TempDir Path tmp) throws Exception {
+        Path[] lc = FromLlamaAndClipTest.split(tmp);
+        Path s1 = tmp.resolve("pretrain"), s2 = tmp.resolve("finetune");
+        TrainRuns.run(flags(V15_PRETRAIN, lc[0], lc[1], s1, null, null));
+        List<String> f = flags(V15_FINETUNE, lc[0], lc[1], s2, s1.resolve("mm_projector.bin"), null);
+        int port;
+        try (java.net.ServerSocket sock = new java.net.ServerSocket(0)) {
+            port = sock.getLocalPort();
+        }
+        f.add(0, "train");
+        f.addAll(List.of("--nproc_per_node", "2", "--master_port", String.valueOf(port), "--ddp_timeout", "60"));
+        java.io.ByteArrayOutputStream buf = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream out = System.out;
+        System.setOut(new java.io.PrintStream(buf, true, java.nio.charset.StandardCharsets.UTF_8));
+        int code;
+        try {
+            code = io.llava4j.cli.Main.run(f.toArray(new String[0]));
+        } finally {
+            System.setOut(out);
+        }
+        String s = buf.toString(java.nio.charset.StandardCharsets.UTF_8);
+        assertEquals(0, code, s);
+        assertTrue(s.contains("ZeRO stage 3: 2 ranks"), s);
+        Map<String, HostTensor> saved = new java.util.HashMap<>();
+        try (java.util.stream.Stream<Path> files = Files.list(s2)) {
+            for (Path p : files.filter(p -> p.toString().endsWith(".safetensors")).toList()) saved.putAll(TestData.tensors(p));
+        }
+        Map<String, HostTensor> llama = TestData.tensors(lc[0].resolve("model.safetensors"));
+        for (Map.Entry<String, HostTensor> e : llama.entrySet()) {
+            HostTensor t = saved.get(e.getKey());
+            assertNotNull(t, e.getKey() + " saved");
+            assertArrayEquals(e.getValue().shape(), t.shape(), e.getKey());
+            // warmup_ratio 0.03 of one step: its learning rate is 0, so every gathered value is the input's as --bf16 True
+            // loaded it (matrices rounded to bf16, vectors kept in fp32; then fp32 master weights)
+            float[] want = e.getValue().toFloats();
+            if (e.getValue().shape().length >= 2) for (int i = 0; i < want.length; i++) want[i] = bf16(want[i]);
+            assertArrayEquals(want, t.toFloats(), e.getKey());
+        }
+    }
+
+    /** {@code f} rounded to bfloat16 (to nearest, ties to even), as a float. */
+    static float bf16(float f) {
+        int b = Float.floatToRawIntBits(f);
+        return Float.intBitsToFloat((b + 0x7FFF + ((b >>> 16) & 1)) & 0xFFFF0000);
     }
 
     @Test
