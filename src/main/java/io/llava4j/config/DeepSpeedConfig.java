@@ -32,7 +32,8 @@ import java.util.Set;
  * @param worldSize              the world size the file was checked against ({@code train_batch_size})
  * @param stage                  {@code zero_optimization.stage}: 0 (plain data parallel), 1 or 2; 3 is refused
  * @param reduceBucketSize       elements per reduce bucket; -1 = {@code "auto"} (hidden size²)
- * @param overlapComm            {@code overlap_comm} as written (see {@link #notes} for what it does here)
+ * @param overlapComm            {@code overlap_comm} as written: stage 2 reduce-scatters during the backward when true;
+ *                               stage 1 always reduces after it (said in {@link #notes})
  * @param offloadOptimizer       {@code offload_optimizer.device}: none or cpu (on the CPU the state is in host memory anyway)
  * @param gatherWeightsOnSave    {@code stage3_gather_16bit_weights_on_model_save} (the saved model is always consolidated)
  * @param optimizerBlock         the file has an {@code optimizer} block: DeepSpeed's AdamW over every trainable tensor in
@@ -195,8 +196,8 @@ public record DeepSpeedConfig(Path file, int worldSize, int stage, long reduceBu
             if (optimizer)
                 out.add("--deepspeed " + file + ": its optimizer block is DeepSpeed's AdamW over all trainable tensors in one group:"
                         + " weight decay " + f.weightDecay() + " applies to biases and norm weights too");
-            if (stage >= 1 && z.path("overlap_comm").asBoolean(false))
-                out.add("--deepspeed " + file + ": overlap_comm true: the gradient reduction runs after the backward, bucket by bucket (not overlapped)");
+            if (stage == 1 && z.path("overlap_comm").asBoolean(false))
+                out.add("--deepspeed " + file + ": overlap_comm true: stage 1 reduces the gradients after the backward, bucket by bucket (stage 2 overlaps)");
             return new DeepSpeedConfig(file, f.worldSize(), stage, bucket, z.path("overlap_comm").asBoolean(false),
                     z.path("contiguous_gradients").asBoolean(false), offOpt, offParam, gather, optimizer, out);
         }

@@ -36,6 +36,12 @@ public interface DataParallel extends AutoCloseable {
     /** Before the forward and backward of the step's last micro-batch (DDP starts all-reduces during that backward). */
     default void beforeLastBackward() {}
 
+    /**
+     * After each micro-batch's backward, also one this rank had no samples for (ZeRO-2 with {@code overlap_comm}
+     * finishes that micro-batch's reduce-scatters here): a collective point every rank reaches once per micro-batch.
+     */
+    default void afterMicroBatch() {}
+
     /** After the step's backward passes and before clipping: each trainable gradient becomes the ranks' sum. */
     void syncGradients(List<String> trainable, Map<String, Tensor> params);
 

@@ -116,9 +116,11 @@ public final class TrainStep {
             if (k == microBatches.size() - 1) dp.beforeLastBackward();
             if (mb.samples().isEmpty()) { // this rank's shard of an epoch's last global micro-batch, or all skipped
                 dp.lossScale(0, accumulation);
+                dp.afterMicroBatch();
                 continue;
             }
             double[] r = halves(mb) ? runHalves(mb) : runWhole(mb);
+            dp.afterMicroBatch();
             loss += r[0];
             scaled += r[0] * r[1];
             tokens += (long) r[2];
