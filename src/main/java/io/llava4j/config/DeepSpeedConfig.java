@@ -62,13 +62,13 @@ public record DeepSpeedConfig(Path file, int worldSize, int stage, long reduceBu
             "compression_training", "data_efficiency", "curriculum_learning", "seq_parallel_communication_data_type");
     /** zero_optimization keys with no effect here. */
     private static final Set<String> ZERO_NOTED = Set.of("contiguous_gradients", "reduce_scatter", "allgather_partitions",
-            "allgather_bucket_size", "overlap_comm", "load_from_fp32_weights", "elastic_checkpoint", "sub_group_size",
+            "allgather_bucket_size", "load_from_fp32_weights", "elastic_checkpoint", "sub_group_size",
             "stage3_max_live_parameters", "stage3_max_reuse_distance", "stage3_prefetch_bucket_size",
             "stage3_param_persistence_threshold", "round_robin_gradients", "ignore_unused_parameters", "legacy_stage1",
             "memory_efficient_linear", "use_multi_rank_bucket_allreduce", "log_trace_cache_warnings",
             "stage3_module_granularity_threshold", "module_granularity_threshold", "use_all_reduce_for_fetch_params",
             "pipeline_loading_checkpoint", "override_module_apply", "cpu_offload_use_pin_memory");
-    private static final Set<String> ZERO_READ = Set.of("stage", "reduce_bucket_size", "offload_optimizer", "offload_param",
+    private static final Set<String> ZERO_READ = Set.of("stage", "reduce_bucket_size", "overlap_comm", "offload_optimizer", "offload_param",
             "stage3_gather_16bit_weights_on_model_save", "gather_16bit_weights_on_model_save",
             "stage3_gather_fp16_weights_on_model_save", "zero_quantized_weights", "zero_quantized_gradients",
             "zero_quantized_nontrainable_weights", "zero_hpz_partition_size", "mics_shard_size", "cpu_offload", "cpu_offload_params");

@@ -54,7 +54,7 @@ import java.util.Map;
  */
 public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
     /** Reduce-scatters of one micro-batch running at once during the backward (their flat buffers alive). */
-    static final int IN_FLIGHT = 2;
+    static final int IN_FLIGHT = io.llava4j.train.ZeroMemory.IN_FLIGHT_BUCKETS;
     private final Comm comm;
     private final int stage;
     private final long bucketElements; // 0: from the LLM's hidden size (DeepSpeed's "auto" = hidden²)
@@ -513,7 +513,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
         int w = worldSize();
         return String.format("ZeRO stage %d: %d ranks (%s, --ddp_timeout %d s) share AdamW's state and the reduced gradients of "
                         + "the trainable %,d B (%s): about %,d B a rank (two moments and one gradient per 1/%d of the values%s); each step "
-                        + "%s %,d B of gradients %s and all-gathers %,d B of parameters after it; frozen "
+                        + "%s %,d B of gradients %s and all-gathers %,d B of updated parameters; frozen "
                         + "parts stay whole on every rank and are never sent.%n",
                 stage, w, comm.backend(), comm.timeout().toSeconds(), total, String.join(", ", parts), 3 * total / w, w,
                 overlap ? "; no whole gradient is kept: each is freed once in its bucket"

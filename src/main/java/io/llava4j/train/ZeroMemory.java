@@ -9,10 +9,14 @@ import java.util.Map;
 /**
  * What one rank holds under ZeRO stage 0 (a replica), 1 or 2 with W ranks, from config.json alone (no weight is read;
  * {@link RunResources#parameters} counts each part): the weights (frozen parts at their storage precision, trainable
- * ones as whole fp32 master weights on every rank), the gradients (autograd's whole fp32 gradients exist at the end of
- * the backward in every stage; stage 2 frees them bucket by bucket as they are reduce-scattered, so only the 1/W shard
- * lives through the update; stage 1 keeps them), and AdamW's two fp32 moments (whole in a replica, 1/W under ZeRO).
- * Activations, the JVM and communication buffers come on top.
+ * ones as whole fp32 master weights on every rank), the gradients, and AdamW's two fp32 moments (whole in a replica,
+ * 1/W under ZeRO). Gradients: a replica and stage 1 hold autograd's whole fp32 gradients from the end of the backward
+ * through the update; stage 2 reducing after the backward holds them whole at its end and frees them bucket by bucket
+ * as they are reduce-scattered, so only the 1/W shard lives through the update; stage 2 with {@code overlap_comm}
+ * never holds them whole: the 1/W shard plus, at most, the flat buffers of the buckets being reduced
+ * ({@value #IN_FLIGHT_BUCKETS} running, one filling: counted as the largest trainable tensor's and
+ * {@value #IN_FLIGHT_BUCKETS} of {@code reduce_bucket_size}) and autograd's gradient of the largest tensor.
+ * Activations, the JVM and other buffers come on top.
  *
  * @param trainable trainable parameters N
  * @param weights   bytes of every weight on one rank
@@ -20,21 +24,44 @@ import java.util.Map;
 public record ZeroMemory(int stage, int world, long trainable, long weights, long gradientsAtBackward, long gradientsAtUpdate,
                          long optimizerState) {
 
+    /** Reduce-scatters of stage 2 with {@code overlap_comm} running at once during the backward (each holds its bucket's flat buffer). */
+    public static final int IN_FLIGHT_BUCKETS = 2;
+
+    /** As {@link #of(LlavaConfig, FreezePlan.Flags, LoraSpec, Precision, int, int, boolean, long)}, reducing after the backward. */
     public static ZeroMemory of(LlavaConfig c, FreezePlan.Flags flags, LoraSpec lora, Precision precision, int stage, int world) {
-        long weights = 0, n = 0;
+        return of(c, flags, lora, precision, stage, world, false, 0);
+    }
+
+    /**
+     * @param overlap        {@code overlap_comm} (stage 2 reduce-scatters during the backward; other stages ignore it)
+     * @param bucketElements values per reduce bucket ({@code reduce_bucket_size} as filled)
+     */
+    public static ZeroMemory of(LlavaConfig c, FreezePlan.Flags flags, LoraSpec lora, Precision precision, int stage, int world,
+                                boolean overlap, long bucketElements) {
+        long weights = 0, n = 0, largest = 0;
         int half = precision == Precision.FP32 ? 4 : 2;
+        long h = c.text().hiddenSize();
         for (Map.Entry<String, RunResources.Count> e : RunResources.parameters(c, lora).entrySet()) {
             RunResources.Count k = e.getValue();
             if (k.total() > 0 && FreezePlan.trainsPart(e.getKey(), flags, lora != null)) {
                 n += k.total();
                 weights += 4 * k.total();
+                largest = Math.max(largest, switch (e.getKey()) { // the part's largest tensor (at most the part)
+                    case "llm.embed", "llm.lm_head" -> (long) c.text().vocabSize() * h;
+                    case "llm.layers" -> (long) c.text().intermediateSize() * h;
+                    case "projector" -> k.total();
+                    default -> Math.min(k.total(), bucketElements);
+                });
             } else {
                 weights += e.getKey().equals("projector") ? 4 * k.total() : (long) half * k.matrices() + 4 * k.vectors();
             }
         }
         long shard = stage == 0 ? n : (n + world - 1) / world; // values whose AdamW state this rank holds
         long gradShard = stage == 0 ? 0 : 4 * shard;           // this rank's reduced gradient part
-        return new ZeroMemory(stage, world, n, weights, 4 * n + gradShard, (stage == 2 ? 0 : 4 * n) + gradShard, 8 * shard);
+        long atBackward = stage == 2 && overlap
+                ? gradShard + 4 * Math.min(n, 2 * largest + IN_FLIGHT_BUCKETS * Math.min(bucketElements, n)) // shard + buffers
+                : 4 * n + gradShard;
+        return new ZeroMemory(stage, world, n, weights, atBackward, (stage == 2 ? 0 : 4 * n) + gradShard, 8 * shard);
     }
 
     /** The per-rank peak: the weights, the gradients at the end of the backward and AdamW's state. */
@@ -48,12 +75,14 @@ public record ZeroMemory(int stage, int world, long trainable, long weights, lon
         return String.format(Locale.ROOT, """
                         ZeRO stage %d, per rank at W = %d (from config.json; activations, the JVM and buffers come on top):
                           weights           %10s  (%,d trainable parameters as whole fp32 master weights on every rank, frozen parts at their storage precision)
-                          gradients         %10s  at the end of the backward (autograd's whole fp32 gradients%s); %s through the update
+                          gradients         %10s  at the end of the backward (%s); %s through the update
                           AdamW state       %10s  (%s)
                           per-rank total    %10s  (params %,d B + gradients %,d B + optimizer state %,d B)
                           one replica (DDP) %10s  (AdamW state %s)
                         """, stage, world, gib(weights), trainable, gib(gradientsAtBackward),
-                stage == 0 ? "" : " + this rank's 1/" + world + " reduced part", gib(gradientsAtUpdate), gib(optimizerState),
+                stage == 0 ? "autograd's whole fp32 gradients"
+                        : gradientsAtBackward < 4 * trainable ? "this rank's 1/" + world + " reduced part + the buckets being reduced during the backward (overlap_comm)"
+                        : "autograd's whole fp32 gradients + this rank's 1/" + world + " reduced part", gib(gradientsAtUpdate), gib(optimizerState),
                 stage == 0 ? "two fp32 moments of every trainable value" : "two fp32 moments of this rank's 1/" + world + " of the trainable values",
                 gib(peak()), weights, Math.max(gradientsAtBackward, gradientsAtUpdate), optimizerState, gib(replica.peak()), gib(replica.optimizerState));
     }
