@@ -64,7 +64,7 @@ public record ZeroMemory(int stage, int world, long trainable, long weights, lon
         return new ZeroMemory(stage, world, n, weights, atBackward, (stage == 2 ? 0 : 4 * n) + gradShard, 8 * shard);
     }
 
-    /** The per-rank peak: the weights, the gradients at the end of the backward and AdamW's state. */
+    /** The per-rank peak: the weights, the gradients at the backward's peak and AdamW's state. */
     public long peak() {
         return weights + Math.max(gradientsAtBackward, gradientsAtUpdate) + optimizerState;
     }
@@ -75,7 +75,7 @@ public record ZeroMemory(int stage, int world, long trainable, long weights, lon
         return String.format(Locale.ROOT, """
                         ZeRO stage %d, per rank at W = %d (from config.json; activations, the JVM and buffers come on top):
                           weights           %10s  (%,d trainable parameters as whole fp32 master weights on every rank, frozen parts at their storage precision)
-                          gradients         %10s  at the end of the backward (%s); %s through the update
+                          gradients         %10s  at the backward's peak (%s); %s through the update
                           AdamW state       %10s  (%s)
                           per-rank total    %10s  (params %,d B + gradients %,d B + optimizer state %,d B)
                           one replica (DDP) %10s  (AdamW state %s)
