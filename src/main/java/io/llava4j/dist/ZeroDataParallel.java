@@ -45,7 +45,9 @@ import java.util.Map;
  *
  * <p>Otherwise (stage 1, or {@code overlap_comm} false) the reduction runs after the backward of the step's last
  * micro-batch, bucket by bucket from the accumulated {@code .grad}: stage 1 all-reduces and keeps its part, stage 2
- * reduce-scatters and frees each bucket's {@code .grad} as it goes.
+ * reduce-scatters and frees each bucket's {@code .grad} as it goes. On Gloo a stage-2 "reduce-scatter" is an
+ * all-reduce of the flat bucket in place of which the rank keeps its part ({@link #scatterInPlace}: Gloo's own
+ * reduce-scatter is that plus a full-size copy); with NCCL it is c10d's reduce-scatter.
  *
  * <p>Every step: one all-reduce of a flag per trainable tensor (which have a gradient on some rank: one process with
  * the global batch updates exactly those); clipping uses the global norm (one all-reduce of the shards' squared
@@ -93,7 +95,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
      */
     private record Bucket(List<String> names, long[] offsets, long[] sizes, long total, long part, Tensor grad) {}
 
-    /** A running reduce-scatter of bucket {@code bucket}: its input {@code flat} [W·S] and output {@code part} [S]. */
+    /** A running reduction of bucket {@code bucket}: its input {@code flat} [W·S] and output {@code part} [S] (null: all-reduced in place). */
     private record InFlight(int bucket, Tensor flat, Tensor part, Work work) {}
 
     /**
@@ -218,7 +220,11 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
                     }
                 };
                 hooks.add(h);
-                params.get(b.names.get(i)).register_hook(h);
+                Tensor p = params.get(b.names.get(i));
+                boolean on = p.requires_grad(); // a tensor a plan unfreezes later: libtorch hooks only a tensor that requires grad
+                if (!on) p.requires_grad_(true);
+                p.register_hook(h);
+                if (!on) p.requires_grad_(false);
             }
         }
     }
@@ -276,20 +282,34 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
         Bucket b = buckets.get(k);
         Tensor flat = filling[k] != null ? filling[k] : kept(b.grad.new_zeros(new long[]{b.part * worldSize()})); // [W·S]
         filling[k] = null;
-        Tensor part = kept(b.grad.new_empty(new long[]{b.part})); // [S] this micro-batch's sum of this rank's part
         gradBytes += flat.numel() * flat.element_size();
-        inFlight.add(new InFlight(k, flat, part, comm.reduceScatterAsync(part, flat, what())));
+        if (scatterInPlace()) {
+            inFlight.add(new InFlight(k, flat, null, comm.allreduceAsync(flat, what())));
+        } else {
+            Tensor part = kept(b.grad.new_empty(new long[]{b.part})); // [S] this micro-batch's sum of this rank's part
+            inFlight.add(new InFlight(k, flat, part, comm.reduceScatterAsync(part, flat, what())));
+        }
         while (inFlight.size() > IN_FLIGHT) finish(inFlight.poll());
     }
 
-    /** Waits for a reduce-scatter, adds its part into the rank's gradient shard and frees its buffers. */
+    /**
+     * Whether stage 2's reductions are all-reduces of the flat bucket in place, of which the rank keeps its part: on
+     * Gloo, whose reduce-scatter (libtorch's {@code ProcessGroupGloo::reduce_scatter_tensor_coalesced}) clones the
+     * whole input and all-reduces the clone, this sends the same bytes without the full-size copy. NCCL reduce-scatters.
+     */
+    private boolean scatterInPlace() {
+        return comm.backend().equals("gloo");
+    }
+
+    /** Waits for a reduction, adds this rank's part into its gradient shard and frees the buffers. */
     private void finish(InFlight f) {
         try {
             comm.await(f.work, what());
-            buckets.get(f.bucket).grad.add_(f.part);
+            Bucket b = buckets.get(f.bucket);
+            b.grad.add_(f.part != null ? f.part : f.flat.narrow(0, rank() * b.part, b.part));
         } finally {
             f.flat.releaseReference();
-            f.part.releaseReference();
+            if (f.part != null) f.part.releaseReference();
         }
     }
 
@@ -341,8 +361,9 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
                         flat.narrow(0, b.offsets[i], b.sizes[i]).copy_(p.grad().reshape(-1));
                         if (stage == 2) p.mutable_grad().reset(); // the bucket's values live on in flat, then in this rank's part
                     }
-                    comm.await(stage == 2 ? comm.reduceScatterAsync(b.grad, flat, what) : comm.allreduceAsync(flat, what), what);
-                    if (stage == 1) b.grad.copy_(flat.narrow(0, rank() * b.part, b.part));
+                    boolean scatter = stage == 2 && !scatterInPlace();
+                    comm.await(scatter ? comm.reduceScatterAsync(b.grad, flat, what) : comm.allreduceAsync(flat, what), what);
+                    if (!scatter) b.grad.copy_(flat.narrow(0, rank() * b.part, b.part));
                     gradBytes += flat.numel() * flat.element_size();
                 }
             }
@@ -487,7 +508,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
     /**
      * The last step's payload: gradients handed to the reduction (stage 1 all-reduce, stage 2 reduce-scatter),
      * parameters all-gathered, and the rest (token counts, flags, the norm, the loss). Per rank, a ring reduce-scatter
-     * or all-gather sends (W−1)/W of its payload, an all-reduce 2(W−1)/W.
+     * or all-gather sends (W−1)/W of its payload, an all-reduce 2(W−1)/W (on Gloo stage 2's reductions are all-reduces).
      */
     @Override
     public Map<String, Long> stepFields() {
@@ -518,7 +539,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
                 stage, w, comm.backend(), comm.timeout().toSeconds(), total, String.join(", ", parts), 3 * total / w, w,
                 overlap ? "; no whole gradient is kept: each is freed once in its bucket"
                         : stage == 2 ? "; the whole gradients are freed as they are reduce-scattered" : "; the whole gradients are kept until the update",
-                stage == 2 ? "reduce-scatters" : "all-reduces", total,
+                stage == 2 ? (scatterInPlace() ? "reduce-scatters (on Gloo: all-reduces in place, keeping its part)" : "reduce-scatters") : "all-reduces", total,
                 overlap ? "per micro-batch, bucket by bucket during the backward (overlap_comm)" : "bucket by bucket after the backward", total);
     }
 
