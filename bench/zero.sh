@@ -9,8 +9,9 @@
 #   ddp-W        W ranks, DDP (replicas, bucketed all-reduce overlapped with the backward)
 #   zero2-W      W ranks (W = 1 too, through the launcher), ZeRO-2 with overlap_comm true (reduce-scatter in the backward)
 #   zero2after-W W ranks, ZeRO-2 with overlap_comm false (reduce-scatter after the backward)
-# (a replica of the 323 M model peaks at ~7.3 GB: ddp-2 needs ~16 GB, zero2-4 ~4 x 4 GB). MODEL=bench runs the 134 M
-# benchmark shape instead (12 layers, width 768). Each run appends one JSON line to $BENCH_DIR/zero.jsonl.
+# (at 323 M a DDP rank peaked at 6.9 GB: ddp-2 needs ~14 GB, zero2-4 ~4 x 4 GB). MODEL=bench runs the 134 M
+# benchmark shape instead (12 layers, width 768). Each run appends one JSON line to $BENCH_DIR/zero.jsonl (needs jq).
+# MASTER_PORT sets the rendezvous port (default: a random one in 20000-31999, so runs beside others do not collide).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W="${BENCH_DIR:-runs/bench/zero}"
@@ -42,7 +43,7 @@ run() { # name: KIND-W
     ddp|one) ;;
     *) echo "unknown run $name" >&2; exit 2 ;;
   esac
-  [ "$kind" != one ] && extra+=(--nproc_per_node "$w" --master_port $((29600 + w)))
+  [ "$kind" != one ] && extra+=(--nproc_per_node "$w" --master_port "${MASTER_PORT:-$((20000 + RANDOM % 12000))}")
   name="$MODEL-$name"
   rm -rf "$W/out-$name" "$W/$name".rank-*.json
   local load_before; load_before="$(cut -d' ' -f1-3 /proc/loadavg)"

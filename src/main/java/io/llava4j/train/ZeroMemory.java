@@ -18,11 +18,12 @@ import java.util.Map;
  * {@value #IN_FLIGHT_BUCKETS} of {@code reduce_bucket_size}) and autograd's gradient of the largest tensor.
  * Activations, the JVM and other buffers come on top.
  *
- * @param trainable trainable parameters N
- * @param weights   bytes of every weight on one rank
+ * @param trainable  trainable parameters N
+ * @param weights    bytes of every weight on one rank
+ * @param overlapped stage 2 reducing during the backward ({@code overlap_comm})
  */
 public record ZeroMemory(int stage, int world, long trainable, long weights, long gradientsAtBackward, long gradientsAtUpdate,
-                         long optimizerState) {
+                         long optimizerState, boolean overlapped) {
 
     /** Reduce-scatters of stage 2 with {@code overlap_comm} running at once during the backward (each holds its bucket's flat buffer). */
     public static final int IN_FLIGHT_BUCKETS = 2;
@@ -58,10 +59,11 @@ public record ZeroMemory(int stage, int world, long trainable, long weights, lon
         }
         long shard = stage == 0 ? n : (n + world - 1) / world; // values whose AdamW state this rank holds
         long gradShard = stage == 0 ? 0 : 4 * shard;           // this rank's reduced gradient part
-        long atBackward = stage == 2 && overlap
+        boolean overlapped = stage == 2 && overlap;
+        long atBackward = overlapped
                 ? gradShard + 4 * Math.min(n, 2 * largest + IN_FLIGHT_BUCKETS * Math.min(bucketElements, n)) // shard + buffers
                 : 4 * n + gradShard;
-        return new ZeroMemory(stage, world, n, weights, atBackward, (stage == 2 ? 0 : 4 * n) + gradShard, 8 * shard);
+        return new ZeroMemory(stage, world, n, weights, atBackward, (stage == 2 ? 0 : 4 * n) + gradShard, 8 * shard, overlapped);
     }
 
     /** The per-rank peak: the weights, the gradients at the backward's peak and AdamW's state. */
@@ -71,7 +73,7 @@ public record ZeroMemory(int stage, int world, long trainable, long weights, lon
 
     /** The report {@code --dry_run True} prints with {@code --deepspeed}. */
     public String render() {
-        ZeroMemory replica = new ZeroMemory(0, world, trainable, weights, 4 * trainable, 4 * trainable, 8 * trainable);
+        ZeroMemory replica = new ZeroMemory(0, world, trainable, weights, 4 * trainable, 4 * trainable, 8 * trainable, false);
         return String.format(Locale.ROOT, """
                         ZeRO stage %d, per rank at W = %d (from config.json; activations, the JVM and buffers come on top):
                           weights           %10s  (%,d trainable parameters as whole fp32 master weights on every rank, frozen parts at their storage precision)
@@ -81,7 +83,7 @@ public record ZeroMemory(int stage, int world, long trainable, long weights, lon
                           one replica (DDP) %10s  (AdamW state %s)
                         """, stage, world, gib(weights), trainable, gib(gradientsAtBackward),
                 stage == 0 ? "autograd's whole fp32 gradients"
-                        : gradientsAtBackward < 4 * trainable ? "this rank's 1/" + world + " reduced part + the buckets being reduced during the backward (overlap_comm)"
+                        : overlapped ? "this rank's 1/" + world + " reduced part + the buckets being reduced during the backward (overlap_comm)"
                         : "autograd's whole fp32 gradients + this rank's 1/" + world + " reduced part", gib(gradientsAtUpdate), gib(optimizerState),
                 stage == 0 ? "two fp32 moments of every trainable value" : "two fp32 moments of this rank's 1/" + world + " of the trainable values",
                 gib(peak()), weights, Math.max(gradientsAtBackward, gradientsAtUpdate), optimizerState, gib(replica.peak()), gib(replica.optimizerState));

@@ -24,6 +24,12 @@ import static org.junit.jupiter.api.Assertions.*;
  * unfrozen in step 2 (as a plan's later stage). No whole gradient survives a micro-batch.
  */
 class ZeroOverlapTest {
+    /**
+     * The process group, the hooked tensors and their hooks stay reachable for the rest of the test JVM: left to the
+     * garbage collector, their native destructors (Gloo's group and store, hooks of live autograd metadata) ran during
+     * a later test and corrupted the heap. A training run holds them until its process exits.
+     */
+    private static final List<Object> KEPT = new ArrayList<>();
 
     /** Four tensors in the order a model lists them; reversed and cut at 8 values: buckets [v], [w], [u, z]. */
     private static Map<String, Tensor> params(long seed) {
@@ -60,6 +66,7 @@ class ZeroOverlapTest {
     void overlappedReduceScatterWithAccumulationEqualsPlainAdamW() throws Exception {
         Engine.init();
         Map<String, Tensor> ref = params(3), mine = params(3);
+        KEPT.addAll(List.of(ref, mine));
         AdamW plain = adamw(ref);
         List<Double> refNorms = new ArrayList<>();
         for (int s = 0; s < 2; s++) {
@@ -73,7 +80,9 @@ class ZeroOverlapTest {
         }
 
         Comm comm = Comm.connect(new DistEnv(0, 1, 0, 1, "127.0.0.1", DdpRuns.freePort()), "gloo", Duration.ofSeconds(30));
+        KEPT.add(comm);
         try (ZeroDataParallel zero = new ZeroDataParallel(comm, 2, 8, true)) {
+            KEPT.add(zero);
             List<String> names = List.copyOf(mine.keySet());
             zero.start(names, mine);
             AdamW main = adamw(mine);
