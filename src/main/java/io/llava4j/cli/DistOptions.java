@@ -127,7 +127,8 @@ public final class DistOptions {
         Comm comm = Comm.connect(env, b, Duration.ofSeconds(timeout));
         if (deepspeed != null && deepspeed.stage() == 3) return new io.llava4j.dist.Zero3DataParallel(comm);
         if (deepspeed != null && deepspeed.stage() >= 1) // ZeRO: "auto" buckets are sized from the model once it is known
-            return new io.llava4j.dist.ZeroDataParallel(comm, deepspeed.stage(), Math.max(0, deepspeed.reduceBucketSize()));
+            return new io.llava4j.dist.ZeroDataParallel(comm, deepspeed.stage(), Math.max(0, deepspeed.reduceBucketSize()),
+                    deepspeed.overlapComm());
         return new DistributedDataParallel(comm, (long) (bucketMb * 1024 * 1024));
     }
 }

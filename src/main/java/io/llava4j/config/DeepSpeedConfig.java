@@ -32,7 +32,8 @@ import java.util.Set;
  * @param worldSize              the world size the file was checked against ({@code train_batch_size})
  * @param stage                  {@code zero_optimization.stage}: 0 (plain data parallel), 1, 2 or 3
  * @param reduceBucketSize       elements per reduce bucket; -1 = {@code "auto"} (hidden size²)
- * @param overlapComm            {@code overlap_comm} as written (see {@link #notes} for what it does here)
+ * @param overlapComm            {@code overlap_comm} as written: stage 2 reduce-scatters during the backward when true;
+ *                               stage 1 always reduces after it (said in {@link #notes})
  * @param offloadOptimizer       {@code offload_optimizer.device}: none or cpu (on the CPU the state is in host memory anyway)
  * @param gatherWeightsOnSave    {@code stage3_gather_16bit_weights_on_model_save} (the saved model is always consolidated)
  * @param optimizerBlock         the file has an {@code optimizer} block: DeepSpeed's AdamW over every trainable tensor in
@@ -61,13 +62,13 @@ public record DeepSpeedConfig(Path file, int worldSize, int stage, long reduceBu
             "compression_training", "data_efficiency", "curriculum_learning", "seq_parallel_communication_data_type");
     /** zero_optimization keys with no effect here. */
     private static final Set<String> ZERO_NOTED = Set.of("contiguous_gradients", "reduce_scatter", "allgather_partitions",
-            "allgather_bucket_size", "overlap_comm", "load_from_fp32_weights", "elastic_checkpoint", "sub_group_size",
+            "allgather_bucket_size", "load_from_fp32_weights", "elastic_checkpoint", "sub_group_size",
             "stage3_max_live_parameters", "stage3_max_reuse_distance", "stage3_prefetch_bucket_size",
             "stage3_param_persistence_threshold", "round_robin_gradients", "ignore_unused_parameters", "legacy_stage1",
             "memory_efficient_linear", "use_multi_rank_bucket_allreduce", "log_trace_cache_warnings",
             "stage3_module_granularity_threshold", "module_granularity_threshold", "use_all_reduce_for_fetch_params",
             "pipeline_loading_checkpoint", "override_module_apply", "cpu_offload_use_pin_memory");
-    private static final Set<String> ZERO_READ = Set.of("stage", "reduce_bucket_size", "offload_optimizer", "offload_param",
+    private static final Set<String> ZERO_READ = Set.of("stage", "reduce_bucket_size", "overlap_comm", "offload_optimizer", "offload_param",
             "stage3_gather_16bit_weights_on_model_save", "gather_16bit_weights_on_model_save",
             "stage3_gather_fp16_weights_on_model_save", "zero_quantized_weights", "zero_quantized_gradients",
             "zero_quantized_nontrainable_weights", "zero_hpz_partition_size", "mics_shard_size", "cpu_offload", "cpu_offload_params");
@@ -193,8 +194,8 @@ public record DeepSpeedConfig(Path file, int worldSize, int stage, long reduceBu
             if (optimizer)
                 out.add("--deepspeed " + file + ": its optimizer block is DeepSpeed's AdamW over all trainable tensors in one group:"
                         + " weight decay " + f.weightDecay() + " applies to biases and norm weights too");
-            if (stage >= 1 && stage <= 2 && z.path("overlap_comm").asBoolean(false))
-                out.add("--deepspeed " + file + ": overlap_comm true: the gradient reduction runs after the backward, bucket by bucket (not overlapped)");
+            if (stage == 1 && z.path("overlap_comm").asBoolean(false))
+                out.add("--deepspeed " + file + ": overlap_comm true: stage 1 reduces the gradients after the backward, bucket by bucket (stage 2 overlaps)");
             if (stage == 3) {
                 out.add("--deepspeed " + file + ": ZeRO stage 3: decoder layers are recomputed in the backward (as --gradient_checkpointing"
                         + " True does); each is all-gathered when reached (no prefetch: stage3_prefetch_bucket_size, stage3_max_live_parameters,"

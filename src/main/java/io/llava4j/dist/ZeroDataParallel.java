@@ -31,19 +31,47 @@ import java.util.Map;
  * themselves stay whole on every rank, in fp32 (they are the master weights the forward reads; with {@code --bf16}
  * the forward casts them, as in one process).
  *
- * <p>A step, after the backward of its last micro-batch: one all-reduce of a flag per trainable tensor (which have a
- * gradient on some rank: one process with the global batch updates exactly those); then bucket by bucket, the
- * gradients are flattened and summed across the ranks — stage 1: an all-reduce, of which the rank keeps its part;
- * stage 2: a reduce-scatter, after which the bucket's {@code .grad} tensors are freed, so only the 1/W gradient
- * shard lives through the update. The reduction runs after the backward (not overlapped with it: autograd's whole
- * gradients exist at the end of the backward on every rank). Clipping uses the global norm (one all-reduce of the
- * shards' squared norms). Each rank updates its slices, then every bucket is all-gathered so every rank has every
- * updated value. The results equal one process's with the global batch up to float rounding (the tests: 1e-5).
+ * <p>Stage 2 with {@code overlap_comm} (LLaVA's zero2.json): the reduction runs during the backward of every
+ * micro-batch. A tensor hook copies each gradient into its bucket's flat buffer as autograd produces it; a bucket whose
+ * tensors are all there starts its reduce-scatter at once (buckets strictly in order, so every rank issues the same
+ * collectives); at most {@value #IN_FLIGHT} run at a time, and each finished one is added into the rank's fp32
+ * gradient shard and its flat buffer freed. The whole {@code .grad} a tensor gets from autograd is released as soon as
+ * the next gradient arrives, so no whole gradient of the model ever exists: with gradient accumulation each
+ * micro-batch is reduced as it goes and summed into the shard. After each micro-batch the buckets its backward did not
+ * fill are sent (zeros for tensors without a gradient) and every reduction is awaited. A tensor whose gradient comes
+ * again after its bucket was sent (a tensor used by two separate backward passes, e.g. tied embeddings under layer
+ * recomputation) keeps that late part aside; if any rank has one, every rank reduce-scatters the late parts once more
+ * before the update.
+ *
+ * <p>Otherwise (stage 1, or {@code overlap_comm} false) the reduction runs after the backward of the step's last
+ * micro-batch, bucket by bucket from the accumulated {@code .grad}: stage 1 all-reduces and keeps its part, stage 2
+ * reduce-scatters and frees each bucket's {@code .grad} as it goes. On Gloo a stage-2 "reduce-scatter" is an
+ * all-reduce of the flat bucket in place of which the rank keeps its part ({@link #scatterInPlace}: Gloo's own
+ * reduce-scatter is that plus a full-size copy); with NCCL it is c10d's reduce-scatter.
+ *
+ * <p>Every step: one all-reduce of a flag per trainable tensor (which have a gradient on some rank: one process with
+ * the global batch updates exactly those); clipping uses the global norm (one all-reduce of the shards' squared
+ * norms). Each rank updates its slices, then every bucket is all-gathered so every rank has every updated value. The
+ * results equal one process's with the global batch up to float rounding (the tests: 1e-5).
  */
 public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
+    /** Reduce-scatters of one micro-batch running at once during the backward (their flat buffers alive). */
+    static final int IN_FLIGHT = io.llava4j.train.ZeroMemory.IN_FLIGHT_BUCKETS;
     private final Comm comm;
     private final int stage;
     private final long bucketElements; // 0: from the LLM's hidden size (DeepSpeed's "auto" = hidden²)
+    private final boolean overlap;     // stage 2 with overlap_comm: reduce-scatter during each micro-batch's backward
+    // the overlapped path's state within a micro-batch (guarded by this)
+    private final List<org.bytedeco.pytorch.VoidTensorHook> hooks = new ArrayList<>(); // referenced: native code calls them
+    private Tensor[] filling;          // per bucket: its flat [W·S] buffer while gradients arrive, else null
+    private boolean[][] arrived;       // per bucket and tensor in it: a gradient this micro-batch
+    private int launched;              // buckets sent this micro-batch (in order)
+    private final java.util.ArrayDeque<InFlight> inFlight = new java.util.ArrayDeque<>();
+    private final List<Tensor> consumed = new ArrayList<>(); // parameters whose .grad is already in a flat buffer: released at the next gradient
+    private final Map<Integer, Tensor> late = new LinkedHashMap<>(); // trainable index -> gradient that came after its bucket was sent [numel]
+    private boolean[] got;             // per trainable tensor: a gradient on this rank this step
+    private RuntimeException failure;  // a collective that failed inside a hook, thrown after the backward
+    private int overlapped, lastOverlapped; // buckets started inside the backward this step
     private List<String> trainable;
     private Map<String, Tensor> params;
     private final List<Bucket> buckets = new ArrayList<>();
@@ -67,15 +95,21 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
      */
     private record Bucket(List<String> names, long[] offsets, long[] sizes, long total, long part, Tensor grad) {}
 
+    /** A running reduction of bucket {@code bucket}: its input {@code flat} [W·S] and output {@code part} [S] (null: all-reduced in place). */
+    private record InFlight(int bucket, Tensor flat, Tensor part, Work work) {}
+
     /**
      * @param stage          1 (optimizer state sharded) or 2 (and gradients)
      * @param bucketElements values per reduce bucket; 0 = the LLM's hidden size squared (DeepSpeed's "auto")
+     * @param overlapComm    {@code overlap_comm}: stage 2 reduce-scatters during each micro-batch's backward (stage 1
+     *                       always reduces after the backward)
      */
-    public ZeroDataParallel(Comm comm, int stage, long bucketElements) {
+    public ZeroDataParallel(Comm comm, int stage, long bucketElements, boolean overlapComm) {
         if (stage != 1 && stage != 2) throw new IllegalArgumentException("ZeRO stage " + stage + ": 1 or 2");
         this.comm = comm;
         this.stage = stage;
         this.bucketElements = bucketElements;
+        this.overlap = overlapComm && stage == 2;
     }
 
     @Override
@@ -149,6 +183,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
                 }
             }
         }
+        if (overlap) hook();
         List<AdamW.Group> shardGroups = new ArrayList<>();
         for (AdamW.Group mg : main.groups()) {
             Map<String, Tensor> mine = new LinkedHashMap<>();
@@ -168,13 +203,145 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
         return "the ZeRO-" + stage + " gradient reduction of step " + (step + 1);
     }
 
+    /** One hook per trainable tensor: its gradient of each backward goes into its bucket's flat buffer. */
+    private void hook() {
+        filling = new Tensor[buckets.size()];
+        arrived = new boolean[buckets.size()][];
+        got = new boolean[trainable.size()];
+        for (int k = 0; k < buckets.size(); k++) {
+            Bucket b = buckets.get(k);
+            arrived[k] = new boolean[b.names.size()];
+            for (int i = 0; i < b.names.size(); i++) {
+                int bucket = k, slot = i;
+                org.bytedeco.pytorch.VoidTensorHook h = new org.bytedeco.pytorch.VoidTensorHook() {
+                    @Override
+                    public void call(org.bytedeco.pytorch.TensorBase grad) {
+                        ready(bucket, slot, grad);
+                    }
+                };
+                hooks.add(h);
+                Tensor p = params.get(b.names.get(i));
+                boolean on = p.requires_grad(); // a tensor a plan unfreezes later: libtorch hooks only a tensor that requires grad
+                if (!on) p.requires_grad_(true);
+                p.register_hook(h);
+                if (!on) p.requires_grad_(false);
+            }
+        }
+    }
+
     /**
-     * Which tensors have a gradient on some rank, then each bucket's gradients summed into this rank's part (stage 1:
-     * all-reduce, keep the part; stage 2: reduce-scatter, then the bucket's {@code .grad} freed). One bucket's
-     * collective runs while the next is flattened.
+     * Tensor {@code i} of bucket {@code k} has gradient {@code g} from this backward (autograd adds it to {@code .grad}
+     * right after): it is added into the bucket's flat buffer (or set aside when the bucket was sent already), the
+     * {@code .grad} of the tensors before it released, and every bucket now complete starts, in order. A failing
+     * collective is kept and thrown after the backward (not through autograd's native frames).
+     */
+    private synchronized void ready(int k, int i, org.bytedeco.pytorch.TensorBase g) {
+        if (failure != null || !g.defined()) return;
+        try (PointerScope s = new PointerScope(); NoGradGuard ng = new NoGradGuard()) {
+            releaseConsumed();
+            Bucket b = buckets.get(k);
+            String name = b.names.get(i);
+            Tensor param = params.get(name);
+            Tensor grad = new Tensor(g).reshape(-1); // [numel], this backward's gradient
+            int t = index.get(name);
+            got[t] = true;
+            consumed.add(param);
+            if (launched > k) { // its bucket is on its way: keep this part for a second reduction before the update
+                Tensor held = late.get(t);
+                if (held == null) late.put(t, kept(grad.clone()));
+                else held.add_(grad);
+                return;
+            }
+            if (filling[k] == null) filling[k] = kept(b.grad.new_zeros(new long[]{b.part * worldSize()})); // [W·S]
+            Tensor slot = filling[k].narrow(0, b.offsets[i], b.sizes[i]);
+            if (arrived[k][i]) slot.add_(grad); // a second backward in the same micro-batch (layer recomputation)
+            else slot.copy_(grad);
+            arrived[k][i] = true;
+            while (launched < buckets.size() && complete(launched)) {
+                launch(launched++);
+                overlapped++;
+            }
+        } catch (RuntimeException e) {
+            failure = e;
+        }
+    }
+
+    private boolean complete(int k) {
+        for (boolean a : arrived[k]) if (!a) return false;
+        return true;
+    }
+
+    /** Autograd has added these gradients to {@code .grad} by now, and they are in a flat buffer: the whole ones go. */
+    private void releaseConsumed() {
+        for (Tensor p : consumed) p.mutable_grad().reset();
+        consumed.clear();
+    }
+
+    /** Starts bucket {@code k}'s reduce-scatter; beyond {@value #IN_FLIGHT} running, the oldest is finished first. */
+    private void launch(int k) {
+        Bucket b = buckets.get(k);
+        Tensor flat = filling[k] != null ? filling[k] : kept(b.grad.new_zeros(new long[]{b.part * worldSize()})); // [W·S]
+        filling[k] = null;
+        gradBytes += flat.numel() * flat.element_size();
+        if (scatterInPlace()) {
+            inFlight.add(new InFlight(k, flat, null, comm.allreduceAsync(flat, what())));
+        } else {
+            Tensor part = kept(b.grad.new_empty(new long[]{b.part})); // [S] this micro-batch's sum of this rank's part
+            inFlight.add(new InFlight(k, flat, part, comm.reduceScatterAsync(part, flat, what())));
+        }
+        while (inFlight.size() > IN_FLIGHT) finish(inFlight.poll());
+    }
+
+    /**
+     * Whether stage 2's reductions are all-reduces of the flat bucket in place, of which the rank keeps its part: on
+     * Gloo, whose reduce-scatter (libtorch's {@code ProcessGroupGloo::reduce_scatter_tensor_coalesced}) clones the
+     * whole input and all-reduces the clone, this sends the same bytes without the full-size copy. NCCL reduce-scatters.
+     */
+    private boolean scatterInPlace() {
+        return comm.backend().equals("gloo");
+    }
+
+    /** Waits for a reduction, adds this rank's part into its gradient shard and frees the buffers. */
+    private void finish(InFlight f) {
+        try {
+            comm.await(f.work, what());
+            Bucket b = buckets.get(f.bucket);
+            b.grad.add_(f.part != null ? f.part : f.flat.narrow(0, rank() * b.part, b.part));
+        } finally {
+            f.flat.releaseReference();
+            if (f.part != null) f.part.releaseReference();
+        }
+    }
+
+    /**
+     * Overlapped stage 2: the buckets this micro-batch's backward did not complete are sent (zeros for tensors without
+     * a gradient on this rank), and every reduction is added into the shard before the next micro-batch.
+     */
+    @Override
+    public synchronized void afterMicroBatch() {
+        if (!overlap) return;
+        try (NoGradGuard ng = new NoGradGuard()) {
+            releaseConsumed();
+            if (failure != null) throw failure;
+            while (launched < buckets.size()) launch(launched++);
+            while (!inFlight.isEmpty()) finish(inFlight.poll());
+        } finally {
+            launched = 0;
+            for (boolean[] a : arrived) java.util.Arrays.fill(a, false);
+        }
+    }
+
+    /**
+     * Which tensors have a gradient on some rank, then (unless the backward reduced them already) each bucket's
+     * gradients summed into this rank's part (stage 1: all-reduce, keep the part; stage 2: reduce-scatter, then the
+     * bucket's {@code .grad} freed). One bucket's collective runs while the next is flattened.
      */
     @Override
     public void syncGradients(List<String> ignored, Map<String, Tensor> alsoIgnored) {
+        if (overlap) {
+            syncOverlapped();
+            return;
+        }
         String what = what();
         gradBytes = 0;
         try (NoGradGuard g = new NoGradGuard()) {
@@ -194,11 +361,50 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
                         flat.narrow(0, b.offsets[i], b.sizes[i]).copy_(p.grad().reshape(-1));
                         if (stage == 2) p.mutable_grad().reset(); // the bucket's values live on in flat, then in this rank's part
                     }
-                    comm.await(stage == 2 ? comm.reduceScatterAsync(b.grad, flat, what) : comm.allreduceAsync(flat, what), what);
-                    if (stage == 1) b.grad.copy_(flat.narrow(0, rank() * b.part, b.part));
+                    boolean scatter = stage == 2 && !scatterInPlace();
+                    comm.await(scatter ? comm.reduceScatterAsync(b.grad, flat, what) : comm.allreduceAsync(flat, what), what);
+                    if (!scatter) b.grad.copy_(flat.narrow(0, rank() * b.part, b.part));
                     gradBytes += flat.numel() * flat.element_size();
                 }
             }
+        }
+    }
+
+    /**
+     * Overlapped stage 2 after the step's micro-batches: the shards hold the reduced gradients already. One all-reduce
+     * of the per-tensor flags and of "a late part" (the last flag); if any rank set it, every rank reduce-scatters every
+     * bucket once more from its late parts (zeros elsewhere) into the shard.
+     */
+    private synchronized void syncOverlapped() {
+        String what = what();
+        try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
+            float[] mine = new float[trainable.size() + 1];
+            for (int i = 0; i < trainable.size(); i++) mine[i] = got[i] ? 1 : 0;
+            mine[trainable.size()] = late.isEmpty() ? 0 : 1;
+            Tensor flags = io.llava4j.engine.Device.place(io.llava4j.engine.Tensors.floats(mine, mine.length)); // [P + 1]
+            comm.allreduce(flags, what + " (which tensors have gradients)");
+            float[] any = io.llava4j.engine.Tensors.toFloats(flags);
+            has = new boolean[trainable.size()];
+            for (int i = 0; i < has.length; i++) has[i] = any[i] > 0;
+            if (any[trainable.size()] > 0) {
+                for (int k = 0; k < buckets.size(); k++) {
+                    Bucket b = buckets.get(k);
+                    Tensor flat = kept(b.grad.new_zeros(new long[]{b.part * worldSize()})); // [W·S]
+                    for (int i = 0; i < b.names.size(); i++) {
+                        Tensor held = late.get(index.get(b.names.get(i)));
+                        if (held != null) flat.narrow(0, b.offsets[i], b.sizes[i]).copy_(held);
+                    }
+                    filling[k] = flat;
+                    launch(k);
+                }
+                while (!inFlight.isEmpty()) finish(inFlight.poll());
+            }
+        } finally {
+            for (Tensor t : late.values()) t.releaseReference();
+            late.clear();
+            java.util.Arrays.fill(got, false);
+            lastOverlapped = overlapped;
+            overlapped = 0;
         }
     }
 
@@ -247,6 +453,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
                         if (has[index.get(b.names.get(i))])
                             params.get(b.names.get(i)).view(-1).copy_(flat.narrow(0, b.offsets[i], b.sizes[i]));
                 }
+                b.grad.zero_(); // the overlapped path sums the next step's micro-batches into it
             }
         }
     }
@@ -301,7 +508,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
     /**
      * The last step's payload: gradients handed to the reduction (stage 1 all-reduce, stage 2 reduce-scatter),
      * parameters all-gathered, and the rest (token counts, flags, the norm, the loss). Per rank, a ring reduce-scatter
-     * or all-gather sends (W−1)/W of its payload, an all-reduce 2(W−1)/W.
+     * or all-gather sends (W−1)/W of its payload, an all-reduce 2(W−1)/W (on Gloo stage 2's reductions are all-reduces).
      */
     @Override
     public Map<String, Long> stepFields() {
@@ -309,6 +516,7 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
         m.put(stage == 2 ? "reduce_scatter_grad_bytes" : "allreduce_grad_bytes", lastGradBytes);
         m.put("allgather_param_bytes", lastParamBytes);
         m.put("other_bytes", lastOtherBytes);
+        if (overlap) m.put("buckets_started_in_backward", (long) lastOverlapped);
         return m;
     }
 
@@ -326,11 +534,13 @@ public final class ZeroDataParallel implements DataParallel, ShardedOptimizer {
         int w = worldSize();
         return String.format("ZeRO stage %d: %d ranks (%s, --ddp_timeout %d s) share AdamW's state and the reduced gradients of "
                         + "the trainable %,d B (%s): about %,d B a rank (two moments and one gradient per 1/%d of the values%s); each step "
-                        + "%s %,d B of gradients and all-gathers %,d B of parameters, bucket by bucket after the backward; frozen "
+                        + "%s %,d B of gradients %s and all-gathers %,d B of updated parameters; frozen "
                         + "parts stay whole on every rank and are never sent.%n",
                 stage, w, comm.backend(), comm.timeout().toSeconds(), total, String.join(", ", parts), 3 * total / w, w,
-                stage == 2 ? "; the whole gradients are freed as they are reduce-scattered" : "; the whole gradients are kept until the update",
-                stage == 2 ? "reduce-scatters" : "all-reduces", total, total);
+                overlap ? "; no whole gradient is kept: each is freed once in its bucket"
+                        : stage == 2 ? "; the whole gradients are freed as they are reduce-scattered" : "; the whole gradients are kept until the update",
+                stage == 2 ? (scatterInPlace() ? "reduce-scatters (on Gloo: all-reduces in place, keeping its part)" : "reduce-scatters") : "all-reduces", total,
+                overlap ? "per micro-batch, bucket by bucket during the backward (overlap_comm)" : "bucket by bucket after the backward", total);
     }
 
     @Override

@@ -44,7 +44,12 @@ public interface DataParallel extends AutoCloseable {
     /** Before a micro-batch's forward and backward on this rank (ZeRO-3 gathers the parameters outside the decoder layers). */
     default void beforeMicroBatch() {}
 
-    /** After a micro-batch's backward on this rank (ZeRO-3 reduce-scatters and frees the gradients outside the decoder layers). */
+    /**
+     * After each micro-batch's backward on this rank, once, also one this rank had no samples for (through
+     * {@link #idleMicroBatch}): a collective point every rank reaches once per micro-batch. ZeRO-2 with
+     * {@code overlap_comm} finishes that micro-batch's reduce-scatters here; ZeRO-3 reduce-scatters and frees the
+     * gradients outside the decoder layers.
+     */
     default void afterMicroBatch() {}
 
     /**
@@ -53,6 +58,7 @@ public interface DataParallel extends AutoCloseable {
      */
     default void idleMicroBatch(int accumulation) {
         lossScale(0, accumulation);
+        afterMicroBatch();
     }
 
     /** Before the forward and backward of the step's last micro-batch (DDP starts all-reduces during that backward). */

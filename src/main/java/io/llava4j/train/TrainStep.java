@@ -118,7 +118,7 @@ public final class TrainStep {
                 dp.idleMicroBatch(accumulation);
                 continue;
             }
-            double[] r = halves(mb) ? runHalves(mb) : runWhole(mb);
+            double[] r = halves(mb) ? runHalves(mb) : runWhole(mb); // each ends with dp.afterMicroBatch()
             loss += r[0];
             scaled += r[0] * r[1];
             tokens += (long) r[2];
@@ -190,9 +190,12 @@ public final class TrainStep {
      * weighted by its share of the tokens (the halves meet once both know their counts).
      */
     private double[] runHalves(MicroBatch mb) {
+        double[] r;
         try (PointerScope outer = new PointerScope()) { // the gradients set aside
-            return halvesIn(mb);
+            r = halvesIn(mb);
         }
+        dp.afterMicroBatch(); // one process only (see halves): kept for the contract
+        return r;
     }
 
     private double[] halvesIn(MicroBatch mb) {

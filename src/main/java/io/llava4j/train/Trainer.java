@@ -156,7 +156,8 @@ public final class Trainer {
         if (!a.dryRun() && a.checkResources()) RunResources.check(cfg, a, totalSteps(records.size()));
         if (a.deepspeed() != null && dp.isMain()) {
             for (String note : a.deepspeed().notes()) System.out.println("note: " + note);
-            System.out.print(ZeroMemory.of(cfg, a.freezeFlags(), a.lora(), a.precision(), a.deepspeed().stage(), a.deepspeed().worldSize()).render());
+            System.out.print(ZeroMemory.of(cfg, a.freezeFlags(), a.lora(), a.precision(), a.deepspeed().stage(), a.deepspeed().worldSize(),
+                    a.deepspeed().overlapComm(), a.deepspeed().reduceBucketElements(cfg.text().hiddenSize())).render());
         }
         if (a.dryRun() && a.deepspeed() != null) return; // the per-rank report needs no weight: a 7B dry run reads none
         Checkpoints.Loaded loaded = Checkpoints.load(a.modelNameOrPath(), a.visionTower(), projector, a.precision(), a.quant());

@@ -77,6 +77,64 @@ class RankFailureTest {
         assertTrue(Files.isRegularFile(out.resolve("mm_projector.safetensors")));
     }
 
+    /**
+     * ZeRO-2 with {@code overlap_comm} (stage 2 of LLaVA: projector and LLM train, gradient accumulation 2): rank 1
+     * killed mid-run stops rank 0 with a clear error; every published checkpoint holds both ranks' optimizer shards;
+     * the same two ranks resume from a checkpoint two steps before the last logged one (so the second compared step
+     * depends on the AdamW shards read back) and log identical losses.
+     */
+    @Test
+    void killedZero2RankStopsTheOtherAndTheRunResumes(@TempDir Path tmp) throws Exception {
+        Path data = DdpRuns.data(tmp, true);
+        Path out = tmp.resolve("run");
+        int steps = 8;
+        Path ds = ZeroTrainingTest.config(tmp, 2, 30_000, true);
+        List<String> flags = DdpRuns.with(DdpRuns.with(DdpRuns.flags(data, out, true, 1, 2, steps), "--save_steps", "1"),
+                "--save_total_limit", "3");
+        List<String> first = ZeroTrainingTest.ranks(flags, 2, ds);
+        CompletableFuture<DdpRuns.Result> run = CompletableFuture.supplyAsync(() -> DdpRuns.cli(first));
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(180);
+        while (loggedSteps(out) < 3) {
+            assertFalse(run.isDone(), () -> "the run ended before the kill: " + run.join().output());
+            assertTrue(System.nanoTime() < deadline, "no 3rd step within 180 s");
+            Thread.sleep(20);
+        }
+        ProcessHandle rank1 = rank(1).orElseThrow(() -> new AssertionError("no child JVM with RANK=1"));
+        long killed = System.nanoTime();
+        rank1.destroyForcibly();
+        DdpRuns.Result r = run.get(60, TimeUnit.SECONDS);
+        double seconds = (System.nanoTime() - killed) / 1e9;
+        assertNotEquals(0, r.code());
+        assertTrue(seconds < 25, "stopped " + seconds + " s after the kill (the launcher's grace is 30 s)");
+        assertTrue(r.output().contains("error: rank 0 of 2: "), r.output()); // a collective, or the barrier after writing a shard
+        assertTrue(r.output().contains("another rank stopped, hung or is unreachable"), r.output());
+        assertTrue(r.output().contains("launcher: rank 1 exited with code"), r.output());
+
+        List<JsonNode> before = DdpRuns.log(out);
+        int last = before.get(before.size() - 1).get("step").asInt();
+        assertTrue(last < steps, "the kill came after the last step");
+        List<Path> cps = TrainCheckpoint.list(out);
+        Path from = null;
+        for (Path cp : cps) {
+            for (String f : List.of("trainer_state.json", "optimizer_shards/rank-00000-of-00002.safetensors",
+                    "optimizer_shards/rank-00001-of-00002.safetensors"))
+                assertTrue(Files.isRegularFile(cp.resolve(f)), cp + " lacks " + f);
+            if (step(cp) <= last - 2) from = cp;
+        }
+        assertNotNull(from, "a checkpoint two steps before step " + last + " in " + cps);
+        int start = step(from);
+
+        DdpRuns.Result resumed = DdpRuns.cli(ZeroTrainingTest.ranks(DdpRuns.with(DdpRuns.with(flags, "--save_steps", "1000"),
+                "--resume_from_checkpoint", from.toString()), 2, ds));
+        assertEquals(0, resumed.code(), resumed.output());
+        List<JsonNode> after = DdpRuns.log(out);
+        assertEquals(steps, after.size(), "steps 1.." + steps + " once each");
+        for (int s = start + 1; s <= last; s++)
+            assertEquals(before.get(s - 1).get("loss").asDouble(), after.get(s - 1).get("loss").asDouble(), 0.0,
+                    "loss of step " + s + " (resumed from checkpoint-" + start + " on the same 2 ranks)");
+        assertTrue(Files.isRegularFile(out.resolve("model.safetensors")));
+    }
+
     @Test
     void hungRankStopsTheOtherAfterTheTimeout(@TempDir Path tmp) throws Exception {
         Path data = DdpRuns.data(tmp, false);

@@ -20,7 +20,8 @@ import static org.junit.jupiter.api.Assertions.*;
 /**
  * Two "hosts": two network namespaces joined by a veth pair (private addresses of the test's own namespaces), one
  * node of {@code --nnodes 2} in each, rendezvous at node 0's address. The run equals one process with the global
- * batch (stage 1 and stage 2), and the bytes that crossed the veth in stage 1 are far fewer than the frozen LLM's.
+ * batch (stage 1 and stage 2 with DDP, stage 2 with ZeRO-2 and {@code overlap_comm}), and the bytes that crossed the
+ * veth in stage 1 are far fewer than the frozen LLM's.
  * Skipped where network namespaces cannot be made (not root, no {@code ip}).
  */
 class TwoHostsTest {
@@ -44,7 +45,7 @@ class TwoHostsTest {
 
             long tx0 = txBytes(ns0, veth0);
             int steps = 4;
-            runBoth(tmp, ns0, ns1, false, steps);
+            runBoth(tmp, ns0, ns1, false, steps, null);
             long crossed = txBytes(ns0, veth0) - tx0;
             Map<String, HostTensor> model = TestData.tensors(TestData.tinyLlava().resolve("model.safetensors"));
             long projector = 0, llm = 0;
@@ -58,24 +59,32 @@ class TwoHostsTest {
             assertTrue(crossed >= steps * projector, "node 0 sent " + crossed + " B in " + steps + " steps of " + projector + " B");
             assertTrue(crossed < llm, "node 0 sent " + crossed + " B: as much as the frozen LLM (" + llm + " B)");
 
-            runBoth(tmp, ns0, ns1, true, 3);
+            runBoth(tmp, ns0, ns1, true, 3, null);
+            // ZeRO-2 with overlap_comm on the same two hosts, against the same one-process run
+            runBoth(tmp, ns0, ns1, true, 3, ZeroTrainingTest.config(tmp, 2, 30_000, true));
         } finally {
             ip("netns", "del", ns0); // its veth end goes with it, and the peer with that
             ip("netns", "del", ns1);
         }
     }
 
-    /** One process with the global batch here, then node 0 and node 1 in their namespaces; compares the two. */
-    private static void runBoth(Path tmp, String ns0, String ns1, boolean stage2, int steps) throws Exception {
+    /**
+     * One process with the global batch here (once per stage), then node 0 and node 1 in their namespaces (DDP, or ZeRO
+     * with the {@code deepspeed} file); compares the two.
+     */
+    private static void runBoth(Path tmp, String ns0, String ns1, boolean stage2, int steps, Path deepspeed) throws Exception {
         String stage = stage2 ? "stage2" : "stage1";
         Path data = DdpRuns.data(tmp.resolve(stage), stage2);
-        Path one = tmp.resolve(stage).resolve("one"), two = tmp.resolve(stage).resolve("two");
+        Path one = tmp.resolve(stage).resolve("one"), two = tmp.resolve(stage).resolve(deepspeed == null ? "two" : "two-zero");
         // stage 2 with --gradient_checkpointing: one backward per decoder layer, gradient hooks firing in each
-        List<String> extra = stage2 ? List.of("--gradient_checkpointing", "True", "--ddp_bucket_cap_mb", "0.1") : List.of();
+        List<String> extra = new ArrayList<>(stage2 ? List.of("--gradient_checkpointing", "True", "--ddp_bucket_cap_mb", "0.1") : List.of());
+        if (deepspeed != null) extra.addAll(List.of("--deepspeed", deepspeed.toString()));
         List<String> refFlags = new ArrayList<>(DdpRuns.flags(data, one, stage2, stage2 ? 2 : 4, 1, steps));
         if (stage2) refFlags.addAll(List.of("--gradient_checkpointing", "True"));
-        DdpRuns.Result ref = DdpRuns.cli(refFlags);
-        assertEquals(0, ref.code(), ref.output());
+        if (!Files.exists(one.resolve("log.jsonl"))) {
+            DdpRuns.Result ref = DdpRuns.cli(refFlags);
+            assertEquals(0, ref.code(), ref.output());
+        }
         int port = DdpRuns.freePort();
         List<Process> nodes = new ArrayList<>();
         List<Path> logs = new ArrayList<>();
@@ -88,7 +97,7 @@ class TwoHostsTest {
                     "--master_addr", ADDR0, "--master_port", String.valueOf(port)));
             List<String> cmd = new ArrayList<>(List.of("ip", "netns", "exec", node == 0 ? ns0 : ns1));
             cmd.addAll(DdpRuns.javaCommand(f));
-            Path log = tmp.resolve(stage + "-node" + node + ".txt");
+            Path log = tmp.resolve(stage + (deepspeed == null ? "" : "-zero") + "-node" + node + ".txt");
             logs.add(log);
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true).redirectOutput(log.toFile());
             if (stage2) pb.environment().putAll(Map.of("RANK", String.valueOf(node), "WORLD_SIZE", "2", "LOCAL_RANK", "0",
@@ -108,6 +117,11 @@ class TwoHostsTest {
         if (stage2)
             for (com.fasterxml.jackson.databind.JsonNode s : DdpRuns.log(two))
                 assertTrue(s.get("buckets_started_in_backward").asLong() >= 1, "no bucket started during the backward: " + s);
+        if (deepspeed != null) {
+            assertTrue(Files.readString(logs.get(0)).contains("ZeRO stage 2: 2 ranks"), Files.readString(logs.get(0)));
+            for (com.fasterxml.jackson.databind.JsonNode s : DdpRuns.log(two))
+                assertTrue(s.get("reduce_scatter_grad_bytes").asLong() > 0, s.toString());
+        }
     }
 
     private static int ip(String... args) throws IOException, InterruptedException {

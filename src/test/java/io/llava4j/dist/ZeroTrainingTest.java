@@ -21,11 +21,16 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class ZeroTrainingTest {
     static Path config(Path dir, int stage, long bucket) throws Exception {
-        Path f = dir.resolve("zero" + stage + ".json");
+        return config(dir, stage, bucket, false);
+    }
+
+    /** A DeepSpeed file of {@code stage} with buckets of {@code bucket} values and {@code overlap_comm}. */
+    static Path config(Path dir, int stage, long bucket, boolean overlap) throws Exception {
+        Path f = dir.resolve("zero" + stage + (overlap ? "-overlap" : "") + ".json");
         Files.createDirectories(dir);
         Files.writeString(f, "{\"bf16\": {\"enabled\": \"auto\"}, \"train_micro_batch_size_per_gpu\": \"auto\", \"train_batch_size\": \"auto\","
                 + " \"gradient_accumulation_steps\": \"auto\", \"gradient_clipping\": \"auto\","
-                + " \"zero_optimization\": {\"stage\": " + stage + ", \"reduce_bucket_size\": " + bucket + "}}");
+                + " \"zero_optimization\": {\"stage\": " + stage + ", \"reduce_bucket_size\": " + bucket + ", \"overlap_comm\": " + overlap + "}}");
         return f;
     }
 
@@ -70,7 +75,10 @@ class ZeroTrainingTest {
         }
     }
 
-    /** Stage 2 of LLaVA (projector + LLM): ZeRO-2 with 2 and 4 ranks and accumulation, 2 × 2 × 2 = 4 × 1 × 2 = 1 × 4 × 2 … */
+    /**
+     * Stage 2 of LLaVA (projector + LLM): ZeRO-2 with 2 and 4 ranks and accumulation, 2 × 2 × 2 = 4 × 1 × 2 = 1 × 4 × 2;
+     * 2 ranks reduce after the backward ({@code overlap_comm} false), 4 ranks during each micro-batch's backward.
+     */
     @Test
     void zero2ProjectorAndLlmWithAccumulationEqualsOneProcess(@TempDir Path tmp) throws Exception {
         Path data = DdpRuns.data(tmp, true);
@@ -78,18 +86,23 @@ class ZeroTrainingTest {
         assertEquals(0, one.code(), one.output());
         for (int w : new int[]{2, 4}) {
             Path out = tmp.resolve("w" + w);
-            DdpRuns.Result r = DdpRuns.cli(ranks(DdpRuns.flags(data, out, true, 4 / w, 2, 2), w, config(tmp, 2, 30_000)));
+            boolean overlap = w == 4;
+            DdpRuns.Result r = DdpRuns.cli(ranks(DdpRuns.flags(data, out, true, 4 / w, 2, 2), w, config(tmp, 2, 30_000, overlap)));
             assertEquals(0, r.code(), r.output());
             assertTrue(r.output().contains("ZeRO stage 2: " + w + " ranks"), r.output());
             DdpRuns.assertSameLosses(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(out), 1e-5);
             assertSameGradNorms(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(out));
             DdpRuns.assertSameTensors(DdpRuns.written(tmp.resolve("one"), true), DdpRuns.written(out, true), 1e-5);
-            for (JsonNode step : DdpRuns.log(out)) assertTrue(step.get("reduce_scatter_grad_bytes").asLong() > 0, step.toString());
+            for (JsonNode step : DdpRuns.log(out)) {
+                assertTrue(step.get("reduce_scatter_grad_bytes").asLong() > 0, step.toString());
+                assertEquals(overlap, step.has("buckets_started_in_backward"), step.toString());
+                if (overlap) assertTrue(step.get("buckets_started_in_backward").asLong() >= 2, "both micro-batches: " + step);
+            }
         }
     }
 
     /**
-     * ZeRO-2 with --bf16 True (bf16 frozen weights and autocast, fp32 master weights sharded) against DDP on the same 2
+     * ZeRO-2 (overlapped) with --bf16 True (bf16 frozen weights and autocast, fp32 master weights sharded) against DDP on the same 2
      * ranks. (Against one process with the global batch, bf16 differs by ~3e-5 in the gradient norm with DDP too: the
      * per-rank batch shape changes the bf16 kernels' rounding; so the reference here is DDP with the same shapes.)
      */
@@ -101,7 +114,7 @@ class ZeroTrainingTest {
         DdpRuns.Result d = DdpRuns.cli(ddp);
         assertEquals(0, d.code(), d.output());
         Path out = tmp.resolve("zero");
-        DdpRuns.Result r = DdpRuns.cli(ranks(DdpRuns.with(DdpRuns.flags(data, out, true, 2, 2, 2), "--bf16", "True"), 2, config(tmp, 2, 30_000)));
+        DdpRuns.Result r = DdpRuns.cli(ranks(DdpRuns.with(DdpRuns.flags(data, out, true, 2, 2, 2), "--bf16", "True"), 2, config(tmp, 2, 30_000, true)));
         assertEquals(0, r.code(), r.output());
         assertTrue(r.output().contains("ZeRO stage 2: 2 ranks"), r.output());
         DdpRuns.assertSameLosses(DdpRuns.log(tmp.resolve("ddp")), DdpRuns.log(out), 1e-5);

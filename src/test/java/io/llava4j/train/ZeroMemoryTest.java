@@ -34,7 +34,17 @@ class ZeroMemoryTest {
         ZeroMemory replica = ZeroMemory.of(c, FreezePlan.Flags.STAGE2, null, Precision.BF16, 0, 8);
         assertEquals(8 * n, replica.optimizerState());
         assertTrue(replica.peak() - z.peak() > 40L << 30, "ZeRO-2 at W = 8 saves 7/8 of 50 GiB of AdamW state a rank");
+        // LLaVA's zero2.json (overlap_comm true, buckets of hidden² values): no whole gradient at the backward's end, only
+        // the shard, the largest tensor's gradient and bucket (embed_tokens / lm_head, 32064 × 4096) and two running buckets
+        ZeroMemory overlapped = ZeroMemory.of(c, FreezePlan.Flags.STAGE2, null, Precision.BF16, 2, 8, true, 4096L * 4096);
+        System.out.print(overlapped.render());
+        assertEquals(4 * ((n + 7) / 8) + 4 * (2 * 32064L * 4096 + 2 * 4096L * 4096), overlapped.gradientsAtBackward());
+        assertEquals(z.gradientsAtUpdate(), overlapped.gradientsAtUpdate());
+        assertEquals(z.optimizerState(), overlapped.optimizerState());
+        assertTrue(overlapped.render().contains("during the backward (overlap_comm)"), overlapped.render());
         ZeroMemory stage1 = ZeroMemory.of(c, FreezePlan.Flags.STAGE2, null, Precision.BF16, 1, 8);
+        assertEquals(stage1.gradientsAtBackward(), ZeroMemory.of(c, FreezePlan.Flags.STAGE2, null, Precision.BF16, 1, 8, true,
+                4096L * 4096).gradientsAtBackward(), "stage 1 reduces after the backward whatever overlap_comm says");
         assertEquals(4 * n + 4 * ((n + 7) / 8), stage1.gradientsAtUpdate(), "stage 1 keeps the whole gradients");
         // LLaVA's stage 1 shards only the projector's state
         ZeroMemory projector = ZeroMemory.of(c, FreezePlan.Flags.STAGE1, null, Precision.BF16, 2, 8);
