@@ -8,6 +8,7 @@ import io.llava4j.model.Llava;
 import io.llava4j.nn.Autocast;
 import io.llava4j.nn.LoraDropout;
 import io.llava4j.nn.Precision;
+import io.llava4j.nn.WeightCasts;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -40,6 +41,13 @@ public final class TrainStep {
     private final Map<String, Tensor> params;
     private final int intraOpThreads = torch.get_num_threads();
     private final boolean lora; // LoRA adapters train
+    /**
+     * Each fp32 weight cast to the GEMM type once per step ({@link WeightCasts}) where GEMMs run in a half type, in one
+     * process (data parallelism hooks the weights' own gradients); {@code LLAVA4J_WEIGHT_CASTS=0} (or property
+     * {@code llava4j.weight_casts=0}) casts per use, as autocast without its cache, for comparing.
+     */
+    private final boolean castOncePerStep;
+    private WeightCasts casts; // this step's, or null
 
     /**
      * {@code LLAVA4J_SAMPLE_THREADS=0} (or system property {@code llava4j.sample_threads=0}) turns the two-halves step
@@ -105,10 +113,22 @@ public final class TrainStep {
         for (String n : trainable) lora |= n.contains(".lora_");
         // LoRA's dropout masks are drawn per micro-batch: halves would draw other masks than the recomputed path
         this.lora = lora;
+        this.castOncePerStep = precision.gemm() != torch.ScalarType.Float && dp == DataParallel.SINGLE
+                && !"0".equals(System.getProperty("llava4j.weight_casts", System.getenv("LLAVA4J_WEIGHT_CASTS")));
     }
 
     /** Runs the step on its micro-batches, in order. */
     public Result run(List<MicroBatch> microBatches) {
+        casts = castOncePerStep ? new WeightCasts(precision.gemm()) : null;
+        try {
+            return runSteps(microBatches);
+        } finally {
+            if (casts != null) casts.close();
+            casts = null;
+        }
+    }
+
+    private Result runSteps(List<MicroBatch> microBatches) {
         double loss = 0, scaled = 0; // the micro-batches' losses, and their sum × scale (this rank's share of the step's loss)
         long tokens = 0;
         for (int k = 0; k < microBatches.size(); k++) {
@@ -145,17 +165,19 @@ public final class TrainStep {
     /** One micro-batch as one batch: {loss, scale, positions}. */
     private double[] runWhole(MicroBatch mb) {
         double[] scale = new double[1];
-        double[] r = forwardBackward(mb.samples(), LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()),
+        double[] r = forwardBackward(mb.samples(), 0, LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()),
                 n -> scale[0] = dp.lossScale(n, accumulation));
+        if (casts != null) casts.flushGradients();
         return new double[]{r[0], scale[0], r[1]};
     }
 
     /**
      * Forward and backward of {@code samples} as one batch on this thread: {loss (their mean), merged positions}.
-     * {@code scaleOfTokens}: the loss's scale from the batch's supervised-token count.
+     * {@code scaleOfTokens}: the loss's scale from the batch's supervised-token count; {@code slot}: which half (0 for
+     * a whole micro-batch), the order its weight gradients are summed in.
      */
-    private double[] forwardBackward(List<Sample> samples, long dropoutSeed, java.util.function.LongToDoubleFunction scaleOfTokens) {
-        try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision);
+    private double[] forwardBackward(List<Sample> samples, int slot, long dropoutSeed, java.util.function.LongToDoubleFunction scaleOfTokens) {
+        try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision, casts, slot);
              LoraDropout d = LoraDropout.seeded(dropoutSeed)) {
             Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize()); // pixels of the images not in the cache
             Tensor towerFeatures = cache == null ? null : cache.towerFeatures(samples, in.pixels(), model);
@@ -219,7 +241,7 @@ public final class TrainStep {
                 running.add(HALVES.submit(() -> {
                     torch.set_num_threads(1); // this thread's OpenMP team
                     try {
-                        double[] r = forwardBackward(parts.get(half), LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()) + half, n -> {
+                        double[] r = forwardBackward(parts.get(half), half, LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()) + half, n -> {
                                     counts[half] = n;
                                     try {
                                         counted.await();
@@ -243,6 +265,7 @@ public final class TrainStep {
             BlasThreads.set(blas);
             torch.set_num_threads(Math.max(1, intraOpThreads)); // ATen's count is process-wide; the halves set it to 1
         }
+        if (casts != null) casts.flushGradients(); // the halves' weight gradients, first half first, as autograd's a + b
         try (NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : before.entrySet()) {
                 Tensor p = params.get(e.getKey()), earlier = e.getValue();
