@@ -15,38 +15,33 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public final class Autocast implements AutoCloseable {
     private static final ThreadLocal<ScalarType> GEMM = ThreadLocal.withInitial(() -> ScalarType.Float);
     private static final ThreadLocal<WeightCasts> CASTS = new ThreadLocal<>(); // null: cast per use
-    private static final ThreadLocal<Integer> SLOT = ThreadLocal.withInitial(() -> 0);
     private final ScalarType previous;
     private final WeightCasts previousCasts;
-    private final int previousSlot;
 
-    private Autocast(ScalarType gemm, WeightCasts casts, int slot) {
+    private Autocast(ScalarType gemm, WeightCasts casts) {
         previous = GEMM.get();
         previousCasts = CASTS.get();
-        previousSlot = SLOT.get();
         GEMM.set(gemm);
         CASTS.set(casts != null && casts.type() == gemm ? casts : null);
-        SLOT.set(slot);
     }
 
     /** GEMMs in {@code p.gemm()} until closed. */
     public static Autocast enable(Precision p) {
-        return new Autocast(p.gemm(), null, 0);
+        return new Autocast(p.gemm(), null);
     }
 
     /**
      * As {@link #enable(Precision)}, with weights of another type than the GEMM's taken from {@code casts} (this
-     * step's copies; null: cast per use); {@code slot} orders this thread's gradients among those of others sharing it.
+     * step's copies; null: cast per use).
      */
-    public static Autocast enable(Precision p, WeightCasts casts, int slot) {
-        return new Autocast(p.gemm(), casts, slot);
+    public static Autocast enable(Precision p, WeightCasts casts) {
+        return new Autocast(p.gemm(), casts);
     }
 
     @Override
     public void close() {
         GEMM.set(previous);
         CASTS.set(previousCasts);
-        SLOT.set(previousSlot);
     }
 
     /** The current GEMM type (fp32 outside any scope). */
@@ -62,7 +57,7 @@ public final class Autocast implements AutoCloseable {
     private static Tensor param(Tensor t, ScalarType s) {
         if (t.scalar_type().intern() == s) return t;
         WeightCasts casts = CASTS.get();
-        return casts != null ? casts.use(t, SLOT.get()) : t.to(s);
+        return casts != null ? casts.use(t) : t.to(s);
     }
 
     private static Tensor fp32(Tensor t) {

@@ -43,7 +43,7 @@ public final class TrainStep {
     private final boolean lora; // LoRA adapters train
     /**
      * Each fp32 weight cast to the GEMM type once per step ({@link WeightCasts}) where GEMMs run in a half type, in one
-     * process (data parallelism hooks the weights' own gradients); {@code LLAVA4J_WEIGHT_CASTS=0} (or property
+     * process (the data-parallel paths keep a cast per use); {@code LLAVA4J_WEIGHT_CASTS=0} (or property
      * {@code llava4j.weight_casts=0}) casts per use, as autocast without its cache, for comparing.
      */
     private final boolean castOncePerStep;
@@ -143,6 +143,7 @@ public final class TrainStep {
             scaled += r[0] * r[1];
             tokens += (long) r[2];
         }
+        if (casts != null) casts.close(); // the step's backward is done: the copies are not held through the update
         double gradNorm;
         try (PointerScope scope = new PointerScope()) {
             dp.syncGradients(trainable, params);
@@ -165,19 +166,17 @@ public final class TrainStep {
     /** One micro-batch as one batch: {loss, scale, positions}. */
     private double[] runWhole(MicroBatch mb) {
         double[] scale = new double[1];
-        double[] r = forwardBackward(mb.samples(), 0, LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()),
+        double[] r = forwardBackward(mb.samples(), LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()),
                 n -> scale[0] = dp.lossScale(n, accumulation));
-        if (casts != null) casts.flushGradients();
         return new double[]{r[0], scale[0], r[1]};
     }
 
     /**
      * Forward and backward of {@code samples} as one batch on this thread: {loss (their mean), merged positions}.
-     * {@code scaleOfTokens}: the loss's scale from the batch's supervised-token count; {@code slot}: which half (0 for
-     * a whole micro-batch), the order its weight gradients are summed in.
+     * {@code scaleOfTokens}: the loss's scale from the batch's supervised-token count.
      */
-    private double[] forwardBackward(List<Sample> samples, int slot, long dropoutSeed, java.util.function.LongToDoubleFunction scaleOfTokens) {
-        try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision, casts, slot);
+    private double[] forwardBackward(List<Sample> samples, long dropoutSeed, java.util.function.LongToDoubleFunction scaleOfTokens) {
+        try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision, casts);
              LoraDropout d = LoraDropout.seeded(dropoutSeed)) {
             Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize()); // pixels of the images not in the cache
             Tensor towerFeatures = cache == null ? null : cache.towerFeatures(samples, in.pixels(), model);
@@ -241,7 +240,7 @@ public final class TrainStep {
                 running.add(HALVES.submit(() -> {
                     torch.set_num_threads(1); // this thread's OpenMP team
                     try {
-                        double[] r = forwardBackward(parts.get(half), half, LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()) + half, n -> {
+                        double[] r = forwardBackward(parts.get(half), LoraDropout.microBatchSeed(seed, mb.epoch(), mb.index()) + half, n -> {
                                     counts[half] = n;
                                     try {
                                         counted.await();
@@ -265,7 +264,6 @@ public final class TrainStep {
             BlasThreads.set(blas);
             torch.set_num_threads(Math.max(1, intraOpThreads)); // ATen's count is process-wide; the halves set it to 1
         }
-        if (casts != null) casts.flushGradients(); // the halves' weight gradients, first half first, as autograd's a + b
         try (NoGradGuard g = new NoGradGuard()) {
             for (Map.Entry<String, Tensor> e : before.entrySet()) {
                 Tensor p = params.get(e.getKey()), earlier = e.getValue();

@@ -12,11 +12,11 @@ import java.util.Map;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * {@code --bf16} with native bf16 GEMMs casts each fp32 weight once per step ({@code nn.WeightCasts}) and hands the
- * bf16 gradients of its uses to the fp32 weights itself: the runs are bit for bit those that cast per use through
- * autograd — stage 2 (projector and LLM train), two accumulation steps (gradients added to earlier ones, casts reused
- * across micro-batches), three optimizer steps (casts renewed after each update), as one batch and as two halves.
- * bf16 GEMMs are forced, so the path runs on CPUs without AVX-512 BF16 too (slowly; the model is tiny).
+ * {@code --bf16} with native bf16 GEMMs casts each fp32 weight once per step ({@code nn.WeightCasts}), its uses'
+ * gradients flowing back through the one cast: the runs are bit for bit those that cast per use — stage 2 (projector
+ * and LLM train), two accumulation steps (the casts reused by the second micro-batch), three optimizer steps (casts
+ * renewed after each update), as one batch and as two halves at once. bf16 GEMMs are forced, so the path runs on CPUs
+ * without AVX-512 BF16 too (slowly; the model is tiny).
  */
 class WeightCastsTest {
 
