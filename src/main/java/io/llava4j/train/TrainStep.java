@@ -42,9 +42,10 @@ public final class TrainStep {
     private final int intraOpThreads = torch.get_num_threads();
     private final boolean lora; // LoRA adapters train
     /**
-     * Each fp32 weight cast to the GEMM type once per step ({@link WeightCasts}) where GEMMs run in a half type, in one
-     * process (the data-parallel paths keep a cast per use); {@code LLAVA4J_WEIGHT_CASTS=0} (or property
-     * {@code llava4j.weight_casts=0}) casts per use, as autocast without its cache, for comparing.
+     * {@code LLAVA4J_WEIGHT_CASTS=1} (or property {@code llava4j.weight_casts=1}): each fp32 weight cast to the GEMM
+     * type once per step ({@link WeightCasts}) where GEMMs run in a half type, in one process, instead of once per use.
+     * Off by default: on the bench model (one micro-batch a step, two halves) it saved no measurable time and held the
+     * copies through the backward, up to ~100-200 MB more at the peak (bench/README.md).
      */
     private final boolean castOncePerStep;
     private WeightCasts casts; // this step's, or null
@@ -114,7 +115,7 @@ public final class TrainStep {
         // LoRA's dropout masks are drawn per micro-batch: halves would draw other masks than the recomputed path
         this.lora = lora;
         this.castOncePerStep = precision.gemm() != torch.ScalarType.Float && dp == DataParallel.SINGLE
-                && !"0".equals(System.getProperty("llava4j.weight_casts", System.getenv("LLAVA4J_WEIGHT_CASTS")));
+                && "1".equals(System.getProperty("llava4j.weight_casts", System.getenv("LLAVA4J_WEIGHT_CASTS")));
     }
 
     /** Runs the step on its micro-batches, in order. */
