@@ -45,7 +45,7 @@ public final class TrainStep {
      * {@code LLAVA4J_WEIGHT_CASTS=1} (or property {@code llava4j.weight_casts=1}): each fp32 weight cast to the GEMM
      * type once per step ({@link WeightCasts}) where GEMMs run in a half type, in one process, instead of once per use.
      * Off by default: on the bench model (one micro-batch a step, two halves) it saved no measurable time and held the
-     * copies through the backward, up to ~100-200 MB more at the peak (bench/README.md).
+     * copies through the backward, 20-100 MB more at the peak (bench/README.md).
      */
     private final boolean castOncePerStep;
     private WeightCasts casts; // this step's, or null
