@@ -69,7 +69,7 @@ public final class Bench {
         Random rnd = new Random(o.seed() + 1);
         float[][] pixels = new float[o.batch()][3 * side * side];
         for (float[] px : pixels) for (int i = 0; i < px.length; i++) px[i] = (float) rnd.nextGaussian();
-        List<Double> secs = new ArrayList<>(), losses = new ArrayList<>();
+        List<Double> secs = new ArrayList<>(), cpuSecs = new ArrayList<>(), losses = new ArrayList<>();
         long positions = 0;
         for (int s = 0; s < o.warmup() + o.steps(); s++) {
             List<Sample> samples = new ArrayList<>();
@@ -81,11 +81,12 @@ public final class Bench {
                 for (int i = 0; i < TEXT_TOKENS; i++) ids[2 + i] = labels[2 + i] = 3 + rnd.nextInt(itok - 3);
                 samples.add(new Sample("bench-" + b, ids, labels, pixels[b], null));
             }
-            long t0 = System.nanoTime();
+            long t0 = System.nanoTime(), c0 = processCpuNanos();
             TrainStep.Result r = step.run(List.of(new TrainStep.MicroBatch(0, s, samples, true)));
             double dt = (System.nanoTime() - t0) / 1e9;
             if (s >= o.warmup()) {
                 secs.add(dt);
+                cpuSecs.add((processCpuNanos() - c0) / 1e9);
                 losses.add(r.loss());
                 positions = r.tokens();
             }
@@ -98,6 +99,10 @@ public final class Bench {
         ObjectNode out = header(o);
         out.put("step_s_median", median).put("step_s_min", sorted.get(0));
         out.putPOJO("step_s", secs);
+        List<Double> cpuSorted = new ArrayList<>(cpuSecs);
+        Collections.sort(cpuSorted);
+        out.put("step_cpu_s_median", cpuSorted.get(cpuSorted.size() / 2)); // all threads' CPU time: what the load changes least
+        out.putPOJO("step_cpu_s", cpuSecs);
         out.putPOJO("losses", losses);
         out.put("tokens_per_step", positions).put("tokens_per_s", positions / median);
         out.put("trainable_params", plan.trainable().stream().mapToLong(n -> io.llava4j.engine.Tensors.namedParameters(model).get(n).numel()).sum());
@@ -165,6 +170,11 @@ public final class Bench {
         boolean bf16Gemm = p.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
         out.put("gemm_type", bf16Gemm ? "bf16" : "fp32");
         if (out.has("achieved_gflops")) out.put("fraction_of_gemm_peak", out.get("achieved_gflops").asDouble() / (bf16Gemm ? bf16 : fp32));
+    }
+
+    /** CPU time of all this process's threads (user + system), ns. */
+    private static long processCpuNanos() {
+        return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean()).getProcessCpuTime();
     }
 
     /** VmHWM (the peak resident set, as PyTorch's ru_maxrss reports it), MiB; 0 where /proc is not there. */

@@ -9,25 +9,39 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * Mixed precision as {@code torch.autocast}: inside {@link #enable} GEMMs (linear, conv) run in the precision's GEMM
  * type and return fp32; everything else (norms, softmax, residual adds, the loss) stays fp32. Weights stored in a half
  * type are cast for each call — one layer's up-cast copy at a time, freed when the layer is done unless autograd keeps
- * it for the backward. Outside any scope a fp32 model runs exactly as plain fp32 code. Thread-local, as torch's is.
+ * it for the backward — or, inside a training step that passes a {@link WeightCasts}, cast once for the whole step.
+ * Outside any scope a fp32 model runs exactly as plain fp32 code. Thread-local, as torch's is.
  */
 public final class Autocast implements AutoCloseable {
     private static final ThreadLocal<ScalarType> GEMM = ThreadLocal.withInitial(() -> ScalarType.Float);
+    private static final ThreadLocal<WeightCasts> CASTS = new ThreadLocal<>(); // null: cast per use
     private final ScalarType previous;
+    private final WeightCasts previousCasts;
 
-    private Autocast(ScalarType gemm) {
+    private Autocast(ScalarType gemm, WeightCasts casts) {
         previous = GEMM.get();
+        previousCasts = CASTS.get();
         GEMM.set(gemm);
+        CASTS.set(casts != null && casts.type() == gemm ? casts : null);
     }
 
     /** GEMMs in {@code p.gemm()} until closed. */
     public static Autocast enable(Precision p) {
-        return new Autocast(p.gemm());
+        return new Autocast(p.gemm(), null);
+    }
+
+    /**
+     * As {@link #enable(Precision)}, with weights of another type than the GEMM's taken from {@code casts} (this
+     * step's copies; null: cast per use).
+     */
+    public static Autocast enable(Precision p, WeightCasts casts) {
+        return new Autocast(p.gemm(), casts);
     }
 
     @Override
     public void close() {
         GEMM.set(previous);
+        CASTS.set(previousCasts);
     }
 
     /** The current GEMM type (fp32 outside any scope). */
@@ -37,6 +51,13 @@ public final class Autocast implements AutoCloseable {
 
     private static Tensor as(Tensor t, ScalarType s) {
         return t.scalar_type().intern() == s ? t : t.to(s);
+    }
+
+    /** A weight or bias in the GEMM type: this step's cast where a {@link WeightCasts} is in force, else a cast now. */
+    private static Tensor param(Tensor t, ScalarType s) {
+        if (t.scalar_type().intern() == s) return t;
+        WeightCasts casts = CASTS.get();
+        return casts != null ? casts.use(t) : t.to(s);
     }
 
     private static Tensor fp32(Tensor t) {
@@ -56,8 +77,8 @@ public final class Autocast implements AutoCloseable {
             return Scopes.keep(() -> fp32(bias == null ? torch.linear(as(x, ScalarType.BFloat16), weight)
                     : torch.linear(as(x, ScalarType.BFloat16), weight, new TensorOptional(as(bias, ScalarType.BFloat16)))));
         return Scopes.keep(() -> {
-            Tensor w = as(weight, g), xi = as(x, g);
-            Tensor y = bias == null ? torch.linear(xi, w) : torch.linear(xi, w, new TensorOptional(as(bias, g)));
+            Tensor w = param(weight, g), xi = as(x, g);
+            Tensor y = bias == null ? torch.linear(xi, w) : torch.linear(xi, w, new TensorOptional(param(bias, g)));
             return fp32(y);
         });
     }

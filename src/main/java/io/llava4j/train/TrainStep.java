@@ -8,6 +8,7 @@ import io.llava4j.model.Llava;
 import io.llava4j.nn.Autocast;
 import io.llava4j.nn.LoraDropout;
 import io.llava4j.nn.Precision;
+import io.llava4j.nn.WeightCasts;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -40,6 +41,14 @@ public final class TrainStep {
     private final Map<String, Tensor> params;
     private final int intraOpThreads = torch.get_num_threads();
     private final boolean lora; // LoRA adapters train
+    /**
+     * {@code LLAVA4J_WEIGHT_CASTS=1} (or property {@code llava4j.weight_casts=1}): each fp32 weight cast to the GEMM
+     * type once per step ({@link WeightCasts}) where GEMMs run in a half type, in one process, instead of once per use.
+     * Off by default: on the bench model (one micro-batch a step, two halves) it saved no measurable time and held the
+     * copies through the backward, 20-100 MB more at the peak (bench/README.md).
+     */
+    private final boolean castOncePerStep;
+    private WeightCasts casts; // this step's, or null
 
     /**
      * {@code LLAVA4J_SAMPLE_THREADS=0} (or system property {@code llava4j.sample_threads=0}) turns the two-halves step
@@ -105,10 +114,22 @@ public final class TrainStep {
         for (String n : trainable) lora |= n.contains(".lora_");
         // LoRA's dropout masks are drawn per micro-batch: halves would draw other masks than the recomputed path
         this.lora = lora;
+        this.castOncePerStep = precision.gemm() != torch.ScalarType.Float && dp == DataParallel.SINGLE
+                && "1".equals(System.getProperty("llava4j.weight_casts", System.getenv("LLAVA4J_WEIGHT_CASTS")));
     }
 
     /** Runs the step on its micro-batches, in order. */
     public Result run(List<MicroBatch> microBatches) {
+        casts = castOncePerStep ? new WeightCasts(precision.gemm()) : null;
+        try {
+            return runSteps(microBatches);
+        } finally {
+            if (casts != null) casts.close();
+            casts = null;
+        }
+    }
+
+    private Result runSteps(List<MicroBatch> microBatches) {
         double loss = 0, scaled = 0; // the micro-batches' losses, and their sum × scale (this rank's share of the step's loss)
         long tokens = 0;
         for (int k = 0; k < microBatches.size(); k++) {
@@ -123,6 +144,7 @@ public final class TrainStep {
             scaled += r[0] * r[1];
             tokens += (long) r[2];
         }
+        if (casts != null) casts.close(); // the step's backward is done: the copies are not held through the update
         double gradNorm;
         try (PointerScope scope = new PointerScope()) {
             dp.syncGradients(trainable, params);
@@ -157,7 +179,7 @@ public final class TrainStep {
      * {@code scaleOfTokens}: the loss's scale from the batch's supervised-token count.
      */
     private double[] forwardBackward(List<Sample> samples, long dropoutSeed, java.util.function.LongToDoubleFunction scaleOfTokens) {
-        try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision);
+        try (PointerScope scope = new PointerScope(); Autocast ac = Autocast.enable(precision, casts);
              LoraDropout d = LoraDropout.seeded(dropoutSeed)) {
             Batches.Input in = Batches.input(samples, collator, model.config.vision().imageSize()); // pixels of the images not in the cache
             Tensor towerFeatures = cache == null ? null : cache.towerFeatures(samples, in.pixels(), model);
