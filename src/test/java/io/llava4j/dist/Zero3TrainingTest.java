@@ -82,6 +82,24 @@ class Zero3TrainingTest {
     }
 
     /**
+     * LLaVA's stage 1 under ZeRO-3 (only the projector trains: the outer unit; the frozen LLM and tower stay whole and
+     * are never sent): 2 ranks with accumulation equal one process with the global batch.
+     */
+    @Test
+    void zero3ProjectorOnlyWithAccumulationOnTwoRanksEqualsOneProcess(@TempDir Path tmp) throws Exception {
+        Path data = DdpRuns.data(tmp, false);
+        DdpRuns.Result one = DdpRuns.cli(DdpRuns.flags(data, tmp.resolve("one"), false, 4, 2, 2));
+        assertEquals(0, one.code(), one.output());
+        Path out = tmp.resolve("w2");
+        DdpRuns.Result r = DdpRuns.cli(ZeroTrainingTest.ranks(DdpRuns.flags(data, out, false, 2, 2, 2), 2, config(tmp)));
+        assertEquals(0, r.code(), r.output());
+        assertTrue(r.output().contains("ZeRO stage 3: 2 ranks"), r.output());
+        DdpRuns.assertSameLosses(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(out), 1e-5);
+        ZeroTrainingTest.assertSameGradNorms(DdpRuns.log(tmp.resolve("one")), DdpRuns.log(out));
+        DdpRuns.assertSameTensors(DdpRuns.written(tmp.resolve("one"), false), DdpRuns.written(out, false), 1e-5);
+    }
+
+    /**
      * --bf16 True (bf16 frozen weights and autocast, fp32 master values partitioned) against DDP on the same 2 ranks
      * (ZeroTrainingTest says why not one process).
      */
