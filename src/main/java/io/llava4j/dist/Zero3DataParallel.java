@@ -381,22 +381,20 @@ public final class Zero3DataParallel implements DataParallel, ShardedOptimizer, 
 
     @Override
     public void save(Path dir) throws IOException {
-        Map<String, OptimizerShards.Part> parts = new LinkedHashMap<>();
-        for (Map.Entry<String, AdamW.State> e : shard.state().entrySet()) {
-            Piece p = pieces.get(e.getKey());
-            parts.put(e.getKey(), new OptimizerShards.Part(p.from, p.to, e.getValue()));
-        }
-        OptimizerShards.write(dir, rank(), worldSize(), parts);
+        OptimizerShards.writeSlices(dir, rank(), worldSize(), shard, slices());
         barrier("writing the optimizer shards of " + dir.getFileName());
     }
 
     @Override
     public void restore(Path dir) throws IOException {
-        OptimizerShards.Source src = OptimizerShards.open(dir);
-        for (Piece p : pieces.values()) {
-            OptimizerShards.Slice s = src.read(p.name, p.from, p.to);
-            if (s != null) shard.putState(p.name, s.step(), s.expAvg(), s.expAvgSq());
-        }
+        OptimizerShards.readSlices(dir, shard, slices());
+    }
+
+    /** Each tensor's [from, to) of its flattened values that this rank owns. */
+    private Map<String, long[]> slices() {
+        Map<String, long[]> m = new LinkedHashMap<>();
+        pieces.forEach((name, p) -> m.put(name, new long[]{p.from, p.to}));
+        return m;
     }
 
     @Override

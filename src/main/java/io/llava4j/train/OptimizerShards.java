@@ -65,6 +65,28 @@ public final class OptimizerShards {
         return Files.isRegularFile(checkpoint.resolve(WHOLE)) || Files.isDirectory(checkpoint.resolve(FOLDER));
     }
 
+    /**
+     * Writes {@code optimizer}'s state of this rank's slices, {@code slices} giving each tensor's [from, to) in its
+     * flattened values (the tensors {@code optimizer} has state for).
+     */
+    public static void writeSlices(Path checkpoint, int rank, int world, AdamW optimizer, Map<String, long[]> slices) throws IOException {
+        Map<String, Part> parts = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, AdamW.State> e : optimizer.state().entrySet()) {
+            long[] r = slices.get(e.getKey());
+            parts.put(e.getKey(), new Part(r[0], r[1], e.getValue()));
+        }
+        write(checkpoint, rank, world, parts);
+    }
+
+    /** Reads this rank's slices back into {@code optimizer} from the shards of any world size in {@code dir}. */
+    public static void readSlices(Path dir, AdamW optimizer, Map<String, long[]> slices) throws IOException {
+        Source src = open(dir);
+        for (Map.Entry<String, long[]> e : slices.entrySet()) {
+            Slice s = src.read(e.getKey(), e.getValue()[0], e.getValue()[1]);
+            if (s != null) optimizer.putState(e.getKey(), s.step(), s.expAvg(), s.expAvgSq());
+        }
+    }
+
     /** The optimizer state of checkpoint {@code dir}, by slices. */
     public static Source open(Path dir) throws IOException {
         Source s = new Source(dir);
