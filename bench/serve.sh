@@ -25,20 +25,24 @@ fi
 [ "${SKIP_BUILD:-0}" = 1 ] || mvn -q -B -DskipTests package >&2
 export OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS
 server=""
+log=$(mktemp)
 stop_server() { [ -z "$server" ] || { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; server=""; }; }
-trap stop_server EXIT
+trap 'stop_server; rm -f "$log"' EXIT
 for round in $(seq "${ROUNDS:-1}"); do for clients in $CLIENTS; do for batch in 1 "$BATCH"; do
   java -Dorg.bytedeco.javacpp.maxPhysicalBytes=0 -Dorg.bytedeco.javacpp.maxBytes=0 -jar target/llava4j.jar serve \
     --model_name_or_path "$MODEL" --served_model_name bench --port "$PORT" --max_batch "$batch" --queue 64 \
-    --timeout 3600 ${BF16:+--bf16 True} >/dev/null 2>&1 &
+    --timeout 3600 ${BF16:+--bf16 True} >"$log" 2>&1 &
   server=$!
-  until curl -sf "http://127.0.0.1:$PORT/health" >/dev/null; do
-    kill -0 "$server" 2>/dev/null || { echo "the server (max_batch $batch) exited" >&2; exit 1; }
+  # the address the server announces ("serving ... on http://HOST:PORT/"), then its health
+  base=""
+  until [ -n "$base" ] && curl -sf "$base/health" >/dev/null; do
+    kill -0 "$server" 2>/dev/null || { echo "the server (max_batch $batch) exited: $(tail -3 "$log")" >&2; exit 1; }
+    base=$(grep -o 'on http://[^ ]*/ ' "$log" | head -1 | sed 's/^on //; s#/ $##')
     sleep 0.5
   done
-  node bench/serve-load.mjs "http://127.0.0.1:$PORT" 1 1 4 "$PROMPT" "$IMAGE" >/dev/null # warm-up
+  node bench/serve-load.mjs "$base" 1 1 4 "$PROMPT" "$IMAGE" >/dev/null # warm-up
   load_before=$(cut -d' ' -f1 /proc/loadavg)
-  line=$(node bench/serve-load.mjs "http://127.0.0.1:$PORT" "$clients" "$REQUESTS" "$MAX_TOKENS" "$PROMPT" "$IMAGE")
+  line=$(node bench/serve-load.mjs "$base" "$clients" "$REQUESTS" "$MAX_TOKENS" "$PROMPT" "$IMAGE")
   echo "${line%\}}, \"max_batch\": $batch, \"threads\": $THREADS, \"bf16\": ${BF16:-0}, \"round\": $round, \"date\": \"$(date -u +%FT%TZ)\", \"load1_before\": $load_before, \"load1_after\": $(cut -d' ' -f1 /proc/loadavg)}"
   stop_server
 done; done; done
