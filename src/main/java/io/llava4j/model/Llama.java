@@ -4,9 +4,10 @@ import io.llava4j.config.RopeScaling;
 import io.llava4j.config.TextConfig;
 import io.llava4j.nn.Autocast;
 import io.llava4j.nn.Embedding;
-import io.llava4j.nn.Scopes;
+import io.llava4j.nn.FusedProjection;
 import io.llava4j.nn.Linear;
 import io.llava4j.nn.RmsNorm;
+import io.llava4j.nn.Scopes;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.ModuleListImpl;
 import org.bytedeco.pytorch.Scalar;
@@ -144,14 +145,16 @@ public class Llama extends Module {
 
     /**
      * Inference only: every decoder projection and the untied head keep their weights in oneDNN's blocked layout in
-     * {@code type} ({@link Linear#packForInference}; their plain parameters are released). The tied head and the
-     * embedding table stay as they are.
+     * {@code type} ({@link Linear#packForInference}; their plain parameters are released), each layer's q/k/v and
+     * gate/up projections stacked into one matrix each where they can be ({@link FusedProjection}). The tied head and
+     * the embedding table stay as they are.
      *
      * @return bytes held in the blocked layout
      */
     public long packForInference(torch.ScalarType type) {
         long bytes = 0;
-        for (Linear l : layerProjections().values()) bytes += l.packForInference(type);
+        for (DecoderLayer l : model.layers) bytes += l.selfAttn.fuseForInference(type) + l.mlp.fuseForInference(type);
+        for (Linear l : layerProjections().values()) bytes += l.packForInference(type); // what did not fuse
         if (lmHead != null) bytes += lmHead.packForInference(type);
         return bytes;
     }
@@ -291,6 +294,7 @@ public class Llama extends Module {
     static class Attention extends Module {
         final Linear qProj, kProj, vProj, oProj;
         final long heads, kvHeads, headDim;
+        private FusedProjection qkv; // inference only: q, k and v in one blocked matrix, or null
 
         Attention(TextConfig c) {
             heads = c.numAttentionHeads();
@@ -303,11 +307,23 @@ public class Llama extends Module {
             oProj = register_module("o_proj", new Linear(heads * headDim, c.hiddenSize(), false));
         }
 
+        /** x [.., h] → its queries [.., nh·hd], keys and values [.., nkv·hd]. */
+        private Tensor[] project(Tensor x) {
+            return qkv != null ? qkv.forward(x) : new Tensor[]{qProj.forward(x), kProj.forward(x), vProj.forward(x)};
+        }
+
+        /** Inference only: q, k and v stacked into one blocked matrix ({@link FusedProjection}); bytes packed, 0 where they stay apart. */
+        long fuseForInference(torch.ScalarType type) {
+            qkv = FusedProjection.pack(type, qProj, kProj, vProj);
+            return qkv == null ? 0 : qkv.bytes();
+        }
+
         Tensor forward(Tensor x, Tensor cos, Tensor sin) {
             long b = x.size(0), t = x.size(1);
-            Tensor q = qProj.forward(x).view(b, t, heads, headDim).transpose(1, 2);   // [B, nh, T, hd]
-            Tensor k = kProj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
-            Tensor v = vProj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
+            Tensor[] p = project(x);
+            Tensor q = p[0].view(b, t, heads, headDim).transpose(1, 2);   // [B, nh, T, hd]
+            Tensor k = p[1].view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
+            Tensor v = p[2].view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
             q = Rope.apply(q, cos, sin);
             k = Rope.apply(k, cos, sin);
             Tensor a = Attn.sdpa(q, k, v, true, kvHeads != heads); // [B, nh, T, hd]
@@ -317,9 +333,10 @@ public class Llama extends Module {
         /** As {@link #forward}, with this step's keys/values written to the cache [B, nkv, capacity, hd] at {@code past}. */
         Tensor forwardCached(Tensor x, Tensor cos, Tensor sin, Tensor mask, boolean causal, Tensor kCache, Tensor vCache, long past) {
             long b = x.size(0), t = x.size(1);
-            Tensor q = qProj.forward(x).view(b, t, heads, headDim).transpose(1, 2);   // [B, nh, T, hd]
-            Tensor k = kProj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
-            Tensor v = vProj.forward(x).view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
+            Tensor[] p = project(x);
+            Tensor q = p[0].view(b, t, heads, headDim).transpose(1, 2);   // [B, nh, T, hd]
+            Tensor k = p[1].view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
+            Tensor v = p[2].view(b, t, kvHeads, headDim).transpose(1, 2); // [B, nkv, T, hd]
             q = Rope.apply(q, cos, sin);
             kCache.narrow(2, past, t).copy_(Rope.apply(k, cos, sin));
             vCache.narrow(2, past, t).copy_(v);
@@ -334,9 +351,10 @@ public class Llama extends Module {
          */
         Tensor forwardDecode(Tensor x, Tensor cos, Tensor sin, BatchKvCache batch, int layer) {
             long m = x.size(0);
-            Tensor q = Rope.apply(qProj.forward(x).view(m, 1, heads, headDim).transpose(1, 2), cos, sin);   // [M, nh, 1, hd]
-            Tensor k = Rope.apply(kProj.forward(x).view(m, 1, kvHeads, headDim).transpose(1, 2), cos, sin); // [M, nkv, 1, hd]
-            Tensor v = vProj.forward(x).view(m, 1, kvHeads, headDim).transpose(1, 2);                      // [M, nkv, 1, hd]
+            Tensor[] p = project(x);
+            Tensor q = Rope.apply(p[0].view(m, 1, heads, headDim).transpose(1, 2), cos, sin);   // [M, nh, 1, hd]
+            Tensor k = Rope.apply(p[1].view(m, 1, kvHeads, headDim).transpose(1, 2), cos, sin); // [M, nkv, 1, hd]
+            Tensor v = p[2].view(m, 1, kvHeads, headDim).transpose(1, 2);                      // [M, nkv, 1, hd]
             Tensor a = Attn.oneBlasThread(() -> { // OpenBLAS's thread count set once for the rows, not once per row
                 TensorVector rows = new TensorVector();
                 for (int r = 0; r < m; r++) {
@@ -356,6 +374,7 @@ public class Llama extends Module {
     /** down(silu(gate(x)) · up(x)) */
     static class Mlp extends Module {
         final Linear gateProj, upProj, downProj;
+        private FusedProjection gateUp; // inference only: gate and up in one blocked matrix, or null
 
         Mlp(TextConfig c) {
             gateProj = register_module("gate_proj", new Linear(c.hiddenSize(), c.intermediateSize(), false));
@@ -364,7 +383,14 @@ public class Llama extends Module {
         }
 
         Tensor forward(Tensor x) {
-            return downProj.forward(torch.silu(gateProj.forward(x)).mul(upProj.forward(x)));
+            Tensor[] gu = gateUp != null ? gateUp.forward(x) : new Tensor[]{gateProj.forward(x), upProj.forward(x)};
+            return downProj.forward(torch.silu(gu[0]).mul(gu[1]));
+        }
+
+        /** Inference only: gate and up stacked into one blocked matrix ({@link FusedProjection}); bytes packed, 0 where they stay apart. */
+        long fuseForInference(torch.ScalarType type) {
+            gateUp = FusedProjection.pack(type, gateProj, upProj);
+            return gateUp == null ? 0 : gateUp.bytes();
         }
     }
 

@@ -20,8 +20,10 @@ public class Linear extends Module {
     private LoraBranch lora; // null: no adapter
     private PackedWeight packed; // null: the plain weight computes
     private io.llava4j.nn.quant.QuantizedLinear quantized; // null: the weight is held in {@code weight}
+    private boolean fused; // the weight lives in a FusedProjection
 
     public Tensor forward(Tensor x) {
+        if (fused) throw new IllegalStateException("this layer's weight is packed into a fused projection and computes there");
         Tensor y = packed != null ? packed.linear(x, bias)
                 : quantized != null ? quantized.forward(x, bias) : Autocast.linear(x, weight, bias);
         return lora == null ? y : y.add(lora.forward(x));
@@ -74,20 +76,31 @@ public class Linear extends Module {
      * @return bytes now held by the blocked copy (0 where nothing was packed)
      */
     public long packForInference(org.bytedeco.pytorch.global.torch.ScalarType type) {
-        if (lora != null || packed != null || quantized != null) return 0;
+        if (lora != null || packed != null || fused || quantized != null) return 0;
         packed = PackedWeight.of(weight, type);
         if (packed == null) return 0;
-        try (var g = new org.bytedeco.pytorch.NoGradGuard()) { // same name and shape, no memory: a zero-stride view of one value
+        release();
+        return packed.bytes();
+    }
+
+    /** {@link FusedProjection#pack}: the weight is held there from now on; this layer no longer computes. */
+    void fuseInto() {
+        fused = true;
+        release();
+    }
+
+    /** Same name and shape, no memory: the weight becomes a zero-stride view of one value. */
+    private void release() {
+        try (var g = new org.bytedeco.pytorch.NoGradGuard()) {
             weight.requires_grad_(false);
             weight.__dispatch_set_data(torch.zeros(new long[]{1, 1}, new org.bytedeco.pytorch.TensorOptions(weight.scalar_type().intern()))
                     .expand(weight.size(0), weight.size(1)));
         }
-        return packed.bytes();
     }
 
-    /** True after {@link #packForInference}. */
+    /** True after {@link #packForInference}, or once packed into a {@link FusedProjection}. */
     public boolean isPacked() {
-        return packed != null;
+        return packed != null || fused;
     }
 
     /** The LoRA branch, or null. */

@@ -22,7 +22,12 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * parameter's memory is released after packing ({@link Linear#packForInference}), so the weights are held once.
  */
 public final class PackedWeight {
-    private static final OperatorHandle REORDER = handle();
+    private static final OperatorHandle REORDER = handle("mkldnn::_reorder_linear_weight", "");
+    /** x·Wᵀ + b on a dense x with the blocked W, dense result (inductor's CPU linear): no layout conversions per call. */
+    private static final OperatorHandle POINTWISE = handle("mkldnn::_linear_pointwise", "");
+    /** The element type of its {@code Scalar?[] scalars} argument, for the empty list a call passes. */
+    private static final org.bytedeco.pytorch.Type.TypePtr SCALAR_OPTIONAL = POINTWISE == null ? null
+            : POINTWISE.schema().arguments().getPointer(4).type().get().containedType(0);
 
     private final Tensor blocked; // [out, in] oneDNN layout, in the compute type
     private final long in, out;
@@ -79,8 +84,8 @@ public final class PackedWeight {
             Tensor x2 = x.reshape(rows, in);
             if (xt != type) x2 = x2.to(type);
             Tensor b = bias == null ? null : bias.scalar_type().intern() == type ? bias : bias.to(type);
-            Tensor xm = x2.contiguous().to_mkldnn();
-            Tensor y = (b == null ? torch.mkldnn_linear(xm, blocked) : torch.mkldnn_linear(xm, blocked, new TensorOptional(b))).to_dense();
+            Tensor y = POINTWISE != null ? pointwise(x2.contiguous(), b) : (b == null ? torch.mkldnn_linear(x2.contiguous().to_mkldnn(), blocked)
+                    : torch.mkldnn_linear(x2.contiguous().to_mkldnn(), blocked, new TensorOptional(b))).to_dense();
             if (y.scalar_type().intern() != xt) y = y.to(xt);
             long[] shape = x.sizes().vec().get();
             shape[shape.length - 1] = out;
@@ -88,12 +93,25 @@ public final class PackedWeight {
         });
     }
 
+    /**
+     * [rows, in] dense, in the weight's type → [rows, out] dense: {@code mkldnn::_linear_pointwise} without a fused
+     * activation. The older {@code mkldnn_linear} wants the input converted to oneDNN's tensor and gives one back, two
+     * conversions that cost as much as the product itself for a decoding step's small matrices (bench/README.md).
+     */
+    private Tensor pointwise(Tensor x, Tensor bias) {
+        IValueVector args = new IValueVector(new IValue(x), new IValue(blocked), bias == null ? new IValue() : new IValue(bias),
+                new IValue("none"), new IValue(new org.bytedeco.pytorch.GenericList(SCALAR_OPTIONAL)), new IValue());
+        POINTWISE.callBoxed(args);
+        Tensor y = new Tensor();
+        y.put(args.get(0).toTensor()); // an owning handle: the one returned points into the vector
+        return y;
+    }
 
-    private static OperatorHandle handle() {
+    private static OperatorHandle handle(String op, String overload) {
         try {
             io.llava4j.engine.Engine.init();
             // made outside any PointerScope: a handle made inside one is freed with it
-            return Dispatcher.singleton().findSchemaOrThrow("mkldnn::_reorder_linear_weight", "");
+            return Dispatcher.singleton().findSchemaOrThrow(op, overload);
         } catch (RuntimeException e) {
             return null;
         }
