@@ -18,7 +18,7 @@ import java.util.List;
  * (image encoding + prefill + first pick) and decode tokens/s of greedy KV-cache decoding that never stops early. The
  * prompt is BOS + one image + 32 text ids, made exactly as generate_ref.py makes them, so the first tokens agree in fp32.
  *
- * <p>Arguments: {@code MODEL_DIR [--bf16] [--packed_weights] [--threads N] [--new_tokens N] [--runs N] [--warmup N]}. Prints one JSON line.
+ * <p>Arguments: {@code MODEL_DIR [--bf16] [--packed_weights] [--threads N] [--new_tokens N] [--runs N] [--warmup N] [--load_8bit | --load_4bit | --load_4bit_nf4]}. Prints one JSON line.
  */
 public final class DecodeBench {
     private DecodeBench() {}
@@ -33,7 +33,8 @@ public final class DecodeBench {
                 case "--bf16" -> bf16 = true;
                 case "--packed_weights" -> packed = true;
                 case "--load_8bit" -> quant = new io.llava4j.nn.quant.QuantSpec(io.llava4j.nn.quant.QuantType.INT8, false);
-                case "--load_4bit" -> quant = new io.llava4j.nn.quant.QuantSpec(io.llava4j.nn.quant.QuantType.NF4, true);
+                case "--load_4bit" -> quant = new io.llava4j.nn.quant.QuantSpec(io.llava4j.nn.quant.QuantType.INT4, false);
+                case "--load_4bit_nf4" -> quant = new io.llava4j.nn.quant.QuantSpec(io.llava4j.nn.quant.QuantType.NF4, true);
                 case "--new_tokens" -> newTokens = Integer.parseInt(args[++i]);
                 case "--runs" -> runs = Integer.parseInt(args[++i]);
                 case "--warmup" -> warmup = Integer.parseInt(args[++i]);

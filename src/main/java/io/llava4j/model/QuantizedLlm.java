@@ -2,13 +2,10 @@ package io.llava4j.model;
 
 import io.llava4j.io.HostTensor;
 import io.llava4j.nn.Linear;
-import io.llava4j.nn.quant.Blockwise4Bit;
 import io.llava4j.nn.quant.DequantBuffer;
 import io.llava4j.nn.quant.QuantSpec;
-import io.llava4j.nn.quant.QuantType;
 import io.llava4j.nn.quant.QuantizedLinear;
 import io.llava4j.nn.quant.QuantizedWeight;
-import io.llava4j.nn.quant.RowwiseInt8;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.Tensor;
@@ -58,7 +55,7 @@ public final class QuantizedLlm {
             Tensor src = h.data().isDirect()
                     ? torch.from_blob(new BytePointer(h.data()), h.shape(), new TensorOptions(io.llava4j.engine.Tensors.scalarType(h.dtype())))
                     : io.llava4j.engine.Tensors.fromHost(h);
-            q = spec.type() == QuantType.INT8 ? RowwiseInt8.quantize(src) : Blockwise4Bit.quantize(src, spec.type(), spec.doubleQuant());
+            q = spec.quantize(src);
         }
         String role = name.substring(name.indexOf(".", "language_model.model.layers.".length()) + 1, name.length() - ".weight".length());
         QuantizedLinear ql = new QuantizedLinear(q, role, buffer);

@@ -88,9 +88,7 @@ public final class LoraMerge {
                 String n = "language_model." + e.getKey() + ".weight";
                 Tensor w = params.get(n);
                 try (PointerScope s = new PointerScope(); NoGradGuard g = new NoGradGuard()) {
-                    io.llava4j.nn.quant.QuantizedWeight q = quant.type() == io.llava4j.nn.quant.QuantType.INT8
-                            ? io.llava4j.nn.quant.RowwiseInt8.quantize(w)
-                            : io.llava4j.nn.quant.Blockwise4Bit.quantize(w, quant.type(), quant.doubleQuant());
+                    io.llava4j.nn.quant.QuantizedWeight q = quant.quantize(w);
                     w.copy_(q.dequantize(torch.ScalarType.Float));
                 }
                 HostTensor file = model.loadedFrom.remove(n);

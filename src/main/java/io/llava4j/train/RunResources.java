@@ -139,7 +139,7 @@ public final class RunResources {
     /** Bytes {@code values} weights take quantized as {@code q} (codes and per-block scales; per-row scales left out). */
     static long quantizedBytes(io.llava4j.nn.quant.QuantSpec q, long values) {
         if (q.type() == io.llava4j.nn.quant.QuantType.INT8) return values;
-        long blocks = values / io.llava4j.nn.quant.Blockwise4Bit.BLOCK;
+        long blocks = values / io.llava4j.nn.quant.Blockwise4Bit.BLOCK; // int4's groups are as long, with a bf16 scale and zero
         return values / 2 + (q.doubleQuant() ? blocks : 4 * blocks);
     }
 

@@ -44,7 +44,7 @@ public final class Codebooks {
         return switch (t) {
             case NF4 -> NF4;
             case FP4 -> FP4;
-            case INT8 -> throw new IllegalArgumentException("int8 has no code book");
+            case INT8, INT4 -> throw new IllegalArgumentException(t.flag() + " has no code book");
         };
     }
 

@@ -10,6 +10,8 @@ public record QuantSpec(QuantType type, boolean doubleQuant) {
         if (type == null) throw new IllegalArgumentException("a quantization type is required");
         if (doubleQuant && type == QuantType.INT8)
             throw new IllegalArgumentException("--double_quant True applies to --bits 4 only (the 4-bit blocks' scales); --bits 8 has one scale per row");
+        if (doubleQuant && type == QuantType.INT4)
+            throw new IllegalArgumentException("int4 groups keep a bf16 scale and zero each; they are not double-quantized");
     }
 
     /**
@@ -38,7 +40,19 @@ public record QuantSpec(QuantType type, boolean doubleQuant) {
 
     /** "4 bits (nf4, double-quantized scales)" and the like, for reports. */
     public String describe() {
-        return type.bits + " bits (" + (type == QuantType.INT8 ? "int8, one scale per row" : type.flag() + ", blocks of "
-                + Blockwise4Bit.BLOCK + (doubleQuant ? ", scales double-quantized" : "")) + ")";
+        return type.bits + " bits (" + switch (type) {
+            case INT8 -> "int8, one scale per row";
+            case INT4 -> "int4, groups of " + GroupwiseInt4.GROUP + " with a bf16 scale and zero each";
+            default -> type.flag() + ", blocks of " + Blockwise4Bit.BLOCK + (doubleQuant ? ", scales double-quantized" : "");
+        } + ")";
+    }
+
+    /** {@code w} [out, in] (any floating type) held in this format. */
+    public QuantizedWeight quantize(org.bytedeco.pytorch.Tensor w) {
+        return switch (type) {
+            case INT8 -> RowwiseInt8.quantize(w);
+            case INT4 -> GroupwiseInt4.quantize(w);
+            default -> Blockwise4Bit.quantize(w, type, doubleQuant);
+        };
     }
 }
