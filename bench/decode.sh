@@ -4,8 +4,9 @@
 # layout (an experiment).
 # Each line: decode tokens/s, the weight GB/s that implies against a STREAM-style copy measured in the same process,
 # time to first token, the kernels that ran, and the process's peak RSS beside the weight file's size. JSON lines.
-# LAYOUTS picks among plain, packed, int8 and nf4 (the bf16 folders loaded as generate --load_8bit / --load_4bit
-# loads them: weight-only int8 kernels, or NF4 with double-quantized scales dequantized a layer at a time).
+# LAYOUTS picks among plain, packed, int8, int4 and nf4 (the bf16 folders loaded as generate --load_8bit / --load_4bit /
+# --load_4bit True --load_4bit_format nf4 load them: libtorch's weight-only int8 and int4 kernels, or NF4 with
+# double-quantized scales dequantized a layer at a time).
 #   [THREADS=2] [NEW_TOKENS=32] [ROUNDS=2] [SHAPES="bench tinyllama-1.1b"] [LAYOUTS="plain packed"] bench/decode.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,11 +23,11 @@ done; done
 # the two layouts alternate, ROUNDS times, so that both see the same load
 for round in $(seq "${ROUNDS:-2}"); do
   for shape in ${SHAPES:-bench tinyllama-1.1b}; do for dtype in fp32 bf16; do for layout in ${LAYOUTS:-plain packed}; do
-    case "$layout" in int8|nf4) [ "$dtype" = bf16 ] || continue ;; esac
+    case "$layout" in int8|int4|nf4) [ "$dtype" = bf16 ] || continue ;; esac
     dir="$OUT/$shape-$dtype"
     file_mb=$(( $(cat "$dir"/*.safetensors | wc -c) / 1048576 ))
     flag=""
-    case "$layout" in packed) flag=--packed_weights ;; int8) flag=--load_8bit ;; nf4) flag=--load_4bit ;; esac
+    case "$layout" in packed) flag=--packed_weights ;; int8) flag=--load_8bit ;; int4) flag=--load_4bit ;; nf4) flag=--load_4bit_nf4 ;; esac
     line=$(java -cp "$cp" io.llava4j.generate.DecodeBench "$dir" --threads "$THREADS" --new_tokens "$NEW_TOKENS" \
       $([ "$dtype" = bf16 ] && echo --bf16) $flag)
     echo "${line%\}}, \"shape\": \"$shape\", \"file_mb\": $file_mb, \"round\": $round, \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
