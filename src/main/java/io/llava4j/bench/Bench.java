@@ -143,6 +143,7 @@ public final class Bench {
         ObjectNode out = header(o);
         out.put("prompt_positions", r.promptPositions()).put("new_tokens", r.newTokens());
         out.put("time_to_first_token_s", r.timeToFirstTokenS()).put("decode_tokens_per_s", r.decodeTokensPerS());
+        out.put("prompt_embedding_s", r.promptEmbeddingS()).put("prefill_tokens_per_s", r.prefillTokensPerS());
         out.put("best_time_to_first_token_s", r.bestTimeToFirstTokenS()).put("best_decode_tokens_per_s", r.bestDecodeTokensPerS());
         out.putPOJO("first_tokens", r.firstTokens());
         out.put("kv_cache_mb", r.kvCacheMb());

@@ -54,11 +54,13 @@ public final class DecodeBench {
         long peakRss = peakRssMb(); // decoding's own peak, before the copy measurement's two 256 MiB buffers
         double copyGBs = copyBandwidthGBs();
         System.out.printf("{\"engine\": \"llava4j\", \"bf16\": %s, \"precision\": \"%s\", \"threads\": %d, \"prompt_positions\": %d, "
-                        + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"decode_tokens_per_s\": %.2f, "
+                        + "\"new_tokens\": %d, \"time_to_first_token_s\": %.4f, \"prompt_embedding_s\": %.4f, \"prefill_tokens_per_s\": %.1f, "
+                        + "\"decode_tokens_per_s\": %.2f, "
                         + "\"best_time_to_first_token_s\": %.4f, \"best_decode_tokens_per_s\": %.2f, \"first_tokens\": %s, "
                         + "\"kv_cache_mb\": %.1f, \"peak_rss_mb\": %d, \"llm_weights\": \"%s\", \"openblas_kernels\": \"%s\", "
                         + "\"weight_gb_per_token\": %.4f, \"decode_weight_gb_per_s\": %.2f, \"copy_gb_per_s\": %.2f}%n",
                 bf16, precision.describe(), Engine.threads(), r.promptPositions(), newTokens, r.timeToFirstTokenS(),
+                r.promptEmbeddingS(), r.prefillTokensPerS(),
                 r.decodeTokensPerS(), r.bestTimeToFirstTokenS(), r.bestDecodeTokensPerS(), Arrays.toString(r.firstTokens()),
                 r.kvCacheMb(), peakRss, quant != null ? "quantized " + quant.describe() : InferenceWeights.describe(packedBytes, precision), io.llava4j.engine.BlasThreads.coreName(),
                 weightBytes / 1e9, weightBytes * r.decodeTokensPerS() / 1e9, copyGBs);
@@ -66,7 +68,13 @@ public final class DecodeBench {
 
     /** Medians (and bests) over the runs; the first 8 generated tokens of the first run. */
     public record Result(long promptPositions, int newTokens, double timeToFirstTokenS, double decodeTokensPerS,
-                         double bestTimeToFirstTokenS, double bestDecodeTokensPerS, int[] firstTokens, double kvCacheMb) {}
+                         double bestTimeToFirstTokenS, double bestDecodeTokensPerS, int[] firstTokens, double kvCacheMb,
+                         double promptEmbeddingS) {
+        /** Prompt positions a second through the LLM: the time to the first token less the image's encoding and the embeddings. */
+        public double prefillTokensPerS() {
+            return promptPositions / Math.max(1e-9, timeToFirstTokenS - promptEmbeddingS);
+        }
+    }
 
     /**
      * Greedy decoding of {@code newTokens} tokens (never stopping early) on BOS + one image + 32 text ids, as
@@ -95,8 +103,21 @@ public final class DecodeBench {
         Collections.sort(ttft);
         Collections.sort(dec);
         Generator.Result r0 = res.get(0);
+        // the part of the time to first token before the LLM: the tower, the projector and the prompt's embeddings
+        List<Long> embed = new ArrayList<>();
+        long[] prompt = Arrays.stream(ids).asLongStream().toArray();
+        for (int i = 0; i < Math.max(1, runs); i++)
+            try (org.bytedeco.javacpp.PointerScope sc = new org.bytedeco.javacpp.PointerScope();
+                 org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard();
+                 io.llava4j.nn.Autocast ac = io.llava4j.nn.Autocast.enable(precision)) {
+                long t0 = System.nanoTime();
+                m.embedPrompt(pixels, null, prompt);
+                embed.add(System.nanoTime() - t0);
+            }
+        Collections.sort(embed);
         return new Result(r0.promptLength(), newTokens, ttft.get(runs / 2) / 1e9, (newTokens - 1) / (dec.get(runs / 2) / 1e9),
-                ttft.get(0) / 1e9, (newTokens - 1) / (dec.get(0) / 1e9), Arrays.copyOf(r0.tokens(), 8), r0.cacheBytes() / 1048576.0);
+                ttft.get(0) / 1e9, (newTokens - 1) / (dec.get(0) / 1e9), Arrays.copyOf(r0.tokens(), 8), r0.cacheBytes() / 1048576.0,
+                embed.get(embed.size() / 2) / 1e9);
     }
 
     /**
