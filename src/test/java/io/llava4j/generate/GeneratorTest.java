@@ -116,6 +116,21 @@ class GeneratorTest {
             }
         }
         for (int i = 0; i < step[0].length; i++) assertEquals(step[1][i], step[0][i], 1e-5 * (1 + Math.abs(step[1][i])), "step logit " + i);
+        // a batched decoding step (serve's continuous batching): two rows, each against its own cache
+        float[][] batched = new float[2][];
+        for (int k = 0; k < 2; k++) {
+            Llava m = k == 0 ? packed : plain;
+            try (org.bytedeco.javacpp.PointerScope s = new org.bytedeco.javacpp.PointerScope(); NoGradGuard g = new NoGradGuard();
+                 io.llava4j.model.KvCache c0 = new io.llava4j.model.KvCache(config.text(), 1, 64);
+                 io.llava4j.model.KvCache c1 = new io.llava4j.model.KvCache(config.text(), 1, 64)) {
+                m.languageModel.forwardCached(m.embedPrompt(pixels, null, Arrays.stream(ids).asLongStream().toArray()), null, null, c0);
+                m.languageModel.forwardCached(m.embedPrompt(pixels, null, Arrays.stream(ids).limit(30).asLongStream().toArray()), null, null, c1);
+                Tensor e = m.languageModel.model.embedTokens.forward(Tensors.longs(new long[]{b[0], b[1]}, 2, 1));
+                batched[k] = Tensors.toFloats(m.languageModel.head(m.languageModel.forwardDecode(e, new io.llava4j.model.BatchKvCache(List.of(c0, c1)))));
+            }
+        }
+        for (int i = 0; i < batched[0].length; i++)
+            assertEquals(batched[1][i], batched[0][i], 1e-5 * (1 + Math.abs(batched[1][i])), "batched step logit " + i);
     }
 
     @Test
