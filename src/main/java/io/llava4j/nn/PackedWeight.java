@@ -22,12 +22,13 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * parameter's memory is released after packing ({@link Linear#packForInference}), so the weights are held once.
  */
 public final class PackedWeight {
-    private static final OperatorHandle REORDER = handle("mkldnn::_reorder_linear_weight", "");
+    // made on a thread of their own: the class may first be used inside a caller's PointerScope, which would free them
+    private static final Object[] OPS = outsideAnyScope();
+    private static final OperatorHandle REORDER = (OperatorHandle) OPS[0];
     /** x·Wᵀ + b on a dense x with the blocked W, dense result (inductor's CPU linear): no layout conversions per call. */
-    private static final OperatorHandle POINTWISE = handle("mkldnn::_linear_pointwise", "");
+    private static final OperatorHandle POINTWISE = (OperatorHandle) OPS[1];
     /** The element type of its {@code Scalar?[] scalars} argument, for the empty list a call passes. */
-    private static final org.bytedeco.pytorch.Type.TypePtr SCALAR_OPTIONAL = POINTWISE == null ? null
-            : POINTWISE.schema().arguments().getPointer(4).type().get().containedType(0);
+    private static final org.bytedeco.pytorch.Type.TypePtr SCALAR_OPTIONAL = (org.bytedeco.pytorch.Type.TypePtr) OPS[2];
 
     private final Tensor blocked; // [out, in] oneDNN layout, in the compute type
     private final long in, out;
@@ -107,13 +108,44 @@ public final class PackedWeight {
         return y;
     }
 
-    private static OperatorHandle handle(String op, String overload) {
+    /**
+     * The reorder and pointwise handles and the list type, each null where libtorch lacks it, looked up on a thread of
+     * their own (a thread has its own PointerScopes). The thread runs {@link Lookup}'s code, not this class's: code of a
+     * class whose initialisation is under way would wait for it, and the initialisation waits for the thread.
+     */
+    private static Object[] outsideAnyScope() {
+        Lookup l = new Lookup();
+        Thread t = new Thread(l);
+        t.start();
         try {
+            t.join();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException("interrupted while looking up oneDNN's linear operators", e);
+        }
+        return l.out;
+    }
+
+    private static final class Lookup implements Runnable {
+        final Object[] out = new Object[3];
+
+        @Override
+        public void run() {
             io.llava4j.engine.Engine.init();
-            // made outside any PointerScope: a handle made inside one is freed with it
-            return Dispatcher.singleton().findSchemaOrThrow(op, overload);
-        } catch (RuntimeException e) {
-            return null;
+            out[0] = handle("mkldnn::_reorder_linear_weight");
+            OperatorHandle pointwise = handle("mkldnn::_linear_pointwise");
+            if (pointwise != null) {
+                out[1] = pointwise;
+                out[2] = pointwise.schema().arguments().getPointer(4).type().get().containedType(0);
+            }
+        }
+
+        private static OperatorHandle handle(String op) {
+            try {
+                return Dispatcher.singleton().findSchemaOrThrow(op, "");
+            } catch (RuntimeException e) {
+                return null;
+            }
         }
     }
 }
