@@ -3,8 +3,8 @@
 # shape (22x2048), fp32 and bf16, the plain layout generate/chat/serve use against the LLM packed in oneDNN's blocked
 # layout (an experiment).
 # Each line: decode tokens/s, the weight GB/s that implies against a STREAM-style copy measured in the same process,
-# time to first token and the prompt positions a second through the LLM (prefill_tokens_per_s: the time to first token
-# less the image encoding and embeddings), the kernels that ran, and the peak RSS beside the weight file's size. JSON lines.
+# time to first token and the prompt positions a second through the LLM (prefill_tokens_per_s: the LLM's pass over
+# the prompt timed alone, without the image encoding), the kernels that ran, and the peak RSS beside the weight file's size. JSON lines.
 # LAYOUTS picks among plain, packed, int8, int4 and nf4 (the bf16 folders loaded as generate --load_8bit / --load_4bit /
 # --load_4bit True --load_4bit_format nf4 load them: libtorch's weight-only int8 and int4 kernels, or NF4 with
 # double-quantized scales dequantized a layer at a time).

@@ -69,10 +69,10 @@ public final class DecodeBench {
     /** Medians (and bests) over the runs; the first 8 generated tokens of the first run. */
     public record Result(long promptPositions, int newTokens, double timeToFirstTokenS, double decodeTokensPerS,
                          double bestTimeToFirstTokenS, double bestDecodeTokensPerS, int[] firstTokens, double kvCacheMb,
-                         double promptEmbeddingS) {
-        /** Prompt positions a second through the LLM: the time to the first token less the image's encoding and the embeddings. */
+                         double promptEmbeddingS, double prefillS) {
+        /** Prompt positions a second through the LLM (its pass over the prompt and the last position's logits, timed alone). */
         public double prefillTokensPerS() {
-            return promptPositions / Math.max(1e-9, timeToFirstTokenS - promptEmbeddingS);
+            return promptPositions / prefillS;
         }
     }
 
@@ -103,21 +103,28 @@ public final class DecodeBench {
         Collections.sort(ttft);
         Collections.sort(dec);
         Generator.Result r0 = res.get(0);
-        // the part of the time to first token before the LLM: the tower, the projector and the prompt's embeddings
-        List<Long> embed = new ArrayList<>();
+        // the part of the time to first token before the LLM (the tower, the projector and the prompt's embeddings),
+        // and the LLM's pass over the prompt alone, each timed apart
+        List<Long> embed = new ArrayList<>(), prefill = new ArrayList<>();
         long[] prompt = Arrays.stream(ids).asLongStream().toArray();
         for (int i = 0; i < Math.max(1, runs); i++)
             try (org.bytedeco.javacpp.PointerScope sc = new org.bytedeco.javacpp.PointerScope();
                  org.bytedeco.pytorch.NoGradGuard ng = new org.bytedeco.pytorch.NoGradGuard();
                  io.llava4j.nn.Autocast ac = io.llava4j.nn.Autocast.enable(precision)) {
                 long t0 = System.nanoTime();
-                m.embedPrompt(pixels, null, prompt);
-                embed.add(System.nanoTime() - t0);
+                Tensor embeds = m.embedPrompt(pixels, null, prompt); // [1, L, h]
+                long t1 = System.nanoTime();
+                try (io.llava4j.model.KvCache cache = new io.llava4j.model.KvCache(m.config.text(), 1, embeds.size(1) + 1)) {
+                    Tensors.toFloats(m.languageModel.head(m.languageModel.forwardCached(embeds, null, null, cache).narrow(1, embeds.size(1) - 1, 1)));
+                }
+                embed.add(t1 - t0);
+                prefill.add(System.nanoTime() - t1);
             }
+        Collections.sort(prefill);
         Collections.sort(embed);
         return new Result(r0.promptLength(), newTokens, ttft.get(runs / 2) / 1e9, (newTokens - 1) / (dec.get(runs / 2) / 1e9),
                 ttft.get(0) / 1e9, (newTokens - 1) / (dec.get(0) / 1e9), Arrays.copyOf(r0.tokens(), 8), r0.cacheBytes() / 1048576.0,
-                embed.get(embed.size() / 2) / 1e9);
+                embed.get(embed.size() / 2) / 1e9, prefill.get(prefill.size() / 2) / 1e9);
     }
 
     /**
