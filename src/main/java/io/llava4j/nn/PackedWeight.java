@@ -1,7 +1,6 @@
 package io.llava4j.nn;
 
 import org.bytedeco.javacpp.PointerScope;
-import org.bytedeco.pytorch.Dispatcher;
 import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.IValueVector;
 import org.bytedeco.pytorch.OperatorHandle;
@@ -22,13 +21,13 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * parameter's memory is released after packing ({@link Linear#packForInference}), so the weights are held once.
  */
 public final class PackedWeight {
-    // made on a thread of their own: the class may first be used inside a caller's PointerScope, which would free them
-    private static final Object[] OPS = outsideAnyScope();
-    private static final OperatorHandle REORDER = (OperatorHandle) OPS[0];
+    private static final OperatorHandle[] OPS = io.llava4j.engine.Ops.find("mkldnn::_reorder_linear_weight", "mkldnn::_linear_pointwise");
+    private static final OperatorHandle REORDER = OPS[0];
     /** x·Wᵀ + b on a dense x with the blocked W, dense result (inductor's CPU linear): no layout conversions per call. */
-    private static final OperatorHandle POINTWISE = (OperatorHandle) OPS[1];
+    private static final OperatorHandle POINTWISE = OPS[1];
     /** The element type of its {@code Scalar?[] scalars} argument, for the empty list a call passes. */
-    private static final org.bytedeco.pytorch.Type.TypePtr SCALAR_OPTIONAL = (org.bytedeco.pytorch.Type.TypePtr) OPS[2];
+    private static final org.bytedeco.pytorch.Type.TypePtr SCALAR_OPTIONAL = POINTWISE == null ? null
+            : io.llava4j.engine.Ops.listElementType(POINTWISE, 4);
 
     private final Tensor blocked; // [out, in] oneDNN layout, in the compute type
     private final long in, out;
@@ -106,46 +105,5 @@ public final class PackedWeight {
         Tensor y = new Tensor();
         y.put(args.get(0).toTensor()); // an owning handle: the one returned points into the vector
         return y;
-    }
-
-    /**
-     * The reorder and pointwise handles and the list type, each null where libtorch lacks it, looked up on a thread of
-     * their own (a thread has its own PointerScopes). The thread runs {@link Lookup}'s code, not this class's: code of a
-     * class whose initialisation is under way would wait for it, and the initialisation waits for the thread.
-     */
-    private static Object[] outsideAnyScope() {
-        Lookup l = new Lookup();
-        Thread t = new Thread(l);
-        t.start();
-        try {
-            t.join();
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new IllegalStateException("interrupted while looking up oneDNN's linear operators", e);
-        }
-        return l.out;
-    }
-
-    private static final class Lookup implements Runnable {
-        final Object[] out = new Object[3];
-
-        @Override
-        public void run() {
-            io.llava4j.engine.Engine.init();
-            out[0] = handle("mkldnn::_reorder_linear_weight");
-            OperatorHandle pointwise = handle("mkldnn::_linear_pointwise");
-            if (pointwise != null) {
-                out[1] = pointwise;
-                out[2] = pointwise.schema().arguments().getPointer(4).type().get().containedType(0);
-            }
-        }
-
-        private static OperatorHandle handle(String op) {
-            try {
-                return Dispatcher.singleton().findSchemaOrThrow(op, "");
-            } catch (RuntimeException e) {
-                return null;
-            }
-        }
     }
 }

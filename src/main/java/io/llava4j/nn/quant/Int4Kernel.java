@@ -1,6 +1,5 @@
 package io.llava4j.nn.quant;
 
-import org.bytedeco.pytorch.Dispatcher;
 import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.IValueVector;
 import org.bytedeco.pytorch.OperatorHandle;
@@ -19,23 +18,11 @@ final class Int4Kernel {
 
     private Int4Kernel() {}
 
-    /** The handles, made on a thread of its own so that no caller's PointerScope owns (and frees) them. */
     private static void init() {
         if (mm == null)
             synchronized (Int4Kernel.class) {
                 if (mm == null) {
-                    OperatorHandle[] h = new OperatorHandle[2];
-                    Thread t = new Thread(() -> {
-                        h[0] = Dispatcher.singleton().findSchemaOrThrow("aten::_convert_weight_to_int4pack_for_cpu", "");
-                        h[1] = Dispatcher.singleton().findSchemaOrThrow("aten::_weight_int4pack_mm_for_cpu", "");
-                    });
-                    t.start();
-                    try {
-                        t.join();
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        throw new IllegalStateException("interrupted while looking up the int4 kernels", e);
-                    }
+                    OperatorHandle[] h = io.llava4j.engine.Ops.find("aten::_convert_weight_to_int4pack_for_cpu", "aten::_weight_int4pack_mm_for_cpu");
                     pack = h[0];
                     mm = h[1];
                 }

@@ -1,6 +1,5 @@
 package io.llava4j.nn.quant;
 
-import org.bytedeco.pytorch.Dispatcher;
 import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.IValueVector;
 import org.bytedeco.pytorch.OperatorHandle;
@@ -20,22 +19,10 @@ final class Int8Kernel {
 
     private Int8Kernel() {}
 
-    /** The operator handle, made on a thread of its own so that no caller's PointerScope owns (and frees) it. */
     private static OperatorHandle op() {
         if (op == null)
             synchronized (Int8Kernel.class) {
-                if (op == null) {
-                    OperatorHandle[] h = new OperatorHandle[1];
-                    Thread t = new Thread(() -> h[0] = Dispatcher.singleton().findSchemaOrThrow("aten::_weight_int8pack_mm", ""));
-                    t.start();
-                    try {
-                        t.join();
-                    } catch (InterruptedException e) {
-                        Thread.currentThread().interrupt();
-                        throw new IllegalStateException("interrupted while looking up _weight_int8pack_mm", e);
-                    }
-                    op = h[0];
-                }
+                if (op == null) op = io.llava4j.engine.Ops.find("aten::_weight_int8pack_mm")[0];
             }
         return op;
     }
