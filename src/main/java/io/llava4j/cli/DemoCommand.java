@@ -29,11 +29,11 @@ public class DemoCommand implements Callable<Integer> {
         var s1 = report.get("stage1");
         var s2 = report.get("stage2");
         var ppl = report.get("text_ppl");
-        System.out.printf("demo (%s) done in %.1f min: stage-2 VQA test %.3f, validation %.3f, novel combinations %.3f; "
+        System.out.printf("demo (%s) done in %.1f min: stage-2 VQA test %.3f, validation %.3f, novel combinations %.3f (validation-novel %.3f); "
                         + "frozen stage-1 captions test %.3f (best constant caption %.3f); text ppl %.4f before / %.4f after frozen stage 1 / "
                         + "%.4f after unfrozen%n",
                 settings.name(), bars.get("minutes_total").asDouble(), s2.get("vqa_accuracy").asDouble(), s2.get("vqa_accuracy_val").asDouble(),
-                s2.get("vqa_accuracy_novel").asDouble(), s1.get("caption_accuracy").asDouble(), s1.get("caption_baseline").asDouble(),
+                s2.get("vqa_accuracy_novel").asDouble(), s2.get("vqa_accuracy_val_novel").asDouble(), s1.get("caption_accuracy").asDouble(), s1.get("caption_baseline").asDouble(),
                 ppl.get("before").asDouble(), ppl.get("after_stage1").asDouble(), ppl.get("after_stage1_unfrozen").asDouble());
         System.out.println("by question type (test; margin over the best blind baseline): " + s2.get("vqa_accuracy_by_type")
                 + "; " + s2.get("margin_over_blind_by_type"));

@@ -126,7 +126,7 @@ public final class Demo {
 
         // 1. the world
         WorldData world = phase("world", () -> {
-            int images = s.trainImages() + 3 * s.heldOutImages();
+            int images = s.trainImages() + WorldData.HELD_OUT.size() * s.heldOutImages();
             TrainProgress bar = start("world", images);
             WorldData w = WorldData.write(out.resolve("world"), seed, s.trainImages(), s.heldOutImages(), s.imageSize(),
                     i -> { if (i % 100 == 0 || i == images) bar.update(i, ""); });
@@ -187,7 +187,8 @@ public final class Demo {
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
             p0 = System.nanoTime();
             probe.put("pretrained", probe(clip.vision, data.anchorPixels(), world.train, probeLayer));
-            probe.put("pretrained_novel_kind_colour", novelProbe(clip.vision, proc, data.anchorPixels(), world, probeLayer));
+            probe.put("pretrained_novel_kind_colour", novelProbe(clip.vision, proc, data.anchorPixels(), world, "novel", probeLayer));
+            probe.put("pretrained_val_novel_kind_colour", novelProbe(clip.vision, proc, data.anchorPixels(), world, "val_novel", probeLayer));
             phases.put("probe_clip", probeSeconds + (System.nanoTime() - p0) / 1e9);
             return c;
         });
@@ -227,6 +228,11 @@ public final class Demo {
         lgn.put("what", "the same on the novel-combination scenes: their novel shapes' grid words (\"right_small_purple_circle\") "
                 + "never occur in the pre-training text; the LLM meets a new sum of known words");
         fromNovelGrid.forEach(lgn::put);
+        Map<String, Double> fromValNovelGrid = phase("llm_grid_check_val_novel", () -> Evaluation.fromGridWords(
+                Checkpoints.load(llamaDir, clipDir, spec).model().languageModel, tok, world.scenes("val_novel"), world.qa("val_novel")));
+        ObjectNode lgvn = report.putObject("llm_from_grid_words_val_novel");
+        lgvn.put("what", "the same on the validation-novel scenes (made novel as the novel ones; settings are chosen on these)");
+        fromValNovelGrid.forEach(lgvn::put);
 
         // 4. stage 1 and its ablation
         List<String> base = stage1Flags(llamaDir, clipDir, world);
@@ -300,16 +306,17 @@ public final class Demo {
     }
 
     /**
-     * The probe fitted on the training images and scored on the novel scenes' shapes of a novel (kind, colour) pair (a
-     * purple circle, an orange triangle): does the tower's read-out of kind and colour carry over to pairs it never saw?
-     * (A per-column probe cannot be asked about a kind never seen in that column, so the (kind, position) pairs are left out.)
+     * The probe fitted on the training images and scored on the shapes of a novel (kind, colour) pair (a purple circle,
+     * an orange triangle) in the scenes of {@code part} ("novel" or "val_novel"): does the tower's read-out of kind and
+     * colour carry over to pairs it never saw? (A per-column probe cannot be asked about a kind never seen in that
+     * column, so the (kind, position) pairs are left out.)
      */
     static Map<String, Double> novelProbe(io.llava4j.model.ClipVisionTower tower, ImageProcessor proc, Tensor trainPixels,
-                                          WorldData world, int layer) {
-        List<ShapesWorld.Scene> novel = world.scenes("novel");
+                                          WorldData world, String part, int layer) {
+        List<ShapesWorld.Scene> novel = world.scenes(part);
         try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
             org.bytedeco.pytorch.TensorVector px = new org.bytedeco.pytorch.TensorVector();
-            for (int i = 0; i < novel.size(); i++) px.push_back(Evaluation.pixels(proc, world.images.resolve(WorldData.image("novel", i))));
+            for (int i = 0; i < novel.size(); i++) px.push_back(Evaluation.pixels(proc, world.images.resolve(WorldData.image(part, i))));
             return VisionProbe.transfer(tower, trainPixels, world.train, org.bytedeco.pytorch.global.torch.cat(px, 0), novel, o -> !Split.askable(o.kind(), o.colour()), layer);
         }
     }
@@ -447,6 +454,7 @@ public final class Demo {
         s2.put("vqa_accuracy", vqa.get("all"));
         s2.put("vqa_accuracy_val", Evaluation.vqaAccuracy(world.qa("val"), answers.get("val")).get("all"));
         s2.put("vqa_accuracy_novel", Evaluation.vqaAccuracy(world.qa("novel"), answers.get("novel")).get("all"));
+        s2.put("vqa_accuracy_val_novel", Evaluation.vqaAccuracy(world.qa("val_novel"), answers.get("val_novel")).get("all"));
         ObjectNode byType = s2.putObject("vqa_accuracy_by_type");
         vqa.forEach((k, v) -> {
             if (!k.equals("all")) byType.put(k, v);
@@ -458,6 +466,10 @@ public final class Demo {
         ObjectNode novelByType = s2.putObject("vqa_accuracy_novel_by_type");
         Evaluation.vqaAccuracy(world.qa("novel"), answers.get("novel")).forEach((k, v) -> {
             if (!k.equals("all")) novelByType.put(k, v);
+        });
+        ObjectNode valNovelByType = s2.putObject("vqa_accuracy_val_novel_by_type");
+        Evaluation.vqaAccuracy(world.qa("val_novel"), answers.get("val_novel")).forEach((k, v) -> {
+            if (!k.equals("all")) valNovelByType.put(k, v);
         });
         ObjectNode margin = s2.putObject("margin_over_blind_by_type");
         ObjectNode bl = report.putObject("blind");

@@ -37,7 +37,7 @@ public final class Overlap {
     private record Triple(List<Obj> scene, String question, String answer) {}
 
     /**
-     * The counts, by name: per held-out split S (val, test, novel) {@code S_scenes_in_training} (its scenes whose object
+     * The counts, by name: per held-out split S (val, test, novel, val_novel) {@code S_scenes_in_training} (its scenes whose object
      * list is that of a training image, tower caption, stage-1 caption or LLM document), {@code S_scenes_as_llm_grid_documents}
      * (those written as grid words in the LLM's text), {@code S_qa_in_training} (its (content, question, answer) triples
      * also in stage 2 or in the LLM's chats); {@code ppl_documents_in_llm_text} (perplexity documents that are also
