@@ -18,10 +18,18 @@ public class DemoCommand implements Callable<Integer> {
     @Option(names = "--seed", defaultValue = "42", description = "world, initialisation and data order (default: ${DEFAULT-VALUE})") long seed;
     @Option(names = "--threads", description = "libtorch and OpenBLAS threads (default: OMP_NUM_THREADS if set, else 1: the demo's "
             + "tensors are tiny, and on a shared machine threads that wait on each other made steps up to 10x slower)") Integer threads;
+    @Option(names = "--setting", hidden = true, description = "lab switch: FIELD=VALUE replaces one of the demo's settings (Demo.Settings) for this run")
+    java.util.List<String> settingOverrides = new java.util.ArrayList<>();
 
     @Override
     public Integer call() throws Exception {
         Demo.Settings settings = quick ? Demo.Settings.QUICK : Demo.Settings.FULL;
+        for (String o : settingOverrides) {
+            String[] kv = o.split("=", 2);
+            if (kv.length != 2) throw new IllegalArgumentException("--setting wants FIELD=VALUE, got " + o);
+            settings = settings.with(kv[0], kv[1]);
+        }
+        if (!settingOverrides.isEmpty()) settings = settings.with("name", settings.name() + " (" + String.join(", ", settingOverrides) + ")");
         if (threads == null && System.getenv("OMP_NUM_THREADS") == null) threads = 1;
         if (threads != null) Engine.setThreads(threads, "--threads");
         var report = new Demo(settings, output, seed, Progress::new, TrainCommand::parse).run();

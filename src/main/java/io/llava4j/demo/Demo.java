@@ -50,18 +50,23 @@ public final class Demo {
      *                          unlearnt what the LLM could do (seed 42: VQA 0.74; 0.82 with the LLM at 2e-4 to 1e-3)
      * @param clipKindWeight weight of the CLIP pre-training's region–kind-word term ({@link Pretraining.Clip#wordWeights})
      * @param clipWordWeight weight of its region–colour-word and region–size-word terms
+     * @param selectLayer    the tower layer the projector reads ({@code --mm_vision_select_layer}, LLaVA's -2)
+     * @param clipAttributeShapes images of attribute-only shapes the tower also learns from ({@link AttributeShapes}; 0: none)
+     * @param clipAttributeBatch  how many of them each tower step adds to its batch
      */
     public record Settings(String name, int trainImages, int heldOutImages, int imageSize, int patchSize,
                            int llmHidden, int llmLayers, int llmSteps, int llmBatch, double llmLr,
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
                            int stage2Steps, int stage2Batch, double stage2Lr, double stage2ProjectorLr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
-                           boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight) {
+                           boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight,
+                           int selectLayer, int clipAttributeShapes, int clipAttributeBatch) {
         public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
                 128, 3, 1600, 40, 1e-3,
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
-                1000, 16, 2e-4, 3e-3, 150, true, true, true, true, 5, 3);
+                1000, 16, 2e-4, 3e-3, 150, true, true, true, true, 5, 3,
+                -2, 0, 0);
         /**
          * The CI-sized run: large enough to show the claims DemoTest asserts (chosen on validation, seed 7, 2026-12-07:
          * frozen stage-1 captions 0.66 against the constant caption's 0.31, VQA 0.60 against the best blind baseline's
@@ -71,7 +76,38 @@ public final class Demo {
                 64, 2, 1000, 24, 3e-3,
                 32, 2, 800, 32, 5e-3,
                 200, 16, 3e-3,
-                150, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3);
+                150, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3,
+                -2, 0, 0);
+
+        /**
+         * These settings with one field replaced, its value parsed by the field's type: the demo's lab switch
+         * ({@code --setting field=value}) for trying an alternative without editing the defaults.
+         */
+        public Settings with(String field, String value) {
+            java.lang.reflect.RecordComponent[] rc = Settings.class.getRecordComponents();
+            Object[] vals = new Object[rc.length];
+            Class<?>[] types = new Class<?>[rc.length];
+            boolean found = false;
+            try {
+                for (int i = 0; i < rc.length; i++) {
+                    types[i] = rc[i].getType();
+                    vals[i] = rc[i].getAccessor().invoke(this);
+                    if (rc[i].getName().equals(field)) {
+                        found = true;
+                        Class<?> t = types[i];
+                        vals[i] = t == int.class ? Integer.parseInt(value) : t == double.class ? Double.parseDouble(value)
+                                : t == boolean.class ? Boolean.parseBoolean(value) : value;
+                    }
+                }
+                if (!found) throw new IllegalArgumentException("no demo setting " + field + "; the settings are "
+                        + java.util.Arrays.stream(rc).map(java.lang.reflect.RecordComponent::getName).toList());
+                return Settings.class.getDeclaredConstructor(types).newInstance(vals);
+            } catch (NumberFormatException e) {
+                throw new IllegalArgumentException("demo setting " + field + ": not a number: " + value, e);
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+        }
     }
 
     /** Makes the progress bar of each phase (the command line shows them on stderr). */
@@ -174,14 +210,16 @@ public final class Demo {
         });
         Pretraining.Curve clipCurve = phase("pretrain_clip", () -> {
             ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
-            Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(), seed + 4);
+            Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(),
+                    s.clipAttributeShapes(), seed + 4);
             Pretraining.writeCaptions(data.scenes(), data.anchors(), world.dir.resolve("clip_captions.jsonl"));
-            int probeLayer = vc.numHiddenLayers() - 1; // the projector reads select layer -2
+            if (data.attributeImages() != null) AttributeShapes.write(data.attributeImages(), world.dir.resolve("tower_attribute_shapes.jsonl"));
+            int probeLayer = vc.numHiddenLayers() + 1 + s.selectLayer(); // the hidden state the projector reads
             long p0 = System.nanoTime();
             probe.put("random_init", probe(clip.vision, data.anchorPixels(), world.train, probeLayer));
             double probeSeconds = (System.nanoTime() - p0) / 1e9;
             TrainProgress bar = start("pretrain CLIP", s.clipSteps());
-            Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
+            Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipAttributeBatch(), s.clipLr(), seed + 1,
                     (i, loss) -> bar.update(i, String.format(java.util.Locale.ROOT, "loss %.4f | %s", loss, llmStatus())));
             bar.done();
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
@@ -213,7 +251,7 @@ public final class Demo {
             for (int i = 0; i < s.heldOutImages(); i++) px.add(Evaluation.pixels(proc, world.images.resolve(WorldData.image(part, i))));
             pixels.put(part, px);
         }
-        ProjectorSpec spec = new ProjectorSpec("mlp2x_gelu", -2, "patch");
+        ProjectorSpec spec = new ProjectorSpec("mlp2x_gelu", s.selectLayer(), "patch");
         double pplBefore = phase("text_ppl_before", () -> Evaluation.perplexity(
                 Checkpoints.load(llamaDir, clipDir, spec).model().languageModel, docs, tok.pad()));
         Map<String, Double> fromGrid = phase("llm_grid_check", () -> Evaluation.fromGridWords(
@@ -254,7 +292,7 @@ public final class Demo {
 
         // 5. stage 2
         List<String> f2 = new ArrayList<>(List.of("--model_name_or_path", llamaDir.toString(), "--vision_tower", clipDir.toString(),
-                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", "-2", "--version", "v1",
+                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", Integer.toString(s.selectLayer()), "--version", "v1",
                 "--data_path", world.stage2.toString(), "--image_folder", world.images.toString(),
                 "--pretrain_mm_mlp_adapter", out.resolve("models/stage1/mm_projector.safetensors").toString(),
                 "--per_device_train_batch_size", Integer.toString(s.stage2Batch()), "--learning_rate", Double.toString(s.stage2Lr()),
@@ -332,7 +370,7 @@ public final class Demo {
 
     private List<String> stage1Flags(Path llama, Path clip, WorldData world) {
         return new ArrayList<>(List.of("--model_name_or_path", llama.toString(), "--vision_tower", clip.toString(),
-                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", "-2", "--version", "plain",
+                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", Integer.toString(s.selectLayer()), "--version", "plain",
                 "--data_path", world.stage1.toString(), "--image_folder", world.images.toString(),
                 "--per_device_train_batch_size", Integer.toString(s.stage1Batch()), "--lr_scheduler_type", "cosine",
                 "--warmup_ratio", "0.03", "--max_steps", Integer.toString(s.stage1Steps()), "--max_grad_norm", "1.0",

@@ -50,7 +50,12 @@ public final class Split {
     /** Whether a shape shows a novel (kind, colour) or (kind, position) pair. */
     public static boolean novel(Obj o) {
         for (int[] p : NOVEL_KIND_COLOUR) if (o.kind() == p[0] && o.colour() == p[1]) return true;
-        for (int[] p : NOVEL_KIND_POSITION) if (o.kind() == p[0] && o.position() == p[1]) return true;
+        return novelPlace(o.kind(), o.position());
+    }
+
+    /** Whether a kind in a column is a novel (kind, position) pair (a square on the right, a diamond on the left). */
+    public static boolean novelPlace(int kind, int position) {
+        for (int[] p : NOVEL_KIND_POSITION) if (kind == p[0] && position == p[1]) return true;
         return false;
     }
 
