@@ -24,12 +24,16 @@ public class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         Demo.Settings settings = quick ? Demo.Settings.QUICK : Demo.Settings.FULL;
-        for (String o : settingOverrides) {
-            String[] kv = o.split("=", 2);
-            if (kv.length != 2) throw new IllegalArgumentException("--setting wants FIELD=VALUE, got " + o);
-            settings = settings.with(kv[0], kv[1]);
+        if (!settingOverrides.isEmpty()) {
+            java.util.Map<String, String> fields = new java.util.LinkedHashMap<>();
+            for (String o : settingOverrides) {
+                String[] kv = o.split("=", 2);
+                if (kv.length != 2) throw new IllegalArgumentException("--setting wants FIELD=VALUE, got " + o);
+                fields.put(kv[0], kv[1]);
+            }
+            fields.put("name", settings.name() + " (" + String.join(", ", settingOverrides) + ")");
+            settings = settings.with(fields);
         }
-        if (!settingOverrides.isEmpty()) settings = settings.with("name", settings.name() + " (" + String.join(", ", settingOverrides) + ")");
         if (threads == null && System.getenv("OMP_NUM_THREADS") == null) threads = 1;
         if (threads != null) Engine.setThreads(threads, "--threads");
         var report = new Demo(settings, output, seed, Progress::new, TrainCommand::parse).run();

@@ -61,6 +61,15 @@ public final class Demo {
                            int stage2Steps, int stage2Batch, double stage2Lr, double stage2ProjectorLr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
                            boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight,
                            int selectLayer, int clipAttributeShapes, int clipAttributeBatch) {
+        public Settings {
+            if (selectLayer >= 0 || selectLayer < -(clipLayers + 1))
+                throw new IllegalArgumentException("demo setting selectLayer: " + selectLayer + " is no hidden state of a "
+                        + clipLayers + "-layer tower (-1 to -" + (clipLayers + 1) + ")");
+            if (clipAttributeShapes < 0 || clipAttributeBatch < 0 || (clipAttributeShapes > 0) != (clipAttributeBatch > 0))
+                throw new IllegalArgumentException("demo settings clipAttributeShapes " + clipAttributeShapes + " and clipAttributeBatch "
+                        + clipAttributeBatch + ": both 0 (off) or both positive");
+        }
+
         public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
                 128, 3, 1600, 40, 1e-3,
                 64, 3, 1200, 128, 3e-3,
@@ -80,30 +89,35 @@ public final class Demo {
                 -2, 0, 0);
 
         /**
-         * These settings with one field replaced, its value parsed by the field's type: the demo's lab switch
-         * ({@code --setting field=value}) for trying an alternative without editing the defaults.
+         * These settings with fields replaced, each value parsed by its field's type: the demo's lab switch
+         * ({@code --setting field=value}) for trying an alternative without editing the defaults. The result is
+         * validated as a whole.
          */
-        public Settings with(String field, String value) {
+        public Settings with(Map<String, String> overrides) {
             java.lang.reflect.RecordComponent[] rc = Settings.class.getRecordComponents();
             Object[] vals = new Object[rc.length];
             Class<?>[] types = new Class<?>[rc.length];
-            boolean found = false;
+            Map<String, String> left = new LinkedHashMap<>(overrides);
             try {
                 for (int i = 0; i < rc.length; i++) {
                     types[i] = rc[i].getType();
                     vals[i] = rc[i].getAccessor().invoke(this);
-                    if (rc[i].getName().equals(field)) {
-                        found = true;
-                        Class<?> t = types[i];
+                    String value = left.remove(rc[i].getName());
+                    if (value == null) continue;
+                    Class<?> t = types[i];
+                    try {
                         vals[i] = t == int.class ? Integer.parseInt(value) : t == double.class ? Double.parseDouble(value)
                                 : t == boolean.class ? Boolean.parseBoolean(value) : value;
+                    } catch (NumberFormatException e) {
+                        throw new IllegalArgumentException("demo setting " + rc[i].getName() + ": not a number: " + value, e);
                     }
                 }
-                if (!found) throw new IllegalArgumentException("no demo setting " + field + "; the settings are "
+                if (!left.isEmpty()) throw new IllegalArgumentException("no demo setting " + left.keySet() + "; the settings are "
                         + java.util.Arrays.stream(rc).map(java.lang.reflect.RecordComponent::getName).toList());
                 return Settings.class.getDeclaredConstructor(types).newInstance(vals);
-            } catch (NumberFormatException e) {
-                throw new IllegalArgumentException("demo setting " + field + ": not a number: " + value, e);
+            } catch (java.lang.reflect.InvocationTargetException e) {
+                if (e.getCause() instanceof IllegalArgumentException iae) throw iae;
+                throw new IllegalStateException(e.getCause());
             } catch (ReflectiveOperationException e) {
                 throw new IllegalStateException(e);
             }

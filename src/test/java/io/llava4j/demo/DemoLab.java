@@ -26,15 +26,17 @@ public final class DemoLab {
         long seed = 42;
         Demo.Settings s = Demo.Settings.FULL;
         for (String a : args) if (a.equals("base=quick")) s = Demo.Settings.QUICK;
+        java.util.Map<String, String> fields = new java.util.LinkedHashMap<>();
         for (int i = 1; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
                 case "out" -> out = Path.of(kv[1]);
                 case "seed" -> seed = Long.parseLong(kv[1]);
                 case "base" -> {}
-                default -> s = s.with(kv[0], kv[1]);
+                default -> fields.put(kv[0], kv[1]);
             }
         }
+        s = s.with(fields);
         System.out.println(s);
         Engine.init();
         long t0 = System.nanoTime();
