@@ -50,18 +50,32 @@ public final class Demo {
      *                          unlearnt what the LLM could do (seed 42: VQA 0.74; 0.82 with the LLM at 2e-4 to 1e-3)
      * @param clipKindWeight weight of the CLIP pre-training's region–kind-word term ({@link Pretraining.Clip#wordWeights})
      * @param clipWordWeight weight of its region–colour-word and region–size-word terms
+     * @param selectLayer    the tower layer the projector reads ({@code --mm_vision_select_layer}, LLaVA's -2)
+     * @param clipAttributeShapes images of attribute-only shapes the tower also learns from ({@link AttributeShapes}; 0: none)
+     * @param clipAttributeBatch  how many of them each tower step adds to its batch
      */
     public record Settings(String name, int trainImages, int heldOutImages, int imageSize, int patchSize,
                            int llmHidden, int llmLayers, int llmSteps, int llmBatch, double llmLr,
                            int clipHidden, int clipLayers, int clipSteps, int clipBatch, double clipLr,
                            int stage1Steps, int stage1Batch, double stage1Lr,
                            int stage2Steps, int stage2Batch, double stage2Lr, double stage2ProjectorLr, int heldoutDocs, boolean clipTwins, boolean clipRegions,
-                           boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight) {
+                           boolean clipWords, boolean llmComposed, double clipKindWeight, double clipWordWeight,
+                           int selectLayer, int clipAttributeShapes, int clipAttributeBatch) {
+        public Settings {
+            if (selectLayer >= 0 || selectLayer < -(clipLayers + 1))
+                throw new IllegalArgumentException("demo setting selectLayer: " + selectLayer + " is no hidden state of a "
+                        + clipLayers + "-layer tower (-1 to -" + (clipLayers + 1) + ")");
+            if (clipAttributeShapes < 0 || clipAttributeBatch < 0 || (clipAttributeShapes > 0) != (clipAttributeBatch > 0))
+                throw new IllegalArgumentException("demo settings clipAttributeShapes " + clipAttributeShapes + " and clipAttributeBatch "
+                        + clipAttributeBatch + ": both 0 (off) or both positive");
+        }
+
         public static final Settings FULL = new Settings("full", 2000, 120, 48, 16,
                 128, 3, 1600, 40, 1e-3,
                 64, 3, 1200, 128, 3e-3,
                 400, 16, 3e-3,
-                1000, 16, 2e-4, 3e-3, 150, true, true, true, true, 5, 3);
+                1000, 16, 2e-4, 3e-3, 150, true, true, true, true, 5, 3,
+                -2, 0, 0);
         /**
          * The CI-sized run: large enough to show the claims DemoTest asserts (chosen on validation, seed 7, 2026-12-07:
          * frozen stage-1 captions 0.66 against the constant caption's 0.31, VQA 0.60 against the best blind baseline's
@@ -71,7 +85,43 @@ public final class Demo {
                 64, 2, 1000, 24, 3e-3,
                 32, 2, 800, 32, 5e-3,
                 200, 16, 3e-3,
-                150, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3);
+                150, 8, 1e-3, 3e-3, 40, true, true, true, true, 5, 3,
+                -2, 0, 0);
+
+        /**
+         * These settings with fields replaced, each value parsed by its field's type: the demo's lab switch
+         * ({@code --setting field=value}) for trying an alternative without editing the defaults. The result is
+         * validated as a whole.
+         */
+        public Settings with(Map<String, String> overrides) {
+            java.lang.reflect.RecordComponent[] rc = Settings.class.getRecordComponents();
+            Object[] vals = new Object[rc.length];
+            Class<?>[] types = new Class<?>[rc.length];
+            Map<String, String> left = new LinkedHashMap<>(overrides);
+            try {
+                for (int i = 0; i < rc.length; i++) {
+                    types[i] = rc[i].getType();
+                    vals[i] = rc[i].getAccessor().invoke(this);
+                    String value = left.remove(rc[i].getName());
+                    if (value == null) continue;
+                    Class<?> t = types[i];
+                    try {
+                        vals[i] = t == int.class ? Integer.parseInt(value) : t == double.class ? Double.parseDouble(value)
+                                : t == boolean.class ? Boolean.parseBoolean(value) : value;
+                    } catch (NumberFormatException e) {
+                        throw new IllegalArgumentException("demo setting " + rc[i].getName() + ": not a number: " + value, e);
+                    }
+                }
+                if (!left.isEmpty()) throw new IllegalArgumentException("no demo setting " + left.keySet() + "; the settings are "
+                        + java.util.Arrays.stream(rc).map(java.lang.reflect.RecordComponent::getName).toList());
+                return Settings.class.getDeclaredConstructor(types).newInstance(vals);
+            } catch (java.lang.reflect.InvocationTargetException e) {
+                if (e.getCause() instanceof IllegalArgumentException iae) throw iae;
+                throw new IllegalStateException(e.getCause());
+            } catch (ReflectiveOperationException e) {
+                throw new IllegalStateException(e);
+            }
+        }
     }
 
     /** Makes the progress bar of each phase (the command line shows them on stderr). */
@@ -126,7 +176,7 @@ public final class Demo {
 
         // 1. the world
         WorldData world = phase("world", () -> {
-            int images = s.trainImages() + 3 * s.heldOutImages();
+            int images = s.trainImages() + WorldData.HELD_OUT.size() * s.heldOutImages();
             TrainProgress bar = start("world", images);
             WorldData w = WorldData.write(out.resolve("world"), seed, s.trainImages(), s.heldOutImages(), s.imageSize(),
                     i -> { if (i % 100 == 0 || i == images) bar.update(i, ""); });
@@ -174,20 +224,23 @@ public final class Demo {
         });
         Pretraining.Curve clipCurve = phase("pretrain_clip", () -> {
             ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
-            Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(), seed + 4);
+            Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(),
+                    s.clipAttributeShapes(), seed + 4);
             Pretraining.writeCaptions(data.scenes(), data.anchors(), world.dir.resolve("clip_captions.jsonl"));
-            int probeLayer = vc.numHiddenLayers() - 1; // the projector reads select layer -2
+            if (data.attributeImages() != null) AttributeShapes.write(data.attributeImages(), world.dir.resolve("tower_attribute_shapes.jsonl"));
+            int probeLayer = vc.numHiddenLayers() + 1 + s.selectLayer(); // the hidden state the projector reads
             long p0 = System.nanoTime();
             probe.put("random_init", probe(clip.vision, data.anchorPixels(), world.train, probeLayer));
             double probeSeconds = (System.nanoTime() - p0) / 1e9;
             TrainProgress bar = start("pretrain CLIP", s.clipSteps());
-            Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipLr(), seed + 1,
+            Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), s.clipSteps(), s.clipBatch(), s.clipAttributeBatch(), s.clipLr(), seed + 1,
                     (i, loss) -> bar.update(i, String.format(java.util.Locale.ROOT, "loss %.4f | %s", loss, llmStatus())));
             bar.done();
             Pretraining.saveClipVision(clip.vision, vc, clipDir);
             p0 = System.nanoTime();
             probe.put("pretrained", probe(clip.vision, data.anchorPixels(), world.train, probeLayer));
-            probe.put("pretrained_novel_kind_colour", novelProbe(clip.vision, proc, data.anchorPixels(), world, probeLayer));
+            probe.put("pretrained_novel_kind_colour", novelProbe(clip.vision, proc, data.anchorPixels(), world, "novel", probeLayer));
+            probe.put("pretrained_val_novel_kind_colour", novelProbe(clip.vision, proc, data.anchorPixels(), world, "val_novel", probeLayer));
             phases.put("probe_clip", probeSeconds + (System.nanoTime() - p0) / 1e9);
             return c;
         });
@@ -212,7 +265,7 @@ public final class Demo {
             for (int i = 0; i < s.heldOutImages(); i++) px.add(Evaluation.pixels(proc, world.images.resolve(WorldData.image(part, i))));
             pixels.put(part, px);
         }
-        ProjectorSpec spec = new ProjectorSpec("mlp2x_gelu", -2, "patch");
+        ProjectorSpec spec = new ProjectorSpec("mlp2x_gelu", s.selectLayer(), "patch");
         double pplBefore = phase("text_ppl_before", () -> Evaluation.perplexity(
                 Checkpoints.load(llamaDir, clipDir, spec).model().languageModel, docs, tok.pad()));
         Map<String, Double> fromGrid = phase("llm_grid_check", () -> Evaluation.fromGridWords(
@@ -227,6 +280,11 @@ public final class Demo {
         lgn.put("what", "the same on the novel-combination scenes: their novel shapes' grid words (\"right_small_purple_circle\") "
                 + "never occur in the pre-training text; the LLM meets a new sum of known words");
         fromNovelGrid.forEach(lgn::put);
+        Map<String, Double> fromValNovelGrid = phase("llm_grid_check_val_novel", () -> Evaluation.fromGridWords(
+                Checkpoints.load(llamaDir, clipDir, spec).model().languageModel, tok, world.scenes("val_novel"), world.qa("val_novel")));
+        ObjectNode lgvn = report.putObject("llm_from_grid_words_val_novel");
+        lgvn.put("what", "the same on the validation-novel scenes (made novel as the novel ones; settings are chosen on these)");
+        fromValNovelGrid.forEach(lgvn::put);
 
         // 4. stage 1 and its ablation
         List<String> base = stage1Flags(llamaDir, clipDir, world);
@@ -248,7 +306,7 @@ public final class Demo {
 
         // 5. stage 2
         List<String> f2 = new ArrayList<>(List.of("--model_name_or_path", llamaDir.toString(), "--vision_tower", clipDir.toString(),
-                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", "-2", "--version", "v1",
+                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", Integer.toString(s.selectLayer()), "--version", "v1",
                 "--data_path", world.stage2.toString(), "--image_folder", world.images.toString(),
                 "--pretrain_mm_mlp_adapter", out.resolve("models/stage1/mm_projector.safetensors").toString(),
                 "--per_device_train_batch_size", Integer.toString(s.stage2Batch()), "--learning_rate", Double.toString(s.stage2Lr()),
@@ -300,16 +358,17 @@ public final class Demo {
     }
 
     /**
-     * The probe fitted on the training images and scored on the novel scenes' shapes of a novel (kind, colour) pair (a
-     * purple circle, an orange triangle): does the tower's read-out of kind and colour carry over to pairs it never saw?
-     * (A per-column probe cannot be asked about a kind never seen in that column, so the (kind, position) pairs are left out.)
+     * The probe fitted on the training images and scored on the shapes of a novel (kind, colour) pair (a purple circle,
+     * an orange triangle) in the scenes of {@code part} ("novel" or "val_novel"): does the tower's read-out of kind and
+     * colour carry over to pairs it never saw? (A per-column probe cannot be asked about a kind never seen in that
+     * column, so the (kind, position) pairs are left out.)
      */
     static Map<String, Double> novelProbe(io.llava4j.model.ClipVisionTower tower, ImageProcessor proc, Tensor trainPixels,
-                                          WorldData world, int layer) {
-        List<ShapesWorld.Scene> novel = world.scenes("novel");
+                                          WorldData world, String part, int layer) {
+        List<ShapesWorld.Scene> novel = world.scenes(part);
         try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
             org.bytedeco.pytorch.TensorVector px = new org.bytedeco.pytorch.TensorVector();
-            for (int i = 0; i < novel.size(); i++) px.push_back(Evaluation.pixels(proc, world.images.resolve(WorldData.image("novel", i))));
+            for (int i = 0; i < novel.size(); i++) px.push_back(Evaluation.pixels(proc, world.images.resolve(WorldData.image(part, i))));
             return VisionProbe.transfer(tower, trainPixels, world.train, org.bytedeco.pytorch.global.torch.cat(px, 0), novel, o -> !Split.askable(o.kind(), o.colour()), layer);
         }
     }
@@ -325,7 +384,7 @@ public final class Demo {
 
     private List<String> stage1Flags(Path llama, Path clip, WorldData world) {
         return new ArrayList<>(List.of("--model_name_or_path", llama.toString(), "--vision_tower", clip.toString(),
-                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", "-2", "--version", "plain",
+                "--mm_projector_type", "mlp2x_gelu", "--mm_vision_select_layer", Integer.toString(s.selectLayer()), "--version", "plain",
                 "--data_path", world.stage1.toString(), "--image_folder", world.images.toString(),
                 "--per_device_train_batch_size", Integer.toString(s.stage1Batch()), "--lr_scheduler_type", "cosine",
                 "--warmup_ratio", "0.03", "--max_steps", Integer.toString(s.stage1Steps()), "--max_grad_norm", "1.0",
@@ -447,6 +506,7 @@ public final class Demo {
         s2.put("vqa_accuracy", vqa.get("all"));
         s2.put("vqa_accuracy_val", Evaluation.vqaAccuracy(world.qa("val"), answers.get("val")).get("all"));
         s2.put("vqa_accuracy_novel", Evaluation.vqaAccuracy(world.qa("novel"), answers.get("novel")).get("all"));
+        s2.put("vqa_accuracy_val_novel", Evaluation.vqaAccuracy(world.qa("val_novel"), answers.get("val_novel")).get("all"));
         ObjectNode byType = s2.putObject("vqa_accuracy_by_type");
         vqa.forEach((k, v) -> {
             if (!k.equals("all")) byType.put(k, v);
@@ -458,6 +518,10 @@ public final class Demo {
         ObjectNode novelByType = s2.putObject("vqa_accuracy_novel_by_type");
         Evaluation.vqaAccuracy(world.qa("novel"), answers.get("novel")).forEach((k, v) -> {
             if (!k.equals("all")) novelByType.put(k, v);
+        });
+        ObjectNode valNovelByType = s2.putObject("vqa_accuracy_val_novel_by_type");
+        Evaluation.vqaAccuracy(world.qa("val_novel"), answers.get("val_novel")).forEach((k, v) -> {
+            if (!k.equals("all")) valNovelByType.put(k, v);
         });
         ObjectNode margin = s2.putObject("margin_over_blind_by_type");
         ObjectNode bl = report.putObject("blind");

@@ -37,12 +37,13 @@ public final class Overlap {
     private record Triple(List<Obj> scene, String question, String answer) {}
 
     /**
-     * The counts, by name: per held-out split S (val, test, novel) {@code S_scenes_in_training} (its scenes whose object
+     * The counts, by name: per held-out split S (val, test, novel, val_novel) {@code S_scenes_in_training} (its scenes whose object
      * list is that of a training image, tower caption, stage-1 caption or LLM document), {@code S_scenes_as_llm_grid_documents}
      * (those written as grid words in the LLM's text), {@code S_qa_in_training} (its (content, question, answer) triples
      * also in stage 2 or in the LLM's chats); {@code ppl_documents_in_llm_text} (perplexity documents that are also
      * pre-training documents); {@code novel_pairs_in_training} (training shapes with a novel (kind, colour) or (kind,
-     * position) pair, plus training lines naming a novel colour and kind together).
+     * position) pair, plus training lines naming a novel colour and kind together, plus the tower's attribute-only shapes
+     * ({@code tower_attribute_shapes.jsonl}, where written) drawn as a novel pair).
      */
     public static Map<String, Long> count(Path world) throws IOException {
         Map<String, List<Obj>> imageScene = new HashMap<>();
@@ -120,6 +121,16 @@ public final class Overlap {
         for (String text : trainingText)
             for (int[] p : Split.NOVEL_KIND_COLOUR)
                 if (text.contains(ShapesWorld.COLOURS.get(p[1]) + " " + ShapesWorld.KINDS.get(p[0]))) novel++;
+        Path shapes = world.resolve("tower_attribute_shapes.jsonl");
+        if (Files.exists(shapes))
+            for (String line : Files.readAllLines(shapes)) {
+                if (line.isBlank()) continue;
+                for (JsonNode o : JSON.readTree(line).get("shapes")) {
+                    int kind = ShapesWorld.KINDS.indexOf(o.path("shape").asText()), colour = ShapesWorld.COLOURS.indexOf(o.path("colour").asText());
+                    int position = index(ShapesWorld.POSITIONS, o, "position");
+                    if (kind >= 0 && (colour >= 0 && !Split.askable(kind, colour) || Split.novelPlace(kind, position))) novel++;
+                }
+            }
         out.put("novel_pairs_in_training", novel);
         return out;
     }

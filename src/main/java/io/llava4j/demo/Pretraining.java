@@ -321,7 +321,7 @@ public final class Pretraining {
          * @param regionPhrase  for each region, the index of its phrase in {@code phrases}
          */
         Tensor loss(Tensor pixels, List<int[]> texts, int pad, long[] regions, long[] regionPhrase, List<int[]> phrases) {
-            return loss(pixels, texts, pad, regions, regionPhrase, phrases, null, null);
+            return loss(pixels, texts, pad, regions, regionPhrase, phrases, null, null, null);
         }
 
         /**
@@ -332,9 +332,11 @@ public final class Pretraining {
          *
          * @param attributeWords per attribute, the token ids (ending in EOS) of each of its words
          * @param regionValues   per attribute, each region's value (index into that attribute's words)
+         * @param shapes         attribute-only shapes ({@link AttributeShapes}) whose regions join the region–word terms
+         *                       only, each for the attributes it shows; or null
          */
         Tensor loss(Tensor pixels, List<int[]> texts, int pad, long[] regions, long[] regionPhrase, List<int[]> phrases,
-                    List<List<int[]>> attributeWords, List<long[]> regionValues) {
+                    List<List<int[]>> attributeWords, List<long[]> regionValues, AttributeBatch shapes) {
             Tensor states = vision.features(pixels, layers);                                 // [B, 1 + P, h]
             Tensor img = imageEmbeds(states), txt = textEmbeds(texts, pad);                 // [B, d] each
             Tensor logits = img.matmul(txt.t()).mul(scale());                               // [B, B]
@@ -355,9 +357,21 @@ public final class Pretraining {
             }
             loss = loss.add(r);
             if (attributeWords == null) return loss;
+            Tensor wordRegions = region;                                                     // [R (+ A), d]
+            List<long[]> wordValues = regionValues;
+            if (shapes != null) {
+                Tensor extra = regionEmbeds(vision.features(shapes.pixels(), layers), shapes.regions()); // [A, d]
+                wordRegions = torch.cat(new org.bytedeco.pytorch.TensorVector(region, extra), 0);
+                wordValues = new ArrayList<>();
+                for (int k = 0; k < regionValues.size(); k++) {
+                    long[] own = regionValues.get(k), added = shapes.values().get(k), v = java.util.Arrays.copyOf(own, own.length + added.length);
+                    System.arraycopy(added, 0, v, own.length, added.length);
+                    wordValues.add(v);
+                }
+            }
             for (int k = 0; k < attributeWords.size(); k++) {
-                Tensor wl = region.matmul(textEmbeds(attributeWords.get(k), pad).t()).mul(scale()); // [R, values]
-                long[] v = regionValues.get(k);
+                Tensor wl = wordRegions.matmul(textEmbeds(attributeWords.get(k), pad).t()).mul(scale()); // [R (+ A), values]
+                long[] v = wordValues.get(k);
                 Tensor w = torch.cross_entropy_loss(wl, Tensors.longs(v, v.length), new TensorOptional(), 1, -100, 0.0);
                 if (wordWeights[k] != 1) w = w.mul(new Scalar(wordWeights[k]));
                 if (terms != null) terms[2 + k] += w.item_double();
@@ -368,12 +382,24 @@ public final class Pretraining {
     }
 
     /**
+     * A step's attribute-only shapes: their images' pixels [A', 3, H, W], each shape's region (image * 9 + cell) and its
+     * per-attribute targets (kind, colour, size; -100 where the shape does not show the attribute).
+     */
+    record AttributeBatch(Tensor pixels, long[] regions, List<long[]> values) {}
+
+    /**
      * Trains the CLIP pair on the tower data's image–caption pairs (with twins, each batch is anchors and their hard
-     * negatives). Returns the loss curve.
+     * negatives); with attribute-only images in the data, each step also takes {@code attributeBatch} of them at random
+     * into the region–word terms. Returns the loss curve.
      */
     static Curve trainClip(Clip clip, TowerData data, int pad, int steps, int batch, double lr, long seed,
                            StepListener progress) {
-        Random r = new Random(seed);
+        return trainClip(clip, data, pad, steps, batch, 0, lr, seed, progress);
+    }
+
+    static Curve trainClip(Clip clip, TowerData data, int pad, int steps, int batch, int attributeBatch, double lr, long seed,
+                           StepListener progress) {
+        Random r = new Random(seed), shapeRandom = new Random(seed + 17);
         AdamW opt = optimizer(clip, lr, 0.05);
         LrSchedule schedule = new LrSchedule("cosine", Math.max(1, steps / 20), steps);
         List<Double> losses = new ArrayList<>();
@@ -418,8 +444,10 @@ public final class Pretraining {
                             regionValues.add(v);
                         }
                     }
+                    AttributeBatch shapes = data.attributeImages() == null || attributeBatch == 0 ? null
+                            : attributeBatch(data, attributeBatch, shapeRandom);
                     loss = clip.loss(px, texts, pad, regions.stream().mapToLong(Long::longValue).toArray(),
-                            regionPhrase.stream().mapToLong(Long::longValue).toArray(), phrases, data.attributeWords(), regionValues);
+                            regionPhrase.stream().mapToLong(Long::longValue).toArray(), phrases, data.attributeWords(), regionValues, shapes);
                 } else {
                     loss = clip.loss(px, texts, pad, null, null, null);
                 }
@@ -430,13 +458,37 @@ public final class Pretraining {
         return new Curve(losses, (System.nanoTime() - t0) / 1e9);
     }
 
+    /** {@code n} of the tower data's attribute-only images at random, with their shapes' regions and targets. */
+    private static AttributeBatch attributeBatch(TowerData data, int n, Random r) {
+        long[] idx = new long[n];
+        List<Long> regions = new ArrayList<>();
+        List<long[]> targets = new ArrayList<>();
+        for (int i = 0; i < n; i++) {
+            idx[i] = r.nextInt(data.attributeImages().size());
+            for (AttributeShapes.Shape sh : data.attributeImages().get((int) idx[i]).shapes()) {
+                regions.add((long) i * 9 + 3 + sh.position()); // the middle row's cell of its column
+                targets.add(sh.targets());
+            }
+        }
+        List<long[]> values = new ArrayList<>();
+        for (int a = 0; a < 3; a++) {
+            long[] v = new long[targets.size()];
+            for (int i = 0; i < v.length; i++) v[i] = targets.get(i)[a];
+            values.add(v);
+        }
+        return new AttributeBatch(data.attributePixels().index_select(0, Tensors.longs(idx, n)),
+                regions.stream().mapToLong(Long::longValue).toArray(), values);
+    }
+
     /**
      * What the tower is pre-trained on: the world's training images, preprocessed as LLaVA will ({@code pixels} [N, 3, H, W],
      * the first {@code anchors} rows), each with its caption (ending in EOS); with {@code twins}, rows {@code anchors + i}
-     * hold the {@link ShapesWorld#twin} of image i, rendered in memory and preprocessed the same way.
+     * hold the {@link ShapesWorld#twin} of image i, rendered in memory and preprocessed the same way. Where
+     * {@code attributeImages} is not null, {@code attributePixels} [M, 3, H, W] are those images ({@link AttributeShapes}).
      */
     record TowerData(Tensor pixels, List<int[]> captions, List<ShapesWorld.Scene> scenes, int anchors, boolean twins,
-                     boolean regions, Map<String, int[]> phraseIds, List<List<int[]>> attributeWords) {
+                     boolean regions, Map<String, int[]> phraseIds, List<List<int[]>> attributeWords,
+                     List<AttributeShapes.Image> attributeImages, Tensor attributePixels) {
         /** The anchors' pixels only. */
         Tensor anchorPixels() {
             return pixels.narrow(0, 0, anchors);
@@ -446,9 +498,15 @@ public final class Pretraining {
     /**
      * @param regions whether each shape's cell is matched against its phrase ({@link Clip#loss})
      * @param words   whether each shape's cell is also matched against its kind, colour and size words
+     * @param attributeShapes how many {@link AttributeShapes} images to make (0: none; they need {@code words})
      */
     static TowerData towerData(WorldData world, ImageProcessor proc, LlavaTokenizer tok, int imageSize, boolean twins, boolean regions,
                                boolean words, long seed) throws IOException {
+        return towerData(world, proc, tok, imageSize, twins, regions, words, 0, seed);
+    }
+
+    static TowerData towerData(WorldData world, ImageProcessor proc, LlavaTokenizer tok, int imageSize, boolean twins, boolean regions,
+                               boolean words, int attributeShapes, long seed) throws IOException {
         List<ShapesWorld.Scene> scenes = new ArrayList<>();
         Map<String, int[]> phraseIds = new LinkedHashMap<>();
         int n = world.train.size(), per = 3 * imageSize * imageSize, rows = twins ? 2 * n : n;
@@ -480,7 +538,21 @@ public final class Pretraining {
                 attributeWords.add(ids);
             }
         }
-        return new TowerData(Tensors.floats(all, rows, 3, imageSize, imageSize), caps, scenes, n, twins, regions, phraseIds, attributeWords);
+        List<AttributeShapes.Image> shapes = null;
+        Tensor shapePixels = null;
+        if (attributeShapes > 0) {
+            if (attributeWords == null) throw new IllegalArgumentException("attribute-only shapes need the region–word terms (clipRegions and clipWords)");
+            shapes = AttributeShapes.draw(new Random(seed + 23), attributeShapes);
+            float[] sp = new float[attributeShapes * per];
+            for (int i = 0; i < attributeShapes; i++) {
+                java.io.ByteArrayOutputStream png = new java.io.ByteArrayOutputStream();
+                javax.imageio.ImageIO.write(AttributeShapes.render(shapes.get(i), imageSize), "png", png);
+                System.arraycopy(proc.process(png.toByteArray(), "square", "attribute shape " + i), 0, sp, i * per, per);
+            }
+            shapePixels = Tensors.floats(sp, attributeShapes, 3, imageSize, imageSize);
+        }
+        return new TowerData(Tensors.floats(all, rows, 3, imageSize, imageSize), caps, scenes, n, twins, regions, phraseIds, attributeWords,
+                shapes, shapePixels);
     }
 
     /**

@@ -80,7 +80,7 @@ final class Report {
                 .append(", seed ").append(r.get("seed").asLong()).append(")\n\n");
         md.append("Trained here, in ").append(String.format(Locale.ROOT, "%.1f", r.get("phases").get("total").asDouble() / 60))
                 .append(" minutes: a ShapesWorld of ").append(world.train.size()).append(" training images and ").append(world.scenes("test").size())
-                .append(" each of validation, test and novel images (").append(r.path("image_size").asInt()).append("x").append(r.path("image_size").asInt())
+                .append(" each of validation, test, novel and validation-novel images (").append(r.path("image_size").asInt()).append("x").append(r.path("image_size").asInt())
                 .append(", ").append(r.path("image_tokens").asInt()).append(" image tokens); a tiny LLaMA pre-trained on the world's text and a tiny "
                         + "CLIP vision tower pre-trained contrastively on its image–caption pairs — each batch holds every image beside a twin "
                         + "that differs in one attribute of one shape (a hard negative), and each shape's cell of patch tokens is also "
@@ -168,18 +168,19 @@ final class Report {
                     + "has not learned in pre-training to fetch a described shape's attributes from its context, and that, as much as "
                     + "the vision tower, is what limits captions and answers.\n\n");
         }
-        JsonNode ln = r.get("llm_from_grid_words_novel"), pn = vp == null ? null : vp.get("pretrained_novel_kind_colour");
-        if (ln != null || pn != null) {
-            md.append("- **Where novel combinations are lost**: ");
+        for (String[] part : new String[][]{{"novel", "novel"}, {"val_novel", "validation-novel"}}) {
+            JsonNode ln = r.get("llm_from_grid_words_" + part[0]), pn = vp == null ? null : vp.get("pretrained_" + part[0] + "_kind_colour");
+            if (ln == null && pn == null) continue;
+            md.append("- **Where novel combinations are lost** (").append(part[1]).append(" scenes): ");
             if (pn != null) {
                 md.append("the probe fitted on training images reads the kind / colour / size of shapes in a novel (kind, colour) pair with accuracy ");
                 for (String k : VisionProbe.ATTRIBUTES) md.append(f(pn.get(k).asDouble())).append(k.equals("size") ? "" : " / ");
                 md.append(" (the tower's side); ");
             }
             if (ln != null)
-                md.append("the LLM alone, given the novel scenes' true grid words, answers their questions with exact match ")
+                md.append("the LLM alone, given these scenes' true grid words, answers their questions with exact match ")
                         .append(f(ln.get("vqa").asDouble())).append(" (the LLM's side); stage 2 through the image: ")
-                        .append(f(s2.get("vqa_accuracy_novel").asDouble())).append(".");
+                        .append(f(s2.get("vqa_accuracy_" + part[0]).asDouble())).append(".");
             md.append("\n\n");
         }
         md.append("## Bars\n\n");
@@ -236,13 +237,15 @@ final class Report {
         StringBuilder md = new StringBuilder();
         JsonNode s2 = r.get("stage2"), s1 = r.get("stage1"), blind = r.get("blind"), margin = s2.get("margin_over_blind_by_type");
         md.append("## Held out by content\n\n");
-        md.append("Validation, test and novel images hold object lists (kind, colour, size and position of each shape) that no training "
-                + "corpus holds: not the training images, the tower's captions and twins, the LLM's pre-training documents and chats, "
-                + "stage 1 or stage 2. Novel images each hold a shape whose (kind, colour) or (kind, position) pair never occurs "
-                + "together in training. Settings are chosen on validation; test is reported.\n\n");
+        md.append("Validation, test, novel and validation-novel images hold object lists (kind, colour, size and position of each shape) "
+                + "that no training corpus holds: not the training images, the tower's captions and twins, the LLM's pre-training documents "
+                + "and chats, stage 1 or stage 2. Novel and validation-novel images each hold a shape whose (kind, colour) or (kind, "
+                + "position) pair never occurs together in training. Settings are chosen on validation and validation-novel; test and "
+                + "novel are reported.\n\n");
         md.append("| split | stage-2 VQA | frozen stage-1 captions |\n|---|---:|---:|\n");
         md.append("| validation | ").append(f(s2.get("vqa_accuracy_val").asDouble())).append(" | ").append(f(s1.get("caption_accuracy_val").asDouble())).append(" |\n");
         md.append("| test | ").append(f(s2.get("vqa_accuracy").asDouble())).append(" | ").append(f(s1.get("caption_accuracy").asDouble())).append(" |\n");
+        md.append("| validation-novel combinations | ").append(f(s2.get("vqa_accuracy_val_novel").asDouble())).append(" | – |\n");
         md.append("| novel combinations | ").append(f(s2.get("vqa_accuracy_novel").asDouble())).append(" | – |\n\n");
         md.append("Blind baselines on the test split, per question type (what a model answers without looking): the most frequent "
                 + "stage-2 training answer, the stage-2 model shown a mean-grey image, its LLM with no image tokens. The margin is "

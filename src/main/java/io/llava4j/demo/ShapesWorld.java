@@ -116,6 +116,15 @@ public final class ShapesWorld {
         Random r = new Random(s.renderSeed());
         BufferedImage img = new BufferedImage(size, size, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = img.createGraphics();
+        paintBackground(img, g, size, r);
+        for (Obj o : s.objects()) paintShape(g, size, o.kindName(), RGB[o.colour()], o.size(), o.position(), o.row(), r);
+        g.setStroke(new BasicStroke(1));
+        g.dispose();
+        return img;
+    }
+
+    /** A varied grey background: a faintly tinted gradient with speckle noise. */
+    static void paintBackground(BufferedImage img, Graphics2D g, int size, Random r) {
         g.setRenderingHint(RenderingHints.KEY_ANTIALIASING, RenderingHints.VALUE_ANTIALIAS_ON);
         int base = 35 + r.nextInt(175);
         Color c1 = grey(base, r), c2 = grey(Math.max(0, Math.min(255, base + r.nextInt(81) - 40)), r);
@@ -126,27 +135,41 @@ public final class ShapesWorld {
             int v = Math.max(0, Math.min(255, base + r.nextInt(61) - 30));
             img.setRGB(r.nextInt(size), r.nextInt(size), new Color(v, v, v).getRGB());
         }
+    }
+
+    /**
+     * One shape in its cell of the 3×3 grid (column {@code position}, row {@code row}), centred (or jittered: JITTER),
+     * filled with {@code rgb} jittered: one of {@link #KINDS}, or a shape of no kind ({@link AttributeShapes#BLOBS}).
+     */
+    static void paintShape(Graphics2D g, int size, String shape, int[] rgb, int sizeIndex, int position, int row, Random r) {
         double col = size / 3.0;
-        for (Obj o : s.objects()) {
-            // each shape sits in a cell of a 3x3 grid (its column is its position), centred (or jittered: JITTER)
-            double rad = (o.size() == 0 ? 0.17 : 0.30) * col * 1.5 * (0.9 + 0.2 * r.nextDouble());
-            double jitter = JITTER * Math.max(0, Math.min(col / 2 - rad - 0.5, size / 24.0));
-            double cx = col * (o.position() + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
-            double cy = col * (o.row() + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
-            int[] rgb = RGB[o.colour()];
-            g.setColor(new Color(jit(rgb[0], r), jit(rgb[1], r), jit(rgb[2], r)));
-            switch (o.kindName()) {
-                case "circle" -> g.fill(new Ellipse2D.Double(cx - rad, cy - rad, 2 * rad, 2 * rad));
-                case "square" -> g.fillRect((int) Math.round(cx - rad * 0.9), (int) Math.round(cy - rad * 0.9),
-                        (int) Math.round(1.8 * rad), (int) Math.round(1.8 * rad));
-                case "triangle" -> g.fill(poly(new double[]{cx, cx + rad, cx - rad}, new double[]{cy - rad, cy + rad * 0.8, cy + rad * 0.8}));
-                case "diamond" -> g.fill(poly(new double[]{cx, cx + rad, cx, cx - rad}, new double[]{cy - rad * 1.1, cy, cy + rad * 1.1, cy}));
-                default -> throw new IllegalStateException(o.kindName());
+        double rad = (sizeIndex == 0 ? 0.17 : 0.30) * col * 1.5 * (0.9 + 0.2 * r.nextDouble());
+        double jitter = JITTER * Math.max(0, Math.min(col / 2 - rad - 0.5, size / 24.0));
+        double cx = col * (position + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
+        double cy = col * (row + 0.5) + (r.nextDouble() - 0.5) * 2 * jitter;
+        g.setColor(new Color(jit(rgb[0], r), jit(rgb[1], r), jit(rgb[2], r)));
+        switch (shape) {
+            case "circle" -> g.fill(new Ellipse2D.Double(cx - rad, cy - rad, 2 * rad, 2 * rad));
+            case "square" -> g.fillRect((int) Math.round(cx - rad * 0.9), (int) Math.round(cy - rad * 0.9),
+                    (int) Math.round(1.8 * rad), (int) Math.round(1.8 * rad));
+            case "triangle" -> g.fill(poly(new double[]{cx, cx + rad, cx - rad}, new double[]{cy - rad, cy + rad * 0.8, cy + rad * 0.8}));
+            case "diamond" -> g.fill(poly(new double[]{cx, cx + rad, cx, cx - rad}, new double[]{cy - rad * 1.1, cy, cy + rad * 1.1, cy}));
+            case "plus" -> { // two bars crossing: no kind of the world
+                double w = Math.max(1.5, rad * 0.7);
+                g.fill(new java.awt.geom.Rectangle2D.Double(cx - rad, cy - w / 2, 2 * rad, w));
+                g.fill(new java.awt.geom.Rectangle2D.Double(cx - w / 2, cy - rad, w, 2 * rad));
             }
+            case "bar" -> { // a flat bar, three times as wide as high
+                double h = Math.max(1.5, rad * 0.65);
+                g.fill(new java.awt.geom.Rectangle2D.Double(cx - rad, cy - h / 2, 2 * rad, h));
+            }
+            default -> throw new IllegalStateException(shape);
         }
-        g.setStroke(new BasicStroke(1));
-        g.dispose();
-        return img;
+    }
+
+    /** The RGB of world colour {@code c} (before each shape's jitter). */
+    static int[] rgb(int c) {
+        return RGB[c];
     }
 
     private static Color grey(int v, Random r) {

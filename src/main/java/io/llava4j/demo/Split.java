@@ -16,7 +16,9 @@ import java.util.Set;
  * shows a {@link #NOVEL_KIND_COLOUR novel} (kind, colour) or {@link #NOVEL_KIND_POSITION (kind, position)} pair; and no
  * training question names a novel (kind, colour) pair. Validation, test and novel object lists are distinct from each
  * other. The novel scenes each hold at least one shape with a novel pair: the claim they test is that the projector
- * maps what the tower sees into words the frozen LLM can combine in ways it never read.
+ * maps what the tower sees into words the frozen LLM can combine in ways it never read. The validation-novel scenes are
+ * made novel the same way, from their own random draws and with object lists of their own, so that settings meant for
+ * novel combinations are chosen on them and the novel scenes are only reported.
  */
 public final class Split {
     /** (kind, colour) index pairs that never occur together in training: a purple circle, an orange triangle. */
@@ -24,33 +26,36 @@ public final class Split {
     /** (kind, position) index pairs that never occur together in training: a square on the right, a diamond on the left. */
     public static final List<int[]> NOVEL_KIND_POSITION = List.of(new int[]{1, 2}, new int[]{3, 0});
 
-    public final List<Scene> val, test, novel;
+    public final List<Scene> val, test, novel, valNovel;
     /** Per novel scene, the index of the shape made novel (the one its questions ask about). */
-    public final List<Integer> novelObject;
+    public final List<Integer> novelObject = new ArrayList<>();
+    /** Per validation-novel scene, the index of the shape made novel. */
+    public final List<Integer> valNovelObject = new ArrayList<>();
     private final Set<List<Obj>> heldOut = new HashSet<>();
 
-    /** The held-out scenes of {@code seed}: {@code nVal} validation, {@code nTest} test and {@code nNovel} novel ones. */
-    public Split(long seed, int nVal, int nTest, int nNovel) {
-        Random testRandom = new Random(seed + 1), valRandom = new Random(seed + 5), novelRandom = new Random(seed + 6);
+    /**
+     * The held-out scenes of {@code seed}: {@code nVal} validation, {@code nTest} test, {@code nNovel} novel and
+     * {@code nValNovel} validation-novel ones (drawn in that order, each from its own random generator, so that adding
+     * the last changed none of the others).
+     */
+    public Split(long seed, int nVal, int nTest, int nNovel, int nValNovel) {
+        Random testRandom = new Random(seed + 1), valRandom = new Random(seed + 5), novelRandom = new Random(seed + 6),
+                valNovelRandom = new Random(seed + 9);
         test = distinct(testRandom, nTest);
         val = distinct(valRandom, nVal);
-        novel = new ArrayList<>();
-        novelObject = new ArrayList<>();
-        while (novel.size() < nNovel) {
-            Scene s = ShapesWorld.scene(novelRandom);
-            int i = novelRandom.nextInt(s.objects().size());
-            Scene n = makeNovel(s, i, novelRandom);
-            if (heldOut.add(n.objects())) {
-                novel.add(n);
-                novelObject.add(i);
-            }
-        }
+        novel = novel(novelRandom, nNovel, novelObject);
+        valNovel = novel(valNovelRandom, nValNovel, valNovelObject);
     }
 
     /** Whether a shape shows a novel (kind, colour) or (kind, position) pair. */
     public static boolean novel(Obj o) {
         for (int[] p : NOVEL_KIND_COLOUR) if (o.kind() == p[0] && o.colour() == p[1]) return true;
-        for (int[] p : NOVEL_KIND_POSITION) if (o.kind() == p[0] && o.position() == p[1]) return true;
+        return novelPlace(o.kind(), o.position());
+    }
+
+    /** Whether a kind in a column is a novel (kind, position) pair (a square on the right, a diamond on the left). */
+    public static boolean novelPlace(int kind, int position) {
+        for (int[] p : NOVEL_KIND_POSITION) if (kind == p[0] && position == p[1]) return true;
         return false;
     }
 
@@ -89,6 +94,24 @@ public final class Split {
         while (out.size() < n) {
             Scene s = ShapesWorld.scene(r, o -> !novel(o));
             if (heldOut.add(s.objects())) out.add(s);
+        }
+        return out;
+    }
+
+    /**
+     * {@code n} scenes, each with one shape (its index added to {@code which}) given a novel pair, whose object lists are
+     * held out by no earlier draw; they are held out.
+     */
+    private List<Scene> novel(Random r, int n, List<Integer> which) {
+        List<Scene> out = new ArrayList<>();
+        while (out.size() < n) {
+            Scene s = ShapesWorld.scene(r);
+            int i = r.nextInt(s.objects().size());
+            Scene made = makeNovel(s, i, r);
+            if (heldOut.add(made.objects())) {
+                out.add(made);
+                which.add(i);
+            }
         }
         return out;
     }

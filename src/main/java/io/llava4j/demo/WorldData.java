@@ -18,17 +18,19 @@ import java.util.Random;
 import java.util.function.IntConsumer;
 
 /**
- * The files of one ShapesWorld, split by content ({@link Split}): PNGs under {@code images/{train,val,test,novel}/},
+ * The files of one ShapesWorld, split by content ({@link Split}): PNGs under {@code images/{train,val,test,novel,val_novel}/},
  * {@code scenes.jsonl} (one line per image: its path under {@code images/}, its split and its objects), stage-1
  * image–caption pairs in LCS-558K's JSON ({@code stage1.json}), multi-turn instruction data in llava_v1_5_mix665k's JSON
- * ({@code stage2.json}), and per held-out split ({@code val}, {@code test}, {@code novel}) {@code <split>_captions.json}
- * and {@code <split>_vqa.json} (one question of each type per image; on a novel image each asks about its novel shape).
+ * ({@code stage2.json}), and per held-out split ({@code val}, {@code test}, {@code novel}, {@code val_novel})
+ * {@code <split>_captions.json} and {@code <split>_vqa.json} (one question of each type per image; on a novel or
+ * validation-novel image each asks about its novel shape).
  */
 public final class WorldData {
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final List<String> INSTRUCTIONS = List.of("Describe the image concisely.", "Give a brief description of the image.",
             "Summarize the visual content of the image.", "What is in the photo?", "Render a clear and concise summary of the photo.");
-    public static final List<String> HELD_OUT = List.of("val", "test", "novel");
+    /** The held-out splits, in the order their questions are drawn; settings are chosen on val and val_novel. */
+    public static final List<String> HELD_OUT = List.of("val", "test", "novel", "val_novel");
 
     public final Path dir, images, stage1, stage2;
     public final Split split;
@@ -37,7 +39,7 @@ public final class WorldData {
     public final List<List<Qa>> trainQa;
     /** Per training image, the caption stage 1 trains on. */
     public final List<String> trainCaptions;
-    /** Per held-out split ("val", "test", "novel"): its scenes, and per image one question of each type. */
+    /** Per held-out split ("val", "test", "novel", "val_novel"): its scenes, and per image one question of each type. */
     private final Map<String, List<Scene>> heldOut;
     private final Map<String, List<List<Qa>>> heldOutQa;
 
@@ -51,7 +53,7 @@ public final class WorldData {
         this.train = train;
         this.trainQa = trainQa;
         this.trainCaptions = trainCaptions;
-        this.heldOut = Map.of("val", split.val, "test", split.test, "novel", split.novel);
+        this.heldOut = Map.of("val", split.val, "test", split.test, "novel", split.novel, "val_novel", split.valNovel);
         this.heldOutQa = heldOutQa;
     }
 
@@ -73,10 +75,10 @@ public final class WorldData {
 
     /**
      * Makes and writes the world of {@code seed}: {@code nTrain} training images and {@code nHeldOut} images in each of
-     * validation, test and novel.
+     * validation, test, novel and validation-novel.
      */
     public static WorldData write(Path dir, long seed, int nTrain, int nHeldOut, int imageSize, IntConsumer progress) throws IOException {
-        Split split = new Split(seed, nHeldOut, nHeldOut, nHeldOut);
+        Split split = new Split(seed, nHeldOut, nHeldOut, nHeldOut, nHeldOut);
         Random sceneRandom = new Random(seed), textRandom = new Random(seed ^ 0x5DEECE66DL), qaRandom = new Random(seed + 7);
         List<Scene> train = new ArrayList<>();
         for (int i = 0; i < nTrain; i++) train.add(split.trainingScene(sceneRandom));
@@ -85,6 +87,7 @@ public final class WorldData {
         parts.put("val", split.val);
         parts.put("test", split.test);
         parts.put("novel", split.novel);
+        parts.put("val_novel", split.valNovel);
         int done = 0;
         StringBuilder scenesJsonl = new StringBuilder();
         for (Map.Entry<String, List<Scene>> e : parts.entrySet()) {
@@ -127,7 +130,7 @@ public final class WorldData {
             for (int i = 0; i < scenes.size(); i++) {
                 Scene s = scenes.get(i);
                 tc.add(record(part + "-" + i, image(part, i), List.of("<image>\n" + INSTRUCTIONS.get(0), ShapesWorld.caption(s, 0))));
-                int about = part.equals("novel") ? split.novelObject.get(i) : -1;
+                int about = part.equals("novel") ? split.novelObject.get(i) : part.equals("val_novel") ? split.valNovelObject.get(i) : -1;
                 List<Qa> qas = new ArrayList<>();
                 for (String type : ShapesWorld.QA_TYPES) qas.add(ShapesWorld.question(s, type, qaRandom, about, (k, c) -> true));
                 partQa.add(qas);

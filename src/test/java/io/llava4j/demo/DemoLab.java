@@ -7,7 +7,6 @@ import io.llava4j.data.ImageProcessor;
 import io.llava4j.data.LlavaTokenizer;
 import io.llava4j.engine.Engine;
 
-import java.lang.reflect.RecordComponent;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -27,15 +26,17 @@ public final class DemoLab {
         long seed = 42;
         Demo.Settings s = Demo.Settings.FULL;
         for (String a : args) if (a.equals("base=quick")) s = Demo.Settings.QUICK;
+        java.util.Map<String, String> fields = new java.util.LinkedHashMap<>();
         for (int i = 1; i < args.length; i++) {
             String[] kv = args[i].split("=", 2);
             switch (kv[0]) {
                 case "out" -> out = Path.of(kv[1]);
                 case "seed" -> seed = Long.parseLong(kv[1]);
                 case "base" -> {}
-                default -> s = with(s, kv[0], kv[1]);
+                default -> fields.put(kv[0], kv[1]);
             }
         }
+        s = s.with(fields);
         System.out.println(s);
         Engine.init();
         long t0 = System.nanoTime();
@@ -81,13 +82,13 @@ public final class DemoLab {
         Path clipDir = out.resolve("clip");
         Pretraining.saveClipVision(new io.llava4j.model.ClipVisionTower(vc), vc, clipDir);
         ImageProcessor proc = ImageProcessor.load(clipDir.resolve("preprocessor_config.json"));
-        Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(), seed + 4);
+        Pretraining.TowerData data = Pretraining.towerData(world, proc, tok, s.imageSize(), s.clipTwins(), s.clipRegions(), s.clipWords(), s.clipAttributeShapes(), seed + 4);
         System.out.printf("world + data %.1f s%n", (System.nanoTime() - t0) / 1e9);
         Pretraining.Clip clip = Demo.newClip(s, vc, tok.vocabSize(), seed + 1);
         long t1 = System.nanoTime();
         List<Double> tail = new ArrayList<>();
         int steps = s.clipSteps();
-        Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), steps, s.clipBatch(), s.clipLr(), seed + 1, (i, loss) -> {
+        Pretraining.Curve c = Pretraining.trainClip(clip, data, tok.pad(), steps, s.clipBatch(), s.clipAttributeBatch(), s.clipLr(), seed + 1, (i, loss) -> {
             tail.add(loss);
             if (i % Math.max(1, steps / 10) == 0) {
                 double m = tail.stream().mapToDouble(Double::doubleValue).average().orElse(0);
@@ -99,7 +100,8 @@ public final class DemoLab {
         for (int layer = 1; layer <= vc.numHiddenLayers(); layer++) {
             long t2 = System.nanoTime();
             var m = Demo.probe(clip.vision, data.anchorPixels(), world.train, layer);
-            System.out.printf("probe layer %d%s: %s (%.1f s)%n", layer, layer == vc.numHiddenLayers() - 1 ? " (select -2)" : "", m, (System.nanoTime() - t2) / 1e9);
+            System.out.printf("probe layer %d%s: %s (%.1f s)%n", layer, layer == vc.numHiddenLayers() + 1 + s.selectLayer() ? " (selected)" : "", m, (System.nanoTime() - t2) / 1e9);
+            System.out.printf("  val_novel (kind, colour) shapes: %s%n", Demo.novelProbe(clip.vision, proc, data.anchorPixels(), world, "val_novel", layer));
         }
     }
 
@@ -112,25 +114,5 @@ public final class DemoLab {
             t[i] = 0;
         }
         return b.toString();
-    }
-
-    /** {@code s} with one field replaced, parsed from text by its type. */
-    static Demo.Settings with(Demo.Settings s, String field, String value) throws Exception {
-        RecordComponent[] rc = Demo.Settings.class.getRecordComponents();
-        Object[] vals = new Object[rc.length];
-        Class<?>[] types = new Class<?>[rc.length];
-        boolean found = false;
-        for (int i = 0; i < rc.length; i++) {
-            types[i] = rc[i].getType();
-            vals[i] = rc[i].getAccessor().invoke(s);
-            if (rc[i].getName().equals(field)) {
-                found = true;
-                Class<?> t = types[i];
-                vals[i] = t == int.class ? Integer.parseInt(value) : t == double.class ? Double.parseDouble(value)
-                        : t == boolean.class ? Boolean.parseBoolean(value) : value;
-            }
-        }
-        if (!found) throw new IllegalArgumentException("no settings field " + field);
-        return Demo.Settings.class.getDeclaredConstructor(types).newInstance(vals);
     }
 }

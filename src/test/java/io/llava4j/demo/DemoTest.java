@@ -48,7 +48,8 @@ class DemoTest {
             double g = r.at("/llm_from_grid_words/" + k).asDouble(-1);
             assertTrue(g >= 0 && g <= 1, "LLM from grid words " + k + " " + g);
         }
-        for (String key : List.of("stage1.caption_accuracy_val", "stage2.vqa_accuracy_val", "stage2.vqa_accuracy_novel"))
+        for (String key : List.of("stage1.caption_accuracy_val", "stage2.vqa_accuracy_val", "stage2.vqa_accuracy_novel", "stage2.vqa_accuracy_val_novel",
+                "llm_from_grid_words_val_novel.vqa", "vision_probe.pretrained_val_novel_kind_colour.kind"))
             assertTrue(r.at("/" + key.replace('.', '/')).isNumber(), key);
         // what the demo claims, at CI size: the frozen LLM learned to caption through the projector alone, and stage 2
         // answers better than any blind baseline
@@ -65,7 +66,7 @@ class DemoTest {
                 "models/llama/config.json", "models/llama/tokenizer.json", "models/clip/preprocessor_config.json",
                 "models/stage1/mm_projector.safetensors", "models/stage2/config.json", "world/stage1.json", "world/stage2.json",
                 "world/scenes.jsonl", "world/llm_text.jsonl", "world/ppl_heldout.jsonl", "world/clip_captions.jsonl",
-                "world/val_vqa.json", "world/val_captions.json", "world/test_vqa.json", "world/novel_vqa.json"))
+                "world/val_vqa.json", "world/val_captions.json", "world/test_vqa.json", "world/novel_vqa.json", "world/val_novel_vqa.json"))
             assertTrue(Files.isRegularFile(out.resolve(f)), f);
         String md = Files.readString(out.resolve("report.md"));
         assertTrue(md.contains("What freezing the LLM bought here") && md.contains("stage1_unfrozen_lr10x"), md);

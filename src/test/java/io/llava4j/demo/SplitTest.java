@@ -9,9 +9,11 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardOpenOption;
+import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Random;
+import java.util.Set;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -32,9 +34,9 @@ class SplitTest {
     void theWrittenCorporaHoldNoHeldOutContentAndAPlantedLeakIsCounted(@TempDir Path dir) throws Exception {
         WorldData w = world(dir);
         Map<String, Long> counts = Overlap.count(dir);
-        assertEquals(11, counts.size(), counts.toString());
+        assertEquals(14, counts.size(), counts.toString());
         counts.forEach((k, v) -> assertEquals(0L, v, k + " in " + counts));
-        assertEquals(300 + 3 * 40, Files.readAllLines(dir.resolve("scenes.jsonl")).size());
+        assertEquals(300 + 4 * 40, Files.readAllLines(dir.resolve("scenes.jsonl")).size());
 
         // a held-out scene as a pre-training document: its object list, its grid and its question are counted
         Scene test0 = w.scenes("test").get(0);
@@ -58,8 +60,8 @@ class SplitTest {
 
     @Test
     void trainingDrawsAvoidHeldOutListsAndNovelPairsThatPlainDrawsHit() {
-        Split split = new Split(3, 120, 120, 120);
-        assertEquals(360, split.val.size() + split.test.size() + split.novel.size());
+        Split split = new Split(3, 120, 120, 120, 120);
+        assertEquals(480, split.val.size() + split.test.size() + split.novel.size() + split.valNovel.size());
         for (int i = 0; i < split.novel.size(); i++) assertTrue(Split.novel(split.novel.get(i).objects().get(split.novelObject.get(i))));
         for (Scene s : split.val) assertTrue(s.objects().stream().noneMatch(Split::novel));
         Random plain = new Random(9), constrained = new Random(9);
@@ -77,6 +79,51 @@ class SplitTest {
             ShapesWorld.Qa q = ShapesWorld.question(split.trainingScene(r), "yes/no", r, -1, Split::askable);
             assertFalse(q.question().contains("purple circle") || q.question().contains("orange triangle"), q.question());
         }
+    }
+
+    @Test
+    void validationNovelScenesAreNovelHeldOutAndDistinctFromEveryOtherSplit(@TempDir Path dir) throws Exception {
+        Split split = new Split(3, 120, 120, 120, 120);
+        assertEquals(120, split.valNovel.size());
+        Set<List<Obj>> others = new HashSet<>();
+        for (List<Scene> part : List.of(split.val, split.test, split.novel)) for (Scene s : part) others.add(s.objects());
+        Set<List<Obj>> seen = new HashSet<>();
+        int byColour = 0, byPosition = 0;
+        for (int i = 0; i < split.valNovel.size(); i++) {
+            Scene s = split.valNovel.get(i);
+            Obj made = s.objects().get(split.valNovelObject.get(i));
+            assertTrue(Split.novel(made), "validation-novel scene " + i + " asks about " + made);
+            if (Split.askable(made.kind(), made.colour())) byPosition++;
+            else byColour++;
+            assertFalse(others.contains(s.objects()), "validation-novel scene " + i + " is also in another split: " + s.objects());
+            assertTrue(seen.add(s.objects()), "validation-novel scene " + i + " repeats an object list");
+            assertFalse(split.trainable(s), "a validation-novel scene may not occur in training");
+        }
+        assertTrue(byColour > 30 && byPosition > 20, "both kinds of novel pair: " + byColour + " / " + byPosition);
+        // the other splits are the draws they were before validation-novel was added
+        Split without = new Split(3, 120, 120, 120, 0);
+        assertEquals(without.val, split.val);
+        assertEquals(without.test, split.test);
+        assertEquals(without.novel, split.novel);
+        assertEquals(without.novelObject, split.novelObject);
+        assertNotEquals(split.novel, split.valNovel);
+
+        // written as the demo writes it, and counted: its questions ask about the novel shape, a planted leak is found
+        WorldData w = world(dir);
+        List<String> lines = Files.readAllLines(dir.resolve("scenes.jsonl"));
+        assertEquals(40, lines.stream().filter(l -> l.contains("\"split\":\"val_novel\"")).count());
+        assertTrue(Files.isRegularFile(dir.resolve("val_novel_vqa.json")) && Files.isRegularFile(dir.resolve("images/val_novel/00000.png")));
+        for (int i = 0; i < w.scenes("val_novel").size(); i++) {
+            Obj made = w.scenes("val_novel").get(i).objects().get(w.split.valNovelObject.get(i));
+            ShapesWorld.Qa shape = w.qa("val_novel").get(i).get(ShapesWorld.QA_TYPES.indexOf("shape"));
+            assertEquals(made.kindName(), shape.answer(), shape.question());
+        }
+        Scene leak = w.scenes("val_novel").get(0);
+        append(dir.resolve("llm_text.jsonl"), "grid", ShapesWorld.grid(leak) + "\n" + ShapesWorld.caption(leak, ShapesWorld.LIST_PHRASING));
+        Map<String, Long> leaked = Overlap.count(dir);
+        assertEquals(1L, leaked.get("val_novel_scenes_in_training"), leaked.toString());
+        assertEquals(1L, leaked.get("val_novel_scenes_as_llm_grid_documents"), leaked.toString());
+        assertEquals(0L, leaked.get("novel_scenes_in_training"), leaked.toString());
     }
 
     private static void append(Path file, String kind, String text) throws Exception {
