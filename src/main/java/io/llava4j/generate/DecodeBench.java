@@ -46,9 +46,8 @@ public final class DecodeBench {
             }
         }
         Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
-        Llava m = Checkpoints.loadForInference(model, null, precision, quant, !packed).model(); // as generate loads it
-        // --packed_weights packs whatever the precision (generate packs bf16 only: InferenceWeights)
-        long packedBytes = packed ? m.languageModel.packForInference(precision.gemm()) : 0;
+        Llava m = Checkpoints.loadForInference(model, null, precision, quant, true).model(); // as generate loads it
+        long packedBytes = packed ? InferenceWeights.prepare(m, precision) : 0; // as generate packs it
         Result r = measure(m, precision, newTokens, runs, warmup);
         long weightBytes = m.quantized == null ? weightBytesPerToken(m.config.text(), precision)  // a step streams the layers' codes and scales, and the head
                 : m.quantized.bytes() + (long) m.config.text().vocabSize() * m.config.text().hiddenSize() * (precision == Precision.FP32 ? 4 : 2);

@@ -5,9 +5,11 @@ import io.llava4j.nn.PackedWeight;
 import io.llava4j.nn.Precision;
 
 /**
- * How a model loaded only to generate holds its LLM weights: with bf16 weights and native bf16 GEMMs, in oneDNN's
- * blocked layout ({@link PackedWeight}), which decodes larger models faster (TinyLlama-1.1B's shape 1.5-1.9x; the
- * 134 M bench LLM 8% slower; bench/README.md, decode); otherwise (fp32, where it was slower) as loaded.
+ * How a model loaded only to generate holds its LLM weights: where they compute in their storage type (fp32, or bf16
+ * with native bf16 GEMMs), in oneDNN's blocked layout ({@link PackedWeight}, q/k/v and gate/up stacked), which decodes
+ * TinyLlama-1.1B's shape 1.24x (fp32) and 1.8x (bf16) faster than the plain layout (bench/README.md, decode);
+ * otherwise as loaded. The file's tensors are used in place while packing and each packed matrix's pages are given
+ * back as its layer is done, so the weights are resident about once.
  */
 public final class InferenceWeights {
     private InferenceWeights() {}
@@ -15,22 +17,23 @@ public final class InferenceWeights {
     /** Packs {@code model}'s LLM for decoding when that helps; returns the bytes packed (0: left as loaded). */
     public static long prepare(Llava model, Precision precision) {
         if (!packs(precision)) return 0;
-        return model.languageModel.packForInference(precision.gemm());
+        return model.languageModel.packForInference(precision.gemm(), path -> {
+            io.llava4j.io.HostTensor file = model.loadedFrom.get("language_model." + path + ".weight");
+            if (file != null) io.llava4j.io.MappedPages.release(file.data()); // the packed copy is the weight now
+        });
     }
 
-    /** Whether {@link #prepare} packs the LLM at {@code precision} (bf16 weights, native bf16 GEMMs, oneDNN present). */
+    /** Whether {@link #prepare} packs the LLM at {@code precision} (weights stored in their GEMM type, oneDNN present). */
     public static boolean packs(Precision precision) {
-        return PackedWeight.available() && precision.storage == precision.gemm()
-                && precision.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
+        return PackedWeight.available() && precision.storage == precision.gemm();
     }
 
     /**
      * Loads a model to run it: weights the file already holds in their storage type are used in place from the mapped
-     * file ({@link Checkpoints#loadForInference}) unless they are about to be packed (a packed copy is the weights
-     * then, and the file's pages are given back); then {@link #prepare}.
+     * file ({@link Checkpoints#loadForInference}); then {@link #prepare} packs the LLM's matrices from there.
      */
     public static Llava load(java.nio.file.Path folder, java.nio.file.Path visionTower, Precision precision, io.llava4j.nn.quant.QuantSpec quant) {
-        Llava m = io.llava4j.model.Checkpoints.loadForInference(folder, visionTower, precision, quant, !packs(precision)).model();
+        Llava m = io.llava4j.model.Checkpoints.loadForInference(folder, visionTower, precision, quant, true).model();
         prepare(m, precision);
         return m;
     }

@@ -152,10 +152,30 @@ public class Llama extends Module {
      * @return bytes held in the blocked layout
      */
     public long packForInference(torch.ScalarType type) {
+        return packForInference(type, path -> {});
+    }
+
+    /**
+     * As {@link #packForInference(torch.ScalarType)}, telling {@code packed} each module path below this model whose
+     * weight is now held packed ({@code model.layers.N.self_attn.q_proj}, …, {@code lm_head}), layer by layer as it goes.
+     */
+    public long packForInference(torch.ScalarType type, java.util.function.Consumer<String> packed) {
         long bytes = 0;
-        for (DecoderLayer l : model.layers) bytes += l.selfAttn.fuseForInference(type) + l.mlp.fuseForInference(type);
-        for (Linear l : layerProjections().values()) bytes += l.packForInference(type); // what did not fuse
-        if (lmHead != null) bytes += lmHead.packForInference(type);
+        java.util.Map<String, Linear> projections = layerProjections();
+        for (int i = 0; i < model.layers.size(); i++) {
+            DecoderLayer l = model.layers.get(i);
+            bytes += l.selfAttn.fuseForInference(type) + l.mlp.fuseForInference(type);
+            String prefix = "model.layers." + i + ".";
+            for (var e : projections.entrySet()) {
+                if (!e.getKey().startsWith(prefix)) continue;
+                bytes += e.getValue().packForInference(type); // what did not fuse
+                if (e.getValue().isPacked()) packed.accept(e.getKey());
+            }
+        }
+        if (lmHead != null) {
+            bytes += lmHead.packForInference(type);
+            if (lmHead.isPacked()) packed.accept("lm_head");
+        }
         return bytes;
     }
 
