@@ -45,6 +45,23 @@ class InPlaceWeightsTest {
         }
     }
 
+    /** generate's fp32 load: packed from the mapped file (pages given back as it goes), computing as the copied model. */
+    @Test
+    void packingFromTheMappedFileComputesAsTheCopiedModel() {
+        org.junit.jupiter.api.Assumptions.assumeTrue(io.llava4j.nn.PackedWeight.available(), "libtorch without oneDNN");
+        Llava inPlace = Checkpoints.loadForInference(TestData.tinyLlava(), null, Precision.FP32, null, true).model();
+        Llava copied = Checkpoints.load(TestData.tinyLlava(), null, null, Precision.FP32).model();
+        long bytes = io.llava4j.generate.InferenceWeights.prepare(inPlace, Precision.FP32);
+        // the tiny LLM's 48-row matrices stay plain; each layer's stacked gate/up (192 rows) and the 1024-row head pack
+        assertEquals(2L * 192 * 48 * 4 + 1024L * 48 * 4, bytes);
+        long[][] ids = {{1, 5, 9, 2, 7, 3}};
+        try (NoGradGuard g = new NoGradGuard()) {
+            float[] la = Tensors.toFloats(inPlace.forward(null, ids, null).logits().contiguous());
+            float[] lb = Tensors.toFloats(copied.forward(null, ids, null).logits().contiguous());
+            for (int i = 0; i < la.length; i++) assertEquals(lb[i], la[i], 1e-5 * (1 + Math.abs(lb[i])), "logit " + i);
+        }
+    }
+
     @Test
     void aStorageTypeOtherThanTheFilesIsCopied() {
         Llava m = Checkpoints.loadForInference(TestData.tinyLlava(), null, Precision.BF16, null, true).model();
