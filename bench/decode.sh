@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Decoding as generate/chat/serve run it, from model folders on disk: the bench LLM (12x768) and TinyLlama-1.1B's
-# shape (22x2048), fp32 and bf16, the plain layout generate/chat/serve use against the LLM packed in oneDNN's blocked
-# layout (an experiment).
+# shape (22x2048), fp32 and bf16, the plain layout against the LLM packed in oneDNN's blocked layout (what
+# generate/chat/serve hold where the weights compute in their storage type).
 # Each line: decode tokens/s, the weight GB/s that implies against a STREAM-style copy measured in the same process,
 # time to first token and the prompt positions a second through the LLM (prefill_tokens_per_s: the LLM's pass over
 # the prompt timed alone, without the image encoding), the kernels that ran, and the peak RSS beside the weight file's size. JSON lines.
