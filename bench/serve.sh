@@ -33,11 +33,11 @@ for round in $(seq "${ROUNDS:-1}"); do for clients in $CLIENTS; do for batch in 
     --model_name_or_path "$MODEL" --served_model_name bench --port "$PORT" --max_batch "$batch" --queue 64 \
     --timeout 3600 ${BF16:+--bf16 True} >"$log" 2>&1 &
   server=$!
-  # the address the server announces ("serving ... on http://HOST:PORT/"), then its health
+  # the address the server announces on its first line ("serving ... on URL (...)"), then its health
   base=""
   until [ -n "$base" ] && curl -sf "$base/health" >/dev/null; do
     kill -0 "$server" 2>/dev/null || { echo "the server (max_batch $batch) exited: $(tail -3 "$log")" >&2; exit 1; }
-    base=$(grep -o 'on http://[^ ]*/ ' "$log" | head -1 | sed 's/^on //; s#/ $##')
+    base=$(sed -n 's#^serving .* on \([^ ]*\)/ (.*#\1#p' "$log" | head -1)
     sleep 0.5
   done
   node bench/serve-load.mjs "$base" 1 1 4 "$PROMPT" "$IMAGE" >/dev/null # warm-up

@@ -35,9 +35,9 @@ public abstract class VisionTower extends Module {
     }
 
     /**
-     * Runs {@code embed} and the layers up to {@code layerIndex}. The frozen prefix (the patch and position embeddings,
-     * and the leading layers with no trainable parameter) runs under {@link NoGradGuard}: no autograd graph is built
-     * for it. Each layer's temporaries are freed as the layer ends (autograd keeps what the backward needs).
+     * Computes {@code embed} and the layers up to {@code layerIndex}. The frozen prefix — the patch and position
+     * embeddings, and the first layers that hold nothing trainable — is computed inside a {@link NoGradGuard}, so no
+     * autograd graph is built for it. Each layer's temporaries are freed as the layer ends (autograd keeps what the backward needs).
      */
     Tensor encode(Supplier<Tensor> embed, int layerIndex) {
         List<ClipVisionTower.EncoderLayer> layers = layers();
