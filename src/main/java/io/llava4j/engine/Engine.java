@@ -12,6 +12,15 @@ import org.bytedeco.javacpp.Loader;
 public final class Engine {
     private static volatile boolean ready;
 
+    static {
+        // JavaCPP's defaults cap native memory at twice the Java heap and, to enforce it, read the process's resident
+        // size from /proc on every tensor handle it allocates: a tenth of a decoding step's time went there. Tensors
+        // here are freed by scopes, not by the collector, so the caps are off unless set explicitly (as the launcher
+        // does for the CLI: the same for tests and benchmarks run without it).
+        for (String p : new String[]{"org.bytedeco.javacpp.maxPhysicalBytes", "org.bytedeco.javacpp.maxBytes"})
+            if (System.getProperty(p) == null && System.getProperty(p.toLowerCase(java.util.Locale.ROOT)) == null) System.setProperty(p, "0");
+    }
+
     private Engine() {}
 
     public static synchronized void init() {

@@ -463,7 +463,7 @@ public class Llama extends Module {
             Tensor pos = io.llava4j.engine.Device.place(torch.arange(new Scalar(t)).to(torch.ScalarType.Float)); // [T]
             Tensor fr = frequencies(pos.unsqueeze(1), t);                         // [T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1);                  // [T, hd]
-            return new Tensor[]{emb.cos(), emb.sin()};
+            return new Tensor[]{emb.cos(), signedSin(emb)};
         }
 
         /**
@@ -473,7 +473,14 @@ public class Llama extends Module {
         Tensor[] cosSin(Tensor positions, long length) {
             Tensor fr = frequencies(positions.to(torch.ScalarType.Float).unsqueeze(2), length); // [B, T, hd/2]
             Tensor emb = torch.cat(new TensorVector(fr, fr), -1).unsqueeze(1);          // [B, 1, T, hd]
-            return new Tensor[]{emb.cos(), emb.sin()};
+            return new Tensor[]{emb.cos(), signedSin(emb)};
+        }
+
+        /** sin(emb) with its first half negated, the factor {@link #apply} multiplies the rolled x by. */
+        private Tensor signedSin(Tensor emb) {
+            Tensor s = emb.sin();
+            long half = headDim / 2;
+            return torch.cat(new TensorVector(s.narrow(-1, 0, half).neg(), s.narrow(-1, half, half)), -1);
         }
 
         /**
@@ -496,12 +503,14 @@ public class Llama extends Module {
             return new Tensor[]{torch.cat(cos, 0), torch.cat(sin, 0)};
         }
 
-        /** x·cos + rotate_half(x)·sin, x [B, n, T, hd] */
-        static Tensor apply(Tensor x, Tensor cos, Tensor sin) {
+        /**
+         * x·cos + rotate_half(x)·sin, x [B, n, T, hd], with {@code signedSin} = (−sin₁, sin₂) from {@link #cosSin}:
+         * rotate_half(x)·sin = (−x₂·sin₁, x₁·sin₂) = roll(x, hd/2)·(−sin₁, sin₂), bit for bit (negation is exact), in
+         * four kernels instead of six (a decoding step is this small: each kernel's fixed cost counts).
+         */
+        static Tensor apply(Tensor x, Tensor cos, Tensor signedSin) {
             long half = x.size(-1) / 2;
-            Tensor x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-            Tensor rot = torch.cat(new TensorVector(x2.neg(), x1), -1);
-            return x.mul(cos).add(rot.mul(sin));
+            return x.mul(cos).add(x.roll(new long[]{half}, new long[]{-1}).mul(signedSin));
         }
     }
 }

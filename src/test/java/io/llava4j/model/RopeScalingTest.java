@@ -25,7 +25,7 @@ class RopeScalingTest {
         return new ObjectMapper().readValue("{\"type\": \"" + type + "\", \"factor\": " + factor + "}", RopeScaling.class);
     }
 
-    /** cos and sin [T, hd] of position p/posDiv with inv_freq base^(-2i/d), both halves equal. */
+    /** cos and signed sin [T, hd] of position p/posDiv with inv_freq base^(-2i/d): cos's halves equal, sin's first half negated. */
     static void assertRope(Tensor[] cosSin, int t, double base, double posDiv) {
         float[] cos = Tensors.toFloats(cosSin[0]), sin = Tensors.toFloats(cosSin[1]);
         assertArrayEquals(new long[]{t, HD}, Tensors.shape(cosSin[0]));
@@ -33,7 +33,7 @@ class RopeScalingTest {
             for (int j = 0; j < HD; j++) {
                 double angle = p / posDiv * Math.pow(base, -2.0 * (j % (HD / 2)) / HD);
                 assertEquals(Math.cos(angle), cos[p * HD + j], 2e-5, "cos p=" + p + " j=" + j);
-                assertEquals(Math.sin(angle), sin[p * HD + j], 2e-5, "sin p=" + p + " j=" + j);
+                assertEquals((j < HD / 2 ? -1 : 1) * Math.sin(angle), sin[p * HD + j], 2e-5, "sin p=" + p + " j=" + j);
             }
     }
 
@@ -59,5 +59,20 @@ class RopeScalingTest {
         double base = THETA * Math.pow(f * t / MAX - (f - 1), HD / (HD - 2.0));
         assertRope(rope.cosSin(t), t, base, 1);
         assertRope(rope.cosSin(12), 12, THETA, 1); // a later short sequence is unscaled again
+    }
+
+    /** apply = x·cos + rotate_half(x)·sin as HF writes it (rotate_half(x) = cat(−x₂, x₁)), bit for bit, fp32 and bf16. */
+    @Test
+    void applyIsHfsRotateHalfBitForBit() {
+        Tensor[] cs = new Llama.Rope(HD, THETA).cosSin(7); // [T, hd]
+        Tensor cos = cs[0], sin = cs[1].narrow(-1, HD / 2, HD / 2).repeat(1, 2); // sin of both halves, unsigned
+        for (var dtype : new org.bytedeco.pytorch.global.torch.ScalarType[]{
+                org.bytedeco.pytorch.global.torch.ScalarType.Float, org.bytedeco.pytorch.global.torch.ScalarType.BFloat16}) {
+            Tensor x = org.bytedeco.pytorch.global.torch.randn(2, 3, 7, HD).to(dtype); // [B, n, T, hd]
+            Tensor x1 = x.narrow(-1, 0, HD / 2), x2 = x.narrow(-1, HD / 2, HD / 2);
+            Tensor hf = x.mul(cos).add(org.bytedeco.pytorch.global.torch.cat(new org.bytedeco.pytorch.TensorVector(x2.neg(), x1), -1).mul(sin));
+            Tensor ours = Llama.Rope.apply(x, cos, cs[1]);
+            assertArrayEquals(Tensors.toFloats(hf), Tensors.toFloats(ours), dtype.toString());
+        }
     }
 }
