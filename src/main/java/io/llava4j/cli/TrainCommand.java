@@ -100,6 +100,9 @@ public class TrainCommand implements Callable<Integer> {
     @Option(names = "--save_max_shard_size", defaultValue = "5GB", description = "largest weight file of a saved model, as HF (5GB, 500MB, 2GiB)") String maxShard;
     @Option(names = "--tf32", arity = "1", converter = Bool.class, description = "noted; no effect on CPU") Boolean tf32;
     @Option(names = "--gradient_checkpointing", arity = "1", converter = Bool.class, description = "recompute each decoder layer in the backward") Boolean gradCkpt;
+    @Option(names = "--recompute_num_layers", paramLabel = "N", description = "with --gradient_checkpointing True: recompute only the"
+            + " lowest N decoder layers in the backward; the layers above keep their activations (faster, more memory;"
+            + " Megatron-LM's --recompute-num-layers). Default: all") Integer recomputeNumLayers;
     @Option(names = "--lazy_preprocess", arity = "1", converter = Bool.class, description = "samples are always prepared lazily") Boolean lazy;
     @Option(names = "--dataloader_num_workers", defaultValue = "0", description = "threads that prepare samples (tokens, decoded and preprocessed images) ahead of the step; same order and losses") int workers;
     @Option(names = "--cache_vision_features", description = "folder where the frozen vision tower's outputs are stored once per image and reused by later epochs and runs") Path cacheVisionFeatures;
@@ -180,7 +183,7 @@ public class TrainCommand implements Callable<Integer> {
                 f.tuneMmMlpAdapter(), f.freezeBackbone(), f.freezeMmMlpAdapter(), f.unfreezeMmVisionTower(), projectorLr, visionLr, adapter, aspect, maxLength, outputDir,
                 epochs, maxSteps, batch, accum, lr, wd, warmupRatio, warmupSteps, scheduler, maxGradNorm, beta1, beta2, eps, seed,
                 "no".equals(saveStrategy) ? 0 : saveSteps, saveTotalLimit, loggingSteps, resume, groupByModality, dryRun, notes(),
-                precision(), Boolean.TRUE.equals(gradCkpt), ByteSizes.parse("--save_max_shard_size", maxShard),
+                precision(), Boolean.TRUE.equals(gradCkpt), recomputeNumLayers, ByteSizes.parse("--save_max_shard_size", maxShard),
                 io.llava4j.data.DataReport.OnBadSample.of(onBadSample), checkResources, lora(), workers, cacheVisionFeatures,
                 gridPinpoints, patchMergeType, Boolean.TRUE.equals(dropLast), deepspeedConfig(),
                 io.llava4j.nn.quant.QuantSpec.of(bits, quantType, doubleQuant));

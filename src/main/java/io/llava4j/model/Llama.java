@@ -44,6 +44,19 @@ public class Llama extends Module {
         return lmHead != null ? lmHead.forward(h) : Autocast.linear(h, model.embedTokens.weight, null);
     }
 
+    /** How many of the lowest decoder layers {@link #checkpointedBackward} recomputes; those above keep their graph. */
+    private int recomputedLayers = Integer.MAX_VALUE;
+
+    /**
+     * {@link #checkpointedBackward} recomputes only the lowest {@code n} decoder layers (all by default); the layers above
+     * run with their graph in the forward and keep their activations, as without checkpointing (Megatron-LM's
+     * {@code --recompute-num-layers}, block method): less recomputation for more memory. Not with {@link #layerHooks}.
+     */
+    public void recomputeLayers(int n) {
+        if (n < 0) throw new IllegalArgumentException("layers to recompute must be >= 0, got " + n);
+        this.recomputedLayers = n;
+    }
+
     /** Sets what {@link #checkpointedBackward} calls around each decoder layer ({@link LayerHooks#NONE}: nothing). */
     public void layerHooks(LayerHooks hooks) {
         this.layerHooks = hooks;
@@ -63,11 +76,12 @@ public class Llama extends Module {
      */
     public double checkpointedBackward(Tensor embeds, java.util.function.UnaryOperator<Tensor> loss, double scale) {
         List<DecoderLayer> layers = model.layers;
+        int recomputed = layerHooks == LayerHooks.NONE ? Math.min(recomputedLayers, layers.size()) : layers.size();
         Tensor[] cosSin = model.rope.cosSin(embeds.size(1)); // [T, hd] each
         List<Tensor> inputs = new ArrayList<>();
         Tensor x = embeds.detach();
         try (org.bytedeco.pytorch.NoGradGuard g = new org.bytedeco.pytorch.NoGradGuard()) {
-            for (int i = 0; i < layers.size(); i++) {
+            for (int i = 0; i < recomputed; i++) {
                 DecoderLayer layer = layers.get(i);
                 inputs.add(x);
                 Tensor in = x;
@@ -76,11 +90,17 @@ public class Llama extends Module {
                 layerHooks.release(i);
             }
         }
-        Tensor top = x.detach().requires_grad_(true); // [B, T, h], the leaf the head's backward stops at
+        Tensor top = x.detach().requires_grad_(true); // [B, T, h], the leaf the kept layers' and the head's backward stops at
         double value;
         Tensor grad;
         {
-            Tensor l = loss.apply(model.norm.forward(top));
+            Tensor h = top;
+            for (int i = recomputed; i < layers.size(); i++) { // the layers not recomputed, with their graph
+                DecoderLayer layer = layers.get(i);
+                Tensor in = h;
+                h = Scopes.keep(() -> layer.forward(in, cosSin[0], cosSin[1]));
+            }
+            Tensor l = loss.apply(model.norm.forward(h));
             value = l.item_double();
             l.mul(new Scalar(scale)).backward();
             grad = new Tensor(top.grad());
@@ -90,7 +110,7 @@ public class Llama extends Module {
             lowest = layers.size();
             for (int i = 0; i < layers.size(); i++) if (trains(layers.get(i))) { lowest = i; break; }
         }
-        for (int i = layers.size() - 1; i >= 0; i--) {
+        for (int i = recomputed - 1; i >= 0; i--) {
             layerHooks.gather(i);
             if (i < lowest) { // not recomputed: no gradient reaches it
                 layerHooks.backwardDone(i);

@@ -29,7 +29,7 @@ public record TrainArgs(
         String lrSchedulerType, double maxGradNorm, double adamBeta1, double adamBeta2, double adamEpsilon, long seed,
         int saveSteps, Integer saveTotalLimit, int loggingSteps, String resumeFromCheckpoint,
         boolean groupByModalityLength, boolean dryRun, java.util.List<String> notes,
-        io.llava4j.nn.Precision precision, boolean gradientCheckpointing, long saveMaxShardBytes,
+        io.llava4j.nn.Precision precision, boolean gradientCheckpointing, Integer recomputeNumLayers, long saveMaxShardBytes,
         io.llava4j.data.DataReport.OnBadSample onBadSample, boolean checkResources, LoraSpec lora,
         int dataloaderNumWorkers, Path cacheVisionFeatures, String imageGridPinpoints, String mmPatchMergeType,
         boolean dataloaderDropLast, io.llava4j.config.DeepSpeedConfig deepspeed,
@@ -42,7 +42,7 @@ public record TrainArgs(
                 mmVisionTowerLr, pretrainMmMlpAdapter, imageAspectRatio, modelMaxLength, outputDir, numTrainEpochs, maxSteps,
                 perDeviceTrainBatchSize, gradientAccumulationSteps, learningRate, weightDecay, warmupRatio, warmupSteps,
                 lrSchedulerType, maxGradNorm, adamBeta1, adamBeta2, adamEpsilon, seed, saveSteps, saveTotalLimit, loggingSteps,
-                resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, saveMaxShardBytes, onBadSample, checkResources, spec,
+                resumeFromCheckpoint, groupByModalityLength, dryRun, notes, precision, gradientCheckpointing, recomputeNumLayers, saveMaxShardBytes, onBadSample, checkResources, spec,
                 dataloaderNumWorkers, cacheVisionFeatures, imageGridPinpoints, mmPatchMergeType, dataloaderDropLast, deepspeed, quant);
     }
 
@@ -67,6 +67,8 @@ public record TrainArgs(
         onBadSample = onBadSample == null ? io.llava4j.data.DataReport.OnBadSample.ERROR : onBadSample;
         require(dataloaderNumWorkers >= 0, "--dataloader_num_workers must be >= 0, got " + dataloaderNumWorkers);
         require(saveMaxShardBytes > 0, "--save_max_shard_size must be positive, got " + saveMaxShardBytes);
+        require(recomputeNumLayers == null || gradientCheckpointing, "--recompute_num_layers needs --gradient_checkpointing True");
+        require(recomputeNumLayers == null || recomputeNumLayers >= 0, "--recompute_num_layers must be >= 0, got " + recomputeNumLayers);
     }
 
     private static void require(boolean ok, String message) {

@@ -148,6 +148,17 @@ public final class Trainer {
                 a.mmVisionSelectFeature()));
         flagNotes.addAll(cfg.checkImageFlags(a.imageAspectRatio(), a.imageGridPinpoints(), a.mmPatchMergeType()));
         FreezePlan.requireSomethingTrains(a.freezeFlags());
+        if (a.recomputeNumLayers() != null) {
+            int layers = cfg.text().numHiddenLayers();
+            if (a.precision().upcasts() || a.quant() != null || dp.layerHooks() != null)
+                throw new IllegalArgumentException("--recompute_num_layers: every decoder layer is recomputed here ("
+                        + (a.quant() != null ? "--bits: quantized weights are dequantized one layer at a time into one buffer"
+                        : dp.layerHooks() != null ? "ZeRO-3 gathers each layer's parameters for its recompute"
+                        : "the " + a.precision().name().toLowerCase(java.util.Locale.ROOT) + " weights are up-cast one layer at a time on this CPU")
+                        + "); leave it out");
+            if (a.recomputeNumLayers() > layers)
+                throw new IllegalArgumentException("--recompute_num_layers " + a.recomputeNumLayers() + ": the model has " + layers + " decoder layers");
+        }
         if (a.quant() != null && trainability == null && FreezePlan.trainsPart("llm.layers", a.freezeFlags(), a.lora() != null))
             throw new IllegalArgumentException("--bits " + a.quant().type().bits + " holds the LLM's linear weights quantized and frozen,"
                     + " but these flags train the LLM's decoder layers: train the projector (--tune_mm_mlp_adapter True), LoRA"
@@ -199,6 +210,7 @@ public final class Trainer {
         io.llava4j.model.LayerHooks layerHooks = dp.layerHooks();
         boolean recompute = a.gradientCheckpointing() || upcast || a.quant() != null || layerHooks != null;
         if (layerHooks != null) model.languageModel.layerHooks(layerHooks);
+        if (a.recomputeNumLayers() != null) model.languageModel.recomputeLayers(a.recomputeNumLayers());
         if (a.quant() != null && !a.gradientCheckpointing() && !upcast)
             System.out.println("note: decoder layers are recomputed in the backward, as --gradient_checkpointing True does: "
                     + "the quantized weights are dequantized one layer at a time into a reused buffer");

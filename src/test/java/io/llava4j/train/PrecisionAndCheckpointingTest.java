@@ -42,17 +42,33 @@ class PrecisionAndCheckpointingTest {
     @Test
     void gradientCheckpointingGivesTheSameLossesAndWeights(@TempDir Path tmp) throws Exception {
         for (boolean stage1 : new boolean[]{true, false}) {
-            Path a = tmp.resolve(stage1 + "-plain"), b = tmp.resolve(stage1 + "-ckpt");
+            Path a = tmp.resolve(stage1 + "-plain"), b = tmp.resolve(stage1 + "-ckpt"), c = tmp.resolve(stage1 + "-ckpt-lowest");
             Trainer plain = TrainRuns.run(stage1 ? stage1Flags(a) : stage2Flags(a));
             Trainer ckpt = TrainRuns.run(with(stage1 ? stage1Flags(b) : stage2Flags(b), "--gradient_checkpointing", "True"));
-            for (int i = 0; i < plain.losses().size(); i++)
-                assertEquals(plain.losses().get(i), ckpt.losses().get(i), 1e-6 * Math.abs(plain.losses().get(i)), "loss of step " + (i + 1));
-            Map<String, Tensor> pa = plain.parameters(), pb = ckpt.parameters();
-            for (String n : plain.plan().trainable()) {
-                double e = Tensors.relativeError(pb.get(n), pa.get(n));
-                assertTrue(e < 1e-6, (stage1 ? "stage 1 " : "stage 2 ") + n + ": relative difference " + e);
+            // only the lowest layer recomputed: the layer above keeps its graph from the forward
+            Trainer lowest = TrainRuns.run(with(stage1 ? stage1Flags(c) : stage2Flags(c), "--gradient_checkpointing", "True",
+                    "--recompute_num_layers", "1"));
+            for (Trainer t : List.of(ckpt, lowest)) {
+                for (int i = 0; i < plain.losses().size(); i++)
+                    assertEquals(plain.losses().get(i), t.losses().get(i), 1e-6 * Math.abs(plain.losses().get(i)), "loss of step " + (i + 1));
+                Map<String, Tensor> pa = plain.parameters(), pb = t.parameters();
+                for (String n : plain.plan().trainable()) {
+                    double e = Tensors.relativeError(pb.get(n), pa.get(n));
+                    assertTrue(e < 1e-6, (stage1 ? "stage 1 " : "stage 2 ") + (t == lowest ? "(lowest layer recomputed) " : "") + n
+                            + ": relative difference " + e);
+                }
             }
         }
+    }
+
+    @Test
+    void recomputeNumLayersIsCheckedBeforeAnyWeight(@TempDir Path tmp) {
+        var noCkpt = assertThrows(IllegalArgumentException.class,
+                () -> TrainRuns.run(with(stage1Flags(tmp.resolve("a")), "--recompute_num_layers", "1")));
+        assertTrue(noCkpt.getMessage().contains("--gradient_checkpointing True"), noCkpt.getMessage());
+        var tooMany = assertThrows(IllegalArgumentException.class,
+                () -> TrainRuns.run(with(stage1Flags(tmp.resolve("b")), "--gradient_checkpointing", "True", "--recompute_num_layers", "99")));
+        assertTrue(tooMany.getMessage().contains("decoder layers"), tooMany.getMessage());
     }
 
     @Test
