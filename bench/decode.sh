@@ -14,7 +14,10 @@ cd "$(dirname "$0")/.."
 OUT=${1:-runs/bench/decode}
 THREADS=${THREADS:-2}
 NEW_TOKENS=${NEW_TOKENS:-32}
-export OMP_WAIT_POLICY=PASSIVE
+# the environment the launcher gives generate/chat/serve (./llava4j): passive OpenMP waits, huge pages for libtorch's
+# large tensors, OpenBLAS's kernels for this CPU
+export OMP_WAIT_POLICY=PASSIVE THP_MEM_ALLOC_ENABLE=1
+unset OPENBLAS_CORETYPE
 mvn -B -q -DskipTests package >&2
 cp="target/llava4j.jar:target/lib/*"
 for shape in ${SHAPES:-bench tinyllama-1.1b}; do for dtype in fp32 bf16; do
