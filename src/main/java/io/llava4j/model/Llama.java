@@ -67,7 +67,8 @@ public class Llama extends Module {
      * graph, keeping only each layer's input [B, T, h]; the backward recomputes one layer at a time with its graph and
      * back-propagates through it, so activation memory is one layer's instead of all of them. Gradients equal those of
      * the plain backward. Layers below the lowest one that trains are recomputed only when {@code embeds} needs a
-     * gradient (the projector, embed_tokens).
+     * gradient (the projector, embed_tokens). With {@link #recomputeLayers} below the layer count, only that many of the
+     * lowest layers go this way; the ones above run with their graph.
      *
      * @param embeds [B, T, h] input embeddings (with their graph to the projector / embedding table)
      * @param loss   final hidden states [B, T, h] (after the norm) → the scalar loss (the caller applies the head)
@@ -435,7 +436,8 @@ public class Llama extends Module {
     }
 
     /**
-     * Rotary embeddings: inv_freq = θ^(-2i/d); cos/sin of pos·inv_freq duplicated over both halves. With
+     * Rotary embeddings: inv_freq = θ^(-2i/d); cos/sin of pos·inv_freq duplicated over both halves (the sin table's
+     * first half negated, as {@link #apply} takes it). With
      * {@code rope_scaling} as HF's LlamaRotaryEmbedding variants: {@code linear} divides the positions by the factor;
      * {@code dynamic} (NTK) uses the base θ·(factor·T/max − (factor − 1))^(d/(d−2)) for a sequence of T > max positions.
      */
