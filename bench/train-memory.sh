@@ -6,7 +6,10 @@
 # process CPU time, for each stage x precision, and for each VARIANT of the environment:
 #   default  — the launcher as it is;
 #   nothp    — THP_MEM_ALLOC_ENABLE=0 (libtorch's allocator without transparent huge pages);
-#   any other name: its value is taken from the variable VARIANT_<name> (e.g. VARIANT_serial="LLAVA4J_JAVA_OPTS=-XX:+UseSerialGC").
+#   any other name: its value is taken from the variable VARIANT_<name> (e.g. VARIANT_serial="LLAVA4J_JAVA_OPTS=-XX:+UseSerialGC",
+#   VARIANT_glibc="LLAVA4J_MALLOC=glibc");
+#   and for any variant, VARIANT_FLAGS_<name> adds train flags (e.g. VARIANT_FLAGS_lowest6="--gradient_checkpointing True
+#   --recompute_num_layers 6").
 # One JSON line a run, with the load average; the variants alternate within each round.
 #   [ROUNDS=1] [STEPS=4] [IMAGES=8] [STAGES="pretrain finetune"] [PRECISIONS="fp32 bf16"] [VARIANTS="default nothp"] \
 #   [SKIP_BUILD=1] bench/train-memory.sh [WORK_DIR]
@@ -44,9 +47,12 @@ run() { # stage precision variant round
   case "$variant" in
     default) ;;
     nothp) env=(THP_MEM_ALLOC_ENABLE=0) ;;
-    *) v="VARIANT_$variant"; read -r -a env <<<"${!v}" ;;
+    *) v="VARIANT_$variant"; read -r -a env <<<"${!v:-}" ;;
   esac
   [ "$prec" = bf16 ] && flags=(--bf16 True)
+  local vf="VARIANT_FLAGS_$variant" extra=()
+  read -r -a extra <<<"${!vf:-}"
+  flags+=("${extra[@]}")
   local name="$stage-$prec-$variant-$round" load
   load="$(cut -d' ' -f1-3 /proc/loadavg)"
   rm -rf "$W/out-$name"
@@ -55,14 +61,14 @@ run() { # stage precision variant round
     --image_folder "$W/data/images" --tune_mm_mlp_adapter "$([ "$stage" = pretrain ] && echo True || echo False)" \
     --per_device_train_batch_size 2 --max_steps "$STEPS" --learning_rate 1e-3 --lr_scheduler_type constant \
     --max_grad_norm 0 --logging_steps 1 --save_strategy no "${flags[@]}" --output_dir "$W/out-$name" >"$W/$name.log" 2>&1
-  /usr/bin/python3 - "$W" "$name" "$stage" "$prec" "$variant" "$round" "$load" "$(cut -d' ' -f1-3 /proc/loadavg)" "${env[*]:-}" >>"$OUT" <<'PY'
+  /usr/bin/python3 - "$W" "$name" "$stage" "$prec" "$variant" "$round" "$load" "$(cut -d' ' -f1-3 /proc/loadavg)" "${env[*]:-}" "${extra[*]:-}" >>"$OUT" <<'PY'
 import json, sys, statistics as st
-w, name, stage, prec, variant, rnd, load0, load1, env = sys.argv[1:10]
+w, name, stage, prec, variant, rnd, load0, load1, env, flags = sys.argv[1:11]
 rss_kb, user, sys_s, wall = open(f"{w}/{name}.time").read().split()[-4:]
 mem = json.load(open(f"{w}/{name}.mem.json"))
 steps = [json.loads(l) for l in open(f"{w}/out-{name}/log.jsonl")]
 secs = [s["step_s"] for s in steps if "step_s" in s]
-print(json.dumps({"stage": stage, "prec": prec, "variant": variant, "env": env, "round": int(rnd),
+print(json.dumps({"stage": stage, "prec": prec, "variant": variant, "env": env, "flags": flags, "round": int(rnd),
                   "peak_rss_mb": round(int(rss_kb) / 1024), "memory_report": mem,
                   "step_s_median_after_first": st.median(secs[1:]) if len(secs) > 1 else None, "step_s": secs,
                   "process_cpu_s": round(float(user) + float(sys_s), 1), "wall_s": float(wall),
