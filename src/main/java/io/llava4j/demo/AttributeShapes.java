@@ -39,6 +39,8 @@ public final class AttributeShapes {
      */
     public record Shape(int kind, int neutral, int blob, int colour, int size, int position) {
         public boolean showsKind() { return kind >= 0; }
+        /** Its outline's name: a kind, or a blob of no kind. */
+        String shapeName() { return showsKind() ? ShapesWorld.KINDS.get(kind) : BLOBS.get(blob); }
         /** The region–word targets (kind, colour, size), -100 (ignored) for the attribute not shown. */
         long[] targets() {
             return new long[]{showsKind() ? kind : -100, showsKind() ? -100 : colour, size};
@@ -52,13 +54,8 @@ public final class AttributeShapes {
     public static List<Image> draw(Random r, int n) {
         List<Image> out = new ArrayList<>();
         for (int i = 0; i < n; i++) {
-            int count = 1 + r.nextInt(3);
-            List<Integer> cols = new ArrayList<>(List.of(0, 1, 2));
-            java.util.Collections.shuffle(cols, r);
-            List<Integer> used = new ArrayList<>(cols.subList(0, count));
-            java.util.Collections.sort(used);
             List<Shape> shapes = new ArrayList<>();
-            for (int c : used) {
+            for (int c : ShapesWorld.columns(r)) {
                 int size = r.nextInt(ShapesWorld.SIZES.size());
                 if (r.nextBoolean()) {
                     int kind;
@@ -81,7 +78,7 @@ public final class AttributeShapes {
         Graphics2D g = img.createGraphics();
         ShapesWorld.paintBackground(img, g, size, r);
         for (Shape s : im.shapes()) {
-            String shape = s.showsKind() ? ShapesWorld.KINDS.get(s.kind()) : BLOBS.get(s.blob());
+            String shape = s.shapeName();
             int[] rgb = s.showsKind() ? NEUTRAL_RGB[s.neutral()] : ShapesWorld.rgb(s.colour());
             ShapesWorld.paintShape(g, size, shape, rgb, s.size(), s.position(), 1, r);
         }
@@ -101,7 +98,7 @@ public final class AttributeShapes {
             ArrayNode shapes = line.putArray("shapes");
             for (Shape s : images.get(i).shapes()) {
                 ObjectNode o = shapes.addObject();
-                o.put("shape", s.showsKind() ? ShapesWorld.KINDS.get(s.kind()) : BLOBS.get(s.blob()));
+                o.put("shape", s.shapeName());
                 o.put("colour", s.showsKind() ? NEUTRAL.get(s.neutral()) : ShapesWorld.COLOURS.get(s.colour()));
                 o.put("size", ShapesWorld.SIZES.get(s.size()));
                 o.put("position", ShapesWorld.POSITIONS.get(s.position()));

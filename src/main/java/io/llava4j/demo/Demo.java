@@ -503,25 +503,16 @@ public final class Demo {
             for (int i = 0; i < Math.min(8, r.captions().size()); i++) c.add(r.captions().get(i));
         }
         ObjectNode s2 = report.putObject("stage2");
-        s2.put("vqa_accuracy", vqa.get("all"));
-        s2.put("vqa_accuracy_val", Evaluation.vqaAccuracy(world.qa("val"), answers.get("val")).get("all"));
-        s2.put("vqa_accuracy_novel", Evaluation.vqaAccuracy(world.qa("novel"), answers.get("novel")).get("all"));
-        s2.put("vqa_accuracy_val_novel", Evaluation.vqaAccuracy(world.qa("val_novel"), answers.get("val_novel")).get("all"));
-        ObjectNode byType = s2.putObject("vqa_accuracy_by_type");
-        vqa.forEach((k, v) -> {
-            if (!k.equals("all")) byType.put(k, v);
-        });
-        ObjectNode valByType = s2.putObject("vqa_accuracy_val_by_type");
-        Evaluation.vqaAccuracy(world.qa("val"), answers.get("val")).forEach((k, v) -> {
-            if (!k.equals("all")) valByType.put(k, v);
-        });
-        ObjectNode novelByType = s2.putObject("vqa_accuracy_novel_by_type");
-        Evaluation.vqaAccuracy(world.qa("novel"), answers.get("novel")).forEach((k, v) -> {
-            if (!k.equals("all")) novelByType.put(k, v);
-        });
-        ObjectNode valNovelByType = s2.putObject("vqa_accuracy_val_novel_by_type");
-        Evaluation.vqaAccuracy(world.qa("val_novel"), answers.get("val_novel")).forEach((k, v) -> {
-            if (!k.equals("all")) valNovelByType.put(k, v);
+        Map<String, Map<String, Double>> bySplit = new LinkedHashMap<>(); // key suffix → accuracies ("all" and per type)
+        bySplit.put("", vqa);
+        for (String part : List.of("val", "novel", "val_novel"))
+            bySplit.put("_" + part, Evaluation.vqaAccuracy(world.qa(part), answers.get(part)));
+        bySplit.forEach((suffix, acc) -> s2.put("vqa_accuracy" + suffix, acc.get("all")));
+        bySplit.forEach((suffix, acc) -> {
+            ObjectNode byType = s2.putObject("vqa_accuracy" + suffix + "_by_type");
+            acc.forEach((k, v) -> {
+                if (!k.equals("all")) byType.put(k, v);
+            });
         });
         ObjectNode margin = s2.putObject("margin_over_blind_by_type");
         ObjectNode bl = report.putObject("blind");

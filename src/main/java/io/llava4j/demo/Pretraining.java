@@ -392,11 +392,6 @@ public final class Pretraining {
      * negatives); with attribute-only images in the data, each step also takes {@code attributeBatch} of them at random
      * into the region–word terms. Returns the loss curve.
      */
-    static Curve trainClip(Clip clip, TowerData data, int pad, int steps, int batch, double lr, long seed,
-                           StepListener progress) {
-        return trainClip(clip, data, pad, steps, batch, 0, lr, seed, progress);
-    }
-
     static Curve trainClip(Clip clip, TowerData data, int pad, int steps, int batch, int attributeBatch, double lr, long seed,
                            StepListener progress) {
         Random r = new Random(seed), shapeRandom = new Random(seed + 17);
@@ -500,11 +495,6 @@ public final class Pretraining {
      * @param words   whether each shape's cell is also matched against its kind, colour and size words
      * @param attributeShapes how many {@link AttributeShapes} images to make (0: none; they need {@code words})
      */
-    static TowerData towerData(WorldData world, ImageProcessor proc, LlavaTokenizer tok, int imageSize, boolean twins, boolean regions,
-                               boolean words, long seed) throws IOException {
-        return towerData(world, proc, tok, imageSize, twins, regions, words, 0, seed);
-    }
-
     static TowerData towerData(WorldData world, ImageProcessor proc, LlavaTokenizer tok, int imageSize, boolean twins, boolean regions,
                                boolean words, int attributeShapes, long seed) throws IOException {
         List<ShapesWorld.Scene> scenes = new ArrayList<>();

@@ -58,6 +58,16 @@ public final class ShapesWorld {
 
     private ShapesWorld() {}
 
+    /** 1–3 distinct columns of the middle row at random, left to right (the draws every scene's shapes are placed by). */
+    static List<Integer> columns(Random r) {
+        int n = 1 + r.nextInt(3);
+        List<Integer> cols = new ArrayList<>(List.of(0, 1, 2));
+        java.util.Collections.shuffle(cols, r);
+        List<Integer> used = new ArrayList<>(cols.subList(0, n));
+        java.util.Collections.sort(used);
+        return used;
+    }
+
     /** A random scene of 1–3 objects in distinct columns of the middle row. */
     public static Scene scene(Random r) {
         return scene(r, o -> true);
@@ -68,13 +78,8 @@ public final class ShapesWorld {
      * {@code allowed} accepts it (with every object allowed, the same draws as {@link #scene(Random)}).
      */
     public static Scene scene(Random r, java.util.function.Predicate<Obj> allowed) {
-        int n = 1 + r.nextInt(3);
-        List<Integer> cols = new ArrayList<>(List.of(0, 1, 2));
-        java.util.Collections.shuffle(cols, r);
-        List<Integer> used = new ArrayList<>(cols.subList(0, n));
-        java.util.Collections.sort(used);
         List<Obj> objs = new ArrayList<>();
-        for (int c : used) {
+        for (int c : columns(r)) {
             Obj o;
             do o = new Obj(r.nextInt(KINDS.size()), r.nextInt(COLOURS.size()), r.nextInt(SIZES.size()), c);
             while (!allowed.test(o));

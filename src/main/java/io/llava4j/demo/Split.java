@@ -47,6 +47,15 @@ public final class Split {
         valNovel = novel(valNovelRandom, nValNovel, valNovelObject);
     }
 
+    /** The index of the shape made novel in scene {@code i} of held-out split {@code part}; -1 where none is ("val", "test"). */
+    public int novelShape(String part, int i) {
+        return switch (part) {
+            case "novel" -> novelObject.get(i);
+            case "val_novel" -> valNovelObject.get(i);
+            default -> -1;
+        };
+    }
+
     /** Whether a shape shows a novel (kind, colour) or (kind, position) pair. */
     public static boolean novel(Obj o) {
         for (int[] p : NOVEL_KIND_COLOUR) if (o.kind() == p[0] && o.colour() == p[1]) return true;

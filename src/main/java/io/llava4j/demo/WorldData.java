@@ -130,7 +130,7 @@ public final class WorldData {
             for (int i = 0; i < scenes.size(); i++) {
                 Scene s = scenes.get(i);
                 tc.add(record(part + "-" + i, image(part, i), List.of("<image>\n" + INSTRUCTIONS.get(0), ShapesWorld.caption(s, 0))));
-                int about = part.equals("novel") ? split.novelObject.get(i) : part.equals("val_novel") ? split.valNovelObject.get(i) : -1;
+                int about = split.novelShape(part, i);
                 List<Qa> qas = new ArrayList<>();
                 for (String type : ShapesWorld.QA_TYPES) qas.add(ShapesWorld.question(s, type, qaRandom, about, (k, c) -> true));
                 partQa.add(qas);

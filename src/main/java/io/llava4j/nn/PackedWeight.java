@@ -11,11 +11,11 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * A frozen linear weight kept for inference in oneDNN's blocked layout ({@code mkldnn::_reorder_linear_weight}, what
- * PyTorch's inductor does when it freezes a model for CPU), multiplied by {@code mkldnn_linear} for any row count. A
- * decoding step multiplies a few rows by every weight matrix: the cost is streaming the matrices from memory, and with
- * bf16 weights on a CPU with native bf16 the blocked layout decodes TinyLlama-1.1B's shape 1.5-1.9x faster than the
- * plain layout, with prompts as fast (bench/README.md, decode). In fp32 it was several times slower, and on the 134 M
- * bench LLM 8% slower: {@code generate.InferenceWeights} packs bf16 only.
+ * PyTorch's inductor does when it freezes a model for CPU), multiplied by {@code mkldnn::_linear_pointwise} for any row
+ * count. A decoding step multiplies a few rows by every weight matrix: the cost is streaming the matrices from memory;
+ * with the product taking dense inputs (no layout conversion per call) the blocked layout decodes TinyLlama-1.1B's
+ * shape faster than the plain one in fp32 and in bf16, with prompts as fast or faster (bench/README.md, decode), so
+ * {@code generate.InferenceWeights} packs wherever the weights compute in their storage type.
  *
  * <p>Only for weights that no longer change (inference): the blocked copy is made once and never updated. The plain
  * parameter's memory is released after packing ({@link Linear#packForInference}), so the weights are held once.
