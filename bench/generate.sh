@@ -14,6 +14,6 @@ export OMP_WAIT_POLICY=PASSIVE OPENBLAS_NUM_THREADS=$THREADS
 mvn -B -q -DskipTests package >&2  # the jar of this tree (stdout stays JSON lines)
 # the machine may be shared: the two engines alternate, ROUNDS times, so that both see the same load
 for round in $(seq "${ROUNDS:-1}"); do for bf16 in "" "--bf16"; do
-  java -cp "target/llava4j.jar:target/lib/*" io.llava4j.generate.DecodeBench "$MODEL" --threads "$THREADS" --new_tokens "$NEW_TOKENS" $bf16
+  java --add-modules jdk.incubator.vector -cp "target/llava4j.jar:target/lib/*" io.llava4j.generate.DecodeBench "$MODEL" --threads "$THREADS" --new_tokens "$NEW_TOKENS" $bf16
   /usr/bin/python3 bench/generate_ref.py --ref "$REF" --model "$MODEL" --threads "$THREADS" --new_tokens "$NEW_TOKENS" $bf16
 done; done

@@ -1,14 +1,14 @@
 package io.llava4j.generate;
 
 import io.llava4j.model.Llava;
-import io.llava4j.nn.PackedWeight;
+import io.llava4j.nn.InferenceMatrix;
 import io.llava4j.nn.Precision;
 
 /**
  * How a model loaded only to generate holds its LLM weights: where they compute in their storage type (fp32, or bf16
- * with native bf16 GEMMs), in oneDNN's blocked layout ({@link PackedWeight}, q/k/v and gate/up stacked), which decodes
- * TinyLlama-1.1B's shape 1.24x (fp32) and 1.8x (bf16) faster than the plain layout (bench/README.md, decode);
- * otherwise as loaded. The file's tensors are used in place while packing and each packed matrix's pages are given
+ * with native bf16 GEMMs), in the layout chosen for decoding ({@link InferenceMatrix}: row-major for Java's vector
+ * products where the JVM has the vector API, else oneDNN's blocked layout; q/k/v and gate/up stacked), which decodes
+ * faster than libtorch's products on the plain parameters (bench/README.md, decode); otherwise as loaded. The file's tensors are used in place while packing and each packed matrix's pages are given
  * back as its layer is done, so the weights are resident about once.
  */
 public final class InferenceWeights {
@@ -25,7 +25,7 @@ public final class InferenceWeights {
 
     /** Whether {@link #prepare} packs the LLM at {@code precision} (weights stored in their GEMM type, oneDNN present). */
     public static boolean packs(Precision precision) {
-        return PackedWeight.available() && precision.storage == precision.gemm();
+        return InferenceMatrix.available() && precision.storage == precision.gemm();
     }
 
     /**
@@ -38,8 +38,8 @@ public final class InferenceWeights {
         return m;
     }
 
-    /** What {@link #prepare} did, for reports: "oneDNN blocked fp32" and the like, or "plain". */
+    /** What {@link #prepare} did, for reports: "oneDNN blocked fp32", "row-major, Java vector API bf16" and the like, or "plain". */
     public static String describe(long packedBytes, Precision precision) {
-        return packedBytes == 0 ? "plain" : "oneDNN blocked " + (precision == Precision.FP32 ? "fp32" : "bf16");
+        return packedBytes == 0 ? "plain" : InferenceMatrix.describe(precision.gemm());
     }
 }

@@ -40,6 +40,51 @@ public final class KvCache implements AutoCloseable {
         length += t;
     }
 
+    private java.nio.ByteBuffer[] keyBuffers, valueBuffers; // the CPU tensors' memory, made on first use
+
+    /** Layer {@code i}'s keys [B, nkv, capacity, hd] (fp32, on the CPU) as a little-endian buffer over the tensor's memory. */
+    java.nio.ByteBuffer keyBuffer(int i) {
+        if (keyBuffers == null) buffers();
+        return keyBuffers[i];
+    }
+
+    /** As {@link #keyBuffer} for the values. */
+    java.nio.ByteBuffer valueBuffer(int i) {
+        if (valueBuffers == null) buffers();
+        return valueBuffers[i];
+    }
+
+    /** Whether {@link #keyBuffer} can read every layer (contiguous fp32 tensors under 2 GiB on the CPU). */
+    boolean javaReadable() {
+        if (javaReadable == null) {
+            boolean ok = true;
+            for (int i = 0; i < keys.length && ok; i++) ok = readable(keys[i]) && readable(values[i]);
+            javaReadable = ok;
+        }
+        return javaReadable;
+    }
+
+    private Boolean javaReadable; // the tensors never change: checked once
+
+    private static boolean readable(Tensor t) {
+        return t.scalar_type().intern() == torch.ScalarType.Float && t.is_contiguous() && t.device().is_cpu() && t.nbytes() <= Integer.MAX_VALUE;
+    }
+
+    private void buffers() {
+        keyBuffers = new java.nio.ByteBuffer[keys.length];
+        valueBuffers = new java.nio.ByteBuffer[keys.length];
+        for (int i = 0; i < keys.length; i++) {
+            keyBuffers[i] = buffer(keys[i]);
+            valueBuffers[i] = buffer(values[i]);
+        }
+    }
+
+    private static java.nio.ByteBuffer buffer(Tensor t) {
+        if (!readable(t))
+            throw new IllegalStateException("the KV cache is read from Java only as contiguous fp32 tensors under 2 GiB on the CPU");
+        return new org.bytedeco.javacpp.BytePointer(t.data_ptr()).capacity(t.nbytes()).asByteBuffer().order(java.nio.ByteOrder.LITTLE_ENDIAN);
+    }
+
     /** Bytes held by the cache's tensors. */
     public long bytes() {
         long b = 0;

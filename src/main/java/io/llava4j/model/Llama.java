@@ -165,12 +165,13 @@ public class Llama extends Module {
     }
 
     /**
-     * Inference only: every decoder projection and the untied head keep their weights in oneDNN's blocked layout in
-     * {@code type} ({@link Linear#packForInference}; their plain parameters are released), each layer's q/k/v and
+     * Inference only: every decoder projection and the untied head keep their weights in {@code type} in the layout
+     * chosen for decoding ({@link Linear#packForInference}; their plain parameters are released), each layer's q/k/v and
      * gate/up projections stacked into one matrix each where they can be ({@link FusedProjection}). The tied head and
-     * the embedding table stay as they are.
+     * the embedding table stay as they are. Where every decoder projection is then held row-major
+     * ({@link io.llava4j.nn.StreamedWeight}), one sequence's decoding steps run in Java ({@link LlamaDecodeStep}).
      *
-     * @return bytes held in the blocked layout
+     * @return bytes held in the inference layouts
      */
     public long packForInference(torch.ScalarType type) {
         return packForInference(type, path -> {});
@@ -197,6 +198,7 @@ public class Llama extends Module {
             bytes += lmHead.packForInference(type);
             if (lmHead.isPacked()) packed.accept("lm_head");
         }
+        model.decodeStep = LlamaDecodeStep.of(model);
         return bytes;
     }
 
@@ -258,8 +260,14 @@ public class Llama extends Module {
             return Scopes.keep(() -> layers.get(i).forward(x, cosSin[0], cosSin[1]));
         }
 
+        /** Inference only: one sequence's decoding step in Java ({@link LlamaDecodeStep}), or null. */
+        LlamaDecodeStep decodeStep;
+
         Tensor forwardCached(Tensor x, Tensor positions, Tensor keyValid, KvCache cache) {
             long b = x.size(0), t = x.size(1), past = cache.length();
+            if (decodeStep != null && b == 1 && t == 1 && positions == null && keyValid == null
+                    && x.scalar_type().intern() == torch.ScalarType.Float && cache.javaReadable())
+                return decodeStep.forward(x, cache);
             if (past + t > cache.capacity())
                 throw new IllegalStateException("KV cache holds " + cache.capacity() + " positions; " + past + " used, " + t + " more asked");
             if (positions == null) positions = io.llava4j.engine.Device.place(torch.arange(new Scalar(past), new Scalar(past + t))).unsqueeze(0).expand(b, t);
@@ -335,7 +343,7 @@ public class Llama extends Module {
     static class Attention extends Module {
         final Linear qProj, kProj, vProj, oProj;
         final long heads, kvHeads, headDim;
-        private FusedProjection qkv; // inference only: q, k and v in one blocked matrix, or null
+        FusedProjection qkv; // inference only: q, k and v in one matrix, or null
 
         Attention(TextConfig c) {
             heads = c.numAttentionHeads();
@@ -415,7 +423,7 @@ public class Llama extends Module {
     /** down(silu(gate(x)) · up(x)) */
     static class Mlp extends Module {
         final Linear gateProj, upProj, downProj;
-        private FusedProjection gateUp; // inference only: gate and up in one blocked matrix, or null
+        FusedProjection gateUp; // inference only: gate and up in one matrix, or null
 
         Mlp(TextConfig c) {
             gateProj = register_module("gate_proj", new Linear(c.hiddenSize(), c.intermediateSize(), false));

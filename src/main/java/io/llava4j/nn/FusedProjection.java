@@ -7,7 +7,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * Several frozen linear layers that read the same input (a decoder layer's q/k/v projections, its gate and up
- * projections), packed for inference as one blocked matrix ({@link PackedWeight}): one product instead of several,
+ * projections), packed for inference as one matrix ({@link InferenceMatrix}): one product instead of several,
  * its output split back into the layers' outputs. A decoding step multiplies one row by every matrix, so each product
  * it saves is a call's fixed cost saved, and the larger matrix streams at a higher rate (bench/README.md, decode).
  *
@@ -15,11 +15,11 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * can no longer compute on their own.
  */
 public final class FusedProjection {
-    private final PackedWeight packed; // [Σ out, in] blocked
+    private final InferenceMatrix packed; // [Σ out, in]
     private final Tensor bias;         // [Σ out] or null
     private final long[] outs;         // each part's output width, in order
 
-    private FusedProjection(PackedWeight packed, Tensor bias, long[] outs) {
+    private FusedProjection(InferenceMatrix packed, Tensor bias, long[] outs) {
         this.packed = packed;
         this.bias = bias;
         this.outs = outs;
@@ -27,10 +27,10 @@ public final class FusedProjection {
 
     /**
      * The parts packed as one in {@code type}, or null where they cannot be: an adapter, a quantized or already packed
-     * part, parts of different input widths or bias presence, or a stacked matrix oneDNN would not hold exactly.
+     * part, parts of different input widths or bias presence, or a stacked matrix the layout would not hold exactly.
      */
     public static FusedProjection pack(ScalarType type, Linear... parts) {
-        if (!PackedWeight.available()) return null;
+        if (!InferenceMatrix.available()) return null;
         long in = parts[0].weight.size(1);
         boolean biased = parts[0].bias != null;
         for (Linear p : parts)
@@ -48,14 +48,14 @@ public final class FusedProjection {
             stacked.put(torch.cat(ws, 0));
             if (biased) bias.put(torch.cat(bs, 0));
         }
-        PackedWeight packed = PackedWeight.of(stacked, type); // outside any scope of ours: its blocked copy must outlive it
+        InferenceMatrix packed = InferenceMatrix.of(stacked, type); // outside any scope of ours: its copy must outlive it
         stacked.close();
         if (packed == null) return null;
         for (Linear p : parts) p.fuseInto();
         return new FusedProjection(packed, bias, outs);
     }
 
-    /** x [.., in] → each part's output [.., out_i], as views of one product (in x's type, as {@link PackedWeight#linear}). */
+    /** x [.., in] → each part's output [.., out_i], as views of one product (in x's type, as {@link InferenceMatrix#linear}). */
     public Tensor[] forward(Tensor x) {
         Tensor y = packed.linear(x, bias);
         Tensor[] out = new Tensor[outs.length];
@@ -67,7 +67,17 @@ public final class FusedProjection {
         return out;
     }
 
-    /** Bytes of the blocked matrix. */
+    /** The stacked matrix [Σ out, in]. */
+    public InferenceMatrix matrix() {
+        return packed;
+    }
+
+    /** The stacked bias [Σ out], or null. */
+    public Tensor bias() {
+        return bias;
+    }
+
+    /** Bytes of the stacked matrix. */
     public long bytes() {
         return packed.bytes();
     }

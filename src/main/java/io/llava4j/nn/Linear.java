@@ -18,7 +18,7 @@ public class Linear extends Module {
     }
 
     private LoraBranch lora; // null: no adapter
-    private PackedWeight packed; // null: the plain weight computes
+    private InferenceMatrix packed; // null: the plain weight computes
     private io.llava4j.nn.quant.QuantizedLinear quantized; // null: the weight is held in {@code weight}
     private boolean fused; // the weight lives in a FusedProjection
 
@@ -69,15 +69,16 @@ public class Linear extends Module {
     }
 
     /**
-     * Inference only: keeps the weight in oneDNN's blocked layout in {@code type} ({@link PackedWeight}) and releases
-     * the plain parameter's memory (it keeps its name and shape; the layer can no longer be trained, saved or merged). Layers with
-     * a LoRA adapter, quantized layers, and matrices oneDNN would not hold exactly ({@link PackedWeight#of}), are left as they are.
+     * Inference only: keeps the weight in {@code type} in the layout chosen for decoding ({@link InferenceMatrix#of}: a
+     * row-major copy for Java's vector products, else oneDNN's blocked layout) and releases the plain parameter's memory
+     * (it keeps its name and shape; the layer can no longer be trained, saved or merged). Layers with a LoRA adapter,
+     * quantized layers, and matrices the layout would not hold exactly ({@link PackedWeight#of}), are left as they are.
      *
-     * @return bytes now held by the blocked copy (0 where nothing was packed)
+     * @return bytes now held by the copy (0 where nothing was packed)
      */
     public long packForInference(org.bytedeco.pytorch.global.torch.ScalarType type) {
         if (lora != null || packed != null || fused || quantized != null) return 0;
-        packed = PackedWeight.of(weight, type);
+        packed = InferenceMatrix.of(weight, type);
         if (packed == null) return 0;
         release();
         return packed.bytes();
@@ -96,6 +97,11 @@ public class Linear extends Module {
             weight.__dispatch_set_data(torch.zeros(new long[]{1, 1}, new org.bytedeco.pytorch.TensorOptions(weight.scalar_type().intern()))
                     .expand(weight.size(0), weight.size(1)));
         }
+    }
+
+    /** The matrix {@link #packForInference} made, or null. */
+    public InferenceMatrix inferenceMatrix() {
+        return packed;
     }
 
     /** True after {@link #packForInference}, or once packed into a {@link FusedProjection}. */

@@ -20,7 +20,7 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
  * <p>Only for weights that no longer change (inference): the blocked copy is made once and never updated. The plain
  * parameter's memory is released after packing ({@link Linear#packForInference}), so the weights are held once.
  */
-public final class PackedWeight {
+public final class PackedWeight implements InferenceMatrix {
     private static final OperatorHandle[] OPS = io.llava4j.engine.Ops.find("mkldnn::_reorder_linear_weight", "mkldnn::_linear_pointwise");
     private static final OperatorHandle REORDER = OPS[0];
     /** x·Wᵀ + b on a dense x with the blocked W, dense result (inductor's CPU linear): no layout conversions per call. */
@@ -69,6 +69,7 @@ public final class PackedWeight {
     }
 
     /** Bytes of the blocked copy. */
+    @Override
     public long bytes() {
         return out * in * (type == ScalarType.Float ? 4 : 2);
     }
@@ -77,6 +78,7 @@ public final class PackedWeight {
      * x·Wᵀ + b for x [.., in] (any float type; cast to the weight's type) → [.., out] fp32 where x is fp32 (as
      * {@link Autocast} returns GEMM results), else in x's type.
      */
+    @Override
     public Tensor linear(Tensor x, Tensor bias) {
         return Scopes.keep(() -> {
             ScalarType xt = x.scalar_type().intern();

@@ -57,16 +57,16 @@ class PackedWeightTest {
     }
 
     @Test
-    void matricesTheReorderWouldCorruptStayPlain() {
+    void matricesTheReorderWouldCorruptAreNotPackedByOneDnn() {
         Engine.init();
         Assumptions.assumeTrue(PackedWeight.available(), "libtorch without oneDNN");
         for (long out : new long[]{48, 80, 1000}) {
             Linear l = new Linear(32, out, false);
             l.resetParameters();
             Tensor w = l.weight.detach().clone(), x = torch.randn(2, 32);
-            assertEquals(0, l.packForInference(torch.ScalarType.Float), out + " rows");
-            assertFalse(l.isPacked());
-            assertTrue(Tensors.relativeError(l.forward(x), torch.linear(x, w)) < 1e-6);
+            assertNull(PackedWeight.of(w, torch.ScalarType.Float), out + " rows");
+            l.packForInference(torch.ScalarType.Float); // plain, or row-major where the JVM has the vector API
+            assertTrue(Tensors.relativeError(l.forward(x), torch.linear(x, w)) < 1e-6, out + " rows");
         }
     }
 

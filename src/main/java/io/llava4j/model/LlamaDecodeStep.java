@@ -1,0 +1,179 @@
+package io.llava4j.model;
+
+import io.llava4j.engine.CpuTeam;
+import io.llava4j.engine.Tensors;
+import io.llava4j.nn.FusedProjection;
+import io.llava4j.nn.RmsNorm;
+import io.llava4j.nn.StreamedWeight;
+import io.llava4j.nn.VectorGemv;
+import org.bytedeco.pytorch.Tensor;
+
+import java.nio.ByteBuffer;
+
+/**
+ * One decoding step of a {@link Llama} for one sequence — one new position against its {@link KvCache} — computed in
+ * Java on Java arrays, as {@link Llama.Model#forwardCached} computes it with libtorch: per decoder layer RMSNorm, the
+ * stacked q/k/v product (+ bias), rotary embeddings, the new key and value written into the cache, attention over every
+ * cached position (grouped-query heads), o, the residual, RMSNorm, the stacked gate/up product, SiLU(gate)·up, down,
+ * the residual; then the final norm. Activations stay fp32 as under autocast; the products round as libtorch's bf16
+ * products do ({@link StreamedWeight#multiply}).
+ *
+ * <p>Why: a step of a small model is some ninety small libtorch calls a layer, each with its own dispatch and, on two
+ * threads, an OpenMP wake-up; for the 134 M bench LLM they took as long as streaming its weights (bench/README.md,
+ * decode). Here a layer is four matrix products split over a {@link CpuTeam}, attention split over heads, and a few
+ * loops, with no per-step allocation beyond a few small arrays.
+ *
+ * <p>Made by {@link Llama#packForInference} only where every decoder projection is a {@link StreamedWeight} (bf16, the
+ * JVM with the vector API, the model on the CPU); the head and the embedding stay libtorch's.
+ */
+final class LlamaDecodeStep {
+    private static final class Layer {
+        float[] inputNorm, postNorm;   // [h]
+        float inputEps, postEps;
+        StreamedWeight qkv, o, gateUp, down;
+        float[] qkvBias;               // [q + 2·kv] or null
+    }
+
+    private final Llama.Model model;
+    private final Layer[] layers;
+    private final float[] finalNorm;   // [h]
+    private final float finalEps;
+    private final int h, heads, kvHeads, hd, inter;
+
+    private LlamaDecodeStep(Llama.Model model, Layer[] layers, int h, int heads, int kvHeads, int hd, int inter) {
+        this.model = model;
+        this.layers = layers;
+        this.finalNorm = Tensors.toFloats(model.norm.weight);
+        this.finalEps = (float) model.norm.eps();
+        this.h = h;
+        this.heads = heads;
+        this.kvHeads = kvHeads;
+        this.hd = hd;
+        this.inter = inter;
+    }
+
+    /** The step for {@code model} as packed, or null where a projection is not a {@link StreamedWeight} (or not on the CPU). */
+    static LlamaDecodeStep of(Llama.Model model) {
+        if (!io.llava4j.engine.Device.isCpu() || model.layers.isEmpty()) return null;
+        Layer[] ls = new Layer[model.layers.size()];
+        Llama.Attention a0 = model.layers.get(0).selfAttn;
+        int h = (int) model.norm.weight.size(0), heads = (int) a0.heads, kvHeads = (int) a0.kvHeads, hd = (int) a0.headDim;
+        if (hd % 2 != 0 || heads % kvHeads != 0) return null;
+        int inter = -1;
+        for (int i = 0; i < ls.length; i++) {
+            Llama.DecoderLayer l = model.layers.get(i);
+            Llama.Attention a = l.selfAttn;
+            Llama.Mlp m = l.mlp;
+            if (!(streamed(a.qkv) instanceof StreamedWeight qkv) || !(streamed(m.gateUp) instanceof StreamedWeight gateUp)
+                    || !(a.oProj.inferenceMatrix() instanceof StreamedWeight o) || !(m.downProj.inferenceMatrix() instanceof StreamedWeight down)
+                    || a.oProj.lora() != null || m.downProj.lora() != null)
+                return null;
+            Layer L = new Layer();
+            L.qkv = qkv;
+            L.o = o;
+            L.gateUp = gateUp;
+            L.down = down;
+            L.qkvBias = a.qkv.bias() == null ? null : qkv.biasValues(a.qkv.bias());
+            L.inputNorm = Tensors.toFloats(l.inputLayernorm.weight);
+            L.postNorm = Tensors.toFloats(l.postAttentionLayernorm.weight);
+            L.inputEps = (float) l.inputLayernorm.eps();
+            L.postEps = (float) l.postAttentionLayernorm.eps();
+            inter = (int) m.gateProj.weight.size(0);
+            ls[i] = L;
+        }
+        return new LlamaDecodeStep(model, ls, h, heads, kvHeads, hd, inter);
+    }
+
+    private static Object streamed(FusedProjection f) {
+        return f == null ? null : f.matrix();
+    }
+
+    /** x [1, 1, h] fp32 (the new position's input embedding) → [1, 1, h] final hidden state; the cache advances by one. */
+    Tensor forward(Tensor x, KvCache cache) {
+        long past = cache.length();
+        if (past + 1 > cache.capacity())
+            throw new IllegalStateException("KV cache holds " + cache.capacity() + " positions; " + past + " used, 1 more asked");
+        float[] cos, sin; // [hd] each: the new position's rotary tables, as libtorch's path makes them
+        try (var scope = new org.bytedeco.javacpp.PointerScope()) {
+            Tensor[] cs = model.rope.cosSin(Tensors.longs(new long[]{past}, 1, 1), past + 1);
+            cos = Tensors.toFloats(cs[0]);
+            sin = Tensors.toFloats(cs[1]);
+        }
+        float[] xs = Tensors.toFloats(x);                  // [h] the residual stream
+        float[] n = new float[h], attn = new float[heads * hd], o = new float[h], act = new float[inter];
+        float[] qkv = new float[(heads + 2 * kvHeads) * hd], gu = new float[2 * inter];
+        CpuTeam team = CpuTeam.of(io.llava4j.engine.Engine.threads());
+        int pos = (int) past, capacity = (int) cache.capacity();
+        for (int i = 0; i < layers.length; i++) {
+            Layer L = layers[i];
+            rmsNorm(xs, L.inputNorm, L.inputEps, n);
+            L.qkv.multiply(n, qkv, L.qkvBias);
+            for (int head = 0; head < heads + kvHeads; head++) rotate(qkv, head * hd, cos, sin); // q heads, then k heads
+            ByteBuffer keys = cache.keyBuffer(i), values = cache.valueBuffer(i);
+            int kAt = heads * hd, vAt = (heads + kvHeads) * hd;
+            for (int g = 0; g < kvHeads; g++) {
+                int row = ((g * capacity) + pos) * hd * 4; // batch row 0: [nkv, capacity, hd]
+                for (int e = 0; e < hd; e++) {
+                    keys.putFloat(row + 4 * e, qkv[kAt + g * hd + e]);
+                    values.putFloat(row + 4 * e, qkv[vAt + g * hd + e]);
+                }
+            }
+            attend(team, qkv, keys, values, pos + 1, capacity, attn);
+            L.o.multiply(attn, o, null);
+            for (int e = 0; e < h; e++) xs[e] += o[e];
+            rmsNorm(xs, L.postNorm, L.postEps, n);
+            L.gateUp.multiply(n, gu, null);
+            for (int e = 0; e < inter; e++) {
+                float g = gu[e];
+                act[e] = g / (1f + (float) Math.exp(-g)) * gu[inter + e];
+            }
+            L.down.multiply(act, o, null);
+            for (int e = 0; e < h; e++) xs[e] += o[e];
+        }
+        cache.advance(1);
+        rmsNorm(xs, finalNorm, finalEps, n);
+        return Tensors.floats(n, 1, 1, h);
+    }
+
+    /** out = w · x · rsqrt(mean(x²) + eps), in fp32 (HF's LlamaRMSNorm). */
+    private static void rmsNorm(float[] x, float[] w, float eps, float[] out) {
+        float ss = 0;
+        for (float v : x) ss += v * v;
+        float r = (float) (1.0 / Math.sqrt(ss / x.length + eps));
+        for (int e = 0; e < x.length; e++) out[e] = w[e] * (x[e] * r);
+    }
+
+    /** One head's rotary embedding in place: x·cos + rotate_half(x)·sin, with sin's first half negated as the tables hold it. */
+    private void rotate(float[] v, int at, float[] cos, float[] sin) {
+        int half = hd / 2;
+        for (int e = 0; e < half; e++) {
+            float a = v[at + e], b = v[at + half + e];
+            v[at + e] = a * cos[e] + b * sin[e];
+            v[at + half + e] = b * cos[half + e] + a * sin[half + e];
+        }
+    }
+
+    /** Each query head against the cached keys and values of its key/value head, positions [0, length). */
+    private void attend(CpuTeam team, float[] qkv, ByteBuffer keys, ByteBuffer values, int length, int capacity, float[] out) {
+        float scale = (float) (1.0 / Math.sqrt(hd));
+        int group = heads / kvHeads;
+        team.run(heads, 1, (from, to) -> {
+            float[] p = new float[length];
+            for (int head = from; head < to; head++) {
+                int base = (head / group) * capacity * hd * 4, q = head * hd;
+                float max = Float.NEGATIVE_INFINITY;
+                for (int j = 0; j < length; j++) {
+                    p[j] = VectorGemv.dot(qkv, q, keys, base + j * hd * 4, hd) * scale;
+                    max = Math.max(max, p[j]);
+                }
+                float sum = 0;
+                for (int j = 0; j < length; j++) {
+                    p[j] = (float) Math.exp(p[j] - max);
+                    sum += p[j];
+                }
+                java.util.Arrays.fill(out, head * hd, head * hd + hd, 0f);
+                for (int j = 0; j < length; j++) VectorGemv.axpy(p[j] / sum, values, base + j * hd * 4, out, head * hd, hd);
+            }
+        });
+    }
+}

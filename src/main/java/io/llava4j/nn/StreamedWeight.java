@@ -1,0 +1,221 @@
+package io.llava4j.nn;
+
+import io.llava4j.engine.CpuTeam;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * A frozen linear weight held row-major for inference, whose products with a few rows (a decoding step, or a few
+ * sequences decoded together) run as Java vector loops ({@link VectorGemv}) split over a {@link CpuTeam}, and with
+ * more rows (a prompt) as libtorch's GEMM on the same memory.
+ *
+ * <p>Why not libtorch for the few-row case: a decoding step streams every weight matrix once per token, and libtorch
+ * 2.10 pays a fixed cost per product there (oneDNN builds its primitive descriptor on every call, ~45–70 µs) that at
+ * a 134 M model's small matrices outweighs streaming them; its plain bf16 matrix–vector kernels stream well below the
+ * memory's rate (bench/README.md, decode). The loops here read each matrix straight from its row-major memory.
+ *
+ * <p>Results equal libtorch's up to the order of fp32 additions: in bf16 the input is rounded to bf16 first and each
+ * output once at the end (as oneDNN's bf16 product returns bf16), bias added before that rounding.
+ *
+ * <p>The matrix is a fresh libtorch tensor (64-byte aligned; on transparent huge pages where the launcher asks for
+ * them), copied from the weight it replaces; {@link Linear#packForInference} releases the plain parameter.
+ */
+public final class StreamedWeight implements InferenceMatrix {
+    /**
+     * Matrices smaller than this are held here rather than in oneDNN's blocked layout ({@link InferenceMatrix#of}):
+     * libtorch's oneDNN product costs ~45–70 µs a call whatever the size, which these loops do not pay, while at
+     * large sizes oneDNN's kernel streams faster than the loops (bench/README.md, decode: ~6–8 MB is where the two
+     * met on the AVX-512 BF16 machine measured).
+     */
+    public static final long PREFERRED_BELOW_BYTES = 8L << 20;
+    /** Inputs of up to this many rows take the vector path; more go to libtorch's GEMM. */
+    public static final int VECTOR_ROWS = 8;
+    /** About this many bytes of the matrix are handed to one team member at a time. */
+    private static final int GRAIN_BYTES = 128 << 10;
+
+    private static final boolean AVAILABLE = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
+            && !"false".equals(System.getProperty("llava4j.vectorGemv"));
+
+    /** Whether the JVM runs with the vector API ({@code --add-modules jdk.incubator.vector}, as the launcher starts it). */
+    public static boolean available() {
+        return AVAILABLE;
+    }
+
+    private final Tensor matrix;        // [out, in] row-major, contiguous, in type
+    private final BytePointer memory;   // the matrix's data, kept for the buffers below
+    private final ByteBuffer[] chunks;  // consecutive row ranges of rowsPerChunk rows (a buffer indexes under 2 GiB)
+    private final int rowsPerChunk;
+    private final int in, out;
+    private final ScalarType type;
+
+    private StreamedWeight(Tensor matrix, int out, int in, ScalarType type, long maxChunkBytes) {
+        this.matrix = matrix;
+        this.out = out;
+        this.in = in;
+        this.type = type;
+        int esize = type == ScalarType.Float ? 4 : 2;
+        long rowBytes = (long) in * esize;
+        this.rowsPerChunk = (int) Math.max(1, Math.min(out, maxChunkBytes / rowBytes));
+        this.memory = new BytePointer(matrix.data_ptr()).capacity((long) out * rowBytes);
+        int n = (out + rowsPerChunk - 1) / rowsPerChunk;
+        this.chunks = new ByteBuffer[n];
+        for (int c = 0; c < n; c++) {
+            long first = (long) c * rowsPerChunk;
+            long rows = Math.min(rowsPerChunk, out - first);
+            BytePointer at = memory.getPointer(first * rowBytes); // address + offset (a buffer starts at the address)
+            at.position(0).capacity(rows * rowBytes).limit(rows * rowBytes);
+            chunks[c] = at.asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
+        }
+    }
+
+    /**
+     * A row-major copy of {@code weight} [out, in] in {@code type} (fp32 or bf16), or null where the vector path cannot
+     * hold it (not a matrix; a row of 2 GiB or more; more than 2³¹ rows or columns).
+     */
+    public static StreamedWeight of(Tensor weight, ScalarType type) {
+        return of(weight, type, Integer.MAX_VALUE);
+    }
+
+    private static boolean warm;
+
+    /** Compiles the loops once per process before the first matrix is held ({@link VectorGemv#warmUp}). */
+    private static synchronized void warmUp() {
+        if (warm) return;
+        VectorGemv.warmUp();
+        warm = true;
+    }
+
+    /** As {@link #of(Tensor, ScalarType)}, the rows read through buffers of at most {@code maxChunkBytes} each (tests). */
+    static StreamedWeight of(Tensor weight, ScalarType type, long maxChunkBytes) {
+        if (!AVAILABLE) throw new IllegalStateException("the JVM runs without the jdk.incubator.vector module");
+        if (type != ScalarType.Float && type != ScalarType.BFloat16)
+            throw new IllegalArgumentException("streamed weights are fp32 or bf16, not " + type);
+        if (weight.dim() != 2) return null;
+        warmUp();
+        long out = weight.size(0), in = weight.size(1), esize = type == ScalarType.Float ? 4 : 2;
+        if (out > Integer.MAX_VALUE || in * esize > Integer.MAX_VALUE || out == 0 || in == 0) return null;
+        Tensor m = new Tensor(); // made outside the scope, which would free it
+        try (var g = new org.bytedeco.pytorch.NoGradGuard(); var scope = new org.bytedeco.javacpp.PointerScope()) {
+            Tensor c = torch.empty(new long[]{out, in}, new TensorOptions(type), null);
+            c.copy_(weight);
+            m.put(c);
+        }
+        return new StreamedWeight(m, (int) out, (int) in, type, maxChunkBytes);
+    }
+
+    @Override
+    public long bytes() {
+        return (long) out * in * (type == ScalarType.Float ? 4 : 2);
+    }
+
+    @Override
+    public Tensor linear(Tensor x, Tensor bias) {
+        long rows = x.numel() / in;
+        return Scopes.keep(() -> rows > VECTOR_ROWS || rows == 0 ? gemm(x, bias) : vector(x, bias, (int) rows));
+    }
+
+    /** Many rows: libtorch's GEMM on the row-major matrix. */
+    private Tensor gemm(Tensor x, Tensor bias) {
+        ScalarType xt = x.scalar_type().intern();
+        Tensor xi = xt == type ? x : x.to(type);
+        Tensor y = bias == null ? torch.linear(xi, matrix)
+                : torch.linear(xi, matrix, new TensorOptional(bias.scalar_type().intern() == type ? bias : bias.to(type)));
+        return y.scalar_type().intern() == xt ? y : y.to(xt);
+    }
+
+    /** A few rows: the vector loops, in fp32. */
+    private Tensor vector(Tensor x, Tensor bias, int rows) {
+        ScalarType xt = x.scalar_type().intern();
+        float[][] scratch = SCRATCH.get();
+        int nx = rows * in, ny = rows * out;
+        if (scratch[0].length < nx) scratch[0] = new float[nx];
+        if (scratch[1].length < ny) scratch[1] = new float[ny];
+        float[] xs = scratch[0], ys = scratch[1];
+        x.reshape(rows, in).to(ScalarType.Float).contiguous().data_ptr_float().get(xs, 0, nx);
+        product(xs, rows, xt != ScalarType.BFloat16, ys, bias == null ? null : biasValues(bias));
+        Tensor y = torch.empty(new long[]{rows, out}, new TensorOptions(ScalarType.Float), null);
+        y.data_ptr_float().put(ys, 0, ny);
+        if (xt != ScalarType.Float) y = y.to(xt);
+        long[] shape = x.sizes().vec().get();
+        shape[shape.length - 1] = out;
+        return y.view(shape);
+    }
+
+    /**
+     * y = W·x (+ bias) for one row held in Java arrays, rounded as {@link #linear} rounds (in bf16: the input to bf16
+     * first, the output once at the end); {@code bias} as {@link #biasValues} gives it, or null. {@code x} is not
+     * changed. For callers that keep a decoding step's activations in Java ({@code model.LlamaDecodeStep}).
+     */
+    public void multiply(float[] x, float[] y, float[] bias) {
+        if (x.length < in || y.length < out) throw new IllegalArgumentException("x of " + x.length + " and y of " + y.length + " values for a matrix [" + out + ", " + in + "]");
+        float[][] scratch = SCRATCH.get();
+        if (scratch[0].length < in) scratch[0] = new float[in];
+        System.arraycopy(x, 0, scratch[0], 0, in);
+        product(scratch[0], 1, true, y, bias);
+    }
+
+    /** ys[0 : rows·out] = xs[0 : rows·in]·Wᵀ (+ bias), xs rounded to bf16 in place first where {@code roundInput}. */
+    private void product(float[] xs, int rows, boolean roundInput, float[] ys, float[] bias) {
+        boolean bf16 = type == ScalarType.BFloat16;
+        if (bf16 && roundInput) roundToBf16(xs, rows * in); // the input in the matrix's type, as x.to(bf16)
+        int grain = (int) Math.max(1, GRAIN_BYTES / ((long) in * (bf16 ? 2 : 4)));
+        CpuTeam team = CpuTeam.of(io.llava4j.engine.Engine.threads());
+        for (int m0 = 0; m0 < rows; m0 += 4) {
+            int m = m0, count = Math.min(4, rows - m0);
+            team.run(out, grain, (from, to) -> {
+                for (int c = from / rowsPerChunk; c < chunks.length && (long) c * rowsPerChunk < to; c++) {
+                    int first = c * rowsPerChunk;
+                    int a = Math.max(from, first) - first, b = Math.min(to, first + Math.min(rowsPerChunk, out - first)) - first;
+                    if (a >= b) continue;
+                    if (bf16) VectorGemv.bf16(chunks[c], in, a, b, xs, m, count, ys, first, out);
+                    else VectorGemv.fp32(chunks[c], in, a, b, xs, m, count, ys, first, out);
+                }
+            });
+        }
+        if (bias != null)
+            for (int r = 0; r < rows; r++)
+                for (int o = 0; o < out; o++) ys[r * out + o] += bias[o];
+        if (bf16) roundToBf16(ys, rows * out); // oneDNN's bf16 product returns bf16
+    }
+
+    /** Each thread's input and output buffers, reused from call to call (no garbage per decoding step). */
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[][]{new float[0], new float[0]});
+
+    private Tensor biasOf;       // the bias tensor biasValues was read from (layers pass the same one every call)
+    private float[] biasValues;  // its values in the matrix's type, as fp32
+
+    /** The values of {@code bias} [out] in the matrix's type, as fp32 (read once for the tensor a layer passes every call). */
+    public synchronized float[] biasValues(Tensor bias) {
+        if (bias != biasOf) {
+            float[] v = new float[out];
+            (type == ScalarType.BFloat16 ? bias.to(ScalarType.BFloat16) : bias).to(ScalarType.Float).contiguous().data_ptr_float().get(v);
+            biasValues = v;
+            biasOf = bias;
+        }
+        return biasValues;
+    }
+
+    /** Rounds each value to the nearest bf16, ties to even (c10's float → bf16), keeping it in fp32. */
+    static void roundToBf16(float[] v) {
+        roundToBf16(v, v.length);
+    }
+
+    private static void roundToBf16(float[] v, int n) {
+        for (int i = 0; i < n; i++) {
+            int b = Float.floatToRawIntBits(v[i]);
+            if ((b & 0x7fffffff) > 0x7f800000) {
+                v[i] = Float.intBitsToFloat(0x7fc00000); // NaN
+                continue;
+            }
+            b += 0x7fff + ((b >>> 16) & 1);
+            v[i] = Float.intBitsToFloat(b & 0xffff0000);
+        }
+    }
+}

@@ -1,0 +1,194 @@
+package io.llava4j.nn;
+
+import jdk.incubator.vector.FloatVector;
+import jdk.incubator.vector.IntVector;
+import jdk.incubator.vector.ShortVector;
+import jdk.incubator.vector.VectorOperators;
+import jdk.incubator.vector.VectorSpecies;
+
+import java.nio.ByteBuffer;
+import java.nio.ByteOrder;
+
+/**
+ * The inner loops of {@link StreamedWeight}: y = W·x for a row-major W (bf16 or fp32, read from a little-endian buffer
+ * over native memory) and one to four input rows, in Java's vector API at the CPU's widest vector (512 bits with
+ * AVX-512). Every weight row is read once and dotted with each input row in fp32 with fused multiply-adds; a bf16 value
+ * widens to fp32 exactly by a 16-bit shift. Decoding is bound by streaming the weights from memory, so the loop does
+ * little else: two accumulators per input row, one reduction per output.
+ *
+ * <p>Loaded only where the {@code jdk.incubator.vector} module is present ({@link StreamedWeight#available}).
+ */
+public final class VectorGemv {
+    private VectorGemv() {}
+
+    private static final VectorSpecies<Float> F = FloatVector.SPECIES_PREFERRED;
+    private static final VectorSpecies<Integer> I = IntVector.SPECIES_PREFERRED;
+    /** Half the float vector's bits: as many shorts as the float vector has lanes (one of the constants, for the JIT). */
+    private static final VectorSpecies<Short> S = switch (F.vectorBitSize()) {
+        case 512 -> ShortVector.SPECIES_256;
+        case 256 -> ShortVector.SPECIES_128;
+        default -> ShortVector.SPECIES_64;
+    };
+    private static final int L = F.length();
+    private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
+
+    /**
+     * Runs each loop (and {@link #dot} / {@link #axpy}) until the JIT has compiled it, then collects the garbage. Before compilation the vector API runs
+     * its Java fallbacks, which allocate an array per vector operation: left to the first decoding steps, that garbage
+     * (~1 GB/s) made the collector grow the Java heap by ~160 MB for good; here, before any weights are held, the
+     * heap it grows is given back by the collection that follows.
+     */
+    static void warmUp() {
+        int cols = 256, rows = 64;
+        java.nio.ByteBuffer w = java.nio.ByteBuffer.allocateDirect(rows * cols * 4).order(LE);
+        float[] x = new float[4 * cols], y = new float[4 * rows];
+        for (int i = 0; i < 3000; i++) {
+            bf16(w, cols, 0, rows, x, 0, 1, y, 0, rows);
+            bf16(w, cols, 0, rows, x, 0, 3, y, 0, rows);
+            fp32(w, cols, 0, rows, x, 0, 1, y, 0, rows);
+            fp32(w, cols, 0, rows, x, 0, 3, y, 0, rows);
+            for (int j = 0; j < rows; j++) {
+                y[j] = dot(x, 0, w, j * 4 * 64, 64);
+                axpy(y[j], w, j * 4 * 64, x, 0, 64);
+            }
+        }
+        System.gc();
+    }
+
+    /** bf16 bits (in a short vector) → fp32 lanes. */
+    private static FloatVector widen(ShortVector s) {
+        return ((IntVector) s.convertShape(VectorOperators.S2I, I, 0)).lanewise(VectorOperators.LSHL, 16).reinterpretAsFloats();
+    }
+
+    private static float bf16(short bits) {
+        return Float.intBitsToFloat(bits << 16);
+    }
+
+    /**
+     * y[m·out + first + r] = Σ_k W[r, k]·x[(m0 + m)·cols + k] for the chunk's rows r in [from, to) and the input rows
+     * m in [0, rows) (rows ≤ 4), W's row r starting at byte {@code r·cols·2} of {@code w} (bf16).
+     */
+    static void bf16(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
+        if (rows == 1) {
+            bf16One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
+            return;
+        }
+        int x0 = m0 * cols, x1 = (m0 + Math.min(1, rows - 1)) * cols, x2 = (m0 + Math.min(2, rows - 1)) * cols,
+                x3 = (m0 + Math.min(3, rows - 1)) * cols;
+        for (int r = from; r < to; r++) {
+            int b = r * cols * 2;
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+            int k = 0;
+            for (; k <= cols - L; k += L) {
+                FloatVector v = widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE));
+                a0 = v.fma(FloatVector.fromArray(F, x, x0 + k), a0);
+                a1 = v.fma(FloatVector.fromArray(F, x, x1 + k), a1);
+                a2 = v.fma(FloatVector.fromArray(F, x, x2 + k), a2);
+                a3 = v.fma(FloatVector.fromArray(F, x, x3 + k), a3);
+            }
+            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD),
+                    s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            for (; k < cols; k++) {
+                float v = bf16(w.getShort(b + 2 * k));
+                s0 += v * x[x0 + k];
+                s1 += v * x[x1 + k];
+                s2 += v * x[x2 + k];
+                s3 += v * x[x3 + k];
+            }
+            int o = first + r + m0 * out;
+            y[o] = s0;
+            if (rows > 1) y[o + out] = s1;
+            if (rows > 2) y[o + 2 * out] = s2;
+            if (rows > 3) y[o + 3 * out] = s3;
+        }
+    }
+
+    private static void bf16One(ByteBuffer w, int cols, int from, int to, float[] x, int x0, float[] y, int y0) {
+        for (int r = from; r < to; r++) {
+            int b = r * cols * 2;
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+            int k = 0;
+            for (; k <= cols - 2 * L; k += 2 * L) {
+                a0 = widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE)).fma(FloatVector.fromArray(F, x, x0 + k), a0);
+                a1 = widen(ShortVector.fromByteBuffer(S, w, b + 2 * k + 2 * L, LE)).fma(FloatVector.fromArray(F, x, x0 + k + L), a1);
+            }
+            for (; k <= cols - L; k += L)
+                a0 = widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE)).fma(FloatVector.fromArray(F, x, x0 + k), a0);
+            float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            for (; k < cols; k++) s += bf16(w.getShort(b + 2 * k)) * x[x0 + k];
+            y[y0 + r] = s;
+        }
+    }
+
+    /** As {@link #bf16} for an fp32 W (row r at byte {@code r·cols·4}). */
+    static void fp32(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
+        if (rows == 1) {
+            fp32One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
+            return;
+        }
+        int x0 = m0 * cols, x1 = (m0 + Math.min(1, rows - 1)) * cols, x2 = (m0 + Math.min(2, rows - 1)) * cols,
+                x3 = (m0 + Math.min(3, rows - 1)) * cols;
+        for (int r = from; r < to; r++) {
+            int b = r * cols * 4;
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+            int k = 0;
+            for (; k <= cols - L; k += L) {
+                FloatVector v = FloatVector.fromByteBuffer(F, w, b + 4 * k, LE);
+                a0 = v.fma(FloatVector.fromArray(F, x, x0 + k), a0);
+                a1 = v.fma(FloatVector.fromArray(F, x, x1 + k), a1);
+                a2 = v.fma(FloatVector.fromArray(F, x, x2 + k), a2);
+                a3 = v.fma(FloatVector.fromArray(F, x, x3 + k), a3);
+            }
+            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD),
+                    s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            for (; k < cols; k++) {
+                float v = w.getFloat(b + 4 * k);
+                s0 += v * x[x0 + k];
+                s1 += v * x[x1 + k];
+                s2 += v * x[x2 + k];
+                s3 += v * x[x3 + k];
+            }
+            int o = first + r + m0 * out;
+            y[o] = s0;
+            if (rows > 1) y[o + out] = s1;
+            if (rows > 2) y[o + 2 * out] = s2;
+            if (rows > 3) y[o + 3 * out] = s3;
+        }
+    }
+
+    private static void fp32One(ByteBuffer w, int cols, int from, int to, float[] x, int x0, float[] y, int y0) {
+        for (int r = from; r < to; r++) {
+            int b = r * cols * 4;
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+            int k = 0;
+            for (; k <= cols - 2 * L; k += 2 * L) {
+                a0 = FloatVector.fromByteBuffer(F, w, b + 4 * k, LE).fma(FloatVector.fromArray(F, x, x0 + k), a0);
+                a1 = FloatVector.fromByteBuffer(F, w, b + 4 * k + 4 * L, LE).fma(FloatVector.fromArray(F, x, x0 + k + L), a1);
+            }
+            for (; k <= cols - L; k += L)
+                a0 = FloatVector.fromByteBuffer(F, w, b + 4 * k, LE).fma(FloatVector.fromArray(F, x, x0 + k), a0);
+            float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            for (; k < cols; k++) s += w.getFloat(b + 4 * k) * x[x0 + k];
+            y[y0 + r] = s;
+        }
+    }
+
+    /** Σ_k a[ao + k]·b[bo + 4k] for k < n, b fp32 in a little-endian buffer (a cached key row). */
+    public static float dot(float[] a, int ao, ByteBuffer b, int bo, int n) {
+        FloatVector acc = FloatVector.zero(F);
+        int k = 0;
+        for (; k <= n - L; k += L) acc = FloatVector.fromByteBuffer(F, b, bo + 4 * k, LE).fma(FloatVector.fromArray(F, a, ao + k), acc);
+        float s = acc.reduceLanes(VectorOperators.ADD);
+        for (; k < n; k++) s += a[ao + k] * b.getFloat(bo + 4 * k);
+        return s;
+    }
+
+    /** y[yo + k] += p·b[bo + 4k] for k < n, b fp32 in a little-endian buffer (a cached value row). */
+    public static void axpy(float p, ByteBuffer b, int bo, float[] y, int yo, int n) {
+        FloatVector pv = FloatVector.broadcast(F, p);
+        int k = 0;
+        for (; k <= n - L; k += L)
+            FloatVector.fromByteBuffer(F, b, bo + 4 * k, LE).fma(pv, FloatVector.fromArray(F, y, yo + k)).intoArray(y, yo + k);
+        for (; k < n; k++) y[yo + k] += p * b.getFloat(bo + 4 * k);
+    }
+}

@@ -1,0 +1,61 @@
+package io.llava4j.model;
+
+import io.llava4j.config.TextConfig;
+import io.llava4j.engine.Engine;
+import io.llava4j.engine.Tensors;
+import io.llava4j.nn.StreamedWeight;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * The Java decoding step computes what libtorch's cached forward computes on the same packed weights: LLaMA-shaped
+ * (grouped-query heads) and Qwen2-shaped (q/k/v biases), over a prompt and several new positions, the caches equal too.
+ */
+class LlamaDecodeStepTest {
+    private static Llama packed(String type, long seed) {
+        torch.manual_seed(seed);
+        Llama lm = new Llama(configOf(type));
+        try (NoGradGuard g = new NoGradGuard()) {
+            for (Tensor p : Tensors.namedParameters(lm).values()) p.copy_(torch.randn(p.sizes().vec().get()).mul(new org.bytedeco.pytorch.Scalar(0.5)));
+        }
+        lm.packForInference(torch.ScalarType.BFloat16);
+        return lm;
+    }
+
+    @Test
+    void stepsEqualLibtorchsCachedForward() {
+        Engine.init();
+        Assumptions.assumeTrue(StreamedWeight.available(), "JVM without the jdk.incubator.vector module");
+        for (String type : new String[]{"llama", "qwen2"}) {
+            Llama fast = packed(type, 31), slow = packed(type, 31);
+            assertNotNull(fast.model.decodeStep, type + ": every projection row-major, so the step is used");
+            slow.model.decodeStep = null;
+            try (NoGradGuard g = new NoGradGuard()) {
+                KvCache cf = new KvCache(configOf(type), 1, 16), cs = new KvCache(configOf(type), 1, 16);
+                Tensor prompt = torch.randn(1, 5, 64);
+                assertTrue(Tensors.relativeError(fast.forwardCached(prompt, null, null, cf), slow.forwardCached(prompt, null, null, cs)) < 1e-6);
+                for (int step = 0; step < 6; step++) {
+                    Tensor e = torch.randn(1, 1, 64);
+                    Tensor a = fast.forwardCached(e, null, null, cf), b = slow.forwardCached(e, null, null, cs);
+                    assertArrayEquals(Tensors.shape(b), Tensors.shape(a));
+                    double err = Tensors.relativeError(a, b);
+                    assertTrue(err < 1e-4, type + " step " + step + ": relative error " + err);
+                    assertEquals(cs.length(), cf.length());
+                }
+                for (int l = 0; l < 2; l++) {
+                    assertTrue(Tensors.relativeError(cf.keys[l], cs.keys[l]) < 1e-5, type + " layer " + l + " keys");
+                    assertTrue(Tensors.relativeError(cf.values[l], cs.values[l]) < 1e-5, type + " layer " + l + " values");
+                }
+            }
+        }
+    }
+
+    private static TextConfig configOf(String type) {
+        return new TextConfig(type, 64, 96, 2, 4, 2, null, 50, 1e-6, 10000.0, 256, "silu", false, null, null, null, null, null);
+    }
+}
