@@ -168,8 +168,8 @@ public class Llama extends Module {
      * Inference only: every decoder projection and the untied head keep their weights in {@code type} in the layout
      * chosen for decoding ({@link Linear#packForInference}; their plain parameters are released), each layer's q/k/v and
      * gate/up projections stacked into one matrix each where they can be ({@link FusedProjection}). The tied head and
-     * the embedding table stay as they are. Where every decoder projection is then held row-major
-     * ({@link io.llava4j.nn.StreamedWeight}), one sequence's decoding steps run in Java ({@link LlamaDecodeStep}).
+     * the embedding table stay as they are. Where every decoder projection is then held so and the JVM has the vector
+     * API, one sequence's decoding steps run in Java ({@link LlamaDecodeStep}).
      *
      * @return bytes held in the inference layouts
      */

@@ -2,7 +2,7 @@ package io.llava4j.model;
 
 import io.llava4j.engine.CpuTeam;
 import io.llava4j.engine.Tensors;
-import io.llava4j.nn.FusedProjection;
+import io.llava4j.nn.InferenceMatrix;
 import io.llava4j.nn.RmsNorm;
 import io.llava4j.nn.StreamedWeight;
 import io.llava4j.nn.VectorGemv;
@@ -15,7 +15,7 @@ import java.nio.ByteBuffer;
  * Java on Java arrays, as {@link Llama.Model#forwardCached} computes it with libtorch: per decoder layer RMSNorm, the
  * stacked q/k/v product (+ bias), rotary embeddings, the new key and value written into the cache, attention over every
  * cached position (grouped-query heads), o, the residual, RMSNorm, the stacked gate/up product, SiLU(gate)·up, down,
- * the residual; then the final norm. Activations stay fp32 as under autocast; the products round as libtorch's bf16
+ * the residual; then the final norm. Activations stay fp32 as under autocast; the products round as libtorch's
  * products do ({@link StreamedWeight#multiply}).
  *
  * <p>Why: a step of a small model is some ninety small libtorch calls a layer, each with its own dispatch and, on two
@@ -23,15 +23,33 @@ import java.nio.ByteBuffer;
  * decode). Here a layer is four matrix products split over a {@link CpuTeam}, attention split over heads, and a few
  * loops, with no per-step allocation beyond a few small arrays.
  *
- * <p>Made by {@link Llama#packForInference} only where every decoder projection is a {@link StreamedWeight} (bf16, the
- * JVM with the vector API, the model on the CPU); the head and the embedding stay libtorch's.
+ * <p>Made by {@link Llama#packForInference} where every decoder projection is held for inference (row-major
+ * {@link StreamedWeight}s multiply here; oneDNN's blocked matrices through a tensor each) and the JVM has the vector
+ * API; the head and the embedding stay libtorch's.
  */
 final class LlamaDecodeStep {
     private static final class Layer {
         float[] inputNorm, postNorm;   // [h]
         float inputEps, postEps;
-        StreamedWeight qkv, o, gateUp, down;
-        float[] qkvBias;               // [q + 2·kv] or null
+        Product qkv, o, gateUp, down;  // qkv with its bias
+    }
+
+    /** y = W·x (+ b) for one row in Java arrays: the vector loops, or libtorch's product through a tensor. */
+    private interface Product {
+        void apply(float[] x, float[] y);
+    }
+
+    private static Product product(InferenceMatrix m, Tensor bias) {
+        if (m instanceof StreamedWeight s) {
+            float[] b = bias == null ? null : s.biasValues(bias);
+            return (x, y) -> s.multiply(x, y, b);
+        }
+        return (x, y) -> { // oneDNN's blocked matrix: rounds as the vector loops do (bf16 in and out where it is bf16)
+            try (var scope = new org.bytedeco.javacpp.PointerScope()) {
+                float[] r = Tensors.toFloats(m.linear(Tensors.floats(x, 1, x.length), bias));
+                System.arraycopy(r, 0, y, 0, r.length);
+            }
+        };
     }
 
     private final Llama.Model model;
@@ -52,9 +70,13 @@ final class LlamaDecodeStep {
         this.inter = inter;
     }
 
-    /** The step for {@code model} as packed, or null where a projection is not a {@link StreamedWeight} (or not on the CPU). */
+    /**
+     * The step for {@code model} as packed, or null where it cannot run here: a decoder projection not held for
+     * inference ({@link Llama#packForInference}: an adapter, a quantized or plain weight), a JVM without the vector
+     * API, or a model off the CPU.
+     */
     static LlamaDecodeStep of(Llama.Model model) {
-        if (!io.llava4j.engine.Device.isCpu() || model.layers.isEmpty()) return null;
+        if (!StreamedWeight.available() || !io.llava4j.engine.Device.isCpu() || model.layers.isEmpty()) return null;
         Layer[] ls = new Layer[model.layers.size()];
         Llama.Attention a0 = model.layers.get(0).selfAttn;
         int h = (int) model.norm.weight.size(0), heads = (int) a0.heads, kvHeads = (int) a0.kvHeads, hd = (int) a0.headDim;
@@ -64,16 +86,14 @@ final class LlamaDecodeStep {
             Llama.DecoderLayer l = model.layers.get(i);
             Llama.Attention a = l.selfAttn;
             Llama.Mlp m = l.mlp;
-            if (!(streamed(a.qkv) instanceof StreamedWeight qkv) || !(streamed(m.gateUp) instanceof StreamedWeight gateUp)
-                    || !(a.oProj.inferenceMatrix() instanceof StreamedWeight o) || !(m.downProj.inferenceMatrix() instanceof StreamedWeight down)
+            if (a.qkv == null || m.gateUp == null || a.oProj.inferenceMatrix() == null || m.downProj.inferenceMatrix() == null
                     || a.oProj.lora() != null || m.downProj.lora() != null)
                 return null;
             Layer L = new Layer();
-            L.qkv = qkv;
-            L.o = o;
-            L.gateUp = gateUp;
-            L.down = down;
-            L.qkvBias = a.qkv.bias() == null ? null : qkv.biasValues(a.qkv.bias());
+            L.qkv = product(a.qkv.matrix(), a.qkv.bias());
+            L.o = product(a.oProj.inferenceMatrix(), null);
+            L.gateUp = product(m.gateUp.matrix(), null);
+            L.down = product(m.downProj.inferenceMatrix(), null);
             L.inputNorm = Tensors.toFloats(l.inputLayernorm.weight);
             L.postNorm = Tensors.toFloats(l.postAttentionLayernorm.weight);
             L.inputEps = (float) l.inputLayernorm.eps();
@@ -82,10 +102,6 @@ final class LlamaDecodeStep {
             ls[i] = L;
         }
         return new LlamaDecodeStep(model, ls, h, heads, kvHeads, hd, inter);
-    }
-
-    private static Object streamed(FusedProjection f) {
-        return f == null ? null : f.matrix();
     }
 
     /** x [1, 1, h] fp32 (the new position's input embedding) → [1, 1, h] final hidden state; the cache advances by one. */
@@ -107,7 +123,7 @@ final class LlamaDecodeStep {
         for (int i = 0; i < layers.length; i++) {
             Layer L = layers[i];
             rmsNorm(xs, L.inputNorm, L.inputEps, n);
-            L.qkv.multiply(n, qkv, L.qkvBias);
+            L.qkv.apply(n, qkv);
             for (int head = 0; head < heads + kvHeads; head++) rotate(qkv, head * hd, cos, sin); // q heads, then k heads
             ByteBuffer keys = cache.keyBuffer(i), values = cache.valueBuffer(i);
             int kAt = heads * hd, vAt = (heads + kvHeads) * hd;
@@ -119,15 +135,15 @@ final class LlamaDecodeStep {
                 }
             }
             attend(team, qkv, keys, values, pos + 1, capacity, attn);
-            L.o.multiply(attn, o, null);
+            L.o.apply(attn, o);
             for (int e = 0; e < h; e++) xs[e] += o[e];
             rmsNorm(xs, L.postNorm, L.postEps, n);
-            L.gateUp.multiply(n, gu, null);
+            L.gateUp.apply(n, gu);
             for (int e = 0; e < inter; e++) {
                 float g = gu[e];
                 act[e] = g / (1f + (float) Math.exp(-g)) * gu[inter + e];
             }
-            L.down.multiply(act, o, null);
+            L.down.apply(act, o);
             for (int e = 0; e < h; e++) xs[e] += o[e];
         }
         cache.advance(1);

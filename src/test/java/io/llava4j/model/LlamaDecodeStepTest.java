@@ -18,12 +18,16 @@ import static org.junit.jupiter.api.Assertions.*;
  */
 class LlamaDecodeStepTest {
     private static Llama packed(String type, long seed) {
+        return packed(type, seed, torch.ScalarType.BFloat16);
+    }
+
+    private static Llama packed(String type, long seed, torch.ScalarType dtype) {
         torch.manual_seed(seed);
         Llama lm = new Llama(configOf(type));
         try (NoGradGuard g = new NoGradGuard()) {
             for (Tensor p : Tensors.namedParameters(lm).values()) p.copy_(torch.randn(p.sizes().vec().get()).mul(new org.bytedeco.pytorch.Scalar(0.5)));
         }
-        lm.packForInference(torch.ScalarType.BFloat16);
+        lm.packForInference(dtype);
         return lm;
     }
 
@@ -31,12 +35,17 @@ class LlamaDecodeStepTest {
     void stepsEqualLibtorchsCachedForward() {
         Engine.init();
         Assumptions.assumeTrue(StreamedWeight.available(), "JVM without the jdk.incubator.vector module");
-        for (String type : new String[]{"llama", "qwen2"}) {
-            Llama fast = packed(type, 31), slow = packed(type, 31);
-            assertNotNull(fast.model.decodeStep, type + ": every projection row-major, so the step is used");
+        // bf16: every projection row-major (the vector loops); fp32: every projection in oneDNN's layout (products
+        // through tensors)
+        for (String type : new String[]{"llama", "qwen2", "llama fp32", "qwen2 fp32"}) {
+            torch.ScalarType dtype = type.endsWith("fp32") ? torch.ScalarType.Float : torch.ScalarType.BFloat16;
+            if (dtype == torch.ScalarType.Float && !io.llava4j.nn.PackedWeight.available()) continue;
+            String model = type.split(" ")[0];
+            Llama fast = packed(model, 31, dtype), slow = packed(model, 31, dtype);
+            assertNotNull(fast.model.decodeStep, type + ": every projection held for inference, so the step is used");
             slow.model.decodeStep = null;
             try (NoGradGuard g = new NoGradGuard()) {
-                KvCache cf = new KvCache(configOf(type), 1, 16), cs = new KvCache(configOf(type), 1, 16);
+                KvCache cf = new KvCache(configOf(model), 1, 16), cs = new KvCache(configOf(model), 1, 16);
                 Tensor prompt = torch.randn(1, 5, 64);
                 assertTrue(Tensors.relativeError(fast.forwardCached(prompt, null, null, cf), slow.forwardCached(prompt, null, null, cs)) < 1e-6);
                 for (int step = 0; step < 6; step++) {
