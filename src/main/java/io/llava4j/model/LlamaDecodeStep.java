@@ -23,9 +23,9 @@ import java.nio.ByteBuffer;
  * decode). Here a layer is four matrix products split over a {@link CpuTeam}, attention split over heads, and a few
  * loops, with no per-step allocation beyond a few small arrays.
  *
- * <p>Made by {@link Llama#packForInference} where the JVM has the vector API: row-major {@link StreamedWeight}s
- * multiply here; oneDNN's blocked matrices, quantized layers and layers with an adapter through a tensor each. The
- * head and the embedding stay libtorch's.
+ * <p>Made by {@link Llama#packForInference} where every decoder projection is held for inference (row-major
+ * {@link StreamedWeight}s multiply here; oneDNN's blocked matrices through a tensor each) and the JVM has the vector
+ * API; the head and the embedding stay libtorch's.
  */
 final class LlamaDecodeStep {
     private static final class Layer {
@@ -37,26 +37,6 @@ final class LlamaDecodeStep {
     /** y = W·x (+ b) for one row in Java arrays: the vector loops, or libtorch's product through a tensor. */
     private interface Product {
         void apply(float[] x, float[] y);
-    }
-
-    /**
-     * Layers that compute on their own (held quantized, with an adapter, or plain), their outputs side by side: each
-     * through its own {@link io.llava4j.nn.Linear#forward} on a one-row tensor, as libtorch's path calls it.
-     */
-    private static Product product(io.llava4j.nn.Linear... parts) {
-        if (parts.length == 1 && parts[0].lora() == null && parts[0].inferenceMatrix() != null)
-            return product(parts[0].inferenceMatrix(), parts[0].bias);
-        return (x, y) -> {
-            try (var scope = new org.bytedeco.javacpp.PointerScope()) {
-                Tensor t = Tensors.floats(x, 1, x.length);
-                int at = 0;
-                for (io.llava4j.nn.Linear p : parts) {
-                    float[] r = Tensors.toFloats(p.forward(t));
-                    System.arraycopy(r, 0, y, at, r.length);
-                    at += r.length;
-                }
-            }
-        };
     }
 
     private static Product product(InferenceMatrix m, Tensor bias) {
@@ -91,9 +71,9 @@ final class LlamaDecodeStep {
     }
 
     /**
-     * The step for {@code model} as packed, or null where it cannot run here (a JVM without the vector API, a model off
-     * the CPU). Projections not held for inference (quantized, with an adapter, or plain) compute through their own
-     * layer on a one-row tensor.
+     * The step for {@code model} as packed, or null where it cannot run here: a decoder projection not held for
+     * inference ({@link Llama#packForInference}: an adapter, a quantized or plain weight), a JVM without the vector
+     * API, or a model off the CPU.
      */
     static LlamaDecodeStep of(Llama.Model model) {
         if (!StreamedWeight.available() || !io.llava4j.engine.Device.isCpu() || model.layers.isEmpty()) return null;
@@ -106,11 +86,14 @@ final class LlamaDecodeStep {
             Llama.DecoderLayer l = model.layers.get(i);
             Llama.Attention a = l.selfAttn;
             Llama.Mlp m = l.mlp;
+            if (a.qkv == null || m.gateUp == null || a.oProj.inferenceMatrix() == null || m.downProj.inferenceMatrix() == null
+                    || a.oProj.lora() != null || m.downProj.lora() != null)
+                return null;
             Layer L = new Layer();
-            L.qkv = a.qkv != null ? product(a.qkv.matrix(), a.qkv.bias()) : product(a.qProj, a.kProj, a.vProj);
-            L.o = product(a.oProj);
-            L.gateUp = m.gateUp != null ? product(m.gateUp.matrix(), null) : product(m.gateProj, m.upProj);
-            L.down = product(m.downProj);
+            L.qkv = product(a.qkv.matrix(), a.qkv.bias());
+            L.o = product(a.oProj.inferenceMatrix(), null);
+            L.gateUp = product(m.gateUp.matrix(), null);
+            L.down = product(m.downProj.inferenceMatrix(), null);
             L.inputNorm = Tensors.toFloats(l.inputLayernorm.weight);
             L.postNorm = Tensors.toFloats(l.postAttentionLayernorm.weight);
             L.inputEps = (float) l.inputLayernorm.eps();
