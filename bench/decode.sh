@@ -8,7 +8,8 @@
 # the prompt timed alone, without the image encoding), the kernels that ran, and the peak RSS beside the weight file's size. JSON lines.
 # LAYOUTS picks among plain, packed, onednn, int8, int4 and nf4 (the bf16 folders loaded as generate --load_8bit / --load_4bit /
 # --load_4bit True --load_4bit_format nf4 load them: libtorch's weight-only int8 and int4 kernels, or NF4 with
-# double-quantized scales dequantized a layer at a time).
+# double-quantized scales dequantized a layer at a time; the rest held as generate holds it: the head packed, the
+# decoding step in Java where the JVM has the vector API).
 #   [THREADS=2] [NEW_TOKENS=32] [ROUNDS=2] [SHAPES="bench tinyllama-1.1b"] [LAYOUTS="plain packed"] bench/decode.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ for round in $(seq "${ROUNDS:-2}"); do
     dir="$OUT/$shape-$dtype"
     file_mb=$(( $(cat "$dir"/*.safetensors | wc -c) / 1048576 ))
     flag="" jvm=""
-    case "$layout" in packed) flag=--packed_weights ;; onednn) flag=--packed_weights jvm=-Dllava4j.vectorGemv=false ;; int8) flag=--load_8bit ;; int4) flag=--load_4bit ;; nf4) flag=--load_4bit_nf4 ;; esac
+    case "$layout" in packed) flag=--packed_weights ;; onednn) flag=--packed_weights jvm=-Dllava4j.vectorGemv=false ;; int8) flag="--packed_weights --load_8bit" ;; int4) flag="--packed_weights --load_4bit" ;; nf4) flag="--packed_weights --load_4bit_nf4" ;; esac
     line=$(java --add-modules jdk.incubator.vector $jvm -cp "$cp" io.llava4j.generate.DecodeBench "$dir" --threads "$THREADS" --new_tokens "$NEW_TOKENS" \
       $([ "$dtype" = bf16 ] && echo --bf16) $flag)
     echo "${line%\}}, \"shape\": \"$shape\", \"file_mb\": $file_mb, \"round\": $round, \"load\": \"$(cut -d' ' -f1-3 /proc/loadavg)\"}"

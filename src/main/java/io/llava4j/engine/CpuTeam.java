@@ -86,7 +86,7 @@ public final class CpuTeam {
         for (int i = 0; i < workers.length; i++)
             if (parked[i].get() == 1) LockSupport.unpark(workers[i]);
         try {
-            range(0, body);
+            take(body);
         } catch (RuntimeException | Error e) {
             failure = e;
         }
@@ -97,7 +97,7 @@ public final class CpuTeam {
         if (f instanceof Error e) throw e;
     }
 
-    private void range(int member, Body body) {
+    private void take(Body body) {
         int n = this.n, grain = this.grain;
         for (int from = next.getAndAdd(grain); from < n; from = next.getAndAdd(grain))
             body.run(from, Math.min(n, from + grain));
@@ -121,7 +121,7 @@ public final class CpuTeam {
             if (stopped) return;
             seen = posted;
             try {
-                range(member, body);
+                take(body);
             } catch (RuntimeException | Error e) {
                 failure = e;
             } finally {
