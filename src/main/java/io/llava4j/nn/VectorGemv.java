@@ -69,18 +69,27 @@ public final class VectorGemv {
      * m in [0, rows) (rows ≤ 4), W's row r starting at byte {@code r·cols·2} of {@code w} (bf16).
      */
     static void bf16(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
-        if (rows == 1) {
-            bf16One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
-            return;
-        }
+        if (rows == 1) bf16One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
+        else few(w, true, cols, from, to, x, m0, rows, y, first, out);
+    }
+
+    /** As {@link #bf16} for an fp32 W (row r at byte {@code r·cols·4}). */
+    static void fp32(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
+        if (rows == 1) fp32One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
+        else few(w, false, cols, from, to, x, m0, rows, y, first, out);
+    }
+
+    /** Two to four input rows: each weight vector loaded once and multiplied into every row's accumulator. */
+    private static void few(ByteBuffer w, boolean bf16, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
+        int es = bf16 ? 2 : 4;
         int x0 = m0 * cols, x1 = (m0 + Math.min(1, rows - 1)) * cols, x2 = (m0 + Math.min(2, rows - 1)) * cols,
                 x3 = (m0 + Math.min(3, rows - 1)) * cols;
         for (int r = from; r < to; r++) {
-            int b = r * cols * 2;
+            int b = r * cols * es;
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
             int k = 0;
             for (; k <= cols - L; k += L) {
-                FloatVector v = widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE));
+                FloatVector v = bf16 ? widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE)) : FloatVector.fromByteBuffer(F, w, b + 4 * k, LE);
                 a0 = v.fma(FloatVector.fromArray(F, x, x0 + k), a0);
                 a1 = v.fma(FloatVector.fromArray(F, x, x1 + k), a1);
                 a2 = v.fma(FloatVector.fromArray(F, x, x2 + k), a2);
@@ -89,7 +98,7 @@ public final class VectorGemv {
             float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD),
                     s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
             for (; k < cols; k++) {
-                float v = bf16(w.getShort(b + 2 * k));
+                float v = bf16 ? bf16(w.getShort(b + 2 * k)) : w.getFloat(b + 4 * k);
                 s0 += v * x[x0 + k];
                 s1 += v * x[x1 + k];
                 s2 += v * x[x2 + k];
@@ -117,42 +126,6 @@ public final class VectorGemv {
             float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
             for (; k < cols; k++) s += bf16(w.getShort(b + 2 * k)) * x[x0 + k];
             y[y0 + r] = s;
-        }
-    }
-
-    /** As {@link #bf16} for an fp32 W (row r at byte {@code r·cols·4}). */
-    static void fp32(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
-        if (rows == 1) {
-            fp32One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
-            return;
-        }
-        int x0 = m0 * cols, x1 = (m0 + Math.min(1, rows - 1)) * cols, x2 = (m0 + Math.min(2, rows - 1)) * cols,
-                x3 = (m0 + Math.min(3, rows - 1)) * cols;
-        for (int r = from; r < to; r++) {
-            int b = r * cols * 4;
-            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-            int k = 0;
-            for (; k <= cols - L; k += L) {
-                FloatVector v = FloatVector.fromByteBuffer(F, w, b + 4 * k, LE);
-                a0 = v.fma(FloatVector.fromArray(F, x, x0 + k), a0);
-                a1 = v.fma(FloatVector.fromArray(F, x, x1 + k), a1);
-                a2 = v.fma(FloatVector.fromArray(F, x, x2 + k), a2);
-                a3 = v.fma(FloatVector.fromArray(F, x, x3 + k), a3);
-            }
-            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD),
-                    s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-            for (; k < cols; k++) {
-                float v = w.getFloat(b + 4 * k);
-                s0 += v * x[x0 + k];
-                s1 += v * x[x1 + k];
-                s2 += v * x[x2 + k];
-                s3 += v * x[x3 + k];
-            }
-            int o = first + r + m0 * out;
-            y[o] = s0;
-            if (rows > 1) y[o + out] = s1;
-            if (rows > 2) y[o + 2 * out] = s2;
-            if (rows > 3) y[o + 3 * out] = s3;
         }
     }
 
