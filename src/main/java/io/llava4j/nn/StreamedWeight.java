@@ -92,6 +92,20 @@ public final class StreamedWeight implements InferenceMatrix {
         warm = true;
     }
 
+    /**
+     * {@code weight} itself (no copy) where it is a contiguous bf16 matrix on the CPU and the JVM has the vector API,
+     * else null: a tied head reads the embedding table in place. The caller keeps {@code weight} alive and unchanged.
+     */
+    public static StreamedWeight over(Tensor weight) {
+        if (!AVAILABLE || weight.dim() != 2 || weight.scalar_type().intern() != ScalarType.BFloat16 || !weight.is_contiguous()
+                || !weight.device().is_cpu() || weight.size(0) > Integer.MAX_VALUE || weight.size(1) * 2 > Integer.MAX_VALUE
+                || weight.numel() == 0)
+            return null;
+        warmUp();
+        Tensor m = new Tensor(weight); // a second handle on the same tensor
+        return new StreamedWeight(m, (int) weight.size(0), (int) weight.size(1), ScalarType.BFloat16, Integer.MAX_VALUE);
+    }
+
     /** As {@link #of(Tensor, ScalarType)}, the rows read through buffers of at most {@code maxChunkBytes} each (tests). */
     static StreamedWeight of(Tensor weight, ScalarType type, long maxChunkBytes) {
         if (!AVAILABLE) throw new IllegalStateException("the JVM runs without the jdk.incubator.vector module");

@@ -64,6 +64,29 @@ class LlamaDecodeStepTest {
         }
     }
 
+    @Test
+    void aTiedHeadReadsTheEmbeddingTableInPlace() {
+        Engine.init();
+        Assumptions.assumeTrue(StreamedWeight.available(), "JVM without the jdk.incubator.vector module");
+        TextConfig c = new TextConfig("qwen2", 64, 96, 2, 4, 2, null, 300, 1e-6, 10000.0, 256, "silu", true, null, null,
+                null, null, null);
+        torch.manual_seed(41);
+        Llama lm = new Llama(c);
+        try (NoGradGuard g = new NoGradGuard()) {
+            for (Tensor p : Tensors.namedParameters(lm).values()) p.copy_(torch.randn(p.sizes().vec().get()));
+            lm.model.embedTokens.weight.set_data(lm.model.embedTokens.weight.to(torch.ScalarType.BFloat16));
+            Tensor table = lm.model.embedTokens.weight;
+            lm.packForInference(torch.ScalarType.BFloat16);
+            assertNotNull(lm.tiedHead, "bf16 table, vector API: the head reads it in place");
+            for (long rows : new long[]{1, 3, 12}) {
+                Tensor h = torch.randn(1, rows, 64);
+                Tensor ref = io.llava4j.nn.Autocast.linear(h, table, null); // libtorch's bf16 product on the same table
+                double err = Tensors.relativeError(lm.head(h), ref);
+                assertTrue(err < 1e-2, rows + " rows: relative error " + err);
+            }
+        }
+    }
+
     private static TextConfig configOf(String type) {
         return new TextConfig(type, 64, 96, 2, 4, 2, null, 50, 1e-6, 10000.0, 256, "silu", false, null, null, null, null, null);
     }
