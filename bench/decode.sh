@@ -10,6 +10,7 @@
 # --load_4bit True --load_4bit_format nf4 load them: libtorch's weight-only int8 and int4 kernels, or NF4 with
 # double-quantized scales dequantized a layer at a time; the rest held as generate holds it: the head packed, the
 # decoding step in Java where the JVM has the vector API).
+# SHAPES also takes qwen2-0.5b (LLaVA-OneVision-0.5B's LLM: Qwen2 with q/k/v biases and a tied head).
 #   [THREADS=2] [NEW_TOKENS=32] [ROUNDS=2] [SHAPES="bench tinyllama-1.1b"] [LAYOUTS="plain packed"] bench/decode.sh [OUT_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -46,9 +46,10 @@ public final class BenchModel {
     }
 
     /**
-     * The bench model's config with the LLM of {@code llm}: "bench" (as above) or "tinyllama-1.1b" (TinyLlama-1.1B's
+     * The bench model's config with the LLM of {@code llm}: "bench" (as above), "tinyllama-1.1b" (TinyLlama-1.1B's
      * shape: 22 layers width 2048, MLP 5632, 32 heads, 4 key/value heads, vocab 32000; llama.cpp's decode figures in
-     * bench/README.md use it).
+     * bench/README.md use it) or "qwen2-0.5b" (the LLM of LLaVA-OneVision-0.5B: Qwen2, 24 layers width 896, MLP 4864,
+     * 14 heads, 2 key/value heads, q/k/v biases, vocab 151,936, the head tied to the embedding).
      */
     public static ObjectNode configJson(String llm) {
         ObjectNode c = configJson();
@@ -56,7 +57,10 @@ public final class BenchModel {
             case "bench" -> {}
             case "tinyllama-1.1b" -> ((ObjectNode) c.get("text_config")).put("hidden_size", 2048).put("intermediate_size", 5632)
                     .put("num_hidden_layers", 22).put("num_attention_heads", 32).put("num_key_value_heads", 4);
-            default -> throw new IllegalArgumentException("--llm " + llm + ": use bench or tinyllama-1.1b");
+            case "qwen2-0.5b" -> ((ObjectNode) c.get("text_config")).put("model_type", "qwen2").put("tie_word_embeddings", true)
+                    .put("hidden_size", 896).put("intermediate_size", 4864).put("num_hidden_layers", 24).put("num_attention_heads", 14)
+                    .put("num_key_value_heads", 2).put("vocab_size", 151936).put("rope_theta", 1000000.0).put("max_position_embeddings", 32768);
+            default -> throw new IllegalArgumentException("--llm " + llm + ": use bench, tinyllama-1.1b or qwen2-0.5b");
         }
         return c;
     }
@@ -115,7 +119,7 @@ public final class BenchModel {
 
     /**
      * Writes the bench model as an HF model folder (config.json + safetensors; no tokenizer): {@code OUT_DIR [--llm
-     * bench|tinyllama-1.1b] [--bf16] [--seed N]}. What {@code bench/decode.sh} loads, to measure loading too.
+     * bench|tinyllama-1.1b|qwen2-0.5b] [--bf16] [--seed N]}. What {@code bench/decode.sh} loads, to measure loading too.
      */
     public static void main(String[] args) {
         Path out = Path.of(args[0]);
