@@ -61,10 +61,6 @@ public final class CpuTeam {
         }
     }
 
-    public int size() {
-        return size;
-    }
-
     /**
      * Runs {@code body} over [0, n) in ranges of {@code grain} (the last one takes the rest), each member taking the
      * next range as it finishes one, so a member that starts late (a parked worker waking) takes fewer; returns when

@@ -6,10 +6,11 @@ import io.llava4j.nn.Precision;
 
 /**
  * How a model loaded only to generate holds its LLM weights: where they compute in their storage type (fp32, or bf16
- * with native bf16 GEMMs), in the layout chosen for decoding ({@link InferenceMatrix}: row-major for Java's vector
- * products where the JVM has the vector API, else oneDNN's blocked layout; q/k/v and gate/up stacked), which decodes
- * faster than libtorch's products on the plain parameters (bench/README.md, decode); otherwise as loaded. The file's tensors are used in place while packing and each packed matrix's pages are given
- * back as its layer is done, so the weights are resident about once.
+ * with native bf16 GEMMs), in the layouts chosen for decoding ({@link InferenceMatrix}: small bf16 matrices row-major
+ * for Java's vector products where the JVM has the vector API, the rest in oneDNN's blocked layout; q/k/v and gate/up
+ * stacked), which decode faster than libtorch's products on the plain parameters (bench/README.md, decode); otherwise
+ * as loaded. The file's tensors are used in place while packing and each packed matrix's pages are given back as its
+ * layer is done, so the weights are resident about once.
  */
 public final class InferenceWeights {
     private InferenceWeights() {}
@@ -38,7 +39,7 @@ public final class InferenceWeights {
         return m;
     }
 
-    /** What {@link #prepare} did, for reports: "oneDNN blocked fp32", "row-major, Java vector API bf16" and the like, or "plain". */
+    /** What {@link #prepare} did, for reports ({@link InferenceMatrix#describe}), or "plain". */
     public static String describe(long packedBytes, Precision precision) {
         return packedBytes == 0 ? "plain" : InferenceMatrix.describe(precision.gemm());
     }

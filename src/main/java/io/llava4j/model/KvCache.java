@@ -40,19 +40,8 @@ public final class KvCache implements AutoCloseable {
         length += t;
     }
 
-    private java.nio.ByteBuffer[] keyBuffers, valueBuffers; // the CPU tensors' memory, made on first use
-
-    /** Layer {@code i}'s keys [B, nkv, capacity, hd] (fp32, on the CPU) as a little-endian buffer over the tensor's memory. */
-    java.nio.ByteBuffer keyBuffer(int i) {
-        if (keyBuffers == null) buffers();
-        return keyBuffers[i];
-    }
-
-    /** As {@link #keyBuffer} for the values. */
-    java.nio.ByteBuffer valueBuffer(int i) {
-        if (valueBuffers == null) buffers();
-        return valueBuffers[i];
-    }
+    private java.nio.ByteBuffer[] keyBuffers, valueBuffers; // the tensors' memory, made on first use
+    private Boolean javaReadable; // the tensors never change: checked once
 
     /** Whether {@link #keyBuffer} can read every layer (contiguous fp32 tensors under 2 GiB on the CPU). */
     boolean javaReadable() {
@@ -64,13 +53,26 @@ public final class KvCache implements AutoCloseable {
         return javaReadable;
     }
 
-    private Boolean javaReadable; // the tensors never change: checked once
+    /** Layer {@code i}'s keys [B, nkv, capacity, hd] as a little-endian buffer over the tensor's memory ({@link #javaReadable} first). */
+    java.nio.ByteBuffer keyBuffer(int i) {
+        buffers();
+        return keyBuffers[i];
+    }
+
+    /** As {@link #keyBuffer} for the values. */
+    java.nio.ByteBuffer valueBuffer(int i) {
+        buffers();
+        return valueBuffers[i];
+    }
 
     private static boolean readable(Tensor t) {
         return t.scalar_type().intern() == torch.ScalarType.Float && t.is_contiguous() && t.device().is_cpu() && t.nbytes() <= Integer.MAX_VALUE;
     }
 
     private void buffers() {
+        if (keyBuffers != null) return;
+        if (!javaReadable())
+            throw new IllegalStateException("the KV cache is read from Java only as contiguous fp32 tensors under 2 GiB on the CPU");
         keyBuffers = new java.nio.ByteBuffer[keys.length];
         valueBuffers = new java.nio.ByteBuffer[keys.length];
         for (int i = 0; i < keys.length; i++) {
@@ -80,8 +82,6 @@ public final class KvCache implements AutoCloseable {
     }
 
     private static java.nio.ByteBuffer buffer(Tensor t) {
-        if (!readable(t))
-            throw new IllegalStateException("the KV cache is read from Java only as contiguous fp32 tensors under 2 GiB on the CPU");
         return new org.bytedeco.javacpp.BytePointer(t.data_ptr()).capacity(t.nbytes()).asByteBuffer().order(java.nio.ByteOrder.LITTLE_ENDIAN);
     }
 

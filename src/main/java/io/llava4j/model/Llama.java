@@ -174,8 +174,8 @@ public class Llama extends Module {
      * gate/up projections stacked into one matrix each where they can be ({@link FusedProjection}). The embedding table
      * stays as it is; a tied head multiplies it in place with the vector loops where the table is bf16 and the JVM has
      * the vector API ({@link io.llava4j.nn.StreamedWeight#over}: Qwen2's 151,936-row table took 9 ms a decoding step
-     * that way against 15 ms through libtorch's bf16 product, bench/README.md). Where every decoder projection is then held so and the JVM has the vector
-     * API, one sequence's decoding steps run in Java ({@link LlamaDecodeStep}).
+     * that way against 15 ms through libtorch's bf16 product, bench/README.md). Where every decoder projection is then
+     * held so and the JVM has the vector API, one sequence's decoding steps run in Java ({@link LlamaDecodeStep}).
      *
      * @return bytes held in the inference layouts
      */

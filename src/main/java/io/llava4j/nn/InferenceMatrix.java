@@ -28,9 +28,9 @@ public interface InferenceMatrix {
     /** {@code weight} [out, in] held in {@code type} (fp32 or bf16), or null where this weight cannot be. */
     static InferenceMatrix of(Tensor weight, ScalarType type) {
         boolean streams = StreamedWeight.available() && type == ScalarType.BFloat16, packs = PackedWeight.available();
-        if (streams && (weight.numel() * 2 < StreamedWeight.PREFERRED_BELOW_BYTES || !packs)) return StreamedWeight.of(weight, type);
+        if (streams && (weight.numel() * 2 < StreamedWeight.PREFERRED_BELOW_BYTES || !packs)) return StreamedWeight.of(weight);
         InferenceMatrix p = packs ? PackedWeight.of(weight, type) : null;
-        return p != null || !streams ? p : StreamedWeight.of(weight, type);
+        return p != null || !streams ? p : StreamedWeight.of(weight);
     }
 
     /** The layouts {@link #of} picks, for reports: "oneDNN blocked bf16" and the like. */

@@ -10,16 +10,14 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 public class RmsNorm extends Module {
     public final Tensor weight; // [h]
     private final Scalar eps;
-    private final double epsValue;
 
     public RmsNorm(long h, double eps) {
         this.weight = Params.register(this, "weight", torch.ones(h));
         this.eps = new Scalar(eps);
-        this.epsValue = eps;
     }
 
     public double eps() {
-        return epsValue;
+        return eps.toDouble();
     }
 
     public Tensor forward(Tensor x) {

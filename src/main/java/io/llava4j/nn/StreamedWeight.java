@@ -12,7 +12,7 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * A frozen linear weight held row-major for inference, whose products with a few rows (a decoding step, or a few
+ * A frozen bf16 linear weight held row-major for inference, whose products with a few rows (a decoding step, or a few
  * sequences decoded together) run as Java vector loops ({@link VectorGemv}) split over a {@link CpuTeam}, and with
  * more rows (a prompt) as libtorch's GEMM on the same memory.
  *
@@ -48,20 +48,17 @@ public final class StreamedWeight implements InferenceMatrix {
         return AVAILABLE;
     }
 
-    private final Tensor matrix;        // [out, in] row-major, contiguous, in type
+    private final Tensor matrix;        // [out, in] row-major, contiguous, bf16
     private final BytePointer memory;   // the matrix's data, kept for the buffers below
     private final ByteBuffer[] chunks;  // consecutive row ranges of rowsPerChunk rows (a buffer indexes under 2 GiB)
     private final int rowsPerChunk;
     private final int in, out;
-    private final ScalarType type;
 
-    private StreamedWeight(Tensor matrix, int out, int in, ScalarType type, long maxChunkBytes) {
+    private StreamedWeight(Tensor matrix, int out, int in, long maxChunkBytes) {
         this.matrix = matrix;
         this.out = out;
         this.in = in;
-        this.type = type;
-        int esize = type == ScalarType.Float ? 4 : 2;
-        long rowBytes = (long) in * esize;
+        long rowBytes = 2L * in;
         this.rowsPerChunk = (int) Math.max(1, Math.min(out, maxChunkBytes / rowBytes));
         this.memory = new BytePointer(matrix.data_ptr()).capacity((long) out * rowBytes);
         int n = (out + rowsPerChunk - 1) / rowsPerChunk;
@@ -76,11 +73,16 @@ public final class StreamedWeight implements InferenceMatrix {
     }
 
     /**
-     * A row-major copy of {@code weight} [out, in] in {@code type} (fp32 or bf16), or null where the vector path cannot
-     * hold it (not a matrix; a row of 2 GiB or more; more than 2³¹ rows or columns).
+     * A row-major bf16 copy of {@code weight} [out, in], or null where the vector path cannot hold it (not a matrix; a
+     * row of 2 GiB or more; 2³¹ rows or more).
      */
-    public static StreamedWeight of(Tensor weight, ScalarType type) {
-        return of(weight, type, Integer.MAX_VALUE);
+    public static StreamedWeight of(Tensor weight) {
+        return of(weight, Integer.MAX_VALUE);
+    }
+
+    /** Whether a bf16 matrix [out, in] fits the buffers' int indices (and is not empty). */
+    private static boolean holdable(long out, long in) {
+        return out > 0 && in > 0 && out <= Integer.MAX_VALUE && 2 * in <= Integer.MAX_VALUE;
     }
 
     private static boolean warm;
@@ -98,35 +100,31 @@ public final class StreamedWeight implements InferenceMatrix {
      */
     public static StreamedWeight over(Tensor weight) {
         if (!AVAILABLE || weight.dim() != 2 || weight.scalar_type().intern() != ScalarType.BFloat16 || !weight.is_contiguous()
-                || !weight.device().is_cpu() || weight.size(0) > Integer.MAX_VALUE || weight.size(1) * 2 > Integer.MAX_VALUE
-                || weight.numel() == 0)
+                || !weight.device().is_cpu() || !holdable(weight.size(0), weight.size(1)))
             return null;
         warmUp();
         Tensor m = new Tensor(weight); // a second handle on the same tensor
-        return new StreamedWeight(m, (int) weight.size(0), (int) weight.size(1), ScalarType.BFloat16, Integer.MAX_VALUE);
+        return new StreamedWeight(m, (int) weight.size(0), (int) weight.size(1), Integer.MAX_VALUE);
     }
 
-    /** As {@link #of(Tensor, ScalarType)}, the rows read through buffers of at most {@code maxChunkBytes} each (tests). */
-    static StreamedWeight of(Tensor weight, ScalarType type, long maxChunkBytes) {
+    /** As {@link #of(Tensor)}, the rows read through buffers of at most {@code maxChunkBytes} each (tests). */
+    static StreamedWeight of(Tensor weight, long maxChunkBytes) {
         if (!AVAILABLE) throw new IllegalStateException("the JVM runs without the jdk.incubator.vector module");
-        if (type != ScalarType.Float && type != ScalarType.BFloat16)
-            throw new IllegalArgumentException("streamed weights are fp32 or bf16, not " + type);
-        if (weight.dim() != 2) return null;
+        if (weight.dim() != 2 || !holdable(weight.size(0), weight.size(1))) return null;
         warmUp();
-        long out = weight.size(0), in = weight.size(1), esize = type == ScalarType.Float ? 4 : 2;
-        if (out > Integer.MAX_VALUE || in * esize > Integer.MAX_VALUE || out == 0 || in == 0) return null;
+        long out = weight.size(0), in = weight.size(1);
         Tensor m = new Tensor(); // made outside the scope, which would free it
         try (var g = new org.bytedeco.pytorch.NoGradGuard(); var scope = new org.bytedeco.javacpp.PointerScope()) {
-            Tensor c = torch.empty(new long[]{out, in}, new TensorOptions(type), null);
+            Tensor c = torch.empty(new long[]{out, in}, new TensorOptions(ScalarType.BFloat16), null);
             c.copy_(weight);
             m.put(c);
         }
-        return new StreamedWeight(m, (int) out, (int) in, type, maxChunkBytes);
+        return new StreamedWeight(m, (int) out, (int) in, maxChunkBytes);
     }
 
     @Override
     public long bytes() {
-        return (long) out * in * (type == ScalarType.Float ? 4 : 2);
+        return 2L * out * in;
     }
 
     @Override
@@ -138,13 +136,12 @@ public final class StreamedWeight implements InferenceMatrix {
     /** Many rows: libtorch's GEMM on the row-major matrix. */
     private Tensor gemm(Tensor x, Tensor bias) {
         ScalarType xt = x.scalar_type().intern();
-        Tensor xi = xt == type ? x : x.to(type);
-        Tensor y = bias == null ? torch.linear(xi, matrix)
-                : torch.linear(xi, matrix, new TensorOptional(bias.scalar_type().intern() == type ? bias : bias.to(type)));
+        Tensor xi = xt == ScalarType.BFloat16 ? x : x.to(ScalarType.BFloat16);
+        Tensor y = bias == null ? torch.linear(xi, matrix) : torch.linear(xi, matrix, new TensorOptional(bias.to(ScalarType.BFloat16)));
         return y.scalar_type().intern() == xt ? y : y.to(xt);
     }
 
-    /** A few rows: the vector loops, in fp32. */
+    /** A few rows: the vector loops, fp32 sums of bf16 products. */
     private Tensor vector(Tensor x, Tensor bias, int rows) {
         ScalarType xt = x.scalar_type().intern();
         float[][] scratch = SCRATCH.get();
@@ -177,9 +174,8 @@ public final class StreamedWeight implements InferenceMatrix {
 
     /** ys[0 : rows·out] = xs[0 : rows·in]·Wᵀ (+ bias), xs rounded to bf16 in place first where {@code roundInput}. */
     private void product(float[] xs, int rows, boolean roundInput, float[] ys, float[] bias) {
-        boolean bf16 = type == ScalarType.BFloat16;
-        if (bf16 && roundInput) roundToBf16(xs, rows * in); // the input in the matrix's type, as x.to(bf16)
-        int grain = (int) Math.max(1, GRAIN_BYTES / ((long) in * (bf16 ? 2 : 4)));
+        if (roundInput) roundToBf16(xs, rows * in); // the input in the matrix's type, as x.to(bf16)
+        int grain = Math.max(1, GRAIN_BYTES / (2 * in));
         CpuTeam team = CpuTeam.of(io.llava4j.engine.Engine.threads());
         for (int m0 = 0; m0 < rows; m0 += 4) {
             int m = m0, count = Math.min(4, rows - m0);
@@ -188,28 +184,27 @@ public final class StreamedWeight implements InferenceMatrix {
                     int first = c * rowsPerChunk;
                     int a = Math.max(from, first) - first, b = Math.min(to, first + Math.min(rowsPerChunk, out - first)) - first;
                     if (a >= b) continue;
-                    if (bf16) VectorGemv.bf16(chunks[c], in, a, b, xs, m, count, ys, first, out);
-                    else VectorGemv.fp32(chunks[c], in, a, b, xs, m, count, ys, first, out);
+                    VectorGemv.bf16(chunks[c], in, a, b, xs, m, count, ys, first, out);
                 }
             });
         }
         if (bias != null)
             for (int r = 0; r < rows; r++)
                 for (int o = 0; o < out; o++) ys[r * out + o] += bias[o];
-        if (bf16) roundToBf16(ys, rows * out); // oneDNN's bf16 product returns bf16
+        roundToBf16(ys, rows * out); // oneDNN's bf16 product returns bf16
     }
 
     /** Each thread's input and output buffers, reused from call to call (no garbage per decoding step). */
     private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[][]{new float[0], new float[0]});
 
     private Tensor biasOf;       // the bias tensor biasValues was read from (layers pass the same one every call)
-    private float[] biasValues;  // its values in the matrix's type, as fp32
+    private float[] biasValues;  // its values rounded to bf16, as fp32
 
-    /** The values of {@code bias} [out] in the matrix's type, as fp32 (read once for the tensor a layer passes every call). */
+    /** The values of {@code bias} [out] rounded to bf16, as fp32 (read once for the tensor a layer passes every call). */
     public synchronized float[] biasValues(Tensor bias) {
         if (bias != biasOf) {
             float[] v = new float[out];
-            (type == ScalarType.BFloat16 ? bias.to(ScalarType.BFloat16) : bias).to(ScalarType.Float).contiguous().data_ptr_float().get(v);
+            bias.to(ScalarType.BFloat16).to(ScalarType.Float).contiguous().data_ptr_float().get(v);
             biasValues = v;
             biasOf = bias;
         }

@@ -10,11 +10,12 @@ import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 
 /**
- * The inner loops of {@link StreamedWeight}: y = W·x for a row-major W (bf16 or fp32, read from a little-endian buffer
- * over native memory) and one to four input rows, in Java's vector API at the CPU's widest vector (512 bits with
- * AVX-512). Every weight row is read once and dotted with each input row in fp32 with fused multiply-adds; a bf16 value
- * widens to fp32 exactly by a 16-bit shift. Decoding is bound by streaming the weights from memory, so the loop does
- * little else: two accumulators per input row, one reduction per output.
+ * The inner loops of {@link StreamedWeight}: y = W·x for a row-major bf16 W (read from a little-endian buffer over
+ * native memory) and one to four input rows, in Java's vector API at the CPU's widest vector (512 bits with AVX-512).
+ * Every weight row is read once and dotted with each input row in fp32 with fused multiply-adds; a bf16 value widens to
+ * fp32 exactly by a 16-bit shift. Decoding is bound by streaming the weights from memory, so the loop does little
+ * else: two accumulators for one input row, one per row for several, one reduction per output. Also the dot product
+ * and update over an fp32 KV-cache row that {@code model.LlamaDecodeStep}'s attention runs.
  *
  * <p>Loaded only where the {@code jdk.incubator.vector} module is present ({@link StreamedWeight#available}).
  */
@@ -45,8 +46,6 @@ public final class VectorGemv {
         for (int i = 0; i < 3000; i++) {
             bf16(w, cols, 0, rows, x, 0, 1, y, 0, rows);
             bf16(w, cols, 0, rows, x, 0, 3, y, 0, rows);
-            fp32(w, cols, 0, rows, x, 0, 1, y, 0, rows);
-            fp32(w, cols, 0, rows, x, 0, 3, y, 0, rows);
             for (int j = 0; j < rows; j++) {
                 y[j] = dot(x, 0, w, j * 4 * 64, 64);
                 axpy(y[j], w, j * 4 * 64, x, 0, 64);
@@ -70,26 +69,19 @@ public final class VectorGemv {
      */
     static void bf16(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
         if (rows == 1) bf16One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
-        else few(w, true, cols, from, to, x, m0, rows, y, first, out);
-    }
-
-    /** As {@link #bf16} for an fp32 W (row r at byte {@code r·cols·4}). */
-    static void fp32(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
-        if (rows == 1) fp32One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
-        else few(w, false, cols, from, to, x, m0, rows, y, first, out);
+        else bf16Few(w, cols, from, to, x, m0, rows, y, first, out);
     }
 
     /** Two to four input rows: each weight vector loaded once and multiplied into every row's accumulator. */
-    private static void few(ByteBuffer w, boolean bf16, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
-        int es = bf16 ? 2 : 4;
+    private static void bf16Few(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
         int x0 = m0 * cols, x1 = (m0 + Math.min(1, rows - 1)) * cols, x2 = (m0 + Math.min(2, rows - 1)) * cols,
                 x3 = (m0 + Math.min(3, rows - 1)) * cols;
         for (int r = from; r < to; r++) {
-            int b = r * cols * es;
+            int b = r * cols * 2;
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
             int k = 0;
             for (; k <= cols - L; k += L) {
-                FloatVector v = bf16 ? widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE)) : FloatVector.fromByteBuffer(F, w, b + 4 * k, LE);
+                FloatVector v = widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE));
                 a0 = v.fma(FloatVector.fromArray(F, x, x0 + k), a0);
                 a1 = v.fma(FloatVector.fromArray(F, x, x1 + k), a1);
                 a2 = v.fma(FloatVector.fromArray(F, x, x2 + k), a2);
@@ -98,7 +90,7 @@ public final class VectorGemv {
             float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD),
                     s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
             for (; k < cols; k++) {
-                float v = bf16 ? bf16(w.getShort(b + 2 * k)) : w.getFloat(b + 4 * k);
+                float v = bf16(w.getShort(b + 2 * k));
                 s0 += v * x[x0 + k];
                 s1 += v * x[x1 + k];
                 s2 += v * x[x2 + k];
@@ -125,23 +117,6 @@ public final class VectorGemv {
                 a0 = widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE)).fma(FloatVector.fromArray(F, x, x0 + k), a0);
             float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
             for (; k < cols; k++) s += bf16(w.getShort(b + 2 * k)) * x[x0 + k];
-            y[y0 + r] = s;
-        }
-    }
-
-    private static void fp32One(ByteBuffer w, int cols, int from, int to, float[] x, int x0, float[] y, int y0) {
-        for (int r = from; r < to; r++) {
-            int b = r * cols * 4;
-            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
-            int k = 0;
-            for (; k <= cols - 2 * L; k += 2 * L) {
-                a0 = FloatVector.fromByteBuffer(F, w, b + 4 * k, LE).fma(FloatVector.fromArray(F, x, x0 + k), a0);
-                a1 = FloatVector.fromByteBuffer(F, w, b + 4 * k + 4 * L, LE).fma(FloatVector.fromArray(F, x, x0 + k + L), a1);
-            }
-            for (; k <= cols - L; k += L)
-                a0 = FloatVector.fromByteBuffer(F, w, b + 4 * k, LE).fma(FloatVector.fromArray(F, x, x0 + k), a0);
-            float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
-            for (; k < cols; k++) s += w.getFloat(b + 4 * k) * x[x0 + k];
             y[y0 + r] = s;
         }
     }
