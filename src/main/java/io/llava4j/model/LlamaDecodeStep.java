@@ -2,10 +2,13 @@ package io.llava4j.model;
 
 import io.llava4j.engine.CpuTeam;
 import io.llava4j.engine.Tensors;
+import io.llava4j.nn.Autocast;
 import io.llava4j.nn.InferenceMatrix;
+import io.llava4j.nn.Linear;
 import io.llava4j.nn.RmsNorm;
 import io.llava4j.nn.StreamedWeight;
 import io.llava4j.nn.VectorGemv;
+import io.llava4j.nn.quant.RowwiseInt8;
 import org.bytedeco.pytorch.Tensor;
 
 import java.nio.ByteBuffer;
@@ -52,6 +55,40 @@ final class LlamaDecodeStep {
         };
     }
 
+    /**
+     * One projection's product, or null where the step cannot run it: held for inference ({@link Linear#inferenceMatrix}),
+     * or int8 codes multiplied in place ({@link RowwiseInt8#multiply}, {@code --load_8bit}: in bf16 where autocast's
+     * GEMMs are, the bias added after, as {@code QuantizedLinear} adds it); not with an adapter or another format.
+     */
+    private static Product product(Linear l) {
+        if (l.lora() != null) return null;
+        if (l.inferenceMatrix() != null) return product(l.inferenceMatrix(), l.bias);
+        if (l.quantized() == null || !(l.quantized().weight instanceof RowwiseInt8 q) || !RowwiseInt8.javaProductAvailable()) return null;
+        float[] b = l.bias == null ? null : Tensors.toFloats(l.bias.to(org.bytedeco.pytorch.global.torch.ScalarType.Float));
+        return (x, y) -> {
+            q.multiply(x, 1, y, Autocast.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16);
+            if (b != null) for (int o = 0; o < b.length; o++) y[o] += b[o];
+        };
+    }
+
+    /** The layers' products one after another, their outputs side by side as a stacked matrix gives them; null if any is. */
+    private static Product stacked(Linear... layers) {
+        Product[] parts = new Product[layers.length];
+        int[] outs = new int[layers.length];
+        for (int i = 0; i < layers.length; i++) {
+            parts[i] = product(layers[i]);
+            if (parts[i] == null) return null;
+            outs[i] = (int) layers[i].weight.size(0);
+        }
+        float[] part = new float[java.util.Arrays.stream(outs).max().getAsInt()];
+        return (x, y) -> {
+            for (int i = 0, at = 0; i < parts.length; at += outs[i], i++) {
+                parts[i].apply(x, part);
+                System.arraycopy(part, 0, y, at, outs[i]);
+            }
+        };
+    }
+
     private final Llama.Model model;
     private final Layer[] layers;
     private final float[] finalNorm;   // [h]
@@ -86,14 +123,12 @@ final class LlamaDecodeStep {
             Llama.DecoderLayer l = model.layers.get(i);
             Llama.Attention a = l.selfAttn;
             Llama.Mlp m = l.mlp;
-            if (a.qkv == null || m.gateUp == null || a.oProj.inferenceMatrix() == null || m.downProj.inferenceMatrix() == null
-                    || a.oProj.lora() != null || m.downProj.lora() != null)
-                return null;
             Layer L = new Layer();
-            L.qkv = product(a.qkv.matrix(), a.qkv.bias());
-            L.o = product(a.oProj.inferenceMatrix(), null);
-            L.gateUp = product(m.gateUp.matrix(), null);
-            L.down = product(m.downProj.inferenceMatrix(), null);
+            L.qkv = a.qkv != null ? product(a.qkv.matrix(), a.qkv.bias()) : stacked(a.qProj, a.kProj, a.vProj);
+            L.o = product(a.oProj);
+            L.gateUp = m.gateUp != null ? product(m.gateUp.matrix(), null) : stacked(m.gateProj, m.upProj);
+            L.down = product(m.downProj);
+            if (L.qkv == null || L.o == null || L.gateUp == null || L.down == null) return null;
             L.inputNorm = Tensors.toFloats(l.inputLayernorm.weight);
             L.postNorm = Tensors.toFloats(l.postAttentionLayernorm.weight);
             L.inputEps = (float) l.inputLayernorm.eps();

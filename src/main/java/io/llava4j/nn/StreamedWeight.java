@@ -1,15 +1,11 @@
 package io.llava4j.nn;
 
 import io.llava4j.engine.CpuTeam;
-import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.global.torch;
 import org.bytedeco.pytorch.global.torch.ScalarType;
-
-import java.nio.ByteBuffer;
-import java.nio.ByteOrder;
 
 /**
  * A frozen bf16 linear weight held row-major for inference, whose products with a few rows (a decoding step, or a few
@@ -49,27 +45,14 @@ public final class StreamedWeight implements InferenceMatrix {
     }
 
     private final Tensor matrix;        // [out, in] row-major, contiguous, bf16
-    private final BytePointer memory;   // the matrix's data, kept for the buffers below
-    private final ByteBuffer[] chunks;  // consecutive row ranges of rowsPerChunk rows (a buffer indexes under 2 GiB)
-    private final int rowsPerChunk;
+    private final NativeRows memory;    // its rows, read in place
     private final int in, out;
 
     private StreamedWeight(Tensor matrix, int out, int in, long maxChunkBytes) {
         this.matrix = matrix;
         this.out = out;
         this.in = in;
-        long rowBytes = 2L * in;
-        this.rowsPerChunk = (int) Math.max(1, Math.min(out, maxChunkBytes / rowBytes));
-        this.memory = new BytePointer(matrix.data_ptr()).capacity((long) out * rowBytes);
-        int n = (out + rowsPerChunk - 1) / rowsPerChunk;
-        this.chunks = new ByteBuffer[n];
-        for (int c = 0; c < n; c++) {
-            long first = (long) c * rowsPerChunk;
-            long rows = Math.min(rowsPerChunk, out - first);
-            BytePointer at = memory.getPointer(first * rowBytes); // address + offset (a buffer starts at the address)
-            at.position(0).capacity(rows * rowBytes).limit(rows * rowBytes);
-            chunks[c] = at.asByteBuffer().order(ByteOrder.LITTLE_ENDIAN);
-        }
+        this.memory = new NativeRows(matrix, out, 2L * in, maxChunkBytes);
     }
 
     /**
@@ -82,7 +65,7 @@ public final class StreamedWeight implements InferenceMatrix {
 
     /** Whether a bf16 matrix [out, in] fits the buffers' int indices (and is not empty). */
     private static boolean holdable(long out, long in) {
-        return out > 0 && in > 0 && out <= Integer.MAX_VALUE && 2 * in <= Integer.MAX_VALUE;
+        return NativeRows.holdable(out, 2 * in);
     }
 
     private static boolean warm;
@@ -179,14 +162,8 @@ public final class StreamedWeight implements InferenceMatrix {
         CpuTeam team = CpuTeam.of(io.llava4j.engine.Engine.threads());
         for (int m0 = 0; m0 < rows; m0 += 4) {
             int m = m0, count = Math.min(4, rows - m0);
-            team.run(out, grain, (from, to) -> {
-                for (int c = from / rowsPerChunk; c < chunks.length && (long) c * rowsPerChunk < to; c++) {
-                    int first = c * rowsPerChunk;
-                    int a = Math.max(from, first) - first, b = Math.min(to, first + Math.min(rowsPerChunk, out - first)) - first;
-                    if (a >= b) continue;
-                    VectorGemv.bf16(chunks[c], in, a, b, xs, m, count, ys, first, out);
-                }
-            });
+            team.run(out, grain, (from, to) -> memory.forEach(from, to,
+                    (buffer, a, b, first) -> VectorGemv.bf16(buffer, in, a, b, xs, m, count, ys, first, out)));
         }
         if (bias != null)
             for (int r = 0; r < rows; r++)
@@ -216,7 +193,8 @@ public final class StreamedWeight implements InferenceMatrix {
         roundToBf16(v, v.length);
     }
 
-    private static void roundToBf16(float[] v, int n) {
+    /** Rounds v[0 : n] to the nearest bf16, ties to even, keeping it in fp32. */
+    public static void roundToBf16(float[] v, int n) {
         for (int i = 0; i < n; i++) {
             int b = Float.floatToRawIntBits(v[i]);
             if ((b & 0x7fffffff) > 0x7f800000) {

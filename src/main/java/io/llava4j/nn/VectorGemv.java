@@ -1,5 +1,6 @@
 package io.llava4j.nn;
 
+import jdk.incubator.vector.ByteVector;
 import jdk.incubator.vector.FloatVector;
 import jdk.incubator.vector.IntVector;
 import jdk.incubator.vector.ShortVector;
@@ -30,6 +31,12 @@ public final class VectorGemv {
         case 256 -> ShortVector.SPECIES_128;
         default -> ShortVector.SPECIES_64;
     };
+    /** A quarter of the float vector's bits: as many bytes as it has lanes; none for 128-bit float vectors. */
+    private static final VectorSpecies<Byte> B = switch (F.vectorBitSize()) {
+        case 512 -> ByteVector.SPECIES_128;
+        case 256 -> ByteVector.SPECIES_64;
+        default -> null;
+    };
     private static final int L = F.length();
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
@@ -46,6 +53,10 @@ public final class VectorGemv {
         for (int i = 0; i < 3000; i++) {
             bf16(w, cols, 0, rows, x, 0, 1, y, 0, rows);
             bf16(w, cols, 0, rows, x, 0, 3, y, 0, rows);
+            if (B != null) {
+                int8(w, cols, 0, rows, x, 0, 1, y, y, 0, rows);
+                int8(w, cols, 0, rows, x, 0, 3, y, y, 0, rows);
+            }
             for (int j = 0; j < rows; j++) {
                 y[j] = dot(x, 0, w, j * 4 * 64, 64);
                 axpy(y[j], w, j * 4 * 64, x, 0, 64);
@@ -118,6 +129,74 @@ public final class VectorGemv {
             float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
             for (; k < cols; k++) s += bf16(w.getShort(b + 2 * k)) * x[x0 + k];
             y[y0 + r] = s;
+        }
+    }
+
+    /** Whether the int8 loops run here: a CPU with 256- or 512-bit vectors (x86 with AVX2 or AVX-512). */
+    public static boolean int8Supported() {
+        return B != null;
+    }
+
+    /** int8 codes (a byte vector's lanes) → fp32 lanes. */
+    private static FloatVector widen(ByteBuffer w, int at) {
+        return (FloatVector) ByteVector.fromByteBuffer(B, w, at, LE).convertShape(VectorOperators.B2F, F, 0);
+    }
+
+    /**
+     * y[m·out + first + r] = scale[first + r]·Σ_k W[r, k]·x[(m0 + m)·cols + k] for the chunk's rows r in [from, to) and
+     * the input rows m in [0, rows) (rows ≤ 4), W int8 with row r at byte {@code r·cols} of {@code w}: a row-scaled int8
+     * matrix ({@code nn.quant.RowwiseInt8}) read in place. Only where {@link #int8Supported}.
+     */
+    public static void int8(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] scale, float[] y, int first, int out) {
+        if (rows == 1) int8One(w, cols, from, to, x, m0 * cols, scale, first, y, first + m0 * out);
+        else int8Few(w, cols, from, to, x, m0, rows, scale, y, first, out);
+    }
+
+    private static void int8One(ByteBuffer w, int cols, int from, int to, float[] x, int x0, float[] scale, int first, float[] y, int y0) {
+        for (int r = from; r < to; r++) {
+            int b = r * cols;
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F);
+            int k = 0;
+            for (; k <= cols - 2 * L; k += 2 * L) {
+                a0 = widen(w, b + k).fma(FloatVector.fromArray(F, x, x0 + k), a0);
+                a1 = widen(w, b + k + L).fma(FloatVector.fromArray(F, x, x0 + k + L), a1);
+            }
+            for (; k <= cols - L; k += L) a0 = widen(w, b + k).fma(FloatVector.fromArray(F, x, x0 + k), a0);
+            float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
+            for (; k < cols; k++) s += w.get(b + k) * x[x0 + k];
+            y[y0 + r] = scale[first + r] * s;
+        }
+    }
+
+    private static void int8Few(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] scale, float[] y, int first, int out) {
+        int x0 = m0 * cols, x1 = (m0 + Math.min(1, rows - 1)) * cols, x2 = (m0 + Math.min(2, rows - 1)) * cols,
+                x3 = (m0 + Math.min(3, rows - 1)) * cols;
+        for (int r = from; r < to; r++) {
+            int b = r * cols;
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+            int k = 0;
+            for (; k <= cols - L; k += L) {
+                FloatVector v = widen(w, b + k);
+                a0 = v.fma(FloatVector.fromArray(F, x, x0 + k), a0);
+                a1 = v.fma(FloatVector.fromArray(F, x, x1 + k), a1);
+                a2 = v.fma(FloatVector.fromArray(F, x, x2 + k), a2);
+                a3 = v.fma(FloatVector.fromArray(F, x, x3 + k), a3);
+            }
+            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD),
+                    s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
+            for (; k < cols; k++) {
+                float v = w.get(b + k);
+                s0 += v * x[x0 + k];
+                s1 += v * x[x1 + k];
+                s2 += v * x[x2 + k];
+                s3 += v * x[x3 + k];
+            }
+            float s = scale[first + r];
+            int o = first + r + m0 * out;
+            y[o] = s * s0;
+            if (rows > 1) y[o + out] = s * s1;
+            if (rows > 2) y[o + 2 * out] = s * s2;
+            if (rows > 3) y[o + 3 * out] = s * s3;
         }
     }
 

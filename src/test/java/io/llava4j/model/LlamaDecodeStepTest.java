@@ -31,20 +31,38 @@ class LlamaDecodeStepTest {
         return lm;
     }
 
+    /** As {@link #packed}, the decoder projections first held in int8 ({@code --load_8bit}): the step multiplies the codes in place. */
+    private static Llama int8(String type, long seed, torch.ScalarType dtype) {
+        torch.manual_seed(seed);
+        Llama lm = new Llama(configOf(type));
+        io.llava4j.nn.quant.DequantBuffer buffer = new io.llava4j.nn.quant.DequantBuffer();
+        try (NoGradGuard g = new NoGradGuard()) {
+            for (Tensor p : Tensors.namedParameters(lm).values()) p.copy_(torch.randn(p.sizes().vec().get()).mul(new org.bytedeco.pytorch.Scalar(0.5)));
+            lm.layerProjections().forEach((path, lin) -> lin.quantize(new io.llava4j.nn.quant.QuantizedLinear(
+                    io.llava4j.nn.quant.RowwiseInt8.quantize(lin.weight), path.substring(path.indexOf('.', "model.layers.".length()) + 1), buffer)));
+        }
+        lm.packForInference(dtype);
+        return lm;
+    }
+
     @Test
     void stepsEqualLibtorchsCachedForward() {
         Engine.init();
         Assumptions.assumeTrue(StreamedWeight.available(), "JVM without the jdk.incubator.vector module");
         // bf16: every projection row-major (the vector loops); fp32: every projection in oneDNN's layout (products
         // through tensors)
-        for (String type : new String[]{"llama", "qwen2", "llama fp32", "qwen2 fp32"}) {
+        // int8: q/k/v and gate/up apart, each multiplied in place (in bf16 and in fp32 arithmetic)
+        for (String type : new String[]{"llama", "qwen2", "llama fp32", "qwen2 fp32", "llama int8", "qwen2 int8 fp32"}) {
             torch.ScalarType dtype = type.endsWith("fp32") ? torch.ScalarType.Float : torch.ScalarType.BFloat16;
             if (dtype == torch.ScalarType.Float && !io.llava4j.nn.PackedWeight.available()) continue;
             String model = type.split(" ")[0];
-            Llama fast = packed(model, 31, dtype), slow = packed(model, 31, dtype);
+            boolean int8 = type.contains("int8");
+            Llama fast = int8 ? int8(model, 31, dtype) : packed(model, 31, dtype), slow = int8 ? int8(model, 31, dtype) : packed(model, 31, dtype);
             assertNotNull(fast.model.decodeStep, type + ": every projection held for inference, so the step is used");
             slow.model.decodeStep = null;
-            try (NoGradGuard g = new NoGradGuard()) {
+            if (int8) System.setProperty("llava4j.bf16_gemm", "1"); // int8 in bf16: its products in bf16 arithmetic under autocast
+            try (NoGradGuard g = new NoGradGuard();
+                 io.llava4j.nn.Autocast ac = int8 && dtype == torch.ScalarType.BFloat16 ? io.llava4j.nn.Autocast.enable(io.llava4j.nn.Precision.BF16) : null) {
                 KvCache cf = new KvCache(configOf(model), 1, 16), cs = new KvCache(configOf(model), 1, 16);
                 Tensor prompt = torch.randn(1, 5, 64);
                 assertTrue(Tensors.relativeError(fast.forwardCached(prompt, null, null, cf), slow.forwardCached(prompt, null, null, cs)) < 1e-6);
@@ -60,6 +78,8 @@ class LlamaDecodeStepTest {
                     assertTrue(Tensors.relativeError(cf.keys[l], cs.keys[l]) < 1e-5, type + " layer " + l + " keys");
                     assertTrue(Tensors.relativeError(cf.values[l], cs.values[l]) < 1e-5, type + " layer " + l + " values");
                 }
+            } finally {
+                System.clearProperty("llava4j.bf16_gemm");
             }
         }
     }

@@ -6,10 +6,11 @@ import org.bytedeco.pytorch.Tensor;
 
 /**
  * The frozen weight of a {@code Linear} held quantized: {@link #forward} dequantizes it into its projection's buffer
- * ({@link DequantBuffer}) in the GEMM type autocast asks for and runs the linear there; a decoding step (a few rows, no
- * graph) of an int8 weight, where GEMMs run in bf16 ({@code --bf16 True} on a CPU with bf16 arithmetic), runs libtorch's
- * weight-only int8 kernel on the codes instead (it takes bf16 activations; fp32 runs keep fp32 arithmetic); an int4
- * weight ({@link GroupwiseInt4}) always runs libtorch's int4 kernel.
+ * ({@link DequantBuffer}) in the GEMM type autocast asks for and runs the linear there. A decoding step (a few rows, no
+ * graph) of an int8 weight multiplies the codes in place instead: Java's vector loops ({@link RowwiseInt8#multiply}) in
+ * either precision where the JVM has the vector API, else libtorch's weight-only int8 kernel where GEMMs run in bf16
+ * ({@code --bf16 True} on a CPU with bf16 arithmetic; it takes bf16 activations). An int4 weight
+ * ({@link GroupwiseInt4}) always runs libtorch's int4 kernel.
  */
 public final class QuantizedLinear {
     public final QuantizedWeight weight;
@@ -23,9 +24,13 @@ public final class QuantizedLinear {
         this.buffer = buffer;
     }
 
-    /** Products run by the int8 weight-only kernel in this process (benchmarks and tests report which path ran). */
+    /** Products of int8 codes run in place (Java's loops or libtorch's int8 kernel) in this process (benchmarks and tests report which path ran). */
     public static long int8KernelCalls() {
         return INT8_KERNEL_CALLS.get();
+    }
+
+    static void countInt8Product() {
+        INT8_KERNEL_CALLS.incrementAndGet();
     }
 
     /** x [.., in] → [.., out]: x·Wᵀ + b with W the dequantized weight. */
@@ -36,11 +41,15 @@ public final class QuantizedLinear {
             Tensor y = Int4Kernel.linear(x, q);
             return bias == null ? y : y.add(bias);
         }
-        if (weight instanceof RowwiseInt8 q && !GradMode.is_enabled() && Autocast.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16
-                && x.numel() / x.size(-1) <= Int8Kernel.MAX_ROWS) {
-            INT8_KERNEL_CALLS.incrementAndGet();
-            Tensor y = Int8Kernel.linear(x, q);
-            return bias == null ? y : y.add(bias);
+        if (weight instanceof RowwiseInt8 q && !GradMode.is_enabled() && x.numel() / x.size(-1) <= Int8Kernel.MAX_ROWS) {
+            boolean bf16 = Autocast.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
+            Tensor y = null;
+            if (RowwiseInt8.javaProductAvailable()) y = q.linear(x, bf16); // counted there
+            else if (bf16) {
+                countInt8Product();
+                y = Int8Kernel.linear(x, q);
+            }
+            if (y != null) return bias == null ? y : y.add(bias);
         }
         return Autocast.linear(x, buffer.weight(weight, role, Autocast.gemm()), bias);
     }

@@ -1,6 +1,11 @@
 package io.llava4j.nn.quant;
 
+import io.llava4j.engine.CpuTeam;
+import io.llava4j.engine.Engine;
 import io.llava4j.engine.Tensors;
+import io.llava4j.nn.NativeRows;
+import io.llava4j.nn.StreamedWeight;
+import io.llava4j.nn.VectorGemv;
 import org.bytedeco.javacpp.PointerScope;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -23,6 +28,8 @@ public final class RowwiseInt8 extends QuantizedWeight {
     private final Tensor q;     // int8 [out, in]
     private final Tensor stats; // fp32 [out]: each row's absolute maximum
     private Tensor kernelScales; // bf16 [out]: stats / 127 for libtorch's int8 weight-only kernel, made on first use
+    private NativeRows inPlace;  // q's rows read from Java (multiply), made on first use
+    private float[] scales, bf16Scales; // [out]: m·(1/127) in fp32, and rounded to bf16 as the kernel's
 
     private RowwiseInt8(long[] shape, Tensor q, Tensor stats) {
         super(shape);
@@ -93,5 +100,70 @@ public final class RowwiseInt8 extends QuantizedWeight {
                 kernelScales = held(stats.mul(new Scalar(INV127)).to(ScalarType.BFloat16));
             }
         return kernelScales;
+    }
+
+    /** Whether {@link #multiply} runs here: the JVM has the vector API and the CPU 256-bit vectors or wider. */
+    public static boolean javaProductAvailable() {
+        return StreamedWeight.available() && VectorGemv.int8Supported();
+    }
+
+    /** About this many bytes of codes are handed to one team member at a time. */
+    private static final int GRAIN_BYTES = 64 << 10;
+
+    private synchronized void readInPlace() {
+        if (inPlace != null) return;
+        long rows = shape[0], cols = shape[1];
+        if (!NativeRows.holdable(rows, cols)) throw new IllegalStateException("an int8 matrix of " + rows + " rows of " + cols + " is too large to read in place");
+        float[] m = Tensors.toFloats(stats), s = new float[m.length], b = new float[m.length];
+        for (int i = 0; i < m.length; i++) {
+            s[i] = m[i] * (float) INV127; // as fill: (q·m)·(1/127), up to the order of the two products
+            b[i] = s[i];                  // libtorch's kernel: bf16(m·(1/127)), rounded below
+        }
+        StreamedWeight.roundToBf16(b, b.length);
+        scales = s;
+        bf16Scales = b;
+        inPlace = new NativeRows(q, (int) rows, cols, Integer.MAX_VALUE);
+    }
+
+    /**
+     * y[r·out + o] = Σ_k W[o, k]·x[r·in + k] (r < rows) with W the dequantized matrix, the codes read in place by Java's
+     * vector loops ({@link VectorGemv#int8}) split over the process's {@link CpuTeam}. In bf16 it computes what libtorch's
+     * weight-only int8 kernel does: x rounded to bf16, per-row scales bf16(m/127), fp32 sums, each output rounded to
+     * bf16; in fp32 the scales are m·(1/127) and nothing is rounded. {@code x} is not changed. Only where
+     * {@link #javaProductAvailable}.
+     */
+    public void multiply(float[] x, int rows, float[] y, boolean bf16) {
+        readInPlace();
+        QuantizedLinear.countInt8Product();
+        int in = (int) shape[1], out = (int) shape[0];
+        float[] xs = x;
+        if (bf16) {
+            xs = java.util.Arrays.copyOf(x, rows * in);
+            StreamedWeight.roundToBf16(xs, xs.length);
+        }
+        float[] sc = bf16 ? bf16Scales : scales, xr = xs;
+        int grain = Math.max(1, GRAIN_BYTES / in);
+        CpuTeam team = CpuTeam.of(Engine.threads());
+        for (int m0 = 0; m0 < rows; m0 += 4) {
+            int m = m0, count = Math.min(4, rows - m0);
+            team.run(out, grain, (from, to) -> inPlace.forEach(from, to,
+                    (buffer, a, b, first) -> VectorGemv.int8(buffer, in, a, b, xr, m, count, sc, y, first, out)));
+        }
+        if (bf16) StreamedWeight.roundToBf16(y, rows * out);
+    }
+
+    /** x [.., in] → [.., out] fp32 by {@link #multiply} (a few rows: a decoding step). */
+    Tensor linear(Tensor x, boolean bf16) {
+        long[] shape = x.sizes().vec().get();
+        int in = (int) this.shape[1], out = (int) this.shape[0], rows = (int) (x.numel() / in);
+        float[] xs = new float[rows * in], ys = new float[rows * out];
+        try (PointerScope s = new PointerScope()) {
+            x.reshape(rows, in).to(ScalarType.Float).contiguous().data_ptr_float().get(xs);
+        }
+        multiply(xs, rows, ys, bf16);
+        shape[shape.length - 1] = out;
+        Tensor y = torch.empty(new long[]{rows, out}, new TensorOptions(ScalarType.Float), null);
+        y.data_ptr_float().put(ys);
+        return y.view(shape);
     }
 }
