@@ -137,6 +137,7 @@ public final class Bench {
     }
 
     private static ObjectNode generate(Options o) {
+        io.llava4j.generate.InferenceWeights.warmUp();
         Llava model = BenchModel.build(BenchModel.config(BenchModel.configJson(o.llm())), o.seed(), o.precision());
         long packed = o.packedWeights() ? io.llava4j.generate.InferenceWeights.prepare(model, o.precision()) : 0;
         DecodeBench.Result r = DecodeBench.measure(model, o.precision(), o.newTokens(), Math.max(1, o.steps()), o.warmup());

@@ -46,7 +46,8 @@ public final class DecodeBench {
             }
         }
         Precision precision = bf16 ? Precision.BF16 : Precision.FP32;
-        Llava m = Checkpoints.loadForInference(model, null, precision, quant, true).model(); // as generate loads it
+        InferenceWeights.warmUp(); // as generate loads it
+        Llava m = Checkpoints.loadForInference(model, null, precision, quant, true).model();
         long packedBytes = packed ? InferenceWeights.prepare(m, precision) : 0; // as generate packs it
         Result r = measure(m, precision, newTokens, runs, warmup);
         long weightBytes = m.quantized == null ? weightBytesPerToken(m.config.text(), precision)  // a step streams the layers' codes and scales, and the head

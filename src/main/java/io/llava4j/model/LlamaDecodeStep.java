@@ -57,8 +57,9 @@ final class LlamaDecodeStep {
 
     /**
      * One projection's product, or null where the step cannot run it: held for inference ({@link Linear#inferenceMatrix}),
-     * or int8 codes multiplied in place ({@link RowwiseInt8#multiply}, {@code --load_8bit}: in bf16 where autocast's
-     * GEMMs are, the bias added after, as {@code QuantizedLinear} adds it); not with an adapter or another format.
+     * or int8 codes ({@code --load_8bit}) multiplied in place ({@link RowwiseInt8#multiply}) or by libtorch's int8 kernel
+     * through a tensor, as {@link RowwiseInt8#javaProduct} chooses (in bf16 where autocast's GEMMs are, the bias added
+     * after, as {@code QuantizedLinear} adds it); not with an adapter or another format.
      */
     private static Product product(Linear l) {
         if (l.lora() != null) return null;
@@ -66,7 +67,15 @@ final class LlamaDecodeStep {
         if (l.quantized() == null || !(l.quantized().weight instanceof RowwiseInt8 q) || !RowwiseInt8.javaProductAvailable()) return null;
         float[] b = l.bias == null ? null : Tensors.toFloats(l.bias.to(org.bytedeco.pytorch.global.torch.ScalarType.Float));
         return (x, y) -> {
-            q.multiply(x, 1, y, Autocast.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16);
+            boolean bf16 = Autocast.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
+            if (!q.javaProduct(bf16)) {
+                try (var scope = new org.bytedeco.javacpp.PointerScope()) {
+                    float[] r = Tensors.toFloats(l.forward(Tensors.floats(x, 1, (int) l.weight.size(1))));
+                    System.arraycopy(r, 0, y, 0, r.length);
+                }
+                return;
+            }
+            q.multiply(x, 1, y, bf16);
             if (b != null) for (int o = 0; o < b.length; o++) y[o] += b[o];
         };
     }
@@ -114,6 +123,7 @@ final class LlamaDecodeStep {
      */
     static LlamaDecodeStep of(Llama.Model model) {
         if (!StreamedWeight.available() || !io.llava4j.engine.Device.isCpu() || model.layers.isEmpty()) return null;
+        VectorGemv.warmUp();
         Layer[] ls = new Layer[model.layers.size()];
         Llama.Attention a0 = model.layers.get(0).selfAttn;
         int h = (int) model.norm.weight.size(0), heads = (int) a0.heads, kvHeads = (int) a0.kvHeads, hd = (int) a0.headDim;

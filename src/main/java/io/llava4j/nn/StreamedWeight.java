@@ -68,15 +68,6 @@ public final class StreamedWeight implements InferenceMatrix {
         return NativeRows.holdable(out, 2 * in);
     }
 
-    private static boolean warm;
-
-    /** Compiles the loops once per process before the first matrix is held ({@link VectorGemv#warmUp}). */
-    private static synchronized void warmUp() {
-        if (warm) return;
-        VectorGemv.warmUp();
-        warm = true;
-    }
-
     /**
      * {@code weight} itself (no copy) where it is a contiguous bf16 matrix on the CPU and the JVM has the vector API,
      * else null: a tied head reads the embedding table in place. The caller keeps {@code weight} alive and unchanged.
@@ -85,7 +76,7 @@ public final class StreamedWeight implements InferenceMatrix {
         if (!AVAILABLE || weight.dim() != 2 || weight.scalar_type().intern() != ScalarType.BFloat16 || !weight.is_contiguous()
                 || !weight.device().is_cpu() || !holdable(weight.size(0), weight.size(1)))
             return null;
-        warmUp();
+        VectorGemv.warmUp();
         Tensor m = new Tensor(weight); // a second handle on the same tensor
         return new StreamedWeight(m, (int) weight.size(0), (int) weight.size(1), Integer.MAX_VALUE);
     }
@@ -94,7 +85,7 @@ public final class StreamedWeight implements InferenceMatrix {
     static StreamedWeight of(Tensor weight, long maxChunkBytes) {
         if (!AVAILABLE) throw new IllegalStateException("the JVM runs without the jdk.incubator.vector module");
         if (weight.dim() != 2 || !holdable(weight.size(0), weight.size(1))) return null;
-        warmUp();
+        VectorGemv.warmUp();
         long out = weight.size(0), in = weight.size(1);
         Tensor m = new Tensor(); // made outside the scope, which would free it
         try (var g = new org.bytedeco.pytorch.NoGradGuard(); var scope = new org.bytedeco.javacpp.PointerScope()) {

@@ -41,12 +41,14 @@ public final class VectorGemv {
     private static final ByteOrder LE = ByteOrder.LITTLE_ENDIAN;
 
     /**
-     * Runs each loop (and {@link #dot} / {@link #axpy}) until the JIT has compiled it, then collects the garbage. Before compilation the vector API runs
-     * its Java fallbacks, which allocate an array per vector operation: left to the first decoding steps, that garbage
-     * (~1 GB/s) made the collector grow the Java heap by ~160 MB for good; here, before any weights are held, the
-     * heap it grows is given back by the collection that follows.
+     * Runs each loop (and {@link #dot} / {@link #axpy}) until the JIT has compiled it, then collects the garbage; once a
+     * process. Before compilation the vector API runs its Java fallbacks, which allocate an array per vector operation:
+     * left to the first decoding steps, that garbage (~1 GB/s) made the collector grow the Java heap by ~160 MB for
+     * good; here the heap it grows is given back by the collection that follows.
      */
-    static void warmUp() {
+    public static synchronized void warmUp() {
+        if (warm) return;
+        warm = true;
         int cols = 256, rows = 64;
         java.nio.ByteBuffer w = java.nio.ByteBuffer.allocateDirect(rows * cols * 4).order(LE);
         float[] x = new float[4 * cols], y = new float[4 * rows];
@@ -64,6 +66,8 @@ public final class VectorGemv {
         }
         System.gc();
     }
+
+    private static boolean warm;
 
     /** bf16 bits (in a short vector) → fp32 lanes. */
     private static FloatVector widen(ShortVector s) {

@@ -51,8 +51,9 @@ class LlamaDecodeStepTest {
         Assumptions.assumeTrue(StreamedWeight.available(), "JVM without the jdk.incubator.vector module");
         // bf16: every projection row-major (the vector loops); fp32: every projection in oneDNN's layout (products
         // through tensors)
-        // int8: q/k/v and gate/up apart, each multiplied in place (in bf16 and in fp32 arithmetic)
-        for (String type : new String[]{"llama", "qwen2", "llama fp32", "qwen2 fp32", "llama int8", "qwen2 int8 fp32"}) {
+        // int8: q/k/v and gate/up apart, each multiplied in place (in bf16 and in fp32 arithmetic), or in bf16 by
+        // libtorch's int8 kernel through a tensor (as for matrices of 8 MiB and more)
+        for (String type : new String[]{"llama", "qwen2", "llama fp32", "qwen2 fp32", "llama int8", "qwen2 int8 fp32", "qwen2 int8 kernel"}) {
             torch.ScalarType dtype = type.endsWith("fp32") ? torch.ScalarType.Float : torch.ScalarType.BFloat16;
             if (dtype == torch.ScalarType.Float && !io.llava4j.nn.PackedWeight.available()) continue;
             String model = type.split(" ")[0];
@@ -61,6 +62,7 @@ class LlamaDecodeStepTest {
             assertNotNull(fast.model.decodeStep, type + ": every projection held for inference, so the step is used");
             slow.model.decodeStep = null;
             if (int8) System.setProperty("llava4j.bf16_gemm", "1"); // int8 in bf16: its products in bf16 arithmetic under autocast
+            if (type.endsWith("kernel")) System.setProperty("llava4j.int8JavaBelowBytes", "0");
             try (NoGradGuard g = new NoGradGuard();
                  io.llava4j.nn.Autocast ac = int8 && dtype == torch.ScalarType.BFloat16 ? io.llava4j.nn.Autocast.enable(io.llava4j.nn.Precision.BF16) : null) {
                 KvCache cf = new KvCache(configOf(model), 1, 16), cs = new KvCache(configOf(model), 1, 16);
@@ -80,6 +82,7 @@ class LlamaDecodeStepTest {
                 }
             } finally {
                 System.clearProperty("llava4j.bf16_gemm");
+                System.clearProperty("llava4j.int8JavaBelowBytes");
             }
         }
     }

@@ -44,7 +44,7 @@ public final class QuantizedLinear {
         if (weight instanceof RowwiseInt8 q && !GradMode.is_enabled() && x.numel() / x.size(-1) <= Int8Kernel.MAX_ROWS) {
             boolean bf16 = Autocast.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16;
             Tensor y = null;
-            if (RowwiseInt8.javaProductAvailable()) y = q.linear(x, bf16); // counted there
+            if (q.javaProduct(bf16)) y = q.linear(x, bf16); // counted there
             else if (bf16) {
                 countInt8Product();
                 y = Int8Kernel.linear(x, q);

@@ -107,11 +107,26 @@ public final class RowwiseInt8 extends QuantizedWeight {
         return StreamedWeight.available() && VectorGemv.int8Supported();
     }
 
+    /**
+     * Whether a decoding step multiplies this matrix with {@link #multiply} rather than libtorch's int8 kernel: always in
+     * fp32 (libtorch has no fp32 int8 kernel: the layer would be dequantized each step); in bf16 for matrices under
+     * {@link StreamedWeight#PREFERRED_BELOW_BYTES}, where the kernel's fixed cost a call outweighs streaming the codes,
+     * while on larger ones it streamed as fast or faster than the Java loops (bench/README.md, decode). The system
+     * property {@code llava4j.int8JavaBelowBytes} moves that bound (0: libtorch's kernel for every bf16 matrix).
+     */
+    public boolean javaProduct(boolean bf16) {
+        return javaProductAvailable() && (!bf16 || q.numel() < Long.getLong("llava4j.int8JavaBelowBytes", StreamedWeight.PREFERRED_BELOW_BYTES));
+    }
+
+    /** Each thread's buffers for {@link #multiply} (the rounded input) and {@link #linear} (its input and output). */
+    private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[][]{new float[0], new float[0], new float[0]});
+
     /** About this many bytes of codes are handed to one team member at a time. */
     private static final int GRAIN_BYTES = 64 << 10;
 
     private synchronized void readInPlace() {
         if (inPlace != null) return;
+        VectorGemv.warmUp();
         long rows = shape[0], cols = shape[1];
         if (!NativeRows.holdable(rows, cols)) throw new IllegalStateException("an int8 matrix of " + rows + " rows of " + cols + " is too large to read in place");
         float[] m = Tensors.toFloats(stats), s = new float[m.length], b = new float[m.length];
@@ -137,9 +152,12 @@ public final class RowwiseInt8 extends QuantizedWeight {
         QuantizedLinear.countInt8Product();
         int in = (int) shape[1], out = (int) shape[0];
         float[] xs = x;
-        if (bf16) {
-            xs = java.util.Arrays.copyOf(x, rows * in);
-            StreamedWeight.roundToBf16(xs, xs.length);
+        if (bf16) { // the input rounded in a reused buffer (no garbage per decoding step)
+            float[][] scratch = SCRATCH.get();
+            if (scratch[0].length < rows * in) scratch[0] = new float[rows * in];
+            xs = scratch[0];
+            System.arraycopy(x, 0, xs, 0, rows * in);
+            StreamedWeight.roundToBf16(xs, rows * in);
         }
         float[] sc = bf16 ? bf16Scales : scales, xr = xs;
         int grain = Math.max(1, GRAIN_BYTES / in);
@@ -156,14 +174,17 @@ public final class RowwiseInt8 extends QuantizedWeight {
     Tensor linear(Tensor x, boolean bf16) {
         long[] shape = x.sizes().vec().get();
         int in = (int) this.shape[1], out = (int) this.shape[0], rows = (int) (x.numel() / in);
-        float[] xs = new float[rows * in], ys = new float[rows * out];
+        float[][] scratch = SCRATCH.get();
+        if (scratch[1].length < rows * in) scratch[1] = new float[rows * in];
+        if (scratch[2].length < rows * out) scratch[2] = new float[rows * out];
+        float[] xs = scratch[1], ys = scratch[2];
         try (PointerScope s = new PointerScope()) {
-            x.reshape(rows, in).to(ScalarType.Float).contiguous().data_ptr_float().get(xs);
+            x.reshape(rows, in).to(ScalarType.Float).contiguous().data_ptr_float().get(xs, 0, rows * in);
         }
         multiply(xs, rows, ys, bf16);
         shape[shape.length - 1] = out;
         Tensor y = torch.empty(new long[]{rows, out}, new TensorOptions(ScalarType.Float), null);
-        y.data_ptr_float().put(ys);
+        y.data_ptr_float().put(ys, 0, rows * out);
         return y.view(shape);
     }
 }
