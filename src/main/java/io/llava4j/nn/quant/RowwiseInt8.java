@@ -121,9 +121,6 @@ public final class RowwiseInt8 extends QuantizedWeight {
     /** Each thread's buffers for {@link #multiply} (the rounded input) and {@link #linear} (its input and output). */
     private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[][]{new float[0], new float[0], new float[0]});
 
-    /** About this many bytes of codes are handed to one team member at a time. */
-    private static final int GRAIN_BYTES = 64 << 10;
-
     private synchronized void readInPlace() {
         if (inPlace != null) return;
         VectorGemv.warmUp();
@@ -160,7 +157,7 @@ public final class RowwiseInt8 extends QuantizedWeight {
             StreamedWeight.roundToBf16(xs, rows * in);
         }
         float[] sc = bf16 ? bf16Scales : scales, xr = xs;
-        int grain = Math.max(1, GRAIN_BYTES / in);
+        int grain = StreamedWeight.grainRows(in, out);
         CpuTeam team = CpuTeam.of(Engine.threads());
         for (int m0 = 0; m0 < rows; m0 += 4) {
             int m = m0, count = Math.min(4, rows - m0);
