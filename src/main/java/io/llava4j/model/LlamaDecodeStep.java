@@ -184,10 +184,7 @@ final class LlamaDecodeStep {
             for (int e = 0; e < h; e++) xs[e] += o[e];
             rmsNorm(xs, L.postNorm, L.postEps, n);
             L.gateUp.apply(n, gu);
-            for (int e = 0; e < inter; e++) {
-                float g = gu[e];
-                act[e] = g / (1f + (float) Math.exp(-g)) * gu[inter + e];
-            }
+            VectorGemv.siluTimesUp(gu, inter, act);
             L.down.apply(act, o);
             for (int e = 0; e < h; e++) xs[e] += o[e];
         }
@@ -214,12 +211,21 @@ final class LlamaDecodeStep {
         }
     }
 
+    /** Each team member's scores buffer, reused from step to step (no garbage per layer). */
+    private static final ThreadLocal<float[][]> SCORES = ThreadLocal.withInitial(() -> new float[][]{new float[0]});
+
+    private static float[] scores(int length) {
+        float[][] b = SCORES.get();
+        if (b[0].length < length) b[0] = new float[Math.max(length, 2 * b[0].length)];
+        return b[0];
+    }
+
     /** Each query head against the cached keys and values of its key/value head, positions [0, length). */
     private void attend(CpuTeam team, float[] qkv, ByteBuffer keys, ByteBuffer values, int length, int capacity, float[] out) {
         float scale = (float) (1.0 / Math.sqrt(hd));
         int group = heads / kvHeads;
         team.run(heads, 1, (from, to) -> {
-            float[] p = new float[length];
+            float[] p = scores(length);
             for (int head = from; head < to; head++) {
                 int base = (head / group) * capacity * hd * 4, q = head * hd;
                 float max = Float.NEGATIVE_INFINITY;
@@ -227,11 +233,7 @@ final class LlamaDecodeStep {
                     p[j] = VectorGemv.dot(qkv, q, keys, base + j * hd * 4, hd) * scale;
                     max = Math.max(max, p[j]);
                 }
-                float sum = 0;
-                for (int j = 0; j < length; j++) {
-                    p[j] = (float) Math.exp(p[j] - max);
-                    sum += p[j];
-                }
+                float sum = VectorGemv.expShifted(p, length, max);
                 java.util.Arrays.fill(out, head * hd, head * hd + hd, 0f);
                 for (int j = 0; j < length; j++) VectorGemv.axpy(p[j] / sum, values, base + j * hd * 4, out, head * hd, hd);
             }
