@@ -86,19 +86,24 @@ public final class VectorGemv {
      */
     static void bf16(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
         if (rows == 1) bf16One(w, cols, from, to, x, m0 * cols, y, first + m0 * out);
-        else bf16Few(w, cols, from, to, x, m0, rows, y, first, out);
+        else few(w, false, cols, from, to, x, m0, rows, null, y, first, out);
     }
 
-    /** Two to four input rows: each weight vector loaded once and multiplied into every row's accumulator. */
-    private static void bf16Few(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] y, int first, int out) {
+    /**
+     * Two to four input rows: each weight vector loaded once and multiplied into every row's accumulator. W bf16, or
+     * int8 with each output row times {@code scale} (the int8 case's scales; null for bf16). One loop for both: the few-row
+     * case is batched decoding's, where the weights' type is the same for a whole matrix (the branch is predicted).
+     */
+    private static void few(ByteBuffer w, boolean int8, int cols, int from, int to, float[] x, int m0, int rows, float[] scale, float[] y,
+                            int first, int out) {
         int x0 = m0 * cols, x1 = (m0 + Math.min(1, rows - 1)) * cols, x2 = (m0 + Math.min(2, rows - 1)) * cols,
-                x3 = (m0 + Math.min(3, rows - 1)) * cols;
+                x3 = (m0 + Math.min(3, rows - 1)) * cols, bytes = int8 ? 1 : 2;
         for (int r = from; r < to; r++) {
-            int b = r * cols * 2;
+            int b = r * cols * bytes;
             FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
             int k = 0;
             for (; k <= cols - L; k += L) {
-                FloatVector v = widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE));
+                FloatVector v = int8 ? widen(w, b + k) : widen(ShortVector.fromByteBuffer(S, w, b + 2 * k, LE));
                 a0 = v.fma(FloatVector.fromArray(F, x, x0 + k), a0);
                 a1 = v.fma(FloatVector.fromArray(F, x, x1 + k), a1);
                 a2 = v.fma(FloatVector.fromArray(F, x, x2 + k), a2);
@@ -107,17 +112,18 @@ public final class VectorGemv {
             float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD),
                     s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
             for (; k < cols; k++) {
-                float v = bf16(w.getShort(b + 2 * k));
+                float v = int8 ? w.get(b + k) : bf16(w.getShort(b + 2 * k));
                 s0 += v * x[x0 + k];
                 s1 += v * x[x1 + k];
                 s2 += v * x[x2 + k];
                 s3 += v * x[x3 + k];
             }
+            float s = scale == null ? 1f : scale[first + r];
             int o = first + r + m0 * out;
-            y[o] = s0;
-            if (rows > 1) y[o + out] = s1;
-            if (rows > 2) y[o + 2 * out] = s2;
-            if (rows > 3) y[o + 3 * out] = s3;
+            y[o] = s * s0;
+            if (rows > 1) y[o + out] = s * s1;
+            if (rows > 2) y[o + 2 * out] = s * s2;
+            if (rows > 3) y[o + 3 * out] = s * s3;
         }
     }
 
@@ -155,7 +161,7 @@ public final class VectorGemv {
      */
     public static void int8(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] scale, float[] y, int first, int out) {
         if (rows == 1) int8One(w, cols, from, to, x, m0 * cols, scale, first, y, first + m0 * out);
-        else int8Few(w, cols, from, to, x, m0, rows, scale, y, first, out);
+        else few(w, true, cols, from, to, x, m0, rows, scale, y, first, out);
     }
 
     private static void int8One(ByteBuffer w, int cols, int from, int to, float[] x, int x0, float[] scale, int first, float[] y, int y0) {
@@ -171,38 +177,6 @@ public final class VectorGemv {
             float s = a0.add(a1).reduceLanes(VectorOperators.ADD);
             for (; k < cols; k++) s += w.get(b + k) * x[x0 + k];
             y[y0 + r] = scale[first + r] * s;
-        }
-    }
-
-    private static void int8Few(ByteBuffer w, int cols, int from, int to, float[] x, int m0, int rows, float[] scale, float[] y, int first, int out) {
-        int x0 = m0 * cols, x1 = (m0 + Math.min(1, rows - 1)) * cols, x2 = (m0 + Math.min(2, rows - 1)) * cols,
-                x3 = (m0 + Math.min(3, rows - 1)) * cols;
-        for (int r = from; r < to; r++) {
-            int b = r * cols;
-            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
-            int k = 0;
-            for (; k <= cols - L; k += L) {
-                FloatVector v = widen(w, b + k);
-                a0 = v.fma(FloatVector.fromArray(F, x, x0 + k), a0);
-                a1 = v.fma(FloatVector.fromArray(F, x, x1 + k), a1);
-                a2 = v.fma(FloatVector.fromArray(F, x, x2 + k), a2);
-                a3 = v.fma(FloatVector.fromArray(F, x, x3 + k), a3);
-            }
-            float s0 = a0.reduceLanes(VectorOperators.ADD), s1 = a1.reduceLanes(VectorOperators.ADD),
-                    s2 = a2.reduceLanes(VectorOperators.ADD), s3 = a3.reduceLanes(VectorOperators.ADD);
-            for (; k < cols; k++) {
-                float v = w.get(b + k);
-                s0 += v * x[x0 + k];
-                s1 += v * x[x1 + k];
-                s2 += v * x[x2 + k];
-                s3 += v * x[x3 + k];
-            }
-            float s = scale[first + r];
-            int o = first + r + m0 * out;
-            y[o] = s * s0;
-            if (rows > 1) y[o + out] = s * s1;
-            if (rows > 2) y[o + 2 * out] = s * s2;
-            if (rows > 3) y[o + 3 * out] = s * s3;
         }
     }
 
