@@ -234,8 +234,12 @@ final class LlamaDecodeStep {
                     max = Math.max(max, p[j]);
                 }
                 float sum = VectorGemv.expShifted(p, length, max);
-                java.util.Arrays.fill(out, head * hd, head * hd + hd, 0f);
-                for (int j = 0; j < length; j++) VectorGemv.axpy(p[j] / sum, values, base + j * hd * 4, out, head * hd, hd);
+                if (VectorGemv.weightedRowsFit(hd)) {
+                    VectorGemv.weightedRows(p, length, 1f / sum, values, base, hd * 4, out, head * hd, hd);
+                } else {
+                    java.util.Arrays.fill(out, head * hd, head * hd + hd, 0f);
+                    for (int j = 0; j < length; j++) VectorGemv.axpy(p[j] / sum, values, base + j * hd * 4, out, head * hd, hd);
+                }
             }
         });
     }

@@ -61,6 +61,7 @@ public final class VectorGemv {
             }
             expShifted(x, 100, 1f);
             siluTimesUp(y, 100, x);
+            weightedRows(x, 16, 0.5f, w, 0, 4 * 64, y, 0, 4 * L);
             for (int j = 0; j < rows; j++) {
                 y[j] = dot(x, 0, w, j * 4 * 64, 64);
                 axpy(y[j], w, j * 4 * 64, x, 0, 64);
@@ -208,6 +209,36 @@ public final class VectorGemv {
             float g = gu[i];
             out[i] = g / (1f + (float) Math.exp(-g)) * gu[n + i];
         }
+    }
+
+    /**
+     * out[oo + d] = f·Σ_{j < n} p[j]·b[bo + j·stride + 4d] for d < width, b fp32 in a little-endian buffer: attention's
+     * weighted sum of cached value rows ({@code stride} bytes apart). Up to four vectors of the output are kept in
+     * registers while every row is read once, where an update per row ({@link #axpy}) went through memory each time.
+     * Needs {@code width} a multiple of the vector's length ({@link #weightedRowsFit}).
+     */
+    public static void weightedRows(float[] p, int n, float f, ByteBuffer b, int bo, int stride, float[] out, int oo, int width) {
+        for (int d0 = 0; d0 < width; d0 += 4 * L) {
+            int blocks = Math.min(4, (width - d0) / L);
+            FloatVector a0 = FloatVector.zero(F), a1 = FloatVector.zero(F), a2 = FloatVector.zero(F), a3 = FloatVector.zero(F);
+            for (int j = 0; j < n; j++) {
+                FloatVector pj = FloatVector.broadcast(F, p[j]);
+                int at = bo + j * stride + 4 * d0;
+                a0 = FloatVector.fromByteBuffer(F, b, at, LE).fma(pj, a0);
+                if (blocks > 1) a1 = FloatVector.fromByteBuffer(F, b, at + 4 * L, LE).fma(pj, a1);
+                if (blocks > 2) a2 = FloatVector.fromByteBuffer(F, b, at + 8 * L, LE).fma(pj, a2);
+                if (blocks > 3) a3 = FloatVector.fromByteBuffer(F, b, at + 12 * L, LE).fma(pj, a3);
+            }
+            a0.mul(f).intoArray(out, oo + d0);
+            if (blocks > 1) a1.mul(f).intoArray(out, oo + d0 + L);
+            if (blocks > 2) a2.mul(f).intoArray(out, oo + d0 + 2 * L);
+            if (blocks > 3) a3.mul(f).intoArray(out, oo + d0 + 3 * L);
+        }
+    }
+
+    /** Whether {@link #weightedRows} takes rows of {@code width} values. */
+    public static boolean weightedRowsFit(int width) {
+        return width % L == 0;
     }
 
     /** Σ_k a[ao + k]·b[bo + 4k] for k < n, b fp32 in a little-endian buffer (a cached key row). */
