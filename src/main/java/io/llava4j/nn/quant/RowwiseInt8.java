@@ -108,14 +108,15 @@ public final class RowwiseInt8 extends QuantizedWeight {
     }
 
     /**
-     * Whether a decoding step multiplies this matrix with {@link #multiply} rather than libtorch's int8 kernel: always in
-     * fp32 (libtorch has no fp32 int8 kernel: the layer would be dequantized each step); in bf16 for matrices under
+     * Whether a decoding step multiplies this matrix with {@link #multiply} rather than libtorch's int8 kernel: never off
+     * the CPU; always in fp32 (libtorch has no fp32 int8 kernel: the layer would be dequantized each step); in bf16 for matrices under
      * {@link StreamedWeight#PREFERRED_BELOW_BYTES}, where the kernel's fixed cost a call outweighs streaming the codes,
      * while on larger ones it streamed as fast or faster than the Java loops (bench/README.md, decode). The system
      * property {@code llava4j.int8JavaBelowBytes} moves that bound (0: libtorch's kernel for every bf16 matrix).
      */
     public boolean javaProduct(boolean bf16) {
-        return javaProductAvailable() && (!bf16 || q.numel() < Long.getLong("llava4j.int8JavaBelowBytes", StreamedWeight.PREFERRED_BELOW_BYTES));
+        return javaProductAvailable() && q.device().is_cpu()
+                && (!bf16 || q.numel() < Long.getLong("llava4j.int8JavaBelowBytes", StreamedWeight.PREFERRED_BELOW_BYTES));
     }
 
     /** Each thread's buffers for {@link #multiply} (the rounded input) and {@link #linear} (its input and output). */
