@@ -24,8 +24,14 @@ public final class InferenceWeights {
         });
     }
 
-    /** Whether {@link #prepare} packs the LLM at {@code precision} (weights stored in their GEMM type, oneDNN present). */
+    /**
+     * Whether {@link #prepare} packs the LLM at {@code precision}: weights stored in their GEMM type (oneDNN or the
+     * vector API present), or bf16 weights computing in fp32 (a CPU without bf16 arithmetic) where the JVM has the
+     * vector API, whose loops multiply the bf16 rows in fp32 instead of up-casting every layer for every token.
+     */
     public static boolean packs(Precision precision) {
+        if (precision.storage == org.bytedeco.pytorch.global.torch.ScalarType.BFloat16 && precision.gemm() == org.bytedeco.pytorch.global.torch.ScalarType.Float)
+            return io.llava4j.nn.StreamedWeight.available();
         return InferenceMatrix.available() && precision.storage == precision.gemm();
     }
 
@@ -51,6 +57,9 @@ public final class InferenceWeights {
 
     /** What {@link #prepare} did, for reports ({@link InferenceMatrix#describe}), or "plain". */
     public static String describe(long packedBytes, Precision precision) {
-        return packedBytes == 0 ? "plain" : InferenceMatrix.describe(precision.gemm());
+        if (packedBytes == 0) return "plain";
+        if (precision.storage != precision.gemm() && io.llava4j.nn.StreamedWeight.available())
+            return "row-major bf16 (Java vector API), fp32 arithmetic";
+        return InferenceMatrix.describe(precision.gemm());
     }
 }

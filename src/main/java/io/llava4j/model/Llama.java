@@ -204,8 +204,8 @@ public class Llama extends Module {
             bytes += lmHead.packForInference(type);
             if (lmHead.isPacked()) packed.accept("lm_head");
         }
-        if (lmHead == null && type == torch.ScalarType.BFloat16)
-            tiedHead = io.llava4j.nn.StreamedWeight.over(model.embedTokens.weight);
+        if (lmHead == null && model.embedTokens.weight.scalar_type().intern() == torch.ScalarType.BFloat16)
+            tiedHead = io.llava4j.nn.StreamedWeight.over(model.embedTokens.weight, type == torch.ScalarType.BFloat16);
         model.decodeStep = LlamaDecodeStep.of(model);
         return bytes;
     }

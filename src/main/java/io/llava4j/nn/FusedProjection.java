@@ -42,7 +42,7 @@ public final class FusedProjection {
             TensorVector ws = new TensorVector(), bs = new TensorVector();
             for (int i = 0; i < parts.length; i++) {
                 outs[i] = parts[i].weight.size(0);
-                ws.push_back(parts[i].weight.to(type));
+                ws.push_back(parts[i].weight.to(InferenceMatrix.storedAs(parts[i].weight, type)));
                 if (biased) bs.push_back(parts[i].bias);
             }
             stacked.put(torch.cat(ws, 0));

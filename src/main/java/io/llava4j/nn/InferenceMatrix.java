@@ -20,13 +20,27 @@ public interface InferenceMatrix {
     /** Bytes the matrix holds. */
     long bytes();
 
+    /**
+     * The type {@link #of} keeps {@code weight} in when it is to compute in {@code type}: bf16 for a bf16 weight computing
+     * in fp32 where the JVM has the vector API, else {@code type}.
+     */
+    static ScalarType storedAs(Tensor weight, ScalarType type) {
+        return type == ScalarType.Float && weight.scalar_type().intern() == ScalarType.BFloat16 && StreamedWeight.available()
+                ? ScalarType.BFloat16 : type;
+    }
+
     /** Whether {@link #of} can hold matrices at all here (fp32 ones only with oneDNN). */
     static boolean available() {
         return StreamedWeight.available() || PackedWeight.available();
     }
 
-    /** {@code weight} [out, in] held in {@code type} (fp32 or bf16), or null where this weight cannot be. */
+    /**
+     * {@code weight} [out, in] held to compute in {@code type} (fp32 or bf16), or null where this weight cannot be. A
+     * bf16 weight asked to compute in fp32 (bf16 storage on a CPU without bf16 arithmetic) stays bf16, row-major, and
+     * its products run in fp32 in the vector loops, where the JVM has them.
+     */
     static InferenceMatrix of(Tensor weight, ScalarType type) {
+        if (storedAs(weight, type) != type) return StreamedWeight.upcasting(weight); // half the bytes of an fp32 copy a step
         boolean streams = StreamedWeight.available() && type == ScalarType.BFloat16, packs = PackedWeight.available();
         if (streams && (weight.numel() * 2 < StreamedWeight.PREFERRED_BELOW_BYTES || !packs)) return StreamedWeight.of(weight);
         InferenceMatrix p = packs ? PackedWeight.of(weight, type) : null;

@@ -60,11 +60,13 @@ public final class StreamedWeight implements InferenceMatrix {
     private final Tensor matrix;        // [out, in] row-major, contiguous, bf16
     private final NativeRows memory;    // its rows, read in place
     private final int in, out;
+    private final boolean bf16Gemm;     // rounds as a bf16 GEMM (input and output in bf16); else fp32 arithmetic throughout
 
-    private StreamedWeight(Tensor matrix, int out, int in, long maxChunkBytes) {
+    private StreamedWeight(Tensor matrix, int out, int in, long maxChunkBytes, boolean bf16Gemm) {
         this.matrix = matrix;
         this.out = out;
         this.in = in;
+        this.bf16Gemm = bf16Gemm;
         this.memory = new NativeRows(matrix, out, 2L * in, maxChunkBytes);
     }
 
@@ -73,7 +75,16 @@ public final class StreamedWeight implements InferenceMatrix {
      * row of 2 GiB or more; 2³¹ rows or more).
      */
     public static StreamedWeight of(Tensor weight) {
-        return of(weight, Integer.MAX_VALUE);
+        return of(weight, Integer.MAX_VALUE, true);
+    }
+
+    /**
+     * A row-major bf16 copy of {@code weight} multiplied in fp32 arithmetic, as fp32 GEMMs on up-cast weights compute
+     * ({@code --bf16} on a CPU without bf16 arithmetic): the input and outputs stay fp32, each bf16 weight widened
+     * exactly; prompts up-cast the matrix for libtorch's fp32 GEMM. Half the bytes a step streams of an fp32 copy.
+     */
+    public static StreamedWeight upcasting(Tensor weight) {
+        return of(weight, Integer.MAX_VALUE, false);
     }
 
     /** Whether a bf16 matrix [out, in] fits the buffers' int indices (and is not empty). */
@@ -86,16 +97,21 @@ public final class StreamedWeight implements InferenceMatrix {
      * else null: a tied head reads the embedding table in place. The caller keeps {@code weight} alive and unchanged.
      */
     public static StreamedWeight over(Tensor weight) {
+        return over(weight, true);
+    }
+
+    /** As {@link #over(Tensor)}; {@code bf16Gemm} false: fp32 arithmetic, as {@link #upcasting}. */
+    public static StreamedWeight over(Tensor weight, boolean bf16Gemm) {
         if (!AVAILABLE || weight.dim() != 2 || weight.scalar_type().intern() != ScalarType.BFloat16 || !weight.is_contiguous()
                 || !weight.device().is_cpu() || !holdable(weight.size(0), weight.size(1)))
             return null;
         VectorGemv.warmUp();
         Tensor m = new Tensor(weight); // a second handle on the same tensor
-        return new StreamedWeight(m, (int) weight.size(0), (int) weight.size(1), Integer.MAX_VALUE);
+        return new StreamedWeight(m, (int) weight.size(0), (int) weight.size(1), Integer.MAX_VALUE, bf16Gemm);
     }
 
     /** As {@link #of(Tensor)}, the rows read through buffers of at most {@code maxChunkBytes} each (tests). */
-    static StreamedWeight of(Tensor weight, long maxChunkBytes) {
+    static StreamedWeight of(Tensor weight, long maxChunkBytes, boolean bf16Gemm) {
         if (!AVAILABLE) throw new IllegalStateException("the JVM runs without the jdk.incubator.vector module");
         if (weight.dim() != 2 || !holdable(weight.size(0), weight.size(1))) return null;
         VectorGemv.warmUp();
@@ -106,7 +122,7 @@ public final class StreamedWeight implements InferenceMatrix {
             c.copy_(weight);
             m.put(c);
         }
-        return new StreamedWeight(m, (int) out, (int) in, maxChunkBytes);
+        return new StreamedWeight(m, (int) out, (int) in, maxChunkBytes, bf16Gemm);
     }
 
     @Override
@@ -120,9 +136,14 @@ public final class StreamedWeight implements InferenceMatrix {
         return Scopes.keep(() -> rows > VECTOR_ROWS || rows == 0 ? gemm(x, bias) : vector(x, bias, (int) rows));
     }
 
-    /** Many rows: libtorch's GEMM on the row-major matrix. */
+    /** Many rows: libtorch's GEMM on the row-major matrix (up-cast to fp32 first where the arithmetic is fp32). */
     private Tensor gemm(Tensor x, Tensor bias) {
         ScalarType xt = x.scalar_type().intern();
+        if (!bf16Gemm) {
+            Tensor xf = x.to(ScalarType.Float), w = matrix.to(ScalarType.Float);
+            Tensor y = bias == null ? torch.linear(xf, w) : torch.linear(xf, w, new TensorOptional(bias.to(ScalarType.Float)));
+            return y.scalar_type().intern() == xt ? y : y.to(xt);
+        }
         Tensor xi = xt == ScalarType.BFloat16 ? x : x.to(ScalarType.BFloat16);
         Tensor y = bias == null ? torch.linear(xi, matrix) : torch.linear(xi, matrix, new TensorOptional(bias.to(ScalarType.BFloat16)));
         return y.scalar_type().intern() == xt ? y : y.to(xt);
@@ -137,7 +158,7 @@ public final class StreamedWeight implements InferenceMatrix {
         if (scratch[1].length < ny) scratch[1] = new float[ny];
         float[] xs = scratch[0], ys = scratch[1];
         x.reshape(rows, in).to(ScalarType.Float).contiguous().data_ptr_float().get(xs, 0, nx);
-        product(xs, rows, xt != ScalarType.BFloat16, ys, bias == null ? null : biasValues(bias));
+        product(xs, rows, bf16Gemm && xt != ScalarType.BFloat16, ys, bias == null ? null : biasValues(bias));
         Tensor y = torch.empty(new long[]{rows, out}, new TensorOptions(ScalarType.Float), null);
         y.data_ptr_float().put(ys, 0, ny);
         if (xt != ScalarType.Float) y = y.to(xt);
@@ -156,7 +177,7 @@ public final class StreamedWeight implements InferenceMatrix {
         float[][] scratch = SCRATCH.get();
         if (scratch[0].length < in) scratch[0] = new float[in];
         System.arraycopy(x, 0, scratch[0], 0, in);
-        product(scratch[0], 1, true, y, bias);
+        product(scratch[0], 1, bf16Gemm, y, bias);
     }
 
     /** ys[0 : rows·out] = xs[0 : rows·in]·Wᵀ (+ bias), xs rounded to bf16 in place first where {@code roundInput}. */
@@ -172,20 +193,23 @@ public final class StreamedWeight implements InferenceMatrix {
         if (bias != null)
             for (int r = 0; r < rows; r++)
                 for (int o = 0; o < out; o++) ys[r * out + o] += bias[o];
-        roundToBf16(ys, rows * out); // oneDNN's bf16 product returns bf16
+        if (bf16Gemm) roundToBf16(ys, rows * out); // oneDNN's bf16 product returns bf16
     }
 
     /** Each thread's input and output buffers, reused from call to call (no garbage per decoding step). */
     private static final ThreadLocal<float[][]> SCRATCH = ThreadLocal.withInitial(() -> new float[][]{new float[0], new float[0]});
 
     private Tensor biasOf;       // the bias tensor biasValues was read from (layers pass the same one every call)
-    private float[] biasValues;  // its values rounded to bf16, as fp32
+    private float[] biasValues;  // its values as the products add them (rounded to bf16 where they round as bf16 GEMMs)
 
-    /** The values of {@code bias} [out] rounded to bf16, as fp32 (read once for the tensor a layer passes every call). */
+    /**
+     * The values of {@code bias} [out] as fp32, rounded to bf16 first where the products round as bf16 GEMMs (read once
+     * for the tensor a layer passes every call).
+     */
     public synchronized float[] biasValues(Tensor bias) {
         if (bias != biasOf) {
             float[] v = new float[out];
-            bias.to(ScalarType.BFloat16).to(ScalarType.Float).contiguous().data_ptr_float().get(v);
+            (bf16Gemm ? bias.to(ScalarType.BFloat16) : bias).to(ScalarType.Float).contiguous().data_ptr_float().get(v);
             biasValues = v;
             biasOf = bias;
         }

@@ -3,6 +3,7 @@ package io.llava4j.model;
 import io.llava4j.config.TextConfig;
 import io.llava4j.engine.Engine;
 import io.llava4j.engine.Tensors;
+import io.llava4j.nn.Linear;
 import io.llava4j.nn.StreamedWeight;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
@@ -88,6 +89,53 @@ class LlamaDecodeStepTest {
                 System.clearProperty("llava4j.bf16_gemm");
                 System.clearProperty("llava4j.int8JavaBelowBytes");
             }
+        }
+    }
+
+    /**
+     * bf16 weights on a CPU without bf16 arithmetic ({@code llava4j.bf16_gemm=0}), packed for fp32 arithmetic: over a
+     * prompt, both the Java step's model and libtorch's path on the packed matrices give the hidden states of the
+     * unpacked model, whose GEMMs up-cast each bf16 weight to fp32; decoding steps, the Java step equals libtorch's path
+     * on the same matrices.
+     */
+    @Test
+    void bf16WeightsWithoutBf16ArithmeticDecodeAsTheUpcastingPath() {
+        Engine.init();
+        Assumptions.assumeTrue(StreamedWeight.available(), "JVM without the jdk.incubator.vector module");
+        System.setProperty("llava4j.bf16_gemm", "0");
+        try {
+            Llama[] m = new Llama[3]; // the Java step, libtorch's path on the same packing, unpacked
+            for (int i = 0; i < 3; i++) {
+                torch.manual_seed(37);
+                m[i] = new Llama(configOf("qwen2"));
+                try (NoGradGuard g = new NoGradGuard()) {
+                    for (Tensor p : Tensors.namedParameters(m[i]).values()) p.copy_(torch.randn(p.sizes().vec().get()).mul(new org.bytedeco.pytorch.Scalar(0.5)));
+                    for (Linear l : m[i].layerProjections().values()) l.weight.set_data(l.weight.to(torch.ScalarType.BFloat16));
+                }
+                if (i < 2) m[i].packForInference(io.llava4j.nn.Precision.BF16.gemm()); // fp32 here
+            }
+            assertEquals(torch.ScalarType.Float, io.llava4j.nn.Precision.BF16.gemm());
+            assertNotNull(m[0].model.decodeStep, "bf16 rows multiplied in fp32: the step runs");
+            m[1].model.decodeStep = null;
+            try (NoGradGuard g = new NoGradGuard(); io.llava4j.nn.Autocast ac = io.llava4j.nn.Autocast.enable(io.llava4j.nn.Precision.BF16)) {
+                KvCache[] c = new KvCache[3];
+                for (int i = 0; i < 3; i++) c[i] = new KvCache(configOf("qwen2"), 1, 32);
+                Tensor prompt = torch.randn(1, 20, 64);
+                Tensor[] h = new Tensor[3];
+                for (int i = 0; i < 3; i++) h[i] = m[i].forwardCached(prompt, null, null, c[i]);
+                for (int i = 0; i < 2; i++) assertTrue(Tensors.relativeError(h[i], h[2]) < 1e-5, "prompt, model " + i);
+                for (int step = 0; step < 4; step++) {
+                    Tensor e = torch.randn(1, 1, 64);
+                    for (int i = 0; i < 3; i++) h[i] = m[i].forwardCached(e, null, null, c[i]);
+                    double same = Tensors.relativeError(h[0], h[1]), unpacked = Tensors.relativeError(h[0], h[2]);
+                    assertTrue(same < 1e-5, "step " + step + ": the Java step against libtorch's path on the same matrices: " + same);
+                    // the unpacked path multiplies one row against bf16 weights as a bf16 matrix-vector product
+                    // (Autocast.linear: rounded to bf16), where the packed matrices keep fp32: bf16-sized differences
+                    assertTrue(unpacked < 2e-2, "step " + step + ": against the unpacked path: " + unpacked);
+                }
+            }
+        } finally {
+            System.clearProperty("llava4j.bf16_gemm");
         }
     }
 

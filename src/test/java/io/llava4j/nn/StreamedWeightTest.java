@@ -57,13 +57,56 @@ class StreamedWeightTest {
         }
     }
 
+    /**
+     * bf16 weights in fp32 arithmetic (bf16 storage on a CPU without bf16 arithmetic): each output the exact sum of the
+     * bf16 weights times the unrounded input, up to fp32 summation error, and not rounded to bf16; vector loops and the
+     * up-cast GEMM alike.
+     */
+    @Test
+    void upcastingMultipliesBf16WeightsInFp32() {
+        Engine.init();
+        Assumptions.assumeTrue(StreamedWeight.available(), "JVM without the jdk.incubator.vector module");
+        torch.manual_seed(25);
+        for (long[] s : SHAPES) {
+            int out = (int) s[0], in = (int) s[1];
+            Tensor w = torch.randn(out, in).to(ScalarType.BFloat16), b = torch.randn(out);
+            StreamedWeight m = StreamedWeight.upcasting(w);
+            float[] wv = Tensors.toFloats(w), bv = Tensors.toFloats(b);
+            for (int rows : ROWS) {
+                String what = java.util.Arrays.toString(s) + ", upcasting, " + rows + " rows";
+                Tensor x = torch.randn(rows, in);
+                float[] xv = Tensors.toFloats(x);
+                Tensor yt = m.linear(x, b);
+                assertEquals(ScalarType.Float, yt.scalar_type().intern(), what);
+                float[] y = Tensors.toFloats(yt);
+                boolean unrounded = false;
+                for (int r = 0; r < rows; r++)
+                    for (int o = 0; o < out; o++) {
+                        double exact = bv[o], magnitude = Math.abs(exact);
+                        for (int k = 0; k < in; k++) {
+                            exact += (double) wv[o * in + k] * xv[r * in + k];
+                            magnitude += Math.abs((double) wv[o * in + k] * xv[r * in + k]);
+                        }
+                        assertEquals(exact, y[r * out + o], 1e-6 * magnitude, what + ", row " + r + " output " + o);
+                        unrounded |= (Float.floatToRawIntBits(y[r * out + o]) & 0xffff) != 0;
+                    }
+                assertTrue(unrounded, what + ": outputs kept in fp32, not rounded to bf16");
+                if (rows == 1) {
+                    float[] step = new float[out];
+                    m.multiply(xv, step, m.biasValues(b));
+                    assertArrayEquals(y, step, 1e-5f * in, what + ": multiply on Java arrays, the input not rounded");
+                }
+            }
+        }
+    }
+
     @Test
     void aMatrixReadThroughSeveralBuffersGivesTheSameValues() {
         Engine.init();
         Assumptions.assumeTrue(StreamedWeight.available(), "JVM without the jdk.incubator.vector module");
         torch.manual_seed(23);
         Tensor w = torch.randn(37, 50);
-        StreamedWeight whole = StreamedWeight.of(w), chunked = StreamedWeight.of(w, 3 * 50 * 2); // 3-row buffers
+        StreamedWeight whole = StreamedWeight.of(w), chunked = StreamedWeight.of(w, 3 * 50 * 2, true); // 3-row buffers
         for (int rows : new int[]{1, 4, 6}) {
             Tensor x = torch.randn(rows, 50);
             Tensor a = whole.linear(x, null), c = chunked.linear(x, null);
