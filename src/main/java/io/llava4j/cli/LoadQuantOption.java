@@ -12,7 +12,7 @@ import picocli.CommandLine.Option;
  */
 public final class LoadQuantOption {
     @Option(names = "--load_8bit", arity = "1", converter = TrainCommand.Bool.class,
-            description = "the LLM's linear weights in int8 (decoding runs libtorch's weight-only int8 kernel)")
+            description = "the LLM's linear weights in int8 (decoding multiplies the codes in place: Java's vector loops, or libtorch's int8 kernel)")
     boolean load8bit;
     @Option(names = "--load_4bit", arity = "1", converter = TrainCommand.Bool.class,
             description = "the LLM's linear weights in 4 bits (--load_4bit_format)")
