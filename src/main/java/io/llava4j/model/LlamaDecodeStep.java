@@ -89,8 +89,10 @@ final class LlamaDecodeStep {
             if (parts[i] == null) return null;
             outs[i] = (int) layers[i].weight.size(0);
         }
-        float[] part = new float[java.util.Arrays.stream(outs).max().getAsInt()];
+        int widest = java.util.Arrays.stream(outs).max().getAsInt();
+        ThreadLocal<float[]> buffer = ThreadLocal.withInitial(() -> new float[widest]); // steps may run on several threads
         return (x, y) -> {
+            float[] part = buffer.get();
             for (int i = 0, at = 0; i < parts.length; at += outs[i], i++) {
                 parts[i].apply(x, part);
                 System.arraycopy(part, 0, y, at, outs[i]);

@@ -9,8 +9,8 @@ import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /**
  * A frozen bf16 linear weight held row-major for inference, whose products with a few rows (a decoding step, or a few
- * sequences decoded together) run as Java vector loops ({@link VectorGemv}) split over a {@link CpuTeam}, and with
- * more rows (a prompt) as libtorch's GEMM on the same memory.
+ * sequences decoded together) run as Java vector loops ({@link VectorGemv}) split over a team of threads
+ * ({@link NativeRows#multiply}), and with more rows (a prompt) as libtorch's GEMM on the same memory.
  *
  * <p>Why not libtorch for the few-row case: a decoding step streams every weight matrix once per token, and libtorch
  * 2.10 pays a fixed cost per product there (oneDNN builds its primitive descriptor on every call, ~45–70 µs) that at
@@ -33,22 +33,6 @@ public final class StreamedWeight implements InferenceMatrix {
     public static final long PREFERRED_BELOW_BYTES = Long.getLong("llava4j.javaBelowBytes", 8L << 20);
     /** Inputs of up to this many rows take the vector path; more go to libtorch's GEMM. */
     public static final int VECTOR_ROWS = 8;
-    /** At least this many bytes of the matrix are handed to one team member at a time. */
-    private static final long GRAIN_BYTES = 128 << 10;
-    /** A matrix is cut into about this many ranges a team member (fewer where a range would fall under {@link #GRAIN_BYTES}). */
-    private static final int RANGES_PER_THREAD = 8;
-
-    /**
-     * Rows a team member takes at a time from a matrix of {@code rows} rows of {@code rowBytes}: long contiguous ranges,
-     * which the CPU's prefetchers stream faster (TinyLlama's 5,632 × 2,048 bf16 matrices: 46–47 GB/s in ranges of an
-     * eighth of a thread's share against 31–40 GB/s in 128 KB pieces, 2 threads, alternated), still enough of them that
-     * a member that starts late takes fewer.
-     */
-    public static int grainRows(long rowBytes, int rows) {
-        long bytes = Math.max(GRAIN_BYTES, rowBytes * rows / ((long) io.llava4j.engine.Engine.threads() * RANGES_PER_THREAD));
-        return (int) Math.max(1, Math.min(rows, bytes / rowBytes));
-    }
-
     private static final boolean AVAILABLE = ModuleLayer.boot().findModule("jdk.incubator.vector").isPresent()
             && !"false".equals(System.getProperty("llava4j.vectorGemv"));
 
@@ -95,12 +79,8 @@ public final class StreamedWeight implements InferenceMatrix {
     /**
      * {@code weight} itself (no copy) where it is a contiguous bf16 matrix on the CPU and the JVM has the vector API,
      * else null: a tied head reads the embedding table in place. The caller keeps {@code weight} alive and unchanged.
+     * {@code bf16Gemm}: its products round as bf16 GEMMs (as {@link #of}), else fp32 arithmetic (as {@link #upcasting}).
      */
-    public static StreamedWeight over(Tensor weight) {
-        return over(weight, true);
-    }
-
-    /** As {@link #over(Tensor)}; {@code bf16Gemm} false: fp32 arithmetic, as {@link #upcasting}. */
     public static StreamedWeight over(Tensor weight, boolean bf16Gemm) {
         if (!AVAILABLE || weight.dim() != 2 || weight.scalar_type().intern() != ScalarType.BFloat16 || !weight.is_contiguous()
                 || !weight.device().is_cpu() || !holdable(weight.size(0), weight.size(1)))
@@ -183,9 +163,9 @@ public final class StreamedWeight implements InferenceMatrix {
     /** ys[0 : rows·out] = xs[0 : rows·in]·Wᵀ (+ bias), xs rounded to bf16 in place first where {@code roundInput}. */
     private void product(float[] xs, int rows, boolean roundInput, float[] ys, float[] bias) {
         if (roundInput) roundToBf16(xs, rows * in); // the input in the matrix's type, as x.to(bf16)
-        int grain = grainRows(2L * in, out);
+        int grain = memory.grain();
         CpuTeam team = CpuTeam.of(io.llava4j.engine.Engine.threads());
-        for (int m0 = 0; m0 < rows; m0 += 4) {
+        for (int m0 = 0; m0 < rows; m0 += 4) { // each loop its own call sites, so that the JIT sees one kernel at each
             int m = m0, count = Math.min(4, rows - m0);
             team.run(out, grain, (from, to) -> memory.forEach(from, to,
                     (buffer, a, b, first) -> VectorGemv.bf16(buffer, in, a, b, xs, m, count, ys, first, out)));

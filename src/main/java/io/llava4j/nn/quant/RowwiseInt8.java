@@ -1,7 +1,6 @@
 package io.llava4j.nn.quant;
 
 import io.llava4j.engine.CpuTeam;
-import io.llava4j.engine.Engine;
 import io.llava4j.engine.Tensors;
 import io.llava4j.nn.NativeRows;
 import io.llava4j.nn.StreamedWeight;
@@ -28,7 +27,8 @@ public final class RowwiseInt8 extends QuantizedWeight {
     private final Tensor q;     // int8 [out, in]
     private final Tensor stats; // fp32 [out]: each row's absolute maximum
     private Tensor kernelScales; // bf16 [out]: stats / 127 for libtorch's int8 weight-only kernel, made on first use
-    private NativeRows inPlace;  // q's rows read from Java (multiply), made on first use
+    private volatile NativeRows inPlace; // q's rows read from Java (multiply), made on first use
+    private volatile byte javaChoice = -1; // javaProduct's answer, bit 0 in fp32 and bit 1 in bf16; -1 until first asked
     private float[] scales, bf16Scales; // [out]: m·(1/127) in fp32, and rounded to bf16 as the kernel's
 
     private RowwiseInt8(long[] shape, Tensor q, Tensor stats) {
@@ -115,8 +115,13 @@ public final class RowwiseInt8 extends QuantizedWeight {
      * property {@code llava4j.int8JavaBelowBytes} moves that bound (0: libtorch's kernel for every bf16 matrix).
      */
     public boolean javaProduct(boolean bf16) {
-        return javaProductAvailable() && q.device().is_cpu()
-                && (!bf16 || q.numel() < Long.getLong("llava4j.int8JavaBelowBytes", StreamedWeight.PREFERRED_BELOW_BYTES));
+        byte c = javaChoice;
+        if (c < 0) { // decided on first use (asked on every product of every decoding step)
+            boolean cpu = javaProductAvailable() && q.device().is_cpu();
+            c = (byte) ((cpu ? 1 : 0) | (cpu && q.numel() < Long.getLong("llava4j.int8JavaBelowBytes", StreamedWeight.PREFERRED_BELOW_BYTES) ? 2 : 0));
+            javaChoice = c;
+        }
+        return (c & (bf16 ? 2 : 1)) != 0;
     }
 
     /** Each thread's buffers for {@link #multiply} (the rounded input) and {@link #linear} (its input and output). */
@@ -146,7 +151,7 @@ public final class RowwiseInt8 extends QuantizedWeight {
      * {@link #javaProductAvailable}.
      */
     public void multiply(float[] x, int rows, float[] y, boolean bf16) {
-        readInPlace();
+        if (inPlace == null) readInPlace();
         QuantizedLinear.countInt8Product();
         int in = (int) shape[1], out = (int) shape[0];
         float[] xs = x;
@@ -158,11 +163,10 @@ public final class RowwiseInt8 extends QuantizedWeight {
             StreamedWeight.roundToBf16(xs, rows * in);
         }
         float[] sc = bf16 ? bf16Scales : scales, xr = xs;
-        int grain = StreamedWeight.grainRows(in, out);
-        CpuTeam team = CpuTeam.of(Engine.threads());
+        CpuTeam team = CpuTeam.of(io.llava4j.engine.Engine.threads());
         for (int m0 = 0; m0 < rows; m0 += 4) {
             int m = m0, count = Math.min(4, rows - m0);
-            team.run(out, grain, (from, to) -> inPlace.forEach(from, to,
+            team.run(out, inPlace.grain(), (from, to) -> inPlace.forEach(from, to,
                     (buffer, a, b, first) -> VectorGemv.int8(buffer, in, a, b, xr, m, count, sc, y, first, out)));
         }
         if (bf16) StreamedWeight.roundToBf16(y, rows * out);
